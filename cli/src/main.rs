@@ -1,0 +1,2 @@
+//! The `vakt` binary.
+fn main() {}

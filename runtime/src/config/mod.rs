@@ -1,0 +1,260 @@
+//! The proxy's configuration: one typed [`Config`] that every front end
+//! produces (the TOML file of [`toml`](self::toml), later haproxy.cfg) and the
+//! rest of the runtime consumes. Values here are resolved: defaults are folded
+//! in, addresses parsed, password hashes checked for form. Nothing in this
+//! module opens sockets.
+//!
+//! The model is HAProxy's: a [`Frontend`] accepts connections and picks a
+//! [`Backend`]; a TOML `[[listen]]` is one of each under the same name.
+
+mod diag;
+pub mod reader;
+mod toml;
+
+pub use diag::{Diagnostic, Diagnostics, Severity, Source, closest};
+pub use toml::{from_toml, load};
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub global: Global,
+    pub frontends: Vec<Frontend>,
+    pub backends: Vec<Backend>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Global {
+    /// All client connections of the process together; past it, accept waits.
+    pub maxconn: usize,
+    pub log: LogTarget,
+    /// Syslog facility code (local0 = 16).
+    pub log_facility: u8,
+    /// Percent of random jitter on check intervals (HAProxy `spread-checks`).
+    pub spread_checks: u8,
+    pub admin_socket: Option<PathBuf>,
+    /// Worker threads; `None` = one per core.
+    pub threads: Option<usize>,
+    /// Largest request head (request line + headers) accepted, in bytes; past
+    /// it the client gets 431.
+    pub max_header_size: usize,
+    /// How long a stopping process lets in-flight requests finish.
+    pub stop_timeout: Duration,
+    /// Drop privileges to this user/group after binding (haproxy.cfg `user`).
+    pub user: Option<String>,
+    pub group: Option<String>,
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Global {
+            maxconn: 4096,
+            log: LogTarget::Stdout,
+            log_facility: 16,
+            spread_checks: 0,
+            admin_socket: None,
+            threads: None,
+            max_header_size: 16384,
+            stop_timeout: Duration::from_secs(30),
+            user: None,
+            group: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    Off,
+    Stdout,
+    /// Syslog over UDP, RFC 3164.
+    Udp(SocketAddr),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frontend {
+    pub name: String,
+    pub bind: Vec<SocketAddr>,
+    /// Per-frontend connection limit.
+    pub maxconn: usize,
+    pub timeout_client: Duration,
+    pub timeout_http_request: Duration,
+    pub http_close: bool,
+    pub forwardfor: bool,
+    /// `None` = no request log for this frontend.
+    pub log: Option<LogFormat>,
+    pub dontlognull: bool,
+    pub stats: Option<Stats>,
+    /// First match wins; else `default_backend`.
+    pub routes: Vec<Route>,
+    /// Index into [`Config::backends`].
+    pub default_backend: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    HttpLog,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub rule: RouteRule,
+    /// Index into [`Config::backends`].
+    pub backend: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteRule {
+    PathPrefix(Vec<String>),
+    /// Host header equals one of these (lower case, port stripped).
+    Host(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backend {
+    pub name: String,
+    pub balance: Balance,
+    pub cookie: Option<Cookie>,
+    /// Connection attempts after the first failure, per request.
+    pub retries: u32,
+    pub redispatch: bool,
+    pub http_close: bool,
+    pub forwardfor: bool,
+    pub timeout_connect: Duration,
+    pub timeout_server: Duration,
+    pub timeout_queue: Duration,
+    pub servers: Vec<Server>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    RoundRobin,
+    LeastConn,
+    Source,
+}
+
+impl Balance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Balance::RoundRobin => "roundrobin",
+            Balance::LeastConn => "leastconn",
+            Balance::Source => "source",
+        }
+    }
+}
+
+/// `cookie NAME insert [indirect] [nocache]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cookie {
+    pub name: String,
+    pub indirect: bool,
+    pub nocache: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    /// HTTP GET of this path; `None` = plain TCP connect check.
+    pub path: Option<String>,
+    pub interval: Duration,
+    pub rise: u32,
+    pub fall: u32,
+    pub expect: StatusExpect,
+    /// A check must answer within this (timeout connect + timeout server,
+    /// capped at the interval as HAProxy does with `timeout check` unset).
+    pub timeout: Duration,
+}
+
+/// Which status codes pass an HTTP check: "2xx", "200", "2xx,3xx".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusExpect(pub Vec<StatusMatch>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusMatch {
+    Exact(u16),
+    Class(u16),
+}
+
+impl StatusExpect {
+    pub fn matches(&self, status: u16) -> bool {
+        self.0.iter().any(|m| match *m {
+            StatusMatch::Exact(s) => s == status,
+            StatusMatch::Class(c) => status / 100 == c,
+        })
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut out = Vec::new();
+        for part in s.split([',', '|']).map(str::trim) {
+            let b = part.as_bytes();
+            if b.len() == 3 && (b"12345".contains(&b[0])) && &part[1..].to_ascii_lowercase() == "xx"
+            {
+                out.push(StatusMatch::Class(u16::from(b[0] - b'0')));
+            } else if let Ok(n @ 100..=599) = part.parse::<u16>() {
+                out.push(StatusMatch::Exact(n));
+            } else {
+                return Err(format!(
+                    "\"{part}\" is not a status code (100-599) or class (\"2xx\")"
+                ));
+            }
+        }
+        if out.is_empty() {
+            return Err("no status given".into());
+        }
+        Ok(StatusExpect(out))
+    }
+}
+
+impl std::fmt::Display for StatusExpect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, m) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            match m {
+                StatusMatch::Exact(s) => write!(f, "{s}")?,
+                StatusMatch::Class(c) => write!(f, "{c}xx")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stats {
+    /// Requests whose path-and-query starts with this get the stats page.
+    pub uri: String,
+    pub realm: String,
+    /// Empty = no authentication (HAProxy allows it; we warn).
+    pub users: Vec<StatsUser>,
+    pub refresh: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsUser {
+    pub name: String,
+    pub password: Password,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Password {
+    /// A crypt(3) hash: `$6$` (sha-512) or `$5$` (sha-256).
+    Hash(String),
+    /// Only from haproxy.cfg `stats auth user:pass`, where it is legal.
+    Plain(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    pub name: String,
+    pub addr: SocketAddr,
+    /// Value of the persistence cookie that names this server.
+    pub cookie: Option<String>,
+    /// 0..=256; 0 = takes no new unpersisted traffic.
+    pub weight: u32,
+    /// 0 = no limit; else excess requests queue.
+    pub maxconn: usize,
+    /// `None` = not checked (always considered UP).
+    pub check: Option<Check>,
+    pub backup: bool,
+}

@@ -1,0 +1,409 @@
+//! A typed walk over a TOML document that keeps positions. [`Fields`] hands out
+//! the keys a reader asks for, records a [`Diagnostic`](super::Diagnostic) for
+//! every value of the wrong type, and reports each key nobody asked for as
+//! unknown (with a "did you mean"). Readers never stop at the first problem.
+//! Shared by the proxy TOML front end and the CLI's inventory.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use toml_edit::{Item, TableLike};
+
+use super::diag::{Diagnostics, Source, closest};
+
+/// Parses `src` as TOML; a syntax error becomes one diagnostic.
+pub fn parse(src: &Source) -> Result<toml_edit::Document<String>, Diagnostics> {
+    toml_edit::Document::parse(src.text().to_string()).map_err(|e| {
+        let mut d = Diagnostics::new();
+        d.error_hint(
+            src,
+            e.span(),
+            format!("invalid TOML: {}", e.message().trim()),
+            "see https://toml.io for the syntax",
+        );
+        d
+    })
+}
+
+/// The keys of one table, read one by one.
+pub struct Fields<'a> {
+    src: &'a Source,
+    table: &'a dyn TableLike,
+    span: Option<Range<usize>>,
+    /// Dotted path of this table, for messages (`listen[0].check`).
+    path: String,
+    known: Vec<&'static str>,
+}
+
+/// One value found under a key.
+#[derive(Clone, Copy)]
+pub struct Field<'a> {
+    src: &'a Source,
+    pub item: &'a Item,
+    key_span: Option<(usize, usize)>,
+}
+
+impl<'a> Fields<'a> {
+    pub fn root(src: &'a Source, doc: &'a toml_edit::Document<String>) -> Self {
+        Fields {
+            src,
+            table: doc.as_table(),
+            span: Some(0..0),
+            path: String::new(),
+            known: Vec::new(),
+        }
+    }
+
+    pub fn source(&self) -> &'a Source {
+        self.src
+    }
+
+    pub fn span(&self) -> Option<Range<usize>> {
+        self.span.clone()
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The full name of `key` in this table, for messages.
+    pub fn name(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    /// Looks `key` up and marks it known.
+    pub fn get(&mut self, key: &'static str) -> Option<Field<'a>> {
+        self.known.push(key);
+        let (k, item) = self.table.get_key_value(key)?;
+        if item.is_none() {
+            return None;
+        }
+        Some(Field {
+            src: self.src,
+            item,
+            key_span: k.span().map(|s| (s.start, s.end)),
+        })
+    }
+
+    /// Marks keys as known without reading them (read elsewhere).
+    pub fn allow(&mut self, keys: &[&'static str]) {
+        self.known.extend_from_slice(keys);
+    }
+
+    pub fn str(
+        &mut self,
+        key: &'static str,
+        d: &mut Diagnostics,
+    ) -> Option<(&'a str, Range<usize>)> {
+        let f = self.get(key)?;
+        let name = self.name(key);
+        f.as_str(&name, d).map(|s| (s, f.span()))
+    }
+
+    pub fn string(&mut self, key: &'static str, d: &mut Diagnostics) -> Option<String> {
+        self.str(key, d).map(|(s, _)| s.to_string())
+    }
+
+    pub fn bool(&mut self, key: &'static str, d: &mut Diagnostics) -> Option<bool> {
+        let f = self.get(key)?;
+        let name = self.name(key);
+        f.as_bool(&name, d)
+    }
+
+    /// An integer within `lo..=hi`.
+    pub fn int(&mut self, key: &'static str, lo: i64, hi: i64, d: &mut Diagnostics) -> Option<i64> {
+        let f = self.get(key)?;
+        let name = self.name(key);
+        f.as_int(&name, lo, hi, d)
+    }
+
+    pub fn duration(&mut self, key: &'static str, d: &mut Diagnostics) -> Option<Duration> {
+        let f = self.get(key)?;
+        let name = self.name(key);
+        f.as_duration(&name, d)
+    }
+
+    /// An array of strings (a lone string is accepted as a one-element array).
+    pub fn strings(
+        &mut self,
+        key: &'static str,
+        d: &mut Diagnostics,
+    ) -> Option<Vec<(&'a str, Range<usize>)>> {
+        let f = self.get(key)?;
+        let name = self.name(key);
+        f.as_strings(&name, d)
+    }
+
+    /// A sub-table (standard `[a.b]` or inline `{ .. }`).
+    pub fn table(&mut self, key: &'static str, d: &mut Diagnostics) -> Option<Fields<'a>> {
+        let f = self.get(key)?;
+        let name = self.name(key);
+        f.as_table(&name, d)
+    }
+
+    /// An array of tables (`[[listen]]`, or an inline array of inline tables).
+    pub fn tables(&mut self, key: &'static str, d: &mut Diagnostics) -> Vec<Fields<'a>> {
+        let Some(f) = self.get(key) else {
+            return Vec::new();
+        };
+        let name = self.name(key);
+        f.as_tables(&name, d)
+    }
+
+    /// Reports every key that no reader asked for. Call once the table is read.
+    pub fn finish(self, d: &mut Diagnostics) {
+        for (key, item) in self.table.iter() {
+            if self.known.contains(&key) {
+                continue;
+            }
+            let span = self
+                .table
+                .get_key_value(key)
+                .and_then(|(k, _)| k.span())
+                .or_else(|| item.span());
+            let place = if self.path.is_empty() {
+                "at the top level".to_string()
+            } else {
+                format!("in `{}`", self.path)
+            };
+            let hint = match closest(key, &self.known) {
+                Some(c) => format!("did you mean `{c}`?"),
+                None => format!("known keys here: {}", self.known.join(", ")),
+            };
+            d.error_hint(self.src, span, format!("unknown key `{key}` {place}"), hint);
+        }
+    }
+}
+
+impl<'a> Field<'a> {
+    /// Span of the value (or of its key when the value has none).
+    pub fn span(&self) -> Range<usize> {
+        self.item
+            .span()
+            .or_else(|| self.key_span.map(|(s, e)| s..e))
+            .unwrap_or(0..0)
+    }
+
+    fn wrong_type(&self, name: &str, want: &str, d: &mut Diagnostics) {
+        d.error(
+            self.src,
+            Some(self.span()),
+            format!("`{name}` must be {want}, found {}", self.item.type_name()),
+        );
+    }
+
+    pub fn as_str(&self, name: &str, d: &mut Diagnostics) -> Option<&'a str> {
+        let s = self.item.as_str();
+        if s.is_none() {
+            self.wrong_type(name, "a string", d);
+        }
+        s
+    }
+
+    pub fn as_bool(&self, name: &str, d: &mut Diagnostics) -> Option<bool> {
+        let b = self.item.as_bool();
+        if b.is_none() {
+            self.wrong_type(name, "true or false", d);
+        }
+        b
+    }
+
+    pub fn as_int(&self, name: &str, lo: i64, hi: i64, d: &mut Diagnostics) -> Option<i64> {
+        let Some(n) = self.item.as_integer() else {
+            self.wrong_type(name, "an integer", d);
+            return None;
+        };
+        if n < lo || n > hi {
+            d.error(
+                self.src,
+                Some(self.span()),
+                format!("`{name}` is {n}, it must be between {lo} and {hi}"),
+            );
+            return None;
+        }
+        Some(n)
+    }
+
+    pub fn as_duration(&self, name: &str, d: &mut Diagnostics) -> Option<Duration> {
+        let s = self.as_str(name, d)?;
+        match parse_duration(s) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                d.error_hint(
+                    self.src,
+                    Some(self.span()),
+                    format!("`{name}` = \"{s}\": {e}"),
+                    "write a number and a unit: \"500ms\", \"2s\", \"1m\", \"1h\"",
+                );
+                None
+            }
+        }
+    }
+
+    pub fn as_strings(
+        &self,
+        name: &str,
+        d: &mut Diagnostics,
+    ) -> Option<Vec<(&'a str, Range<usize>)>> {
+        if let Some(s) = self.item.as_str() {
+            return Some(vec![(s, self.span())]);
+        }
+        let Some(arr) = self.item.as_array() else {
+            self.wrong_type(name, "an array of strings", d);
+            return None;
+        };
+        let mut out = Vec::new();
+        for v in arr.iter() {
+            match v.as_str() {
+                Some(s) => out.push((s, v.span().unwrap_or_else(|| self.span()))),
+                None => d.error(
+                    self.src,
+                    v.span().or_else(|| Some(self.span())),
+                    format!("`{name}` must hold strings, found {}", v.type_name()),
+                ),
+            }
+        }
+        Some(out)
+    }
+
+    pub fn as_table(&self, name: &str, d: &mut Diagnostics) -> Option<Fields<'a>> {
+        let Some(t) = self.item.as_table_like() else {
+            self.wrong_type(name, "a table", d);
+            return None;
+        };
+        Some(Fields {
+            src: self.src,
+            table: t,
+            span: Some(self.span()),
+            path: name.to_string(),
+            known: Vec::new(),
+        })
+    }
+
+    pub fn as_tables(&self, name: &str, d: &mut Diagnostics) -> Vec<Fields<'a>> {
+        let src = self.src;
+        if let Some(aot) = self.item.as_array_of_tables() {
+            return aot
+                .iter()
+                .enumerate()
+                .map(|(i, t)| Fields {
+                    src,
+                    table: t,
+                    span: t.span().or_else(|| Some(self.span())),
+                    path: format!("{name}[{i}]"),
+                    known: Vec::new(),
+                })
+                .collect();
+        }
+        if let Some(arr) = self.item.as_array() {
+            let mut out = Vec::new();
+            for (i, v) in arr.iter().enumerate() {
+                match v.as_inline_table() {
+                    Some(t) => out.push(Fields {
+                        src,
+                        table: t,
+                        span: v.span().or_else(|| Some(self.span())),
+                        path: format!("{name}[{i}]"),
+                        known: Vec::new(),
+                    }),
+                    None => d.error(
+                        src,
+                        v.span().or_else(|| Some(self.span())),
+                        format!("`{name}` must hold tables, found {}", v.type_name()),
+                    ),
+                }
+            }
+            return out;
+        }
+        self.wrong_type(name, &format!("an array of tables ([[{name}]])"), d);
+        Vec::new()
+    }
+}
+
+/// Parses "500ms", "2s", "1m30s", "1h", "100us". A bare number is refused so
+/// that nobody has to guess its unit (HAProxy reads it as milliseconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!("expected a number at \"{rest}\""));
+        }
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| "number too large".to_string())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let d = match unit {
+            "us" => Duration::from_micros(n),
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            "h" => Duration::from_secs(n * 3600),
+            "d" => Duration::from_secs(n * 86400),
+            "" => return Err(format!("\"{s}\" has no unit")),
+            u => return Err(format!("unknown unit \"{u}\"")),
+        };
+        total += d;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("5000").unwrap_err().contains("no unit"));
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_with_position_and_suggestion() {
+        let src = Source::new("t.toml", "[global]\nmaxcon = 3\n");
+        let doc = parse(&src).unwrap();
+        let mut d = Diagnostics::new();
+        let mut root = Fields::root(&src, &doc);
+        let mut g = root.table("global", &mut d).unwrap();
+        g.int("maxconn", 1, 10, &mut d);
+        g.finish(&mut d);
+        root.finish(&mut d);
+        let text = d.to_string();
+        assert!(
+            text.starts_with("t.toml:2:1: error: unknown key `maxcon` in `global`"),
+            "{text}"
+        );
+        assert!(text.contains("did you mean `maxconn`?"), "{text}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let src = Source::new("t.toml", "n = \"x\"\n");
+        let doc = parse(&src).unwrap();
+        let mut d = Diagnostics::new();
+        let mut root = Fields::root(&src, &doc);
+        assert_eq!(root.int("n", 0, 5, &mut d), None);
+        assert_eq!(
+            d.to_string(),
+            "t.toml:1:5: error: `n` must be an integer, found string"
+        );
+    }
+}

@@ -1,0 +1,738 @@
+//! The TOML front end: reads the proxy's TOML file into a [`Config`], checking
+//! everything up front and reporting every problem with file:line:column.
+//! `[defaults]` is folded into each `[[listen]]`, and each `[[listen]]` becomes
+//! one frontend plus one backend of the same name.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use super::reader::{self, Fields};
+use super::*;
+
+/// Reads and checks a TOML config file.
+pub fn load(path: &Path) -> Result<(Config, Diagnostics), Diagnostics> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let mut d = Diagnostics::new();
+        let src = Source::new(name.clone(), "");
+        d.error_hint(
+            &src,
+            None,
+            format!("cannot read the config: {e}"),
+            "check the path given to --config",
+        );
+        d
+    })?;
+    from_toml(&Source::new(name, text))
+}
+
+/// Checks a TOML config. On success also returns the warnings.
+pub fn from_toml(src: &Source) -> Result<(Config, Diagnostics), Diagnostics> {
+    let doc = reader::parse(src)?;
+    let mut d = Diagnostics::new();
+    let mut root = Fields::root(src, &doc);
+
+    let global = match root.table("global", &mut d) {
+        Some(mut g) => {
+            let global = read_global(&mut g, &mut d);
+            g.finish(&mut d);
+            global
+        }
+        None => Global::default(),
+    };
+
+    let base = match root.table("defaults", &mut d) {
+        Some(mut t) => {
+            let s = read_settings(&mut t, &Settings::default(), &mut d);
+            t.finish(&mut d);
+            s
+        }
+        None => Settings::default(),
+    };
+
+    let mut frontends = Vec::new();
+    let mut backends = Vec::new();
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut binds: HashMap<SocketAddr, String> = HashMap::new();
+    for mut l in root.tables("listen", &mut d) {
+        if let Some((fe, be)) = read_listen(&mut l, &base, &global, backends.len(), &mut d) {
+            if names.insert(fe.name.clone(), 0).is_some() {
+                d.error(
+                    src,
+                    l.span(),
+                    format!("two [[listen]] sections are named `{}`", fe.name),
+                );
+            }
+            for b in &fe.bind {
+                if let Some(other) = binds.insert(*b, fe.name.clone()) {
+                    d.error_hint(
+                        src,
+                        l.span(),
+                        format!("`{}` binds {b}, which `{other}` binds already", fe.name),
+                        "give each listener its own address or port",
+                    );
+                }
+            }
+            frontends.push(fe);
+            backends.push(be);
+        }
+        l.finish(&mut d);
+    }
+    if frontends.is_empty() && !d.has_errors() {
+        d.error_hint(
+            src,
+            None,
+            "no [[listen]] section",
+            "add one: [[listen]] name = \"app\" bind = [\"0.0.0.0:80\"] ...",
+        );
+    }
+    root.finish(&mut d);
+    d.sort();
+    if d.has_errors() {
+        return Err(d);
+    }
+    Ok((
+        Config {
+            global,
+            frontends,
+            backends,
+        },
+        d,
+    ))
+}
+
+/// Settings that `[defaults]` gives and `[[listen]]` may override.
+#[derive(Clone)]
+struct Settings {
+    retries: u32,
+    redispatch: bool,
+    maxconn: usize,
+    http_close: bool,
+    forwardfor: bool,
+    log: Option<LogFormat>,
+    dontlognull: bool,
+    balance: Balance,
+    connect: Duration,
+    client: Duration,
+    server: Duration,
+    queue: Duration,
+    http_request: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            retries: 3,
+            redispatch: false,
+            maxconn: 2000,
+            http_close: false,
+            forwardfor: false,
+            log: Some(LogFormat::HttpLog),
+            dontlognull: false,
+            balance: Balance::RoundRobin,
+            connect: Duration::from_secs(5),
+            client: Duration::from_secs(50),
+            server: Duration::from_secs(50),
+            queue: Duration::from_secs(5),
+            http_request: Duration::from_secs(10),
+        }
+    }
+}
+
+const FACILITIES: [&str; 24] = [
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
+    "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1", "local2", "local3", "local4",
+    "local5", "local6", "local7",
+];
+
+fn read_global(g: &mut Fields, d: &mut Diagnostics) -> Global {
+    let src = g.source();
+    let mut out = Global::default();
+    if let Some(n) = g.int("maxconn", 1, 1_000_000, d) {
+        out.maxconn = n as usize;
+    }
+    if let Some((s, span)) = g.str("log", d) {
+        match parse_log_target(s) {
+            Ok(t) => out.log = t,
+            Err(e) => d.error_hint(
+                src,
+                Some(span),
+                format!("`global.log` = \"{s}\": {e}"),
+                "use \"udp://127.0.0.1:514\", \"stdout\" or \"off\"",
+            ),
+        }
+    }
+    if let Some((s, span)) = g.str("log_facility", d) {
+        match FACILITIES.iter().position(|f| *f == s) {
+            Some(i) => out.log_facility = i as u8,
+            None => d.error_hint(
+                src,
+                Some(span),
+                format!("unknown syslog facility \"{s}\""),
+                format!("one of {}", FACILITIES.join(", ")),
+            ),
+        }
+    }
+    if let Some(n) = g.int("spread_checks", 0, 50, d) {
+        out.spread_checks = n as u8;
+    }
+    if let Some(s) = g.string("admin_socket", d) {
+        out.admin_socket = Some(s.into());
+    }
+    if let Some(n) = g.int("threads", 1, 256, d) {
+        out.threads = Some(n as usize);
+    }
+    if let Some(n) = g.int("max_header_size", 1024, 1 << 20, d) {
+        out.max_header_size = n as usize;
+    }
+    if let Some(t) = g.duration("stop_timeout", d) {
+        out.stop_timeout = t;
+    }
+    out.user = g.string("user", d);
+    out.group = g.string("group", d);
+    out
+}
+
+pub(crate) fn parse_log_target(s: &str) -> Result<LogTarget, String> {
+    match s {
+        "off" => Ok(LogTarget::Off),
+        "stdout" => Ok(LogTarget::Stdout),
+        _ => {
+            let Some(addr) = s.strip_prefix("udp://") else {
+                return Err("unknown log target".into());
+            };
+            let addr = if addr.contains(':') {
+                addr.to_string()
+            } else {
+                format!("{addr}:514")
+            };
+            addr.parse::<SocketAddr>()
+                .map(LogTarget::Udp)
+                .map_err(|_| format!("\"{addr}\" is not an IP address and port"))
+        }
+    }
+}
+
+fn read_settings(t: &mut Fields, base: &Settings, d: &mut Diagnostics) -> Settings {
+    let src = t.source();
+    let mut s = base.clone();
+    if let Some(n) = t.int("retries", 0, 100, d) {
+        s.retries = n as u32;
+    }
+    if let Some(b) = t.bool("redispatch", d) {
+        s.redispatch = b;
+    }
+    if let Some(n) = t.int("maxconn", 1, 1_000_000, d) {
+        s.maxconn = n as usize;
+    }
+    if let Some(b) = t.bool("http_close", d) {
+        s.http_close = b;
+    }
+    if let Some(b) = t.bool("forwardfor", d) {
+        s.forwardfor = b;
+    }
+    if let Some(b) = t.bool("dontlognull", d) {
+        s.dontlognull = b;
+    }
+    if let Some((v, span)) = t.str("log_format", d) {
+        match v {
+            "httplog" => s.log = Some(LogFormat::HttpLog),
+            "off" => s.log = None,
+            _ => d.error_hint(
+                src,
+                Some(span),
+                format!("unknown log_format \"{v}\""),
+                "use \"httplog\" or \"off\"",
+            ),
+        }
+    }
+    if let Some((v, span)) = t.str("balance", d) {
+        match parse_balance(v) {
+            Some(b) => s.balance = b,
+            None => d.error_hint(
+                src,
+                Some(span),
+                format!("unknown balance algorithm \"{v}\""),
+                "use \"roundrobin\", \"leastconn\" or \"source\"",
+            ),
+        }
+    }
+    if let Some(mut to) = t.table("timeout", d) {
+        if let Some(v) = to.duration("connect", d) {
+            s.connect = v;
+        }
+        if let Some(v) = to.duration("client", d) {
+            s.client = v;
+        }
+        if let Some(v) = to.duration("server", d) {
+            s.server = v;
+        }
+        if let Some(v) = to.duration("queue", d) {
+            s.queue = v;
+        }
+        if let Some(v) = to.duration("http_request", d) {
+            s.http_request = v;
+        }
+        to.finish(d);
+    }
+    s
+}
+
+pub(crate) fn parse_balance(v: &str) -> Option<Balance> {
+    match v {
+        "roundrobin" => Some(Balance::RoundRobin),
+        "leastconn" => Some(Balance::LeastConn),
+        "source" => Some(Balance::Source),
+        _ => None,
+    }
+}
+
+/// Parses "IP:PORT" (IPv6 as "[::1]:80"). Host names are refused: the proxy
+/// never resolves names (no NSS in a static binary, no surprise DNS at 3 a.m.).
+pub(crate) fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>().map_err(|_| {
+        if s.rsplit_once(':').is_none() {
+            format!("\"{s}\" has no port; write IP:PORT, e.g. \"10.0.0.11:80\"")
+        } else {
+            format!("\"{s}\" is not an IP address and port (host names are not resolved)")
+        }
+    })
+}
+
+fn read_check(
+    t: &mut Fields,
+    base: Option<&Check>,
+    timeout: Duration,
+    d: &mut Diagnostics,
+) -> Check {
+    let src = t.source();
+    let mut c = base.cloned().unwrap_or(Check {
+        path: None,
+        interval: Duration::from_secs(2),
+        rise: 2,
+        fall: 3,
+        expect: StatusExpect(vec![StatusMatch::Class(2), StatusMatch::Class(3)]),
+        timeout,
+    });
+    if let Some((p, span)) = t.str("path", d) {
+        if !p.starts_with('/') {
+            d.error_hint(
+                src,
+                Some(span),
+                format!("check path \"{p}\" must start with /"),
+                "for example \"/health\"",
+            );
+        }
+        c.path = Some(p.to_string());
+    }
+    if let Some(v) = t.duration("interval", d) {
+        if v < Duration::from_millis(10) {
+            d.error(src, t.span(), "check interval must be at least 10ms");
+        }
+        c.interval = v;
+    }
+    if let Some(n) = t.int("rise", 1, 1000, d) {
+        c.rise = n as u32;
+    }
+    if let Some(n) = t.int("fall", 1, 1000, d) {
+        c.fall = n as u32;
+    }
+    if let Some((e, span)) = t.str("expect", d) {
+        match StatusExpect::parse(e) {
+            Ok(x) => c.expect = x,
+            Err(msg) => d.error(src, Some(span), format!("check expect: {msg}")),
+        }
+    }
+    c.timeout = timeout.min(c.interval);
+    c
+}
+
+fn read_listen(
+    l: &mut Fields,
+    base: &Settings,
+    global: &Global,
+    index: usize,
+    d: &mut Diagnostics,
+) -> Option<(Frontend, Backend)> {
+    let src = l.source();
+    let name = match l.str("name", d) {
+        Some((n, span)) => {
+            if n.is_empty()
+                || !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c))
+            {
+                d.error_hint(
+                    src,
+                    Some(span),
+                    format!("listener name \"{n}\" is not valid"),
+                    "use letters, digits, _ - . :",
+                );
+            }
+            n.to_string()
+        }
+        None => {
+            d.error_hint(
+                src,
+                l.span(),
+                format!("`{}` has no name", l.path()),
+                "add name = \"app\"",
+            );
+            format!("listen{index}")
+        }
+    };
+    let s = read_settings(l, base, d);
+
+    let mut bind = Vec::new();
+    match l.strings("bind", d) {
+        Some(list) if !list.is_empty() => {
+            for (b, span) in list {
+                match parse_addr(b) {
+                    Ok(a) => bind.push(a),
+                    Err(e) => d.error(src, Some(span), format!("`{name}` bind: {e}")),
+                }
+            }
+        }
+        _ => d.error_hint(
+            src,
+            l.span(),
+            format!("listener `{name}` has no bind address"),
+            "add bind = [\"0.0.0.0:80\"]",
+        ),
+    }
+
+    let cookie = l.table("cookie", d).map(|mut c| {
+        let cname = match c.str("name", d) {
+            Some((n, span)) => {
+                if n.is_empty() || n.contains([';', '=', ',', ' ']) {
+                    d.error(src, Some(span), format!("cookie name \"{n}\" is not a valid cookie name"));
+                }
+                n.to_string()
+            }
+            None => {
+                d.error_hint(src, c.span(), "the cookie has no name", "add name = \"SERVERID\"");
+                String::new()
+            }
+        };
+        if let Some((m, span)) = c.str("mode", d)
+            && m != "insert"
+        {
+            d.error_hint(src, Some(span), format!("cookie mode \"{m}\" is not supported"), "vakt supports mode = \"insert\" (HAProxy's rewrite and prefix modes are not implemented)");
+        }
+        let out = Cookie {
+            name: cname,
+            indirect: c.bool("indirect", d).unwrap_or(false),
+            nocache: c.bool("nocache", d).unwrap_or(false),
+        };
+        c.finish(d);
+        out
+    });
+
+    let check_timeout = s.connect + s.server;
+    let check = l.table("check", d).map(|mut c| {
+        let out = read_check(&mut c, None, check_timeout, d);
+        c.finish(d);
+        out
+    });
+
+    let stats = l.table("stats", d).map(|mut t| {
+        let uri = match t.str("uri", d) {
+            Some((u, span)) => {
+                if !u.starts_with('/') {
+                    d.error_hint(
+                        src,
+                        Some(span),
+                        format!("stats uri \"{u}\" must start with /"),
+                        "for example \"/haproxy?stats\"",
+                    );
+                }
+                u.to_string()
+            }
+            None => "/haproxy?stats".to_string(),
+        };
+        let realm = t
+            .string("realm", d)
+            .unwrap_or_else(|| "vakt statistics".into());
+        let mut users = Vec::new();
+        for (u, span) in t.strings("users", d).unwrap_or_default() {
+            match parse_stats_user(u) {
+                Ok(user) => users.push(user),
+                Err(e) => d.error_hint(
+                    src,
+                    Some(span),
+                    e,
+                    "store a hash: run `vakt hash-password` and write \"user:$6$...\"",
+                ),
+            }
+        }
+        if users.is_empty() {
+            d.warning(
+                src,
+                t.span(),
+                format!("the stats page of `{name}` has no users: anyone can read it"),
+                Some("add users = [\"admin:$6$...\"] (see `vakt hash-password`)".into()),
+            );
+        }
+        let refresh = t.duration("refresh", d);
+        t.finish(d);
+        Stats {
+            uri,
+            realm,
+            users,
+            refresh,
+        }
+    });
+
+    let mut servers = Vec::new();
+    let mut server_names: HashMap<String, ()> = HashMap::new();
+    let mut cookies: HashMap<String, String> = HashMap::new();
+    for mut sv in l.tables("server", d) {
+        let sname = match sv.str("name", d) {
+            Some((n, span)) => {
+                if server_names.insert(n.to_string(), ()).is_some() {
+                    d.error(
+                        src,
+                        Some(span),
+                        format!("`{name}` has two servers named `{n}`"),
+                    );
+                }
+                n.to_string()
+            }
+            None => {
+                d.error_hint(
+                    src,
+                    sv.span(),
+                    format!("a server of `{name}` has no name"),
+                    "add name = \"web01\"",
+                );
+                String::new()
+            }
+        };
+        let addr = match sv.str("addr", d) {
+            Some((a, span)) => match parse_addr(a) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    d.error(src, Some(span), format!("server `{sname}` addr: {e}"));
+                    None
+                }
+            },
+            None => {
+                d.error_hint(
+                    src,
+                    sv.span(),
+                    format!("server `{sname}` has no addr"),
+                    "add addr = \"10.0.0.11:80\"",
+                );
+                None
+            }
+        };
+        let scookie = sv.str("cookie", d).map(|(c, span)| {
+            if c.is_empty() || c.contains([';', ',', ' ', '"']) {
+                d.error(
+                    src,
+                    Some(span.clone()),
+                    format!("server `{sname}` cookie \"{c}\" is not a valid cookie value"),
+                );
+            }
+            if let Some(other) = cookies.insert(c.to_string(), sname.clone()) {
+                d.error_hint(
+                    src,
+                    Some(span),
+                    format!("servers `{other}` and `{sname}` share the cookie \"{c}\""),
+                    "give each server its own cookie value",
+                );
+            }
+            c.to_string()
+        });
+        if cookie.is_some() && scookie.is_none() && !sname.is_empty() {
+            d.warning(
+                src,
+                sv.span(),
+                format!("server `{sname}` has no cookie value: its sessions will not stick"),
+                Some("add cookie = \"w1\"".into()),
+            );
+        }
+        let weight = sv.int("weight", 0, 256, d).unwrap_or(1) as u32;
+        let maxconn = sv.int("maxconn", 0, 1_000_000, d).unwrap_or(0) as usize;
+        let backup = sv.bool("backup", d).unwrap_or(false);
+        let scheck = match sv.get("check") {
+            None => check.clone(),
+            Some(f) if f.item.as_bool().is_some() => {
+                if f.item.as_bool() == Some(true) {
+                    Some(check.clone().unwrap_or_else(|| Check {
+                        path: None,
+                        interval: Duration::from_secs(2),
+                        rise: 2,
+                        fall: 3,
+                        expect: StatusExpect(vec![StatusMatch::Class(2), StatusMatch::Class(3)]),
+                        timeout: check_timeout.min(Duration::from_secs(2)),
+                    }))
+                } else {
+                    None
+                }
+            }
+            Some(f) => f.as_table(&sv.name("check"), d).map(|mut c| {
+                let out = read_check(&mut c, check.as_ref(), check_timeout, d);
+                c.finish(d);
+                out
+            }),
+        };
+        sv.finish(d);
+        if let Some(addr) = addr {
+            servers.push(Server {
+                name: sname,
+                addr,
+                cookie: scookie,
+                weight,
+                maxconn,
+                check: scheck,
+                backup,
+            });
+        }
+    }
+    if servers.is_empty() && stats.is_none() {
+        d.error_hint(
+            src,
+            l.span(),
+            format!("listener `{name}` has no servers"),
+            "add a [[listen.server]] with name and addr",
+        );
+    }
+    let _ = global;
+
+    let fe = Frontend {
+        name: name.clone(),
+        bind,
+        maxconn: s.maxconn,
+        timeout_client: s.client,
+        timeout_http_request: s.http_request,
+        http_close: s.http_close,
+        forwardfor: s.forwardfor,
+        log: s.log,
+        dontlognull: s.dontlognull,
+        stats,
+        routes: Vec::new(),
+        default_backend: Some(index),
+    };
+    let be = Backend {
+        name,
+        balance: s.balance,
+        cookie,
+        retries: s.retries,
+        redispatch: s.redispatch,
+        http_close: s.http_close,
+        forwardfor: s.forwardfor,
+        timeout_connect: s.connect,
+        timeout_server: s.server,
+        timeout_queue: s.queue,
+        servers,
+    };
+    Some((fe, be))
+}
+
+/// "user:$6$salt$hash". Plain passwords are refused in TOML.
+pub(crate) fn parse_stats_user(s: &str) -> Result<StatsUser, String> {
+    let Some((name, pass)) = s.split_once(':') else {
+        return Err(format!("stats user \"{s}\" must be \"name:hash\""));
+    };
+    if name.is_empty() {
+        return Err("stats user has an empty name".into());
+    }
+    if !(pass.starts_with("$6$") || pass.starts_with("$5$")) {
+        return Err(format!(
+            "the password of stats user `{name}` is not a sha-crypt hash ($6$ or $5$); plain-text passwords are refused"
+        ));
+    }
+    Ok(StatsUser {
+        name: name.to_string(),
+        password: Password::Hash(pass.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<(Config, Diagnostics), Diagnostics> {
+        from_toml(&Source::new("proxy.toml", text))
+    }
+
+    const GOOD: &str = r#"
+[global]
+maxconn = 4096
+log = "udp://127.0.0.1:514"
+log_facility = "local0"
+spread_checks = 5
+
+[defaults]
+retries = 3
+redispatch = true
+forwardfor = true
+timeout = { connect = "5s", client = "50s", server = "50s", queue = "5s", http_request = "10s" }
+
+[[listen]]
+name = "app_frontend"
+bind = ["0.0.0.0:80"]
+balance = "roundrobin"
+cookie = { name = "SERVERID", mode = "insert", indirect = true, nocache = true }
+check = { path = "/health", interval = "2s", rise = 2, fall = 5, expect = "2xx" }
+
+[[listen.server]]
+name = "web01"
+addr = "10.10.0.11:80"
+cookie = "w1"
+
+[[listen.server]]
+name = "web02"
+addr = "10.10.0.12:80"
+cookie = "w2"
+weight = 3
+check = false
+"#;
+
+    #[test]
+    fn the_contract_example_reads_into_one_frontend_and_backend() {
+        let (c, warnings) = check(GOOD).unwrap();
+        assert!(warnings.items.is_empty(), "{warnings}");
+        assert_eq!(
+            c.global.log,
+            LogTarget::Udp("127.0.0.1:514".parse().unwrap())
+        );
+        assert_eq!(c.global.log_facility, 16);
+        let be = &c.backends[0];
+        assert_eq!(be.servers.len(), 2);
+        assert_eq!(be.servers[0].check.as_ref().unwrap().fall, 5);
+        assert!(be.servers[1].check.is_none());
+        assert_eq!(be.servers[1].weight, 3);
+        assert!(be.redispatch && be.forwardfor);
+        assert_eq!(c.frontends[0].default_backend, Some(0));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_positions() {
+        let bad = GOOD
+            .replace("\"10.10.0.12:80\"", "\"10.10.0.300:80\"")
+            .replace("balance = \"roundrobin\"", "balance = \"random\"")
+            .replace("cookie = \"w2\"", "cookie = \"w1\"");
+        let err = check(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("proxy.toml:17:11: error: unknown balance algorithm \"random\""),
+            "{err}"
+        );
+        assert!(err.contains("proxy.toml:28:8: error: server `web02` addr: \"10.10.0.300:80\" is not an IP address"), "{err}");
+        assert!(err.contains("share the cookie \"w1\""), "{err}");
+    }
+
+    #[test]
+    fn plaintext_stats_passwords_are_refused_with_the_fix() {
+        let text = GOOD.replace(
+            "[[listen.server]]\nname = \"web01\"",
+            "stats = { uri = \"/s\", users = [\"admin:secret\"] }\n[[listen.server]]\nname = \"web01\"",
+        );
+        let err = check(&text).unwrap_err().to_string();
+        assert!(err.contains("plain-text passwords are refused"), "{err}");
+        assert!(err.contains("vakt hash-password"), "{err}");
+    }
+}

@@ -1,0 +1,7 @@
+//! The one integration test program (see STYLE.md §7). It runs the real `vakt`
+//! binary against real backends on loopback and, for the lab suites, real sshd
+//! and keepalived inside network namespaces the tests create.
+
+mod support;
+
+mod proxy;

@@ -1,0 +1,1 @@
+//! `vakt proxy` against real backends on loopback.
