@@ -1,2 +1,9 @@
-//! The `vakt` binary.
-fn main() {}
+//! The `vakt` binary: parses the command line and runs one command.
+
+mod commands;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    commands::run()
+}

@@ -4,8 +4,187 @@
 //! Data flows one way: `config` (TOML → one typed [`Config`]) → `listener`
 //! (accept, limits, shutdown) → `proxy` (one request) → `balance` + `persist`
 //! (which server) → `pool` + `health` (servers and their state) → `stats`,
-//! `admin`, `log` (what operators see).
+//! `admin`, `log` (what operators see). `demo` is the demo backend.
 
+pub mod admin;
+pub mod auth;
+mod balance;
+mod body;
+mod client_io;
 pub mod config;
+pub mod demo;
+mod exchange;
+mod handoff;
+mod health;
+mod hygiene;
+mod listener;
+pub mod log;
+mod persist;
+mod pool;
+mod process;
+mod proxy;
+mod state;
+pub mod stats;
+mod supervisor;
+mod upstream;
 
 pub use config::Config;
+
+use std::path::Path;
+
+/// Why `vakt proxy` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Config(config::Diagnostics),
+    #[error("cannot listen on {addr} (listener `{listener}`): {source}")]
+    Bind {
+        listener: String,
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// `vakt proxy --check`: reads and checks a config file; `Ok` carries warnings.
+pub fn check(config_path: &Path) -> Result<config::Diagnostics, config::Diagnostics> {
+    config::load(config_path).map(|(_, warnings)| warnings)
+}
+
+/// How `vakt proxy` runs (its command-line flags).
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    pub config: std::path::PathBuf,
+    /// Read `config` as haproxy.cfg (`-f`) rather than TOML.
+    pub haproxy: bool,
+    /// Detach from the terminal (`-D`, or `daemon` in haproxy.cfg).
+    pub daemon: bool,
+    /// Write the process id here (`-p`).
+    pub pidfile: Option<std::path::PathBuf>,
+    /// Take the listening sockets of the process behind this admin socket
+    /// (`-x`), for a binary upgrade that refuses no connection.
+    pub takeover: Option<std::path::PathBuf>,
+    /// Older processes to finish once we serve (`-sf PID...`).
+    pub soft_finish: Vec<i32>,
+}
+
+/// Reads a config file in the format the options name.
+pub fn load(opts: &ServeOptions) -> Result<(Config, config::Diagnostics), config::Diagnostics> {
+    if opts.haproxy {
+        config::load_haproxy(&opts.config)
+    } else {
+        config::load(&opts.config)
+    }
+}
+
+/// `vakt proxy --config FILE`: runs the proxy in the foreground until SIGTERM
+/// or SIGINT (graceful stop); SIGHUP reloads the file.
+pub fn serve(config_path: &Path) -> Result<(), ServeError> {
+    serve_with(ServeOptions {
+        config: config_path.to_path_buf(),
+        ..Default::default()
+    })
+}
+
+/// Runs the proxy as the options say; returns once it has stopped.
+pub fn serve_with(opts: ServeOptions) -> Result<(), ServeError> {
+    let (config, warnings) = load(&opts).map_err(ServeError::Config)?;
+    for w in warnings.warnings() {
+        eprintln!("{w}");
+    }
+    // Every socket is ready before we detach or drop privileges, so that a
+    // taken port is reported on the terminal and port 80 needs root only here.
+    let mut inherited = match &opts.takeover {
+        Some(sock) => handoff::fetch(sock)?,
+        None => Vec::new(),
+    };
+    let mut prebound = Vec::new();
+    for fe in &config.frontends {
+        for &addr in &fe.bind {
+            if let Some(i) = inherited.iter().position(|(a, _)| *a == addr) {
+                prebound.push(inherited.swap_remove(i));
+                continue;
+            }
+            let l = listener::bind_std(addr, config.global.maxconn).map_err(|source| {
+                ServeError::Bind {
+                    listener: fe.name.clone(),
+                    addr,
+                    source,
+                }
+            })?;
+            prebound.push((addr, l));
+        }
+    }
+    if opts.daemon || config.global.daemon {
+        process::daemonize()?;
+    }
+    if let Some(p) = opts.pidfile.as_ref().or(config.global.pidfile.as_ref()) {
+        process::write_pidfile(p)?;
+    }
+    process::drop_privileges(
+        config.global.user.as_deref(),
+        config.global.group.as_deref(),
+    )?;
+
+    let threads = config
+        .global
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // Thread per core: each worker is a single-threaded runtime that owns
+    // whole connections, so a request and the server connection it uses are
+    // always polled by the same thread (no cross-thread wake-ups on the hot
+    // path). The main runtime accepts, checks health and runs the admin
+    // socket, and hands each accepted connection to a worker.
+    let mut workers = Vec::with_capacity(threads);
+    for i in 0..threads {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        workers.push(rt.handle().clone());
+        std::thread::Builder::new()
+            .name(format!("vakt-worker-{i}"))
+            .spawn(move || rt.block_on(std::future::pending::<()>()))?;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let reload_opts = opts.clone();
+    let reload: supervisor::Reloader = Box::new(move || load(&reload_opts).map(|(c, _)| c));
+    let soft_finish = opts.soft_finish.clone();
+    rt.block_on(async move {
+        let started = async {
+            // Old processes finish once we are accepting.
+            process::soft_finish(&soft_finish);
+        };
+        supervisor::run(
+            config,
+            prebound,
+            reload,
+            stop_signal(),
+            true,
+            workers,
+            started,
+        )
+        .await
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut usr1)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::user_defined1()),
+    ) else {
+        // Without signal handlers the process can still be killed; run on.
+        return std::future::pending().await;
+    };
+    // SIGUSR1 is HAProxy's soft stop (what `-sf` sends); ours are all soft.
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+        _ = usr1.recv() => {}
+    }
+}

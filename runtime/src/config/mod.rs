@@ -8,10 +8,12 @@
 //! [`Backend`]; a TOML `[[listen]]` is one of each under the same name.
 
 mod diag;
+mod haproxy;
 pub mod reader;
 mod toml;
 
 pub use diag::{Diagnostic, Diagnostics, Severity, Source, closest};
+pub use haproxy::{from_haproxy, load_haproxy};
 pub use toml::{from_toml, load};
 
 use std::net::SocketAddr;
@@ -45,6 +47,10 @@ pub struct Global {
     /// Drop privileges to this user/group after binding (haproxy.cfg `user`).
     pub user: Option<String>,
     pub group: Option<String>,
+    /// Detach from the terminal (haproxy.cfg `daemon`, or `-D`).
+    pub daemon: bool,
+    /// Write the process id here (haproxy.cfg `pidfile`, or `-p`).
+    pub pidfile: Option<PathBuf>,
 }
 
 impl Default for Global {
@@ -60,6 +66,8 @@ impl Default for Global {
             stop_timeout: Duration::from_secs(30),
             user: None,
             group: None,
+            daemon: false,
+            pidfile: None,
         }
     }
 }

@@ -1,0 +1,99 @@
+//! Defines vakt's command line and dispatches each command to the module
+//! that runs it. Exit codes: 0 success, 1 failure, 2 usage error.
+
+mod proxy;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "vakt",
+    version,
+    about = "Deploy and run small high-availability web clusters"
+)]
+struct Cli {
+    /// More detail on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the load balancer (or check its configuration).
+    Proxy(proxy::ProxyArgs),
+    /// Run the demo shop backend.
+    DemoWeb {
+        /// Address to listen on, e.g. 127.0.0.2:8080.
+        #[arg(long)]
+        bind: std::net::SocketAddr,
+        /// Name shown in pages and the X-Served-By header.
+        #[arg(long)]
+        name: String,
+    },
+    /// Print a $6$ (sha-512 crypt) hash of a password read from stdin.
+    HashPassword,
+}
+
+pub fn run() -> ExitCode {
+    let args = proxy::haproxy_style_flags(std::env::args_os());
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_tracing(cli.verbose);
+    let result = match cli.command {
+        Command::Proxy(a) => proxy::run(a),
+        Command::DemoWeb { bind, name } => vakt_runtime::demo::run_blocking(bind, name)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
+        Command::HashPassword => hash_password(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "warn,vakt_runtime=info",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VAKT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn hash_password() -> anyhow::Result<ExitCode> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Password (input is shown; pipe it in to hide it): ");
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    let pw = line.trim_end_matches(['\n', '\r']);
+    if pw.is_empty() {
+        anyhow::bail!("empty password; pipe one in: `printf '%s' \"$PW\" | vakt hash-password`");
+    }
+    println!("{}", vakt_runtime::auth::hash_password(pw));
+    Ok(ExitCode::SUCCESS)
+}

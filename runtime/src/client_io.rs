@@ -1,0 +1,209 @@
+//! The client socket as hyper sees it. Reads pass through the hygiene
+//! [`Scanner`] before hyper parses them, and the socket is shared (an `Arc`)
+//! so that once hyper gives up on a connection (a rejected head, a head that
+//! arrived too slowly) the connection task can still answer 400/431/408
+//! itself, as HAProxy does, instead of just closing.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use std::future::Future;
+use tokio::time::Sleep;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::hygiene::{Reject, Scanner};
+
+#[derive(Debug)]
+pub(crate) struct ClientIo {
+    stream: Arc<TcpStream>,
+    scanner: Scanner,
+    /// A refusal found in the last read, reported on the next one (the good
+    /// bytes before it were handed to hyper first).
+    pending: Option<Reject>,
+    /// Set once a refusal has been reported; read by the connection task.
+    pub rejected: Arc<std::sync::Mutex<Option<Reject>>>,
+    /// Shared with the connection task: true while a head is half-received.
+    pub mid_head: Arc<std::sync::atomic::AtomicBool>,
+    /// `timeout client`: how long the client may stall while we wait for its
+    /// request body or for it to take our response. Idle time between
+    /// requests is hyper's header-read timeout instead.
+    client_timeout: Duration,
+    read_stall: Option<Pin<Box<Sleep>>>,
+    write_stall: Option<Pin<Box<Sleep>>>,
+}
+
+/// Polls a stall timer, arming it on first use. Ready = the client stalled
+/// for too long.
+fn stalled(timer: &mut Option<Pin<Box<Sleep>>>, limit: Duration, cx: &mut Context<'_>) -> bool {
+    let t = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+    t.as_mut().poll(cx).is_ready()
+}
+
+/// A read that did not fill the buffer emptied the socket: clear its read
+/// readiness now instead of learning it from one more `recv` that fails with
+/// EAGAIN (a syscall per request saved). tokio only clears readiness that
+/// predates the last event, so data arriving meanwhile is not missed.
+pub(crate) fn drained(stream: &TcpStream) {
+    let _ = stream.try_io(tokio::io::Interest::READABLE, || {
+        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+    });
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "client timeout")
+}
+
+impl ClientIo {
+    pub fn new(stream: Arc<TcpStream>, max_head: usize, client_timeout: Duration) -> Self {
+        ClientIo {
+            stream,
+            scanner: Scanner::new(max_head),
+            pending: None,
+            rejected: Default::default(),
+            mid_head: Default::default(),
+            client_timeout,
+            read_stall: None,
+            write_stall: None,
+        }
+    }
+
+    /// Records a refusal. hyper then sees the end of the stream: it finishes
+    /// any request already read (with `half_close`) and returns, and the
+    /// connection task answers the refused one.
+    fn refuse(&mut self, r: Reject) {
+        *self.rejected.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+    }
+
+    fn is_refused(&self) -> bool {
+        self.rejected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+}
+
+impl AsyncRead for ClientIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(r) = this.pending.take() {
+            this.refuse(r);
+        }
+        if this.is_refused() {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            if this.stream.poll_read_ready(cx)?.is_pending() {
+                if this.scanner.in_body() && stalled(&mut this.read_stall, this.client_timeout, cx)
+                {
+                    return Poll::Ready(Err(timed_out()));
+                }
+                return Poll::Pending;
+            }
+            this.read_stall = None;
+            let before = buf.filled().len();
+            match this.stream.try_read_buf(buf) {
+                Ok(0) => return Poll::Ready(Ok(())),
+                Ok(n) => {
+                    if buf.remaining() > 0 {
+                        drained(&this.stream);
+                    }
+                    let res = this.scanner.feed(&buf.filled()[before..before + n]);
+                    this.mid_head.store(
+                        this.scanner.mid_head(),
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                    if let Err((good, r)) = res {
+                        buf.set_filled(before + good);
+                        if good == 0 {
+                            this.refuse(r);
+                        } else {
+                            this.pending = Some(r);
+                        }
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl ClientIo {
+    /// Ready to write, or Pending (with the stall timer running), or the
+    /// client has not taken data for `timeout client`.
+    fn write_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.stream.poll_write_ready(cx) {
+            Poll::Ready(r) => {
+                self.write_stall = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending if stalled(&mut self.write_stall, self.client_timeout, cx) => {
+                Poll::Ready(Err(timed_out()))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncWrite for ClientIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        loop {
+            ready!(this.write_ready(cx))?;
+            match this.stream.try_write(data) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        loop {
+            ready!(this.write_ready(cx))?;
+            match this.stream.try_write_vectored(bufs) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // After a refusal the connection task still has an answer to write.
+        if self.is_refused() {
+            return Poll::Ready(Ok(()));
+        }
+        // Half-close our side so the client sees the end of the response.
+        let r = socket2::SockRef::from(&*self.stream).shutdown(std::net::Shutdown::Write);
+        Poll::Ready(match r {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            r => r,
+        })
+    }
+}

@@ -1,0 +1,406 @@
+//! `vakt demo-web`: a tiny shop used by the local demo and the tests. Every
+//! answer carries `X-Served-By: <name>`.
+//!
+//! - `GET /`: a page naming the server; `GET /health`: `OK` (200), or 503
+//!   after `POST /health/fail` until `POST /health/ok`.
+//! - `POST /cart?item=X`, `GET /cart`: a cart per `DEMOSESSID` session kept in
+//!   this process's memory only, so a session that bounces between servers
+//!   loses its cart: the demonstration of why persistence matters.
+//! - `/echo` (any method): the request as received, as JSON (method, target,
+//!   version, headers in order, body length). Query parameters shape the
+//!   answer: `status=NNN`, `cache-control=...`, `set-cookie=...`,
+//!   `delay_ms=N` (≤ 60 s), `bytes=N` (a body of N bytes, ≤ 10 MiB).
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, SET_COOKIE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use rand::Rng;
+use tokio::net::TcpListener;
+
+const MAX_SESSIONS: usize = 10_000;
+const MAX_ITEMS: usize = 100;
+const MAX_BODY: usize = 1 << 20;
+
+/// Carts by session id, and session ids oldest first for eviction.
+type Carts = (HashMap<String, Vec<String>>, VecDeque<String>);
+
+struct Shop {
+    name: String,
+    served_by: HeaderValue,
+    healthy: AtomicBool,
+    carts: Mutex<Carts>,
+}
+
+/// Serves until `shutdown` resolves, then lets requests in flight finish.
+pub async fn run(
+    listener: TcpListener,
+    name: String,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let shop = Arc::new(Shop {
+        served_by: HeaderValue::from_str(&name)
+            .unwrap_or_else(|_| HeaderValue::from_static("demo")),
+        name,
+        healthy: AtomicBool::new(std::env::var_os("VAKT_DEMO_HEALTH_FAIL").is_none()),
+        carts: Mutex::new((HashMap::new(), VecDeque::new())),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let shop = shop.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let shop = shop.clone();
+                async move { Ok::<_, Infallible>(handle(&shop, req).await) }
+            });
+            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    let _ = stop_tx.send(true);
+    drop(listener);
+    // Give connections a moment to finish their current request.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while stop_tx.receiver_count() > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+/// `vakt demo-web --bind ADDR --name NAME`: serves until SIGTERM or SIGINT.
+pub fn run_blocking(bind: SocketAddr, name: String) -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = TcpListener::bind(bind).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("demo-web cannot listen on {bind}: {e}"))
+        })?;
+        run(listener, name, async {
+            use tokio::signal::unix::{SignalKind, signal};
+            match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(mut t), Ok(mut i)) => {
+                    tokio::select! { _ = t.recv() => {}, _ = i.recv() => {} }
+                }
+                _ => std::future::pending().await,
+            }
+        })
+        .await
+    })
+}
+
+fn query<'a>(q: &'a str, key: &str) -> Option<&'a str> {
+    q.split('&').find_map(|kv| {
+        kv.split_once('=')
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    })
+}
+
+/// Minimal %-decoding for query values (`%20`, `+`).
+fn decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
+                    Ok(x) => {
+                        out.push(x);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn session(req: &Request<Incoming>) -> Option<String> {
+    req.headers()
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|s| s.split(';'))
+        .find_map(|p| {
+            p.trim()
+                .strip_prefix("DEMOSESSID=")
+                .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+                .map(str::to_string)
+        })
+}
+
+fn reply(
+    shop: &Shop,
+    status: StatusCode,
+    ctype: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r.headers_mut()
+        .insert("x-served-by", shop.served_by.clone());
+    r
+}
+
+async fn handle(shop: &Shop, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    let q = req.uri().query().unwrap_or("").to_string();
+    match (req.method().clone(), path.as_str()) {
+        (Method::GET | Method::HEAD, "/health") => {
+            if shop.healthy.load(Relaxed) {
+                reply(shop, StatusCode::OK, "text/plain", "OK\n")
+            } else {
+                reply(
+                    shop,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "failing on purpose\n",
+                )
+            }
+        }
+        (Method::POST, "/health/fail") | (Method::POST, "/health/ok") => {
+            shop.healthy.store(path.ends_with("/ok"), Relaxed);
+            reply(shop, StatusCode::OK, "text/plain", "done\n")
+        }
+        (_, "/echo") => echo(shop, req, &q).await,
+        (Method::GET | Method::HEAD, "/") => {
+            let (sid, new) = sid_or_new(&req);
+            let items = cart(shop, &sid).len();
+            let body = format!(
+                "<!DOCTYPE html><html><head><title>vakt demo shop</title></head><body><h1>Served by {}</h1><p>Your cart holds {items} item(s).</p></body></html>\n",
+                shop.name.replace('<', "&lt;")
+            );
+            with_session(
+                reply(shop, StatusCode::OK, "text/html; charset=utf-8", body),
+                &sid,
+                new,
+            )
+        }
+        (Method::GET, "/cart") => {
+            let (sid, new) = sid_or_new(&req);
+            let items = cart(shop, &sid);
+            with_session(cart_json(shop, &items), &sid, new)
+        }
+        (Method::POST, "/cart") => {
+            let Some(item) = query(&q, "item")
+                .map(decode)
+                .filter(|i| !i.is_empty() && i.len() <= 64 && i.chars().all(|c| !c.is_control()))
+            else {
+                return reply(
+                    shop,
+                    StatusCode::BAD_REQUEST,
+                    "text/plain",
+                    "POST /cart?item=NAME (1-64 printable characters)\n",
+                );
+            };
+            let (sid, new) = sid_or_new(&req);
+            let items = add(shop, &sid, item);
+            with_session(cart_json(shop, &items), &sid, new)
+        }
+        _ => reply(shop, StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}
+
+fn sid_or_new(req: &Request<Incoming>) -> (String, bool) {
+    match session(req) {
+        Some(s) => (s, false),
+        None => {
+            let mut rng = rand::rng();
+            (
+                (0..32)
+                    .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
+                    .collect(),
+                true,
+            )
+        }
+    }
+}
+
+fn with_session(mut r: Response<Full<Bytes>>, sid: &str, new: bool) -> Response<Full<Bytes>> {
+    if new && let Ok(v) = HeaderValue::from_str(&format!("DEMOSESSID={sid}; Path=/; HttpOnly")) {
+        r.headers_mut().append(SET_COOKIE, v);
+    }
+    r
+}
+
+fn cart(shop: &Shop, sid: &str) -> Vec<String> {
+    let carts = shop.carts.lock().unwrap_or_else(|e| e.into_inner());
+    carts.0.get(sid).cloned().unwrap_or_default()
+}
+
+fn add(shop: &Shop, sid: &str, item: String) -> Vec<String> {
+    let mut carts = shop.carts.lock().unwrap_or_else(|e| e.into_inner());
+    let (map, order) = &mut *carts;
+    if !map.contains_key(sid) {
+        if map.len() >= MAX_SESSIONS
+            && let Some(old) = order.pop_front()
+        {
+            map.remove(&old);
+        }
+        order.push_back(sid.to_string());
+    }
+    let items = map.entry(sid.to_string()).or_default();
+    if items.len() < MAX_ITEMS {
+        items.push(item);
+    }
+    items.clone()
+}
+
+fn cart_json(shop: &Shop, items: &[String]) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({ "server": shop.name, "items": items }).to_string();
+    reply(shop, StatusCode::OK, "application/json", body)
+}
+
+async fn echo(shop: &Shop, req: Request<Incoming>, q: &str) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body_len = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes().len(),
+        Err(_) => {
+            return reply(
+                shop,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "text/plain",
+                "body over 1 MiB\n",
+            );
+        }
+    };
+    if let Some(ms) = query(q, "delay_ms").and_then(|v| v.parse::<u64>().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
+    }
+    let headers: Vec<[String; 2]> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            [
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            ]
+        })
+        .collect();
+    let mut body = serde_json::json!({
+        "server": shop.name,
+        "method": parts.method.as_str(),
+        "target": parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+        "version": format!("{:?}", parts.version),
+        "headers": headers,
+        "body_len": body_len,
+    })
+    .to_string()
+    .into_bytes();
+    if let Some(n) = query(q, "bytes").and_then(|v| v.parse::<usize>().ok()) {
+        body = vec![b'x'; n.min(10 << 20)];
+    }
+    let status = query(q, "status")
+        .and_then(|s| s.parse().ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    let mut r = reply(shop, status, "application/json", body);
+    if let Some(cc) = query(q, "cache-control").map(decode)
+        && let Ok(v) = HeaderValue::from_str(&cc)
+    {
+        r.headers_mut().insert(CACHE_CONTROL, v);
+    }
+    if let Some(sc) = query(q, "set-cookie").map(decode)
+        && let Ok(v) = HeaderValue::from_str(&sc)
+    {
+        r.headers_mut().append(SET_COOKIE, v);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn exchange(addr: SocketAddr, req: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn carts_are_per_session_and_echo_keeps_repeated_headers() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(run(l, "web01".into(), async {
+            let _ = rx.await;
+        }));
+        let sid = "0123456789abcdef0123456789abcdef";
+        let add = exchange(addr, &format!("POST /cart?item=apple HTTP/1.1\r\nHost: t\r\nCookie: DEMOSESSID={sid}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")).await;
+        assert!(
+            add.contains("x-served-by: web01") && add.contains("\"items\":[\"apple\"]"),
+            "{add}"
+        );
+        let other = exchange(
+            addr,
+            "GET /cart HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(
+            other.contains("\"items\":[]") && other.contains("set-cookie: DEMOSESSID="),
+            "{other}"
+        );
+        let echo = exchange(addr, "GET /echo?status=201 HTTP/1.1\r\nHost: t\r\nX-A: 1\r\nX-A: 2\r\nConnection: close\r\n\r\n").await;
+        assert!(echo.starts_with("HTTP/1.1 201"), "{echo}");
+        assert!(echo.contains("[\"x-a\",\"1\"],[\"x-a\",\"2\"]"), "{echo}");
+        let fail = exchange(addr, "POST /health/fail HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+        assert!(fail.starts_with("HTTP/1.1 200"));
+        let health = exchange(
+            addr,
+            "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(health.starts_with("HTTP/1.1 503"), "{health}");
+        let _ = tx.send(());
+        server.await.unwrap().unwrap();
+    }
+}

@@ -1,0 +1,167 @@
+//! One request's bookkeeping from the moment a server is chosen to the end of
+//! its response body: the server slot it holds, the pooled connection it
+//! borrowed, the counters it raised and the log line it owes. [`Exchange::finish`]
+//! runs exactly once, when the body ends or is dropped, so a client that
+//! vanishes mid-response still frees its slot and gets logged.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Instant, SystemTime};
+
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::log::LogRecord;
+use crate::pool::Pool;
+use crate::state::FrontendState;
+use crate::upstream::Sender;
+
+#[derive(Debug)]
+pub(crate) struct Exchange {
+    pub fe: Arc<FrontendState>,
+    pub pool: Option<Arc<Pool>>,
+    /// Index of the server in `pool.servers`, once one is chosen.
+    pub server: Option<usize>,
+    pub permit: Option<OwnedSemaphorePermit>,
+    /// The server connection, returned to the idle pool on a clean end.
+    pub sender: Option<Sender>,
+    /// Whether `sender` may be reused (no `Connection: close` either way).
+    pub reuse: bool,
+    pub client: SocketAddr,
+    pub accept_date: SystemTime,
+    pub start: Instant,
+    /// Milliseconds: waiting for the head, in queue, connecting, for the
+    /// response head (-1 = not reached), as HAProxy's Tq/Tw/Tc/Tr.
+    pub tq: i64,
+    pub tw: i64,
+    pub tc: i64,
+    pub tr: i64,
+    pub status: u16,
+    pub bytes_out: u64,
+    /// HAProxy's four termination-state characters.
+    pub termination: [u8; 4],
+    pub retries: u32,
+    pub redispatched: bool,
+    pub request_line: Option<String>,
+    /// Special server name for the log (`<STATS>`, `<NOSRV>`).
+    pub pseudo_server: Option<&'static str>,
+}
+
+impl Exchange {
+    pub fn new(fe: Arc<FrontendState>, client: SocketAddr, start: Instant, tq: i64) -> Self {
+        Exchange {
+            fe,
+            pool: None,
+            server: None,
+            permit: None,
+            sender: None,
+            reuse: false,
+            client,
+            accept_date: SystemTime::now(),
+            start,
+            tq,
+            tw: -1,
+            tc: -1,
+            tr: -1,
+            status: 0,
+            bytes_out: 0,
+            termination: *b"----",
+            retries: 0,
+            redispatched: false,
+            request_line: None,
+            pseudo_server: None,
+        }
+    }
+
+    pub fn add_bytes_out(&mut self, n: u64) {
+        self.bytes_out += n;
+    }
+
+    pub fn server_aborted(&mut self) {
+        if self.termination[0] == b'-' {
+            self.termination[0] = b'S';
+            self.termination[1] = b'D';
+        }
+    }
+
+    pub fn elapsed_ms(&self) -> i64 {
+        self.start.elapsed().as_millis() as i64
+    }
+
+    /// Closes the books. `complete` = the body was sent to its end.
+    pub fn finish(mut self, complete: bool) {
+        if !complete && self.termination[0] == b'-' {
+            self.termination[0] = b'C';
+            self.termination[1] = b'D';
+        }
+        // Logged first: HAProxy's connection counts include this request.
+        if self.fe.conf.log.is_some() {
+            self.log();
+        }
+        let fe = &self.fe;
+        fe.counters.bout.fetch_add(self.bytes_out, Relaxed);
+        if let Some(pool) = &self.pool {
+            pool.counters.bout.fetch_add(self.bytes_out, Relaxed);
+            if let Some(i) = self.server {
+                let s = &pool.servers[i];
+                s.rt.counters.bout.fetch_add(self.bytes_out, Relaxed);
+                s.rt.counters.leave();
+                if complete
+                    && self.reuse
+                    && let Some(sender) = self.sender.take()
+                {
+                    s.rt.idle.put(sender);
+                }
+            }
+            pool.counters.leave();
+            if self.permit.take().is_some() && pool.counters.qcur.load(Relaxed) > 0 {
+                pool.slot_freed.notify_waiters();
+            }
+        }
+    }
+
+    fn log(&self) {
+        let fe = &self.fe;
+        let (backend, server): (&str, &str) = match (&self.pool, self.server) {
+            (Some(p), Some(i)) => (&p.name, &p.servers[i].name),
+            (Some(p), None) => (&p.name, self.pseudo_server.unwrap_or("<NOSRV>")),
+            (None, _) => (&fe.name, self.pseudo_server.unwrap_or("<NOSRV>")),
+        };
+        let (srv_conn, srv_queue) = match (&self.pool, self.server) {
+            (Some(p), Some(i)) => {
+                let c = &p.servers[i].rt.counters;
+                (c.scur.load(Relaxed), c.qcur.load(Relaxed))
+            }
+            _ => (0, 0),
+        };
+        let (beconn, be_queue) = match &self.pool {
+            Some(p) => (p.counters.scur.load(Relaxed), p.counters.qcur.load(Relaxed)),
+            None => (0, 0),
+        };
+        let record = LogRecord {
+            client: self.client,
+            accept_date: self.accept_date,
+            frontend: &fe.name,
+            backend,
+            server,
+            tq: self.tq,
+            tw: self.tw,
+            tc: self.tc,
+            tr: self.tr,
+            tt: self.elapsed_ms() + self.tq.max(0),
+            status: self.status,
+            bytes: self.bytes_out,
+            termination: self.termination,
+            actconn: fe.global_conns.load(Relaxed),
+            feconn: fe.counters.scur.load(Relaxed),
+            beconn,
+            srv_conn,
+            retries: self.retries,
+            redispatched: self.redispatched,
+            srv_queue,
+            backend_queue: be_queue,
+            request_line: self.request_line.as_deref().unwrap_or("<BADREQ>"),
+        };
+        fe.logger.log(&record);
+    }
+}

@@ -1,0 +1,441 @@
+//! Request hygiene: a [`Scanner`] follows request framing on the raw client
+//! byte stream, in front of hyper, and rejects any request whose framing a
+//! server could read differently from us (the root of request smuggling).
+//!
+//! hyper alone is lenient where RFC 9112 allows it: it merges duplicate equal
+//! `Content-Length`s and silently drops `Content-Length` when
+//! `Transfer-Encoding` is present. A proxy in front of PHP apps must instead
+//! refuse those (RFC 9112 §6.3: such a message "ought to be handled as an
+//! error"), so every head is checked here first: duplicate or malformed
+//! `Content-Length`, `Transfer-Encoding` with `Content-Length`, any coding but
+//! a single `chunked`, `Transfer-Encoding` in HTTP/1.0, bare CR, NUL or other
+//! control bytes, obs-fold, and heads over the size limit. The scanner then
+//! skips the body (by length or chunk by chunk) to find the next head.
+
+/// Why a request was refused, as the status the client gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reject {
+    pub status: u16,
+    pub reason: &'static str,
+}
+
+const fn bad(reason: &'static str) -> Reject {
+    Reject {
+        status: 400,
+        reason,
+    }
+}
+
+const MAX_HEADERS: usize = 128;
+const MAX_CHUNK_LINE: usize = 4096;
+
+#[derive(Debug)]
+enum State {
+    /// Collecting a request head.
+    Head,
+    /// Skipping a body of known length.
+    Body(u64),
+    /// Reading a chunk-size line (length so far).
+    ChunkSize(usize),
+    /// Skipping chunk data, then its CRLF.
+    ChunkData(u64),
+    ChunkCrlf,
+    /// Reading trailer lines after the last chunk (length of current line).
+    Trailer(usize),
+}
+
+#[derive(Debug)]
+pub struct Scanner {
+    state: State,
+    head: Vec<u8>,
+    max_head: usize,
+    /// Bytes of the chunk-size line being read (hex digits only matter).
+    chunk_size: Option<u64>,
+    chunk_ext: bool,
+}
+
+impl Scanner {
+    pub fn new(max_head: usize) -> Self {
+        Scanner {
+            state: State::Head,
+            head: Vec::new(),
+            max_head,
+            chunk_size: Some(0),
+            chunk_ext: false,
+        }
+    }
+
+    /// True between requests and while reading a head: a timeout now with
+    /// [`Scanner::mid_head`] false is an idle keep-alive, not a slow client.
+    pub fn mid_head(&self) -> bool {
+        matches!(self.state, State::Head) && !self.head.is_empty()
+    }
+
+    /// True while a request body is being received.
+    pub fn in_body(&self) -> bool {
+        !matches!(self.state, State::Head)
+    }
+
+    /// Scans bytes as they arrive. On a bad request, returns how many bytes
+    /// before it belong to earlier, good requests, and why.
+    pub fn feed(&mut self, data: &[u8]) -> Result<(), (usize, Reject)> {
+        let mut i = 0;
+        while i < data.len() {
+            match &mut self.state {
+                State::Head => {
+                    let start = i;
+                    // Leading empty lines before a request line are ignored
+                    // (RFC 9112 §2.2), as hyper does.
+                    if self.head.is_empty() {
+                        while i < data.len() && (data[i] == b'\r' || data[i] == b'\n') {
+                            i += 1;
+                        }
+                        if i == data.len() {
+                            break;
+                        }
+                    }
+                    let head_start_in_data = if self.head.is_empty() { i } else { start };
+                    let room = self.max_head + 1 - self.head.len().min(self.max_head + 1);
+                    let take = room.min(data.len() - i);
+                    let already = self.head.len();
+                    self.head.extend_from_slice(&data[i..i + take]);
+                    match check_head(&self.head) {
+                        Ok(Some((len, framing))) => {
+                            // Bytes past the head go back to the loop.
+                            let consumed = len - already;
+                            i += consumed;
+                            self.head.clear();
+                            self.state = match framing {
+                                Framing::None | Framing::Length(0) => State::Head,
+                                Framing::Length(n) => State::Body(n),
+                                Framing::Chunked => {
+                                    self.chunk_size = Some(0);
+                                    self.chunk_ext = false;
+                                    State::ChunkSize(0)
+                                }
+                            };
+                        }
+                        Ok(None) => {
+                            if self.head.len() > self.max_head {
+                                return Err((
+                                    head_start_in_data,
+                                    Reject {
+                                        status: 431,
+                                        reason: "request head too large",
+                                    },
+                                ));
+                            }
+                            i += take;
+                        }
+                        Err(r) => {
+                            let at = if already == 0 { head_start_in_data } else { 0 };
+                            return Err((at, r));
+                        }
+                    }
+                }
+                State::Body(n) => {
+                    let take = (*n).min((data.len() - i) as u64);
+                    *n -= take;
+                    i += take as usize;
+                    if *n == 0 {
+                        self.state = State::Head;
+                    }
+                }
+                State::ChunkSize(len) => {
+                    let b = data[i];
+                    i += 1;
+                    *len += 1;
+                    if *len > MAX_CHUNK_LINE {
+                        return Err((0, bad("chunk size line too long")));
+                    }
+                    match b {
+                        b'\n' => {
+                            let size = self.chunk_size.ok_or((0, bad("invalid chunk size")))?;
+                            if *len == 1 {
+                                return Err((0, bad("empty chunk size line")));
+                            }
+                            self.state = if size == 0 {
+                                State::Trailer(0)
+                            } else {
+                                State::ChunkData(size)
+                            };
+                        }
+                        b'\r' => {
+                            if data.get(i).is_some_and(|&c| c != b'\n') {
+                                return Err((0, bad("bare CR in chunk size line")));
+                            }
+                        }
+                        b';' => self.chunk_ext = true,
+                        _ if self.chunk_ext => {
+                            if b == 0 || (b < 0x20 && b != b'\t') {
+                                return Err((0, bad("control byte in chunk extension")));
+                            }
+                        }
+                        _ => {
+                            let digit = (b as char).to_digit(16).map(u64::from);
+                            self.chunk_size = match (self.chunk_size, digit) {
+                                (Some(s), Some(d)) if s < (1 << 59) => Some(s * 16 + d),
+                                (Some(s), None) if b == b' ' || b == b'\t' => Some(s),
+                                _ => return Err((0, bad("invalid chunk size"))),
+                            };
+                        }
+                    }
+                }
+                State::ChunkData(n) => {
+                    let take = (*n).min((data.len() - i) as u64);
+                    *n -= take;
+                    i += take as usize;
+                    if *n == 0 {
+                        self.state = State::ChunkCrlf;
+                        self.head.clear();
+                    }
+                }
+                State::ChunkCrlf => {
+                    let b = data[i];
+                    i += 1;
+                    match b {
+                        b'\r' if self.head.is_empty() => self.head.push(b'\r'),
+                        b'\n' => {
+                            self.head.clear();
+                            self.chunk_size = Some(0);
+                            self.chunk_ext = false;
+                            self.state = State::ChunkSize(0);
+                        }
+                        _ => return Err((0, bad("chunk data longer than its size"))),
+                    }
+                }
+                State::Trailer(len) => {
+                    let b = data[i];
+                    i += 1;
+                    match b {
+                        b'\n' => {
+                            if *len == 0 {
+                                self.state = State::Head;
+                            } else {
+                                *len = 0;
+                            }
+                        }
+                        b'\r' => {}
+                        0 => return Err((0, bad("NUL in trailer"))),
+                        _ => {
+                            *len += 1;
+                            if *len > self.max_head {
+                                return Err((
+                                    0,
+                                    Reject {
+                                        status: 431,
+                                        reason: "trailer too large",
+                                    },
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// Parses a (possibly partial) head. `Ok(None)` = need more bytes.
+fn check_head(buf: &[u8]) -> Result<Option<(usize, Framing)>, Reject> {
+    // Raw byte checks first: httparse tolerates some of these in places, and
+    // we want one clear rule — no NUL, no bare CR, no obs-fold, anywhere.
+    let end = find_head_end(buf);
+    let scan = &buf[..end.unwrap_or(buf.len())];
+    for (k, &b) in scan.iter().enumerate() {
+        match b {
+            0 => return Err(bad("NUL byte in request head")),
+            b'\r' => {
+                if let Some(&n) = scan.get(k + 1) {
+                    if n != b'\n' {
+                        return Err(bad("bare CR in request head"));
+                    }
+                } else if end.is_some() {
+                    return Err(bad("bare CR in request head"));
+                }
+            }
+            b'\n' => {
+                if let Some(&n) = scan.get(k + 1)
+                    && (n == b' ' || n == b'\t')
+                {
+                    return Err(bad("obsolete line folding in header"));
+                }
+            }
+            b'\t' => {}
+            c if c < 0x20 || c == 0x7f => return Err(bad("control byte in request head")),
+            _ => {}
+        }
+    }
+    let Some(_) = end else {
+        return Ok(None);
+    };
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(Reject {
+                status: 431,
+                reason: "too many headers",
+            });
+        }
+        Err(_) => return Err(bad("malformed request head")),
+    };
+    let mut content_length: Option<u64> = None;
+    let mut te = false;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            if content_length.is_some() {
+                return Err(bad("more than one Content-Length"));
+            }
+            let v = trim(h.value);
+            if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
+                return Err(bad("invalid Content-Length"));
+            }
+            // Digits only and at most 18 of them: the parse cannot fail.
+            content_length = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok());
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            if te {
+                return Err(bad("more than one Transfer-Encoding"));
+            }
+            if !trim(h.value).eq_ignore_ascii_case(b"chunked") {
+                return Err(bad("Transfer-Encoding other than chunked"));
+            }
+            te = true;
+        }
+    }
+    if te && content_length.is_some() {
+        return Err(bad("Transfer-Encoding together with Content-Length"));
+    }
+    if te && req.version == Some(0) {
+        return Err(bad("Transfer-Encoding in an HTTP/1.0 request"));
+    }
+    let framing = match (te, content_length) {
+        (true, _) => Framing::Chunked,
+        (false, Some(n)) => Framing::Length(n),
+        (false, None) => Framing::None,
+    };
+    Ok(Some((len, framing)))
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let s = v
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    let e = v
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(s, |e| e + 1);
+    &v[s..e]
+}
+
+/// Offset just past the blank line ending a head (CRLF CRLF or LF LF).
+fn find_head_end(buf: &[u8]) -> Option<usize> {
+    let mut k = 0;
+    while let Some(p) = buf[k..].iter().position(|&b| b == b'\n') {
+        let nl = k + p;
+        let rest = &buf[nl + 1..];
+        if rest.starts_with(b"\n") {
+            return Some(nl + 2);
+        }
+        if rest.starts_with(b"\r\n") {
+            return Some(nl + 3);
+        }
+        k = nl + 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(bytes: &[u8]) -> Result<(), (usize, Reject)> {
+        Scanner::new(16384).feed(bytes)
+    }
+
+    fn reason(bytes: &[u8]) -> &'static str {
+        scan(bytes).unwrap_err().1.reason
+    }
+
+    #[test]
+    fn good_pipelined_requests_pass_whole_and_byte_by_byte() {
+        let reqs: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloPOST /y HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\nGET / HTTP/1.1\r\n\r\n";
+        assert_eq!(scan(reqs), Ok(()));
+        let mut s = Scanner::new(16384);
+        for b in reqs {
+            s.feed(std::slice::from_ref(b)).unwrap();
+        }
+        assert!(!s.mid_head());
+    }
+
+    #[test]
+    fn ambiguous_framing_is_refused() {
+        assert_eq!(
+            reason(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"),
+            "more than one Content-Length"
+        );
+        assert_eq!(
+            reason(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
+            "more than one Content-Length"
+        );
+        assert_eq!(
+            reason(b"POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n"),
+            "invalid Content-Length"
+        );
+        assert_eq!(
+            reason(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"),
+            "Transfer-Encoding together with Content-Length"
+        );
+        assert_eq!(
+            reason(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            "Transfer-Encoding other than chunked"
+        );
+        assert_eq!(
+            reason(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            "Transfer-Encoding in an HTTP/1.0 request"
+        );
+    }
+
+    #[test]
+    fn dangerous_bytes_are_refused() {
+        assert_eq!(
+            reason(b"GET / HTTP/1.1\r\nX-A: a\rb\r\n\r\n"),
+            "bare CR in request head"
+        );
+        assert_eq!(
+            reason(b"GET / HTTP/1.1\r\nX-A: a\0b\r\n\r\n"),
+            "NUL byte in request head"
+        );
+        assert_eq!(
+            reason(b"GET / HTTP/1.1\r\nX-A: a\r\n b\r\n\r\n"),
+            "obsolete line folding in header"
+        );
+    }
+
+    #[test]
+    fn oversized_heads_get_431_and_good_bytes_before_a_bad_request_are_kept() {
+        let mut big = b"GET / HTTP/1.1\r\nX-Big: ".to_vec();
+        big.extend(std::iter::repeat_n(b'a', 20000));
+        assert_eq!(scan(&big).unwrap_err().1.status, 431);
+        let two = b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nX: \0\r\n\r\n";
+        assert_eq!(scan(two).unwrap_err().0, 18);
+    }
+
+    #[test]
+    fn chunk_overflow_is_refused() {
+        assert!(
+            scan(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n").is_err()
+        );
+        assert!(scan(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_err());
+    }
+}

@@ -1,0 +1,228 @@
+//! Accepting client connections: one accept loop per bound address, bounded by
+//! the process-wide and per-frontend `maxconn` (past them accept waits and
+//! the kernel backlog holds new clients), and one task per connection that
+//! runs hyper's HTTP/1.1 server over [`ClientIo`]. A connection finishes its
+//! in-flight request when the process stops or the listener goes away.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, watch};
+
+use crate::client_io::ClientIo;
+use crate::exchange::Exchange;
+use crate::proxy::{self, ConnInfo};
+use crate::state::FrontendState;
+use crate::supervisor::Shared;
+
+/// One bound address and the frontend it currently serves. A reload swaps
+/// the frontend; connections pick up the new one at their next request.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub addr: SocketAddr,
+    pub fe: ArcSwap<FrontendState>,
+    /// The listening socket, duplicated for `_getsocks` (binary upgrades).
+    pub fd: Option<Arc<std::os::fd::OwnedFd>>,
+}
+
+/// Binds like HAProxy: SO_REUSEADDR so a restart does not wait for
+/// TIME_WAIT, SO_REUSEPORT so a new process can bind beside an old one
+/// during a binary upgrade, and a backlog as deep as `maxconn`.
+pub(crate) fn bind(addr: SocketAddr, backlog: usize) -> std::io::Result<TcpListener> {
+    TcpListener::from_std(bind_std(addr, backlog)?)
+}
+
+/// [`bind`] without a runtime, for binding before daemonizing.
+pub(crate) fn bind_std(addr: SocketAddr, backlog: usize) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog.clamp(128, 65535) as i32)?;
+    Ok(socket.into())
+}
+
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    slot: Arc<Slot>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let global = tokio::select! {
+            p = shared.global_limit.clone().acquire_owned() => p,
+            _ = stop.changed() => return,
+        };
+        let fe = slot.fe.load_full();
+        let local = tokio::select! {
+            p = fe.limit.clone().acquire_owned() => p,
+            _ = stop.changed() => return,
+        };
+        // Neither semaphore is ever closed, so acquiring cannot fail.
+        let (Ok(global), Ok(local)) = (global, local) else {
+            return;
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::error!(addr = %slot.addr, cause = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        // Hand the socket over as a std socket: it is registered with the
+        // reactor of the worker runtime that will poll it.
+        let Ok(std_stream) = stream.into_std() else {
+            continue;
+        };
+        let (slot, sh) = (slot.clone(), shared.clone());
+        shared.spawn_conn(async move {
+            let Ok(stream) = TcpStream::from_std(std_stream) else {
+                return;
+            };
+            serve(stream, peer, slot, sh, [global, local]).await;
+        });
+    }
+}
+
+async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: Arc<Slot>,
+    shared: Arc<Shared>,
+    _permits: [OwnedSemaphorePermit; 2],
+) {
+    let accepted = Instant::now();
+    let fe = slot.fe.load_full();
+    fe.counters.enter();
+    shared.global_conns.fetch_add(1, Relaxed);
+    let _ = stream.set_nodelay(true);
+    let stream = Arc::new(stream);
+    let io = ClientIo::new(stream.clone(), fe.max_header_size, fe.conf.timeout_client);
+    let rejected = io.rejected.clone();
+    let mid_head = io.mid_head.clone();
+    let info = Arc::new(ConnInfo {
+        client: peer,
+        accepted,
+        requests: Default::default(),
+        xff: http::HeaderValue::from_str(&crate::state::client_ip(peer).to_string())
+            .unwrap_or_else(|_| http::HeaderValue::from_static("unknown")),
+        shared: shared.clone(),
+    });
+    let svc_slot = slot.clone();
+    let svc_info = info.clone();
+    let service = service_fn(move |req| {
+        let fe = svc_slot.fe.load_full();
+        let info = svc_info.clone();
+        async move { Ok::<_, Infallible>(proxy::handle(req, fe, &info).await) }
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(fe.conf.timeout_http_request)
+        .half_close(true)
+        .keep_alive(!fe.conf.http_close);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let mut stop = shared.stop_signal();
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    let reject = *rejected.lock().unwrap_or_else(|e| e.into_inner());
+    let answer = match (&result, reject) {
+        (_, Some(r)) => Some((r.status, *b"PR--")),
+        (Err(e), None) if e.is_timeout() && mid_head.load(Relaxed) => Some((408, *b"cR--")),
+        (Err(e), None) => {
+            tracing::debug!(client = %peer, cause = %e, "client connection ended");
+            None
+        }
+        (Ok(()), None) => None,
+    };
+    {
+        if let Some((status, term)) = answer {
+            let code = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST);
+            fe.counters.ereq.fetch_add(1, Relaxed);
+            fe.counters.status(status);
+            let body = proxy::error_body(code);
+            let head = format!(
+                "HTTP/1.1 {} {}\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\nconnection: close\r\n\r\n",
+                status,
+                code.canonical_reason().unwrap_or(""),
+                body.len()
+            );
+            let mut out = head.into_bytes();
+            out.extend_from_slice(&body);
+            if write_all(&stream, &out).await.is_ok() {
+                linger(&stream).await;
+            }
+            let mut ex = Exchange::new(
+                fe.clone(),
+                peer,
+                accepted,
+                accepted.elapsed().as_millis() as i64,
+            );
+            ex.status = status;
+            ex.termination = term;
+            ex.bytes_out = out.len() as u64;
+            ex.finish(true);
+        }
+    }
+    fe.counters.leave();
+    shared.global_conns.fetch_sub(1, Relaxed);
+}
+
+/// Closes our side and reads what the client still sends for a moment, so
+/// that closing with unread data does not reset the connection and destroy
+/// the answer we just wrote (the "lingering close" of RFC 9112 §9.6).
+async fn linger(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut buf = [0u8; 4096];
+    loop {
+        let Ok(Ok(())) = tokio::time::timeout_at(deadline.into(), stream.readable()).await else {
+            return;
+        };
+        match stream.try_read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+}
+
+async fn write_all(stream: &TcpStream, mut data: &[u8]) -> std::io::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !data.is_empty() {
+        tokio::time::timeout_at(deadline.into(), stream.writable())
+            .await
+            .map_err(|_| std::io::ErrorKind::TimedOut)??;
+        match stream.try_write(data) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! The Unix process around the proxy: detaching (`-D`), the pidfile (`-p`),
+//! dropping privileges after binding (`user`/`group`), and asking older
+//! processes to finish (`-sf`). Users and groups are read from /etc/passwd
+//! and /etc/group directly: the static binary must not need glibc's NSS.
+
+use std::io;
+use std::path::Path;
+
+/// Detaches from the terminal: fork, new session, stdio to /dev/null. Must
+/// run before any thread is started.
+pub(crate) fn daemonize() -> io::Result<()> {
+    // SAFETY: called before the tokio runtimes exist, so the process has one
+    // thread and fork is safe; the parent exits at once without unwinding.
+    unsafe {
+        match libc::fork() {
+            -1 => return Err(io::Error::last_os_error()),
+            0 => {}
+            _ => libc::_exit(0),
+        }
+        if libc::setsid() < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null >= 0 {
+            for fd in 0..3 {
+                libc::dup2(null, fd);
+            }
+            if null > 2 {
+                libc::close(null);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn write_pidfile(path: &Path) -> io::Result<()> {
+    std::fs::write(path, format!("{}\n", std::process::id())).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot write the pidfile {}: {e}", path.display()),
+        )
+    })
+}
+
+/// Sends SIGUSR1 (finish requests, then exit) to older processes.
+pub(crate) fn soft_finish(pids: &[i32]) {
+    for &pid in pids {
+        // SAFETY: kill has no memory effects; a stale pid gives ESRCH.
+        if unsafe { libc::kill(pid, libc::SIGUSR1) } < 0 {
+            tracing::warn!(pid, cause = %io::Error::last_os_error(), "cannot signal the old process");
+        }
+    }
+}
+
+/// Looks a name (or number) up in an /etc/passwd-style file: field 2 is the id.
+fn lookup(file: &str, name: &str) -> io::Result<u32> {
+    if let Ok(n) = name.parse() {
+        return Ok(n);
+    }
+    let text = std::fs::read_to_string(file)?;
+    text.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.first() == Some(&name))
+        .and_then(|f| f.get(2)?.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no `{name}` in {file}")))
+}
+
+/// Switches to `user`/`group` once the sockets are bound (only as root).
+pub(crate) fn drop_privileges(user: Option<&str>, group: Option<&str>) -> io::Result<()> {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 || (user.is_none() && group.is_none()) {
+        return Ok(());
+    }
+    let gid = group.map(|g| lookup("/etc/group", g)).transpose()?;
+    let uid = user.map(|u| lookup("/etc/passwd", u)).transpose()?;
+    // SAFETY: plain syscalls on integers; the group is set before the user,
+    // while we still may.
+    unsafe {
+        if let Some(g) = gid
+            && (libc::setgroups(0, std::ptr::null()) < 0 || libc::setgid(g) < 0)
+        {
+            return Err(io::Error::last_os_error());
+        }
+        if let Some(u) = uid
+            && libc::setuid(u) < 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn root_is_found_in_passwd_without_nss() {
+        assert_eq!(super::lookup("/etc/passwd", "root").unwrap(), 0);
+        assert_eq!(super::lookup("/etc/passwd", "42").unwrap(), 42);
+        assert!(super::lookup("/etc/passwd", "no-such-user-here").is_err());
+    }
+}

@@ -1,0 +1,585 @@
+//! One request through the proxy: stats page or route → persistence cookie →
+//! server choice (balancer, queue) → forward with retries and redispatch →
+//! response rewriting (hop-by-hop headers, cookie insert, nocache) → body
+//! streaming, whose end closes the [`Exchange`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body::Body as _;
+use hyper::body::Incoming;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::body::{RequestBody, ResponseBody};
+use crate::exchange::Exchange;
+use crate::persist;
+use crate::pool::Pool;
+use crate::state::{FrontendState, client_ip};
+use crate::upstream::{self, ConnectError, Sender};
+
+/// What a connection knows when a request arrives.
+#[derive(Debug)]
+pub(crate) struct ConnInfo {
+    pub client: SocketAddr,
+    pub accepted: Instant,
+    /// Requests served on this connection so far (Tq counts from accept for
+    /// the first one only).
+    pub requests: std::sync::atomic::AtomicU64,
+    /// The client address as an X-Forwarded-For value, built once.
+    pub xff: HeaderValue,
+    pub shared: Arc<crate::supervisor::Shared>,
+}
+
+pub(crate) async fn handle(
+    req: Request<Incoming>,
+    fe: Arc<FrontendState>,
+    conn: &ConnInfo,
+) -> Response<ResponseBody> {
+    let now = Instant::now();
+    let tq = if conn.requests.fetch_add(1, Relaxed) == 0 {
+        now.duration_since(conn.accepted).as_millis() as i64
+    } else {
+        0
+    };
+    fe.counters.req_tot.fetch_add(1, Relaxed);
+    let mut ex = Exchange::new(fe.clone(), conn.client, now, tq);
+    if fe.conf.log.is_some() {
+        ex.request_line = Some(request_line(&req));
+    }
+
+    if req.method() == Method::CONNECT {
+        fe.counters.ereq.fetch_add(1, Relaxed);
+        ex.termination = *b"PR--";
+        return local(StatusCode::METHOD_NOT_ALLOWED, ex, true);
+    }
+
+    if let Some(page) = &fe.stats
+        && let Some(pq) = req.uri().path_and_query()
+        && pq.as_str().starts_with(page.conf.uri.as_str())
+    {
+        let rest = &pq.as_str()[page.conf.uri.len()..];
+        return stats_page(&req, rest, ex, conn);
+    }
+
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let Some(pool) = fe.route(req.uri().path(), host).cloned() else {
+        ex.termination = *b"SC--";
+        return local(StatusCode::SERVICE_UNAVAILABLE, ex, false);
+    };
+    ex.pool = Some(pool.clone());
+    pool.counters.enter();
+    pool.counters.req_tot.fetch_add(1, Relaxed);
+    forward(req, pool, ex, conn).await
+}
+
+fn request_line(req: &Request<Incoming>) -> String {
+    let uri = req.uri();
+    let target = uri.path_and_query().map_or("/", |p| p.as_str());
+    format!("{} {} {:?}", req.method(), target, req.version())
+}
+
+/// Cookie status and action, HAProxy's 3rd and 4th termination characters.
+struct CookieLog {
+    seen: u8,
+    action: u8,
+}
+
+async fn forward(
+    req: Request<Incoming>,
+    pool: Arc<Pool>,
+    mut ex: Exchange,
+    conn: &ConnInfo,
+) -> Response<ResponseBody> {
+    let fe = ex.fe.clone();
+    let (mut parts, body) = req.into_parts();
+    let conf = &pool.conf;
+    let http_close = fe.conf.http_close || conf.http_close;
+
+    // Persistence: a cookie naming a server that may serve it pins the request.
+    let mut ck = CookieLog {
+        seen: b'-',
+        action: b'-',
+    };
+    let mut sticky = None;
+    if let Some(c) = &conf.cookie {
+        ck = CookieLog {
+            seen: b'N',
+            action: b'N',
+        };
+        if let Some(v) = persist::find(&parts.headers, &c.name) {
+            match pool.by_cookie(v) {
+                Some(i) if pool.servers[i].can_persist() => {
+                    sticky = Some(i);
+                    ck.seen = b'V';
+                }
+                Some(_) => ck.seen = b'D',
+                None => ck.seen = b'I',
+            }
+        }
+        if c.indirect {
+            persist::strip(&mut parts.headers, &c.name);
+        }
+    }
+
+    strip_hop_by_hop(&mut parts.headers);
+    if fe.conf.forwardfor || conf.forwardfor {
+        // HAProxy adds its own header line rather than editing an existing
+        // one, so servers see every hop.
+        parts
+            .headers
+            .append(HeaderName::from_static("x-forwarded-for"), conn.xff.clone());
+    }
+    if http_close {
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    let method = parts.method.clone();
+    let mut req = Request::from_parts(parts, RequestBody::new(body, fe.counters.clone()));
+
+    // Choose a server, waiting in queue if all slots are taken.
+    let queue_start = Instant::now();
+    let ip = client_ip(conn.client);
+    let deadline = queue_start + conf.timeout_queue;
+    let (mut idx, permit) = match acquire(&pool, sticky, ip, None, deadline).await {
+        Ok(x) => x,
+        Err(q) => {
+            ex.tw = queue_start.elapsed().as_millis() as i64;
+            ex.termination = if q == QueueFail::Timeout {
+                *b"sQ--"
+            } else {
+                *b"SC--"
+            };
+            ex.termination[2] = ck.seen;
+            return local(StatusCode::SERVICE_UNAVAILABLE, ex, false);
+        }
+    };
+    ex.tw = queue_start.elapsed().as_millis() as i64;
+    enter_server(&pool, idx, &mut ex, permit);
+
+    // Connect and send, with retries; the last retry may go elsewhere.
+    let connect_start = Instant::now();
+    let mut attempts = 0u32;
+    let resp = loop {
+        let server = &pool.servers[idx];
+        match send(
+            server,
+            req,
+            conf.timeout_connect,
+            conf.timeout_server,
+            http_close,
+        )
+        .await
+        {
+            Sent::Ok(resp, sender, tc) => {
+                ex.tc = tc;
+                ex.sender = Some(sender);
+                break resp;
+            }
+            Sent::ConnectFailed(back, err) => {
+                tracing::debug!(server = %server.name, cause = %err, "connect failed");
+                server.rt.counters.econ.fetch_add(1, Relaxed);
+                pool.counters.econ.fetch_add(1, Relaxed);
+                req = back;
+                if attempts >= conf.retries {
+                    ex.tc = connect_start.elapsed().as_millis() as i64;
+                    ex.termination = *b"SC--";
+                    ex.termination[2] = ck.seen;
+                    return local(StatusCode::SERVICE_UNAVAILABLE, ex, false);
+                }
+                attempts += 1;
+                ex.retries = attempts;
+                server.rt.counters.wretr.fetch_add(1, Relaxed);
+                pool.counters.wretr.fetch_add(1, Relaxed);
+                let last = attempts == conf.retries;
+                if conf.redispatch && last {
+                    // Redispatch: give up the pinned server for any other.
+                    let deadline = Instant::now() + conf.timeout_queue;
+                    if let Ok((other, permit)) = acquire(&pool, None, ip, Some(idx), deadline).await
+                    {
+                        leave_server(&pool, idx, &mut ex);
+                        idx = other;
+                        enter_server(&pool, idx, &mut ex, permit);
+                        ex.redispatched = true;
+                        pool.counters.wredis.fetch_add(1, Relaxed);
+                        pool.servers[idx].rt.counters.wredis.fetch_add(1, Relaxed);
+                        continue;
+                    }
+                }
+                // HAProxy's turn-around timer before retrying the same server.
+                tokio::time::sleep(conf.timeout_connect.min(Duration::from_secs(1))).await;
+            }
+            Sent::Timeout => {
+                server.rt.counters.eresp.fetch_add(1, Relaxed);
+                pool.counters.eresp.fetch_add(1, Relaxed);
+                ex.termination = *b"sH--";
+                ex.termination[2] = ck.seen;
+                return local(StatusCode::GATEWAY_TIMEOUT, ex, false);
+            }
+            Sent::Failed(err) => {
+                tracing::debug!(server = %server.name, cause = %err, "server failed before answering");
+                server.rt.counters.eresp.fetch_add(1, Relaxed);
+                pool.counters.eresp.fetch_add(1, Relaxed);
+                ex.termination = *b"SH--";
+                ex.termination[2] = ck.seen;
+                return local(StatusCode::BAD_GATEWAY, ex, false);
+            }
+        }
+    };
+    ex.tr = connect_start.elapsed().as_millis() as i64 - ex.tc.max(0);
+
+    let (mut parts, body) = resp.into_parts();
+    // The client talks to us, not to the server: our version, whatever the
+    // server spoke (hyper answers an HTTP/1.0 client in kind).
+    parts.version = http::Version::HTTP_11;
+    let status = parts.status.as_u16();
+    ex.status = status;
+    ex.reuse = !http_close && !wants_close(&parts.headers);
+    strip_hop_by_hop(&mut parts.headers);
+    let server = &pool.servers[idx];
+    if let (Some(c), Some(prefix)) = (&conf.cookie, &pool.cookie_prefix) {
+        if persist::strip_set_cookie(&mut parts.headers, prefix) {
+            ck.action = b'D';
+        }
+        // Insert unless the client already holds a valid cookie for this
+        // very server and `indirect` says not to repeat it.
+        let valid_for_this = sticky == Some(idx) && ck.seen == b'V';
+        if !(c.indirect && valid_for_this)
+            && let Some(set) = &server.set_cookie
+        {
+            parts.headers.append(header::SET_COOKIE, set.clone());
+            ck.action = b'I';
+            if c.nocache && persist::is_cacheable(&method, status, &parts.headers) {
+                parts
+                    .headers
+                    .append(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+            }
+        }
+        ex.termination[2] = ck.seen;
+        ex.termination[3] = ck.action;
+    }
+    if http_close {
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    server.rt.counters.status(status);
+    pool.counters.status(status);
+    fe.counters.status(status);
+    Response::from_parts(parts, ResponseBody::upstream(body, ex))
+}
+
+fn enter_server(pool: &Pool, idx: usize, ex: &mut Exchange, permit: Option<OwnedSemaphorePermit>) {
+    let s = &pool.servers[idx];
+    s.rt.counters.enter();
+    s.rt.counters.req_tot.fetch_add(1, Relaxed);
+    ex.server = Some(idx);
+    ex.permit = permit;
+}
+
+fn leave_server(pool: &Pool, idx: usize, ex: &mut Exchange) {
+    pool.servers[idx].rt.counters.leave();
+    ex.server = None;
+    ex.permit = None;
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum QueueFail {
+    /// No server can take the request at all.
+    NoServer,
+    /// Servers exist but stayed full until `timeout queue`.
+    Timeout,
+}
+
+/// A server for the request and its `maxconn` slot: the sticky one if any,
+/// else the balancer's pick among usable servers with a free slot (backups
+/// only when no active server is usable), waiting in queue while all are full.
+async fn acquire(
+    pool: &Pool,
+    sticky: Option<usize>,
+    ip: std::net::IpAddr,
+    exclude: Option<usize>,
+    deadline: Instant,
+) -> Result<(usize, Option<OwnedSemaphorePermit>), QueueFail> {
+    if let Some(i) = sticky {
+        let s = &pool.servers[i];
+        let Some(sem) = &s.limit else {
+            return Ok((i, None));
+        };
+        if let Ok(p) = sem.clone().try_acquire_owned() {
+            return Ok((i, Some(p)));
+        }
+        s.rt.counters.enqueue();
+        let r = tokio::time::timeout_at(deadline.into(), sem.clone().acquire_owned()).await;
+        s.rt.counters.dequeue();
+        return match r {
+            // The semaphore is never closed, so acquire cannot fail.
+            Ok(Ok(p)) => Ok((i, Some(p))),
+            _ => Err(QueueFail::Timeout),
+        };
+    }
+    let servers = &pool.servers;
+    let free = |i: usize| {
+        servers[i]
+            .limit
+            .as_ref()
+            .is_none_or(|s| s.available_permits() > 0)
+    };
+    let usable = |i: usize| Some(i) != exclude && servers[i].usable();
+    let mut queued = false;
+    let result = loop {
+        let notified = pool.slot_freed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let any_active = servers
+            .iter()
+            .enumerate()
+            .any(|(i, s)| !s.conf.backup && usable(i));
+        let balancer = if any_active {
+            &pool.balancer
+        } else {
+            &pool.backup_balancer
+        };
+        if let Some(i) = balancer.select(servers, ip, |i| usable(i) && free(i)) {
+            match &servers[i].limit {
+                None => break Ok((i, None)),
+                Some(sem) => {
+                    if let Ok(p) = sem.clone().try_acquire_owned() {
+                        break Ok((i, Some(p)));
+                    }
+                    continue;
+                }
+            }
+        }
+        if balancer.select(servers, ip, usable).is_none() {
+            break Err(QueueFail::NoServer);
+        }
+        if !queued {
+            pool.counters.enqueue();
+            queued = true;
+        }
+        if tokio::time::timeout_at(deadline.into(), notified)
+            .await
+            .is_err()
+        {
+            break Err(QueueFail::Timeout);
+        }
+    };
+    if queued {
+        pool.counters.dequeue();
+    }
+    result
+}
+
+enum Sent {
+    Ok(Response<Incoming>, Sender, i64),
+    /// Nothing reached the server: the request comes back for a retry.
+    ConnectFailed(Request<RequestBody>, ConnectError),
+    Timeout,
+    /// The server took the request and failed before answering.
+    Failed(hyper::Error),
+}
+
+/// One attempt on one server: a pooled connection if one is idle (retrying
+/// on a fresh one if it turns out dead before the request left), else a new
+/// connection.
+async fn send(
+    server: &crate::pool::Server,
+    mut req: Request<RequestBody>,
+    connect_timeout: Duration,
+    server_timeout: Duration,
+    http_close: bool,
+) -> Sent {
+    let start = Instant::now();
+    let mut pooled = if http_close {
+        None
+    } else {
+        server.rt.idle.take()
+    };
+    loop {
+        let reused = pooled.is_some();
+        let mut sender = match pooled.take() {
+            Some(s) => s,
+            None => match upstream::connect(server.rt.addr, connect_timeout).await {
+                Ok(s) => s,
+                Err(e) => return Sent::ConnectFailed(req, e),
+            },
+        };
+        let tc = start.elapsed().as_millis() as i64;
+        if sender.ready().await.is_err() {
+            if reused {
+                continue;
+            }
+            return Sent::ConnectFailed(req, ConnectError::Timeout(server.rt.addr));
+        }
+        // A GET on a reused connection can be replayed if the server closed
+        // the connection just as we sent it (the keep-alive race): keep what
+        // is needed to rebuild it.
+        let replay =
+            (reused && req.body().is_end_stream() && is_idempotent(req.method())).then(|| {
+                (
+                    req.method().clone(),
+                    req.uri().clone(),
+                    req.version(),
+                    req.headers().clone(),
+                )
+            });
+        let fut = sender.try_send_request(req);
+        match tokio::time::timeout(server_timeout, fut).await {
+            Err(_) => return Sent::Timeout,
+            Ok(Ok(resp)) => return Sent::Ok(resp, sender, tc),
+            Ok(Err(mut e)) => {
+                if let Some(back) = e.take_message() {
+                    req = back;
+                    if reused {
+                        continue;
+                    }
+                    return Sent::ConnectFailed(req, ConnectError::Timeout(server.rt.addr));
+                }
+                let err = e.into_error();
+                if let Some((m, u, v, h)) = replay {
+                    tracing::debug!(server = %server.name, cause = %err, "replaying on a fresh connection");
+                    let mut r = Request::new(RequestBody::empty());
+                    *r.method_mut() = m;
+                    *r.uri_mut() = u;
+                    *r.version_mut() = v;
+                    *r.headers_mut() = h;
+                    req = r;
+                    continue;
+                }
+                return Sent::Failed(err);
+            }
+        }
+    }
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+fn wants_close(h: &HeaderMap) -> bool {
+    h.get_all(header::CONNECTION).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+    })
+}
+
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1): the fixed list and any
+/// header that `Connection` names.
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    if let Some(conn) = h.get(header::CONNECTION) {
+        let named: Vec<HeaderName> = h
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|s| s.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        let _ = conn;
+        for n in named {
+            h.remove(n);
+        }
+    }
+    for n in [
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::TE,
+        header::TRAILER,
+        header::UPGRADE,
+        header::PROXY_AUTHENTICATE,
+    ] {
+        h.remove(n);
+    }
+    h.remove("keep-alive");
+    h.remove("proxy-connection");
+}
+
+/// A response the proxy makes itself, HAProxy-style.
+pub(crate) fn local(status: StatusCode, mut ex: Exchange, close: bool) -> Response<ResponseBody> {
+    let body = error_body(status);
+    ex.status = status.as_u16();
+    ex.fe.counters.status(status.as_u16());
+    if let Some(p) = &ex.pool {
+        p.counters.status(status.as_u16());
+    }
+    let mut r = Response::new(ResponseBody::full(body, Some(ex)));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    if close {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    r
+}
+
+pub(crate) fn error_body(status: StatusCode) -> Bytes {
+    let text = match status.as_u16() {
+        400 => "Your browser sent an invalid request.",
+        401 => "You need a valid user and password to access this content.",
+        405 => "Method not allowed.",
+        408 => "Your browser didn't send a complete request in time.",
+        431 => "Your browser sent a request with headers that are too large.",
+        502 => "The server returned an invalid or incomplete response.",
+        503 => "No server is available to handle this request.",
+        504 => "The server didn't respond in time.",
+        _ => "",
+    };
+    Bytes::from(format!(
+        "<html><body><h1>{} {}</h1>\n{text}\n</body></html>\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    ))
+}
+
+fn stats_page(
+    req: &Request<Incoming>,
+    rest: &str,
+    mut ex: Exchange,
+    conn: &ConnInfo,
+) -> Response<ResponseBody> {
+    ex.pseudo_server = Some("<STATS>");
+    let fe = ex.fe.clone();
+    let Some(page) = &fe.stats else {
+        return local(StatusCode::NOT_FOUND, ex, false);
+    };
+    if !page.conf.users.is_empty()
+        && page
+            .credentials
+            .check(req.headers().get(header::AUTHORIZATION))
+            .is_none()
+    {
+        ex.termination = *b"PR--";
+        let mut r = local(StatusCode::UNAUTHORIZED, ex, false);
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, page.challenge.clone());
+        return r;
+    }
+    let state = conn.shared.state.load();
+    let snap = state.snapshot(conn.shared.stopping());
+    let (body, ctype) = if rest.contains(";csv") {
+        (crate::stats::render_csv(&snap), "text/plain")
+    } else if rest.contains(";json") {
+        (crate::stats::render_json(&snap), "application/json")
+    } else {
+        (
+            crate::stats::render_html(&snap, &page.conf.realm, page.conf.refresh),
+            "text/html; charset=utf-8",
+        )
+    };
+    ex.status = 200;
+    fe.counters.status(200);
+    let mut r = Response::new(ResponseBody::full(Bytes::from(body), Some(ex)));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}

@@ -1,0 +1,292 @@
+//! The process around the listeners: binds them, starts health checks and the
+//! admin socket, reloads the configuration on request (SIGHUP or the admin
+//! socket) without dropping a connection, and stops gracefully.
+//!
+//! Shape after mini-redis `server::run`: [`run`] takes the config, a way to
+//! re-read it, and a `shutdown` future; tests pass a oneshot, `serve` passes
+//! SIGTERM/SIGINT.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::ServeError;
+use crate::config::{Config, Diagnostics};
+use crate::listener::{self, Slot};
+use crate::log::Logger;
+use crate::state::State;
+use crate::{admin, health};
+
+/// What every connection and task shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub state: ArcSwap<State>,
+    pub global_limit: Arc<Semaphore>,
+    pub global_conns: Arc<AtomicU64>,
+    /// Runtimes that serve connections, taken in turn; empty = serve on the
+    /// current runtime.
+    workers: Vec<tokio::runtime::Handle>,
+    next_worker: std::sync::atomic::AtomicUsize,
+    /// Flips to true once: connections then finish their current request.
+    stop: watch::Sender<bool>,
+    /// Listening sockets by address, for handing over to a new process.
+    pub sockets: std::sync::Mutex<Vec<(SocketAddr, Arc<std::os::fd::OwnedFd>)>>,
+    /// Inode of the admin socket file we created (0 = none yet).
+    pub admin_inode: AtomicU64,
+    /// Reload requests from the admin socket; answered with the outcome.
+    pub reload: mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>,
+}
+
+impl Shared {
+    pub fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// Runs a connection on the next worker runtime.
+    pub fn spawn_conn<F: Future<Output = ()> + Send + 'static>(&self, f: F) {
+        if self.workers.is_empty() {
+            tokio::spawn(f);
+        } else {
+            let i = self.next_worker.fetch_add(1, Relaxed) % self.workers.len();
+            self.workers[i].spawn(f);
+        }
+    }
+
+    pub fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+}
+
+struct Bound {
+    slot: Arc<Slot>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// Reads the config again (the file may have changed since start).
+pub type Reloader = Box<dyn Fn() -> Result<Config, Diagnostics> + Send + Sync>;
+
+pub async fn run(
+    config: Config,
+    prebound: Vec<(SocketAddr, std::net::TcpListener)>,
+    reload: Reloader,
+    shutdown: impl Future<Output = ()>,
+    reload_on_sighup: bool,
+    workers: Vec<tokio::runtime::Handle>,
+    started: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = if reload_on_sighup {
+        Some(signal(SignalKind::hangup())?)
+    } else {
+        None
+    };
+    let logger = Arc::new(Logger::new(&config.global.log, config.global.log_facility)?);
+    let global_conns = Arc::new(AtomicU64::new(0));
+    let maxconn = config.global.maxconn;
+    let admin_path = config.global.admin_socket.clone();
+    let stop_timeout = config.global.stop_timeout;
+    let spread = config.global.spread_checks;
+    let state = State::build(config, None, logger.clone(), global_conns.clone());
+
+    // Bind everything before serving anything: a port taken by another
+    // process is an error at start, not a half-running proxy. Sockets bound
+    // by the caller (before daemonizing, or inherited from an older process)
+    // are used as they are.
+    let mut prebound: HashMap<SocketAddr, std::net::TcpListener> = prebound.into_iter().collect();
+    let mut sockets = Vec::new();
+    for fe in &state.frontends {
+        for &addr in &fe.conf.bind {
+            let l = match prebound.remove(&addr) {
+                Some(l) => l
+                    .set_nonblocking(true)
+                    .and_then(|_| tokio::net::TcpListener::from_std(l)),
+                None => listener::bind(addr, maxconn),
+            }
+            .map_err(|source| ServeError::Bind {
+                listener: fe.name.to_string(),
+                addr,
+                source,
+            })?;
+            sockets.push((addr, fe.clone(), l));
+        }
+    }
+    let (stop_tx, _) = watch::channel(false);
+    let (reload_tx, mut reload_rx) = mpsc::channel(4);
+    let shared = Arc::new(Shared {
+        state: ArcSwap::from_pointee(state),
+        global_limit: Arc::new(Semaphore::new(maxconn)),
+        global_conns,
+        workers,
+        next_worker: Default::default(),
+        sockets: Default::default(),
+        admin_inode: AtomicU64::new(0),
+        stop: stop_tx,
+        reload: reload_tx,
+    });
+    let mut bound: HashMap<SocketAddr, Bound> = HashMap::new();
+    for (addr, fe, l) in sockets {
+        bound.insert(addr, start_listener(addr, fe, l, &shared));
+    }
+    publish_sockets(&shared, &bound);
+    let mut checks = health::spawn_all(&shared.state.load().pools, spread, &logger);
+    let admin_task = admin_path.as_ref().map(|p| admin::serve(p, shared.clone()));
+    started.await;
+    tracing::info!(listeners = bound.len(), "vakt proxy started");
+    logger.event(&format!("Proxy started ({} listeners).", bound.len()), 5);
+
+    tokio::pin!(shutdown);
+    loop {
+        let outcome_tx = tokio::select! {
+            _ = &mut shutdown => break,
+            _ = async {
+                match &mut hup {
+                    Some(h) => { h.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => None,
+            Some(tx) = reload_rx.recv() => Some(tx),
+        };
+        let result = match reload() {
+            Ok(new) => apply_reload(new, &shared, &mut bound, &mut checks, &logger),
+            Err(d) => Err(format!(
+                "the new configuration is invalid, keeping the old one:\n{d}"
+            )),
+        };
+        match &result {
+            Ok(()) => {
+                tracing::info!("configuration reloaded");
+                logger.event("Configuration reloaded.", 5);
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                logger.event(&format!("Reload refused: {e}"), 3);
+            }
+        }
+        if let Some(tx) = outcome_tx {
+            let _ = tx.send(result);
+        }
+    }
+
+    // Graceful stop: no new connections, idle keep-alives close, requests in
+    // flight finish until `stop_timeout`.
+    tracing::info!("stopping: finishing requests in flight");
+    logger.event("Proxy stopping.", 5);
+    for b in bound.values() {
+        let _ = b.stop.send(true);
+    }
+    let _ = shared.stop.send(true);
+    for c in checks {
+        c.abort();
+    }
+    if let Some(t) = admin_task {
+        t.abort();
+    }
+    if let Some(p) = &admin_path {
+        admin::remove_if_ours(p, shared.admin_inode.load(Relaxed));
+    }
+    let deadline = Instant::now() + stop_timeout;
+    while shared.global_conns.load(Relaxed) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let left = shared.global_conns.load(Relaxed);
+    if left > 0 {
+        tracing::warn!(connections = left, "stop timeout reached, closing the rest");
+    }
+    Ok(())
+}
+
+fn publish_sockets(shared: &Shared, bound: &HashMap<SocketAddr, Bound>) {
+    let list = bound
+        .iter()
+        .filter_map(|(a, b)| Some((*a, b.slot.fd.clone()?)))
+        .collect();
+    *shared.sockets.lock().unwrap_or_else(|e| e.into_inner()) = list;
+}
+
+fn start_listener(
+    addr: SocketAddr,
+    fe: Arc<crate::state::FrontendState>,
+    l: tokio::net::TcpListener,
+    shared: &Arc<Shared>,
+) -> Bound {
+    // A duplicate of the socket, kept to hand over on a binary upgrade.
+    let fd = {
+        use std::os::fd::AsFd;
+        l.as_fd().try_clone_to_owned().ok().map(Arc::new)
+    };
+    let slot = Arc::new(Slot {
+        addr,
+        fe: ArcSwap::new(fe),
+        fd,
+    });
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(listener::accept_loop(l, slot.clone(), shared.clone(), rx));
+    Bound { slot, stop, task }
+}
+
+/// Swaps in a new configuration. New addresses are bound first; if one
+/// cannot be bound nothing changes.
+fn apply_reload(
+    config: Config,
+    shared: &Arc<Shared>,
+    bound: &mut HashMap<SocketAddr, Bound>,
+    checks: &mut Vec<JoinHandle<()>>,
+    logger: &Arc<Logger>,
+) -> Result<(), String> {
+    let spread = config.global.spread_checks;
+    let maxconn = config.global.maxconn;
+    let old = shared.state.load_full();
+    let state = State::build(
+        config,
+        Some(&old),
+        logger.clone(),
+        shared.global_conns.clone(),
+    );
+
+    let mut fresh = Vec::new();
+    for fe in &state.frontends {
+        for &addr in &fe.conf.bind {
+            if !bound.contains_key(&addr) {
+                let l = listener::bind(addr, maxconn)
+                    .map_err(|e| format!("cannot listen on {addr} (`{}`): {e}", fe.name))?;
+                fresh.push((addr, fe.clone(), l));
+            }
+        }
+    }
+    let wanted: HashMap<SocketAddr, Arc<crate::state::FrontendState>> = state
+        .frontends
+        .iter()
+        .flat_map(|fe| fe.conf.bind.iter().map(move |a| (*a, fe.clone())))
+        .collect();
+    let pools = state.pools.clone();
+    shared.state.store(Arc::new(state));
+    bound.retain(|addr, b| match wanted.get(addr) {
+        Some(fe) => {
+            b.slot.fe.store(fe.clone());
+            true
+        }
+        None => {
+            // Connections already accepted keep being served.
+            let _ = b.stop.send(true);
+            b.task.abort();
+            false
+        }
+    });
+    for (addr, fe, l) in fresh {
+        bound.insert(addr, start_listener(addr, fe, l, shared));
+    }
+    publish_sockets(shared, bound);
+    for c in checks.drain(..) {
+        c.abort();
+    }
+    *checks = health::spawn_all(&pools, spread, logger);
+    Ok(())
+}

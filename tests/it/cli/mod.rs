@@ -1,0 +1,1 @@
+//! The `vakt` CLI: inventory, render, plan, up/down on the local transport.
