@@ -404,6 +404,7 @@ async fn send(
     } else {
         server.rt.idle.take()
     };
+    let mut replayed = false;
     loop {
         let reused = pooled.is_some();
         let mut sender = match pooled.take() {
@@ -420,18 +421,19 @@ async fn send(
             }
             return Sent::ConnectFailed(req, ConnectError::Timeout(server.rt.addr));
         }
-        // A GET on a reused connection can be replayed if the server closed
-        // the connection just as we sent it (the keep-alive race): keep what
-        // is needed to rebuild it.
-        let replay =
-            (reused && req.body().is_end_stream() && is_idempotent(req.method())).then(|| {
-                (
-                    req.method().clone(),
-                    req.uri().clone(),
-                    req.version(),
-                    req.headers().clone(),
-                )
-            });
+        // An idempotent request without a body can be sent again if the
+        // server connection dies before any answer: on a reused connection
+        // (the keep-alive race) straight away on a fresh one, else on the
+        // retry path like a failed connect (HAProxy's `retry-on
+        // empty-response`). Keep what is needed to rebuild it.
+        let replay = (req.body().is_end_stream() && is_idempotent(req.method())).then(|| {
+            (
+                req.method().clone(),
+                req.uri().clone(),
+                req.version(),
+                req.headers().clone(),
+            )
+        });
         let fut = sender.try_send_request(req);
         match tokio::time::timeout(server_timeout, fut).await {
             Err(_) => return Sent::Timeout,
@@ -445,17 +447,21 @@ async fn send(
                     return Sent::ConnectFailed(req, ConnectError::Timeout(server.rt.addr));
                 }
                 let err = e.into_error();
-                if let Some((m, u, v, h)) = replay {
+                let Some((m, u, v, h)) = replay else {
+                    return Sent::Failed(err);
+                };
+                let mut r = Request::new(RequestBody::empty());
+                *r.method_mut() = m;
+                *r.uri_mut() = u;
+                *r.version_mut() = v;
+                *r.headers_mut() = h;
+                if reused && !replayed {
                     tracing::debug!(server = %server.name, cause = %err, "replaying on a fresh connection");
-                    let mut r = Request::new(RequestBody::empty());
-                    *r.method_mut() = m;
-                    *r.uri_mut() = u;
-                    *r.version_mut() = v;
-                    *r.headers_mut() = h;
+                    replayed = true;
                     req = r;
                     continue;
                 }
-                return Sent::Failed(err);
+                return Sent::ConnectFailed(r, ConnectError::Lost(server.rt.addr, err));
             }
         }
     }

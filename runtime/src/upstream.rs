@@ -68,6 +68,8 @@ pub(crate) enum ConnectError {
     Io(SocketAddr, std::io::Error),
     #[error("HTTP handshake with {0} failed: {1}")]
     Handshake(SocketAddr, hyper::Error),
+    #[error("{0} closed the connection without answering: {1}")]
+    Lost(SocketAddr, hyper::Error),
 }
 
 /// Dials a server and spawns the task that drives the connection.

@@ -6,6 +6,7 @@ mod hygiene;
 mod limits;
 mod operate;
 mod persist;
+mod zero_downtime;
 
 use std::net::SocketAddr;
 

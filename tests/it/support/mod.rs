@@ -409,3 +409,167 @@ pub fn base64(data: &[u8]) -> String {
     }
     out
 }
+
+impl Conn {
+    /// Like `open`, without panicking.
+    pub fn try_open(addr: SocketAddr) -> Option<Self> {
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
+        Some(Conn {
+            reader: BufReader::new(s),
+        })
+    }
+
+    /// One request; `None` when the connection failed before a response.
+    pub fn try_send(&mut self, raw: &[u8]) -> Option<Resp> {
+        self.reader.get_mut().write_all(raw).ok()?;
+        self.try_read(raw.starts_with(b"HEAD "))
+    }
+}
+
+/// What a load stream saw.
+#[derive(Debug, Default)]
+pub struct Totals {
+    pub sent: u64,
+    pub ok: u64,
+    pub failed: u64,
+    /// Requests resent on a fresh connection because a kept-alive one closed
+    /// before answering (what browsers do, RFC 9112 §9.3.1).
+    pub resent: u64,
+    pub max_latency: Duration,
+    pub failures: Vec<String>,
+}
+
+impl std::fmt::Display for Totals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "sent {} ok {} failed {} resent {} max latency {:?}",
+            self.sent, self.ok, self.failed, self.resent, self.max_latency
+        )
+    }
+}
+
+/// A continuous stream of GETs from `clients` keep-alive connections,
+/// bounded in count and time; `stop` returns the totals.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<thread::JoinHandle<Totals>>,
+}
+
+impl Load {
+    pub fn start(
+        addr: SocketAddr,
+        path: &str,
+        clients: usize,
+        max_requests: u64,
+        max_time: Duration,
+    ) -> Load {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..clients)
+            .map(|_| {
+                let stop = stop.clone();
+                let req = format!("GET {path} HTTP/1.1\r\nHost: load\r\n\r\n").into_bytes();
+                thread::spawn(move || {
+                    let deadline = Instant::now() + max_time;
+                    let mut t = Totals::default();
+                    let mut conn: Option<Conn> = None;
+                    while !stop.load(Ordering::Relaxed)
+                        && Instant::now() < deadline
+                        && t.sent < max_requests
+                    {
+                        t.sent += 1;
+                        let start = Instant::now();
+                        let reused = conn.is_some();
+                        let mut resp = conn.as_mut().and_then(|c| c.try_send(&req));
+                        if resp.is_none() && reused {
+                            t.resent += 1;
+                            conn = Conn::try_open(addr);
+                            resp = conn.as_mut().and_then(|c| c.try_send(&req));
+                        } else if resp.is_none() {
+                            conn = Conn::try_open(addr);
+                            resp = conn.as_mut().and_then(|c| c.try_send(&req));
+                        }
+                        t.max_latency = t.max_latency.max(start.elapsed());
+                        match resp {
+                            Some(r) if r.status == 200 => {
+                                t.ok += 1;
+                                if r.header("connection")
+                                    .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+                                {
+                                    conn = None;
+                                }
+                            }
+                            Some(r) => {
+                                t.failed += 1;
+                                t.failures.push(format!("status {}", r.status));
+                                conn = None;
+                            }
+                            None => {
+                                t.failed += 1;
+                                t.failures.push("no response".into());
+                                conn = None;
+                            }
+                        }
+                    }
+                    t
+                })
+            })
+            .collect();
+        Load { stop, threads }
+    }
+
+    pub fn stop(self) -> Totals {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut all = Totals::default();
+        for t in self.threads {
+            let t = t.join().expect("load thread");
+            all.sent += t.sent;
+            all.ok += t.ok;
+            all.failed += t.failed;
+            all.resent += t.resent;
+            all.max_latency = all.max_latency.max(t.max_latency);
+            all.failures.extend(t.failures);
+        }
+        all
+    }
+}
+
+/// A `vakt demo-web` process, for tests that kill a server hard.
+pub struct DemoProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub name: String,
+}
+
+impl DemoProcess {
+    pub fn spawn(name: &str) -> Self {
+        let addr = free_addr();
+        let child = vakt()
+            .args(["demo-web", "--bind", &addr.to_string(), "--name", name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start vakt demo-web");
+        assert!(
+            eventually(Duration::from_secs(10), || TcpStream::connect(addr).is_ok()),
+            "demo-web {name} did not start"
+        );
+        DemoProcess {
+            child,
+            addr,
+            name: name.to_string(),
+        }
+    }
+
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for DemoProcess {
+    fn drop(&mut self) {
+        self.kill_hard();
+    }
+}
