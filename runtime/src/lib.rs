@@ -60,6 +60,8 @@ pub struct ServeOptions {
     pub haproxy: bool,
     /// Detach from the terminal (`-D`, or `daemon` in haproxy.cfg).
     pub daemon: bool,
+    /// Never detach, whatever the configuration says (`-db`).
+    pub foreground: bool,
     /// Write the process id here (`-p`).
     pub pidfile: Option<std::path::PathBuf>,
     /// Take the listening sockets of the process behind this admin socket
@@ -116,7 +118,7 @@ pub fn serve_with(opts: ServeOptions) -> Result<(), ServeError> {
             prebound.push((addr, l));
         }
     }
-    if opts.daemon || config.global.daemon {
+    if (opts.daemon || config.global.daemon) && !opts.foreground {
         process::daemonize()?;
     }
     if let Some(p) = opts.pidfile.as_ref().or(config.global.pidfile.as_ref()) {

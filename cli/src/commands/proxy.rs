@@ -24,8 +24,12 @@ pub struct ProxyArgs {
     #[arg(short = 'c', long)]
     check: bool,
     /// Detach from the terminal once listening.
-    #[arg(short = 'D', long)]
+    #[arg(short = 'D', long, conflicts_with = "foreground")]
     daemon: bool,
+    /// Stay in the foreground even if the configuration says `daemon`
+    /// (HAProxy's `-db`).
+    #[arg(long)]
+    foreground: bool,
     /// Write the process id to this file.
     #[arg(short = 'p', long, value_name = "FILE")]
     pidfile: Option<PathBuf>,
@@ -50,15 +54,13 @@ enum AdminCommand {
     },
 }
 
-/// Rewrites HAProxy's two-letter `-sf` into `--soft-finish` (clap has no
-/// multi-letter short flags).
+/// Rewrites HAProxy's two-letter flags (`-sf`, `-db`) into long ones: clap
+/// has no multi-letter short flags.
 pub fn haproxy_style_flags(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
-    args.map(|a| {
-        if a == "-sf" {
-            OsString::from("--soft-finish")
-        } else {
-            a
-        }
+    args.map(|a| match a.to_str() {
+        Some("-sf") => OsString::from("--soft-finish"),
+        Some("-db") => OsString::from("--foreground"),
+        _ => a,
     })
     .collect()
 }
@@ -84,6 +86,7 @@ pub fn run(a: ProxyArgs) -> anyhow::Result<ExitCode> {
         config,
         haproxy,
         daemon: a.daemon,
+        foreground: a.foreground,
         pidfile: a.pidfile,
         takeover: a.takeover,
         soft_finish: a.soft_finish,
