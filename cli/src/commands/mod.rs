@@ -1,6 +1,7 @@
 //! Defines vakt's command line and dispatches each command to the module
 //! that runs it. Exit codes: 0 success, 1 failure, 2 usage error.
 
+mod import;
 mod proxy;
 
 use std::process::ExitCode;
@@ -36,6 +37,8 @@ enum Command {
     },
     /// Print a $6$ (sha-512 crypt) hash of a password read from stdin.
     HashPassword,
+    /// Translate a haproxy.cfg into vakt's proxy TOML.
+    Import(import::ImportArgs),
 }
 
 pub fn run() -> ExitCode {
@@ -58,6 +61,7 @@ pub fn run() -> ExitCode {
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
         Command::HashPassword => hash_password(),
+        Command::Import(a) => import::run(a),
     };
     match result {
         Ok(code) => code,

@@ -312,6 +312,14 @@ pub fn from_haproxy(
                     };
                     // HAProxy 1.4: `listen NAME ADDR:PORT`.
                     if let Some(addr) = arg(2) {
+                        if k == Kind::Listen {
+                            d.warning(
+                                src,
+                                Some(span(2)),
+                                format!("`listen {name} {addr}` is HAProxy 1.4 syntax; HAProxy 2.x needs a `bind` line"),
+                                Some(format!("write `listen {name}` and `bind {addr}`")),
+                            );
+                        }
                         if k == Kind::Backend {
                             d.error(src, Some(span(2)), "a backend has no address");
                         }
@@ -835,6 +843,17 @@ fn proxy_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
         }
         // HAProxy 1.4 spellings, removed in 2.1; vakt still reads them.
         "contimeout" | "clitimeout" | "srvtimeout" => {
+            let modern = match kw {
+                "contimeout" => "timeout connect",
+                "clitimeout" => "timeout client",
+                _ => "timeout server",
+            };
+            d.warning(
+                src,
+                Some(w[0].span.clone()),
+                format!("`{kw}` is HAProxy 1.4's spelling of `{modern}` (removed in HAProxy 2.1)"),
+                Some(format!("write `{modern} {}`", arg(1).unwrap_or("..."))),
+            );
             if let Some(t) = time(src, d, w, 1, kw) {
                 match kw {
                     "contimeout" => sec.s.connect = t,

@@ -8,11 +8,13 @@
 //! [`Backend`]; a TOML `[[listen]]` is one of each under the same name.
 
 mod diag;
+mod emit;
 mod haproxy;
 pub mod reader;
 mod toml;
 
 pub use diag::{Diagnostic, Diagnostics, Severity, Source, closest};
+pub use emit::{to_inventory_fragment, to_toml};
 pub use haproxy::{from_haproxy, load_haproxy};
 pub use toml::{from_toml, load};
 

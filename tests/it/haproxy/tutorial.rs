@@ -87,3 +87,44 @@ fn the_tutorial_config_runs_balances_sticks_and_serves_stats() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn import_turns_the_tutorial_into_a_valid_toml_config_with_notes() {
+    let cfg = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/tutorial-haproxy.cfg"
+    );
+    let out = vakt().args(["import", cfg]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let toml = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        toml.contains("# 18:5: `contimeout` is HAProxy 1.4's spelling of `timeout connect`"),
+        "{toml}"
+    );
+    assert!(
+        !toml.contains("SuperSecretPassword123"),
+        "the plain password must not be copied"
+    );
+    let dir = TempDir::new("import");
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(&path, &toml).unwrap();
+    let check = vakt()
+        .args(["proxy", "--check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}\n{toml}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let frag = vakt()
+        .args(["import", "--inventory-fragment", cfg])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&frag.stdout).contains("[balancer]"));
+}
