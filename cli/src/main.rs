@@ -1,6 +1,12 @@
 //! The `vakt` binary: parses the command line and runs one command.
 
 mod commands;
+mod inventory;
+mod plan;
+mod progress;
+mod render;
+mod services;
+mod transport;
 
 use std::process::ExitCode;
 

@@ -1,8 +1,11 @@
 //! Defines vakt's command line and dispatches each command to the module
 //! that runs it. Exit codes: 0 success, 1 failure, 2 usage error.
 
+mod deploy;
 mod import;
+mod inspect;
 mod proxy;
+mod target;
 
 use std::process::ExitCode;
 
@@ -22,8 +25,27 @@ struct Cli {
     command: Command,
 }
 
+/// How reports are printed.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Validate the inventory and print a summary of the cluster.
+    Check(inspect::CheckArgs),
+    /// Write every host's files under a folder, to read before deploying.
+    Render(inspect::RenderArgs),
+    /// Show what `up` would change on each host (exit 0 none, 2 changes).
+    Plan(deploy::DeployArgs),
+    /// Bring the cluster to what the inventory says (default: the local demo).
+    Up(deploy::DeployArgs),
+    /// Stop what `up` started.
+    Down(deploy::DeployArgs),
+    /// What runs where, and the load balancers' view of their servers.
+    Status(inspect::CheckArgs),
     /// Run the load balancer (or check its configuration).
     Proxy(proxy::ProxyArgs),
     /// Run the demo shop backend.
@@ -56,6 +78,12 @@ pub fn run() -> ExitCode {
     };
     init_tracing(cli.verbose);
     let result = match cli.command {
+        Command::Check(a) => inspect::check(a),
+        Command::Render(a) => inspect::render(a),
+        Command::Plan(a) => deploy::plan(a),
+        Command::Up(a) => deploy::up(a),
+        Command::Down(a) => deploy::down(a),
+        Command::Status(a) => inspect::status(a),
         Command::Proxy(a) => proxy::run(a),
         Command::DemoWeb { bind, name } => vakt_runtime::demo::run_blocking(bind, name)
             .map(|()| ExitCode::SUCCESS)

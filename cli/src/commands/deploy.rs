@@ -1,0 +1,298 @@
+//! `vakt plan`, `vakt up`, `vakt down`: compare every host with what the
+//! inventory renders, then (for `up`) push what changed and (re)start what
+//! needs it, hosts in parallel; a host that fails keeps its previous files.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+
+use super::target::{self, HostTarget, Target, TargetArgs};
+use crate::plan::{self, Change, HostPlan};
+use crate::progress::Progress;
+use crate::render;
+use crate::services;
+
+#[derive(Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: super::Format,
+}
+
+fn binary() -> anyhow::Result<(Vec<u8>, String)> {
+    use sha2::Digest;
+    let exe = std::env::current_exe().context("finding the running vakt binary")?;
+    let bytes = std::fs::read(&exe).with_context(|| format!("reading {}", exe.display()))?;
+    let sha = hex::encode(sha2::Sha256::digest(&bytes));
+    Ok((bytes, sha))
+}
+
+fn plan_host(t: &Target, h: &HostTarget, binary_sha: &str) -> anyhow::Result<HostPlan> {
+    let files = render::render_host(&t.inv, &h.host, &h.ctx, &t.templates)?;
+    let state = services::read_state(h.transport()?, &files, &h.services)
+        .with_context(|| format!("{}: reading what the host has", h.host.name))?;
+    let mut p = plan::build(&h.host.name, files, &h.services, &state, binary_sha);
+    // A host that runs nothing of ours needs no binary.
+    if h.services.is_empty() {
+        p.binary = Change::Unchanged;
+    }
+    Ok(p)
+}
+
+fn print_plan(p: &HostPlan) {
+    println!("{}:", p.host);
+    for f in &p.files {
+        match f.change {
+            Change::New => println!("  {}: new file", f.file.path),
+            Change::Unchanged => println!("  {}: unchanged", f.file.path),
+            Change::Changed => {
+                println!("  {}: changed", f.file.path);
+                for line in f.diff.as_deref().unwrap_or("").lines() {
+                    println!("    {line}");
+                }
+            }
+        }
+    }
+    match p.binary {
+        Change::New => println!("  {}: new (the running vakt)", services::BINARY_PATH),
+        Change::Changed => println!("  {}: replaced by the running vakt", services::BINARY_PATH),
+        Change::Unchanged => {}
+    }
+    for a in &p.actions {
+        println!("  will {a}");
+    }
+    if !p.changes() {
+        println!("  no changes");
+    }
+}
+
+/// `vakt plan`: exit 0 = no changes, 2 = changes (terraform's
+/// `-detailed-exitcode`).
+pub fn plan(a: DeployArgs) -> anyhow::Result<ExitCode> {
+    let t = target::open(&a.target)?;
+    let (_, sha) = binary()?;
+    let plans = t
+        .hosts
+        .iter()
+        .map(|h| plan_host(&t, h, &sha))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    match a.format {
+        super::Format::Json => println!("{}", serde_json::to_string_pretty(&plans)?),
+        super::Format::Text => plans.iter().for_each(print_plan),
+    }
+    Ok(if plans.iter().any(HostPlan::changes) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[derive(Serialize)]
+struct HostResult {
+    host: String,
+    changed_files: usize,
+    actions: Vec<String>,
+    seconds: f64,
+    result: String,
+}
+
+pub fn up(a: DeployArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let t = target::open(&a.target)?;
+    let (bytes, sha) = binary()?;
+    let progress = Progress::new();
+    let results: Vec<HostResult> = std::thread::scope(|s| {
+        let handles: Vec<_> = t
+            .hosts
+            .iter()
+            .map(|h| {
+                let line = progress.host(&h.host.name);
+                let (t, bytes, sha) = (&t, &bytes, &sha);
+                s.spawn(move || {
+                    let start = Instant::now();
+                    line.step("planning");
+                    let outcome = plan_host(t, h, sha).and_then(|p| {
+                        line.step("applying");
+                        services::apply(h.transport()?, &p, bytes)?;
+                        Ok(p)
+                    });
+                    let r = match outcome {
+                        Ok(p) => HostResult {
+                            host: h.host.name.clone(),
+                            changed_files: p
+                                .files
+                                .iter()
+                                .filter(|f| f.change != Change::Unchanged)
+                                .count()
+                                + usize::from(p.binary != Change::Unchanged),
+                            actions: p.actions.iter().map(ToString::to_string).collect(),
+                            seconds: start.elapsed().as_secs_f64(),
+                            result: if p.changes() {
+                                "changed".into()
+                            } else {
+                                "no changes".into()
+                            },
+                        },
+                        Err(e) => HostResult {
+                            host: h.host.name.clone(),
+                            changed_files: 0,
+                            actions: Vec::new(),
+                            seconds: start.elapsed().as_secs_f64(),
+                            result: format!("FAILED: {e:#}"),
+                        },
+                    };
+                    line.done(&r.result);
+                    r
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("host thread"))
+            .collect()
+    });
+    let failed = results
+        .iter()
+        .filter(|r| r.result.starts_with("FAILED"))
+        .count();
+    let healthy = if failed == 0 {
+        wait_healthy(&t, Duration::from_secs(20))
+    } else {
+        Ok(())
+    };
+    match a.format {
+        super::Format::Json => println!("{}", serde_json::to_string_pretty(&results)?),
+        super::Format::Text => {
+            println!(
+                "{:<10} {:>7}  {:<28} {:>6}  result",
+                "host", "changed", "services", "time"
+            );
+            for r in &results {
+                let actions = if r.actions.is_empty() {
+                    "-".to_string()
+                } else {
+                    r.actions.join(", ")
+                };
+                println!(
+                    "{:<10} {:>7}  {:<28} {:>5.2}s  {}",
+                    r.host, r.changed_files, actions, r.seconds, r.result
+                );
+            }
+            if results.iter().all(|r| r.result == "no changes") {
+                println!("no changes: every host already runs what the inventory says");
+            }
+            println!("took {:.2}s", started.elapsed().as_secs_f64());
+        }
+    }
+    if failed > 0 {
+        eprintln!(
+            "{failed} host(s) failed and kept their previous files; fix the cause above and run `vakt up` again"
+        );
+        return Ok(ExitCode::from(1));
+    }
+    if let Err(e) = healthy {
+        eprintln!(
+            "deployed, but not healthy: {e:#}\nsee `vakt status` and the logs under {}",
+            t.state_dir.display()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    if a.format == super::Format::Text {
+        print_access(&t);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Waits until every load balancer reports every server UP.
+fn wait_healthy(t: &Target, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    for h in t
+        .hosts
+        .iter()
+        .filter(|h| h.services.contains(&render::Service::Proxy))
+    {
+        loop {
+            let answer = vakt_runtime::admin::request(
+                std::path::Path::new(&h.ctx.admin_socket),
+                "show servers",
+            )
+            .unwrap_or_default();
+            let rows: Vec<&str> = answer
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+                .collect();
+            if !rows.is_empty() && rows.iter().all(|l| l.split(' ').nth(3) == Some("UP")) {
+                break;
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "{}: servers not all UP after {}s:\n{answer}",
+                    h.host.name,
+                    timeout.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(())
+}
+
+fn print_access(t: &Target) {
+    let Some(lb) = t.inv.lbs().next() else { return };
+    let addr = t.inv.vip.unwrap_or(lb.public_ip.unwrap_or(lb.private_ip));
+    println!(
+        "\ncluster `{}` is up: http://{addr}:{}/",
+        t.inv.name, t.inv.port
+    );
+    if let (Some(s), Some(pw)) = (&t.inv.balancer.stats, &t.stats_password) {
+        let shown = if t.hosts.iter().all(|h| h.host.is_local()) {
+            pw.as_str()
+        } else {
+            "(from the configured secret)"
+        };
+        println!(
+            "stats: http://{addr}:{}{}  user {}  password {shown}",
+            t.inv.port, s.uri, s.user
+        );
+    }
+    let inv_flag = t
+        .inv
+        .dir
+        .as_ref()
+        .map(|_| format!(" -i {}", t.inv.file))
+        .unwrap_or_default();
+    println!("stop it with: vakt down{inv_flag}");
+}
+
+pub fn down(a: DeployArgs) -> anyhow::Result<ExitCode> {
+    let t = target::open(&a.target)?;
+    let mut failed = 0;
+    for h in &t.hosts {
+        match h
+            .transport()
+            .map_err(|e| e.to_string())
+            .and_then(|tr| services::stop_all(tr, &h.services).map_err(|e| e.to_string()))
+        {
+            Ok(s) if s.is_empty() => println!("{:<10} nothing running", h.host.name),
+            Ok(s) => println!(
+                "{:<10} stopped {}",
+                h.host.name,
+                s.iter().map(|x| x.name()).collect::<Vec<_>>().join(", ")
+            ),
+            Err(e) => {
+                failed += 1;
+                eprintln!("{e}");
+            }
+        }
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

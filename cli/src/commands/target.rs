@@ -1,0 +1,201 @@
+//! What a deploy command works on: the validated inventory, the state
+//! folder, one transport and render context per host, and the stats secret.
+//! Nothing touches a host before the whole inventory has validated.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use sha2::Digest;
+
+use crate::inventory::{self, Host, Inventory, Secret};
+use crate::render::{HostContext, Service, Templates};
+use crate::transport::Transport;
+use crate::transport::local::Local;
+
+#[derive(Args, Clone)]
+pub struct TargetArgs {
+    /// The inventory (default: the embedded local cluster, inventory/local.toml).
+    #[arg(short, long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    /// Where local hosts keep their files (default: .vakt/<cluster>).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+pub struct HostTarget {
+    pub host: Host,
+    /// `None` for hosts only SSH can reach (rendering needs no transport).
+    pub transport: Option<Box<dyn Transport>>,
+    pub ctx: HostContext,
+    pub services: Vec<Service>,
+}
+
+pub struct Target {
+    pub inv: Inventory,
+    pub state_dir: PathBuf,
+    pub hosts: Vec<HostTarget>,
+    pub templates: Templates,
+    pub stats_password: Option<String>,
+}
+
+/// Loads and validates the inventory; prints warnings; fails with every error.
+pub fn inventory(path: Option<&Path>) -> anyhow::Result<Inventory> {
+    match inventory::load(path) {
+        Ok((inv, warnings)) => {
+            for w in warnings.items {
+                eprintln!("{w}");
+            }
+            Ok(inv)
+        }
+        Err(d) => {
+            eprintln!("{d}");
+            let n = d.errors().count();
+            bail!(
+                "{n} problem{} in the inventory; nothing was changed",
+                if n == 1 { "" } else { "s" }
+            )
+        }
+    }
+}
+
+/// The admin socket of a host: under its root, or a short path in /tmp when
+/// that would pass the 108-byte limit of Unix socket paths.
+pub fn admin_socket(root: &str) -> String {
+    let p = format!("{root}/run/vakt/admin.sock");
+    if p.len() < 100 {
+        return p;
+    }
+    let h = hex::encode(&sha2::Sha256::digest(root.as_bytes())[..6]);
+    format!("/tmp/vakt-{h}/admin.sock")
+}
+
+/// The stats password: `password_env`, `password_file`, or for an all-local
+/// cluster one generated once and kept in the state folder.
+fn stats_password(inv: &Inventory, state_dir: &Path) -> anyhow::Result<Option<String>> {
+    let Some(stats) = &inv.balancer.stats else {
+        return Ok(None);
+    };
+    match &stats.password {
+        Secret::Env(var) => {
+            if let Ok(v) = std::env::var(var)
+                && !v.is_empty()
+            {
+                return Ok(Some(v));
+            }
+            let saved = state_dir.join("stats-password");
+            if let Ok(v) = std::fs::read_to_string(&saved) {
+                return Ok(Some(v.trim().to_string()));
+            }
+            if !inv.hosts.iter().all(Host::is_local) {
+                bail!(
+                    "the stats password comes from ${var}, which is not set: export {var}=... and run again"
+                );
+            }
+            use rand::Rng;
+            const CHARS: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+            let mut rng = rand::rng();
+            let pw: String = (0..20)
+                .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+                .collect();
+            std::fs::create_dir_all(state_dir)?;
+            write_private(&saved, &pw)?;
+            Ok(Some(pw))
+        }
+        Secret::File(p) => {
+            let v = std::fs::read_to_string(p)
+                .with_context(|| format!("reading the stats password from {}", p.display()))?;
+            Ok(Some(v.trim().to_string()))
+        }
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+/// A deterministic `$6$` hash: the same password gives the same file, so a
+/// second `up` changes nothing. The salt comes from the cluster, user and
+/// password, so equal passwords in two clusters still hash differently.
+pub fn stats_hash(inv: &Inventory, user: &str, pw: &str) -> String {
+    let digest = sha2::Sha256::digest(format!("vakt:{}:{user}:{pw}", inv.name).as_bytes());
+    const SALT: &[u8] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let salt: String = digest
+        .iter()
+        .take(16)
+        .map(|b| SALT[usize::from(*b) % 64] as char)
+        .collect();
+    vakt_runtime::auth::hash_password_with_salt(pw, &salt)
+}
+
+impl HostTarget {
+    /// The transport, or an error saying how this host would be reached.
+    pub fn transport(&self) -> anyhow::Result<&dyn Transport> {
+        match &self.transport {
+            Some(t) => Ok(t.as_ref()),
+            None => bail!(
+                "{} ({}) is reached over SSH; this build deploys local clusters only (private_ip in 127.0.0.0/8); the SSH transport comes with `vakt lab`",
+                self.host.name,
+                self.host.private_ip
+            ),
+        }
+    }
+}
+
+pub fn open(args: &TargetArgs) -> anyhow::Result<Target> {
+    let inv = inventory(args.inventory.as_deref())?;
+    let state_dir = match &args.state_dir {
+        Some(d) => d.clone(),
+        None => PathBuf::from(".vakt").join(&inv.name),
+    };
+    let state_dir = if state_dir.is_absolute() {
+        state_dir
+    } else {
+        std::env::current_dir()?.join(state_dir)
+    };
+    let templates = Templates::with_overrides(inv.dir.as_deref())
+        .context("reading templates/ next to the inventory")?;
+    let stats_password = stats_password(&inv, &state_dir)?;
+    let hash = match (&inv.balancer.stats, &stats_password) {
+        (Some(s), Some(p)) => Some(stats_hash(&inv, &s.user, p)),
+        _ => None,
+    };
+    let hosts = inv
+        .hosts
+        .iter()
+        .map(|h| {
+            let transport: Option<Box<dyn Transport>> = h.is_local().then(|| {
+                Box::new(Local::new(&h.name, state_dir.join(&h.name))) as Box<dyn Transport>
+            });
+            let root_s = transport
+                .as_ref()
+                .map(|t| t.root().to_string())
+                .unwrap_or_default();
+            HostTarget {
+                ctx: HostContext {
+                    admin_socket: admin_socket(&root_s),
+                    root: root_s,
+                    stats_hash: hash.clone(),
+                },
+                services: crate::render::services(&inv, h),
+                host: h.clone(),
+                transport,
+            }
+        })
+        .collect();
+    Ok(Target {
+        inv,
+        state_dir,
+        hosts,
+        templates,
+        stats_password,
+    })
+}

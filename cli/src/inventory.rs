@@ -1,0 +1,811 @@
+//! The inventory: reading the TOML file that describes a cluster's hosts,
+//! and validating all of it before anything touches a host. Every problem is
+//! a `Diagnostic` with file:line:column and a hint, reported together; the
+//! reader is the runtime's spanned TOML walker. Nothing here does IO beyond
+//! reading the file.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use vakt_runtime::config::Diagnostics;
+use vakt_runtime::config::Source;
+use vakt_runtime::config::reader::{self, Fields};
+
+/// The inventory `vakt up` uses when no `-i` is given.
+pub const LOCAL_DEFAULT: &str = include_str!("../../inventory/local.toml");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Lb,
+    Web,
+    Db,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Location {
+    pub country: String,
+    pub city: Option<String>,
+    pub provider: Option<String>,
+    pub site: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Web {
+    pub port: u16,
+    pub cookie: String,
+    pub weight: u32,
+    /// Run `vakt demo-web` on this host.
+    pub demo: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Ssh {
+    pub user: String,
+    pub port: u16,
+    pub identity: Option<String>,
+    pub host_keys: String,
+    pub jump: Option<String>,
+    pub sudo: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Host {
+    pub name: String,
+    pub roles: Vec<Role>,
+    pub public_ip: Option<Ipv4Addr>,
+    pub private_ip: Ipv4Addr,
+    pub location: Option<Location>,
+    pub web: Option<Web>,
+    /// Database service port (role db), default 3306.
+    pub db_port: u16,
+    /// Holds personal data (role db, or `data = true`).
+    pub data: bool,
+    pub ssh: Ssh,
+    /// keepalived priority; default by LB order.
+    pub priority: Option<u8>,
+}
+
+impl Host {
+    pub fn has(&self, r: Role) -> bool {
+        self.roles.contains(&r)
+    }
+
+    /// Hosts on 127.0.0.0/8 run on this machine through the local transport.
+    pub fn is_local(&self) -> bool {
+        self.private_ip.is_loopback()
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Health {
+    pub path: String,
+    pub interval: String,
+    pub rise: u32,
+    pub fall: u32,
+}
+
+/// Where a secret comes from; the value itself never sits in the inventory.
+#[derive(Debug, Clone, serde::Serialize)]
+pub enum Secret {
+    Env(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Stats {
+    pub uri: String,
+    pub realm: String,
+    pub user: String,
+    pub password: Secret,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Balancer {
+    pub balance: String,
+    pub cookie: String,
+    pub health: Health,
+    pub retries: u32,
+    pub redispatch: bool,
+    pub maxconn: u32,
+    pub stats: Option<Stats>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Policy {
+    pub data_countries: Vec<String>,
+    pub require: Vec<String>,
+    pub geoip_db: Option<PathBuf>,
+    pub rtt_probe: Option<String>,
+    pub max_rtt_ms: Option<f64>,
+    pub data_ports: Vec<u16>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Ha {
+    pub advert_int: String,
+    /// The interface that carries the private network and the VIP.
+    pub interface: String,
+    pub nopreempt: bool,
+    pub virtual_router_id: u8,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Inventory {
+    /// The file as given (or `<embedded local default>`).
+    pub file: String,
+    /// sha256 of the file's bytes, for audit reports.
+    pub sha256: String,
+    /// Folder of the file, where a `templates/` override may live.
+    #[serde(skip)]
+    pub dir: Option<PathBuf>,
+    pub name: String,
+    pub vip: Option<Ipv4Addr>,
+    pub port: u16,
+    pub hosts: Vec<Host>,
+    pub balancer: Balancer,
+    pub policy: Policy,
+    pub ha: Ha,
+}
+
+impl Inventory {
+    pub fn lbs(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(|h| h.has(Role::Lb))
+    }
+
+    pub fn webs(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(|h| h.has(Role::Web))
+    }
+}
+
+/// Reads `-i FILE`, or the embedded local default when `None`.
+pub fn load(path: Option<&Path>) -> Result<(Inventory, Diagnostics), Diagnostics> {
+    let (name, text, dir) = match path {
+        None => (
+            "<embedded inventory/local.toml>".to_string(),
+            LOCAL_DEFAULT.to_string(),
+            None,
+        ),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                let mut d = Diagnostics::new();
+                d.error_hint(
+                    &Source::new(p.display().to_string(), ""),
+                    None,
+                    format!("cannot read the inventory: {e}"),
+                    "check the path given to -i",
+                );
+                d
+            })?;
+            (
+                p.display().to_string(),
+                text,
+                p.parent().map(Path::to_path_buf),
+            )
+        }
+    };
+    let mut inv = parse(&Source::new(name, text))?;
+    inv.0.dir = dir;
+    Ok(inv)
+}
+
+const ISO_3166: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
+
+fn is_private(ip: Ipv4Addr) -> bool {
+    ip.is_private() || ip.is_loopback()
+}
+
+/// An IPv4 address under `key`; `label` names it in messages (`web01.private_ip`).
+fn ip(
+    f: &mut Fields,
+    key: &'static str,
+    label: &str,
+    d: &mut Diagnostics,
+) -> Option<(Ipv4Addr, std::ops::Range<usize>)> {
+    let (s, span) = f.str(key, d)?;
+    match s.parse::<Ipv4Addr>() {
+        Ok(a) => Some((a, span)),
+        Err(_) => {
+            d.error_hint(
+                f.source(),
+                Some(span),
+                format!("{label}.{key} \"{s}\" is not an IPv4 address"),
+                "write four numbers 0-255, e.g. \"10.10.0.11\"",
+            );
+            None
+        }
+    }
+}
+
+pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
+    let doc = reader::parse(src)?;
+    let mut d = Diagnostics::new();
+    let mut root = Fields::root(src, &doc);
+
+    let (mut name, mut vip, mut port, mut vip_span) = ("cluster".to_string(), None, 80u16, None);
+    match root.table("cluster", &mut d) {
+        Some(mut c) => {
+            if let Some((n, span)) = c.str("name", &mut d) {
+                if n.is_empty()
+                    || !n
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+                {
+                    d.error_hint(
+                        src,
+                        Some(span),
+                        format!("cluster name \"{n}\" is not valid"),
+                        "use letters, digits, - and _",
+                    );
+                }
+                name = n.to_string();
+            }
+            if let Some((a, span)) = ip(&mut c, "vip", "cluster", &mut d) {
+                vip = Some(a);
+                vip_span = Some(span);
+            }
+            if let Some(p) = c.int("port", 1, 65535, &mut d) {
+                port = p as u16;
+            }
+            c.finish(&mut d);
+        }
+        None => d.error_hint(
+            src,
+            None,
+            "no [cluster] table",
+            "add [cluster] name = \"shop\"",
+        ),
+    }
+
+    let mut ssh = Ssh {
+        user: "root".into(),
+        port: 22,
+        identity: None,
+        host_keys: "strict".into(),
+        jump: None,
+        sudo: false,
+    };
+    if let Some(mut s) = root.table("ssh", &mut d) {
+        read_ssh(&mut s, &mut ssh, &mut d);
+        s.finish(&mut d);
+    }
+
+    let mut hosts: Vec<Host> = Vec::new();
+    let mut spans: Vec<std::ops::Range<usize>> = Vec::new();
+    for mut h in root.tables("hosts", &mut d) {
+        let span = h.span().unwrap_or(0..0);
+        if let Some(host) = read_host(&mut h, &ssh, &mut d) {
+            hosts.push(host);
+            spans.push(span);
+        }
+        h.finish(&mut d);
+    }
+
+    let mut balancer = Balancer {
+        balance: "roundrobin".into(),
+        cookie: "SERVERID".into(),
+        health: Health {
+            path: "/health".into(),
+            interval: "2s".into(),
+            rise: 2,
+            fall: 5,
+        },
+        retries: 3,
+        redispatch: true,
+        maxconn: 2000,
+        stats: None,
+    };
+    if let Some(mut b) = root.table("balancer", &mut d) {
+        read_balancer(&mut b, &mut balancer, &mut d);
+        b.finish(&mut d);
+    }
+
+    let mut policy = Policy {
+        data_countries: vec!["NO".into()],
+        require: vec!["declared".into()],
+        geoip_db: None,
+        rtt_probe: None,
+        max_rtt_ms: None,
+        data_ports: vec![3306, 5432, 6379, 27017, 9200, 11211],
+    };
+    if let Some(mut p) = root.table("policy", &mut d) {
+        if let Some(list) = p.strings("data_countries", &mut d) {
+            policy.data_countries = Vec::new();
+            for (c, span) in list {
+                if c != "EEA" && !ISO_3166.split(' ').any(|x| x == c) {
+                    d.error_hint(
+                        src,
+                        Some(span),
+                        format!("\"{c}\" is not an ISO 3166 country code"),
+                        "use two capital letters, e.g. \"NO\", or the group \"EEA\"",
+                    );
+                }
+                policy.data_countries.push(c.to_string());
+            }
+        }
+        if let Some(list) = p.strings("require", &mut d) {
+            policy.require = Vec::new();
+            for (r, span) in list {
+                if !["declared", "geoip", "rtt"].contains(&r) {
+                    d.error_hint(
+                        src,
+                        Some(span),
+                        format!("unknown evidence \"{r}\""),
+                        "use \"declared\", \"geoip\" or \"rtt\"",
+                    );
+                }
+                policy.require.push(r.to_string());
+            }
+        }
+        policy.geoip_db = p.string("geoip_db", &mut d).map(PathBuf::from);
+        policy.rtt_probe = p.string("rtt_probe", &mut d);
+        if let Some(f) = p.get("max_rtt_ms") {
+            match f
+                .item
+                .as_float()
+                .or_else(|| f.item.as_integer().map(|i| i as f64))
+            {
+                Some(v) if v > 0.0 => policy.max_rtt_ms = Some(v),
+                _ => d.error(
+                    src,
+                    Some(f.span()),
+                    "`policy.max_rtt_ms` must be a positive number",
+                ),
+            }
+        }
+        if let Some(f) = p.get("data_ports")
+            && let Some(arr) = f.item.as_array()
+        {
+            policy.data_ports = arr
+                .iter()
+                .filter_map(|v| v.as_integer())
+                .filter(|n| (1..=65535).contains(n))
+                .map(|n| n as u16)
+                .collect();
+        }
+        p.finish(&mut d);
+    }
+
+    let mut ha = Ha {
+        advert_int: "100ms".into(),
+        interface: "eth0".into(),
+        nopreempt: false,
+        virtual_router_id: 51,
+    };
+    if let Some(mut h) = root.table("ha", &mut d) {
+        if let Some(v) = h.duration("advert_int", &mut d) {
+            if v < Duration::from_millis(10) || v > Duration::from_secs(255) {
+                d.error(
+                    src,
+                    h.span(),
+                    "`ha.advert_int` must be between 10ms and 255s",
+                );
+            }
+            ha.advert_int = format!("{:.2}", v.as_secs_f64())
+                .trim_end_matches('0')
+                .trim_end_matches('.')
+                .to_string();
+        }
+        if let Some(i) = h.string("interface", &mut d) {
+            ha.interface = i;
+        }
+        if let Some(b) = h.bool("nopreempt", &mut d) {
+            ha.nopreempt = b;
+        }
+        if let Some(n) = h.int("virtual_router_id", 1, 255, &mut d) {
+            ha.virtual_router_id = n as u8;
+        }
+        h.finish(&mut d);
+    } else {
+        ha.advert_int = "0.1".into();
+    }
+    root.allow(&["artifacts", "backups"]);
+    root.finish(&mut d);
+
+    // Whole-inventory rules.
+    let mut by_name: HashMap<&str, usize> = HashMap::new();
+    let mut by_ip: HashMap<Ipv4Addr, &str> = HashMap::new();
+    let mut by_cookie: HashMap<&str, &str> = HashMap::new();
+    for (h, span) in hosts.iter().zip(&spans) {
+        if by_name.insert(&h.name, 0).is_some() {
+            d.error_hint(
+                src,
+                Some(span.clone()),
+                format!("two hosts are named `{}`", h.name),
+                "host names must be unique",
+            );
+        }
+        for a in [Some(h.private_ip), h.public_ip]
+            .into_iter()
+            .flatten()
+            .filter(|a| !a.is_unspecified())
+        {
+            if let Some(other) = by_ip.insert(a, &h.name) {
+                d.error_hint(
+                    src,
+                    Some(span.clone()),
+                    format!("`{}` and `{other}` share the address {a}", h.name),
+                    "give each host its own addresses",
+                );
+            }
+        }
+        if let Some(w) = &h.web
+            && let Some(other) = by_cookie.insert(&w.cookie, &h.name)
+        {
+            d.error_hint(
+                src,
+                Some(span.clone()),
+                format!(
+                    "web hosts `{other}` and `{}` share the cookie \"{}\"",
+                    h.name, w.cookie
+                ),
+                "give each web host its own web.cookie",
+            );
+        }
+    }
+    let lbs = hosts.iter().filter(|h| h.has(Role::Lb)).count();
+    if hosts.iter().all(|h| !h.has(Role::Web)) {
+        d.error_hint(
+            src,
+            None,
+            "the inventory has no web hosts",
+            "add a [[hosts]] with roles = [\"web\"]",
+        );
+    }
+    if lbs == 0 {
+        d.error_hint(
+            src,
+            None,
+            "the inventory has no load balancer",
+            "add a [[hosts]] with roles = [\"lb\"]",
+        );
+    }
+    if vip.is_some() && lbs == 1 {
+        d.warning(
+            src,
+            vip_span.clone(),
+            "a VIP with a single load balancer moves nowhere when it fails",
+            Some("add a second lb host, or drop cluster.vip".into()),
+        );
+    }
+    if let Some(v) = vip
+        && by_ip.contains_key(&v)
+    {
+        d.error(
+            src,
+            vip_span.clone(),
+            format!("the VIP {v} is also a host's address"),
+        );
+    }
+    for (h, span) in hosts.iter().zip(&spans) {
+        if h.has(Role::Lb) && h.public_ip.is_none() && vip.is_none() && !h.is_local() {
+            d.error_hint(
+                src,
+                Some(span.clone()),
+                format!(
+                    "load balancer `{}` has no public_ip and the cluster has no vip",
+                    h.name
+                ),
+                "set public_ip on the lb, or cluster.vip",
+            );
+        }
+        if h.data && h.location.is_none() {
+            d.error_hint(src, Some(span.clone()), format!("`{}` holds data but has no location", h.name), "add location = { country = \"NO\", city = \"Oslo\" } (the data-placement policy needs it)");
+        }
+    }
+    d.sort();
+    if d.has_errors() {
+        return Err(d);
+    }
+    let sha256 = hex::encode(Sha256::digest(src.text().as_bytes()));
+    Ok((
+        Inventory {
+            file: src.name().to_string(),
+            sha256,
+            dir: None,
+            name,
+            vip,
+            port,
+            hosts,
+            balancer,
+            policy,
+            ha,
+        },
+        d,
+    ))
+}
+
+fn read_ssh(s: &mut Fields, out: &mut Ssh, d: &mut Diagnostics) {
+    if let Some(u) = s.string("user", d) {
+        out.user = u;
+    }
+    if let Some(p) = s.int("port", 1, 65535, d) {
+        out.port = p as u16;
+    }
+    if let Some(i) = s.string("identity", d) {
+        out.identity = Some(i);
+    }
+    if let Some((k, span)) = s.str("host_keys", d) {
+        if k != "strict" && k != "accept-new" {
+            d.error_hint(
+                s.source(),
+                Some(span),
+                format!("host_keys \"{k}\" is not known"),
+                "use \"strict\" or \"accept-new\"",
+            );
+        }
+        out.host_keys = k.to_string();
+    }
+    if let Some(j) = s.string("jump", d) {
+        out.jump = Some(j);
+    }
+    if let Some(b) = s.bool("sudo", d) {
+        out.sudo = b;
+    }
+}
+
+fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<Host> {
+    let src = h.source();
+    let name = match h.str("name", d) {
+        Some((n, span)) => {
+            if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                d.error_hint(
+                    src,
+                    Some(span),
+                    format!("host name \"{n}\" is not valid"),
+                    "use letters, digits and -",
+                );
+            }
+            n.to_string()
+        }
+        None => {
+            d.error_hint(
+                src,
+                h.span(),
+                format!("`{}` has no name", h.path()),
+                "add name = \"web01\"",
+            );
+            return None;
+        }
+    };
+    let mut roles = Vec::new();
+    match h.strings("roles", d) {
+        Some(list) => {
+            for (r, span) in list {
+                match r {
+                    "lb" => roles.push(Role::Lb),
+                    "web" => roles.push(Role::Web),
+                    "db" => roles.push(Role::Db),
+                    _ => d.error_hint(
+                        src,
+                        Some(span),
+                        format!("`{name}`: unknown role \"{r}\""),
+                        "roles are \"lb\", \"web\" and \"db\"",
+                    ),
+                }
+            }
+        }
+        None => d.error_hint(
+            src,
+            h.span(),
+            format!("host `{name}` has no roles"),
+            "add roles = [\"web\"]",
+        ),
+    }
+    let private = ip(h, "private_ip", &name, d);
+    let private_given = h.get("private_ip").is_some();
+    if !private_given {
+        d.error_hint(
+            src,
+            h.span(),
+            format!("host `{name}` has no private_ip"),
+            "add private_ip = \"10.10.0.11\"",
+        );
+    }
+    if let Some((a, span)) = &private
+        && !is_private(*a)
+    {
+        d.error_hint(
+            src,
+            Some(span.clone()),
+            format!("{}.private_ip {a} is not in a private range", name),
+            "use 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 (127.0.0.0/8 for a local cluster)",
+        );
+    }
+    let public = ip(h, "public_ip", &name, d);
+    if let Some((a, span)) = &public
+        && (is_private(*a) || a.is_link_local() || a.is_unspecified())
+    {
+        d.error_hint(
+            src,
+            Some(span.clone()),
+            format!("{}.public_ip {a} is a private address", name),
+            "put it in private_ip; public_ip is the address the Internet reaches",
+        );
+    }
+    let location = h.table("location", d).map(|mut l| {
+        let country = match l.str("country", d) {
+            Some((c, span)) => {
+                if !ISO_3166.split(' ').any(|x| x == c) {
+                    d.error_hint(
+                        src,
+                        Some(span),
+                        format!("{name}.location.country \"{c}\" is not an ISO 3166 code"),
+                        "use two capital letters, e.g. \"NO\"",
+                    );
+                }
+                c.to_string()
+            }
+            None => {
+                d.error_hint(
+                    src,
+                    l.span(),
+                    format!("{name}.location has no country"),
+                    "add country = \"NO\"",
+                );
+                String::new()
+            }
+        };
+        let loc = Location {
+            country,
+            city: l.string("city", d),
+            provider: l.string("provider", d),
+            site: l.string("site", d),
+        };
+        l.finish(d);
+        loc
+    });
+    let web = h.table("web", d).map(|mut w| {
+        let web = Web {
+            port: w.int("port", 1, 65535, d).unwrap_or(80) as u16,
+            cookie: w.string("cookie", d).unwrap_or_default(),
+            weight: w.int("weight", 0, 256, d).unwrap_or(1) as u32,
+            demo: w.bool("demo", d).unwrap_or(false),
+        };
+        if web.cookie.is_empty()
+            || !web
+                .cookie
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            d.error_hint(
+                src,
+                w.span(),
+                format!("{name}.web needs a cookie value (letters and digits)"),
+                "add cookie = \"w1\"",
+            );
+        }
+        w.finish(d);
+        web
+    });
+    if roles.contains(&Role::Web) && web.is_none() {
+        d.error_hint(
+            src,
+            h.span(),
+            format!("web host `{name}` has no web table"),
+            "add web = { port = 80, cookie = \"w1\" }",
+        );
+    }
+    let db_port = h.table("db", d).map(|mut t| {
+        let p = t.int("port", 1, 65535, d).unwrap_or(3306) as u16;
+        t.finish(d);
+        p
+    });
+    let data = h.bool("data", d).unwrap_or(false) || roles.contains(&Role::Db);
+    let mut host_ssh = ssh.clone();
+    if let Some(mut s) = h.table("ssh", d) {
+        read_ssh(&mut s, &mut host_ssh, d);
+        s.finish(d);
+    }
+    let priority = h.table("ha", d).and_then(|mut t| {
+        let p = t.int("priority", 1, 254, d).map(|n| n as u8);
+        t.finish(d);
+        p
+    });
+    // A bad or missing address was reported above; keep the host (with no
+    // address) so that rules about the whole inventory do not cascade.
+    let private_ip = private.map_or(Ipv4Addr::UNSPECIFIED, |(a, _)| a);
+    Some(Host {
+        name,
+        roles,
+        public_ip: public.map(|(a, _)| a),
+        private_ip,
+        location,
+        web,
+        db_port: db_port.unwrap_or(3306),
+        data,
+        ssh: host_ssh,
+        priority,
+    })
+}
+
+fn read_balancer(b: &mut Fields, out: &mut Balancer, d: &mut Diagnostics) {
+    let src = b.source();
+    if let Some((v, span)) = b.str("balance", d) {
+        if !["roundrobin", "leastconn", "source"].contains(&v) {
+            d.error_hint(
+                src,
+                Some(span),
+                format!("unknown balance \"{v}\""),
+                "use \"roundrobin\", \"leastconn\" or \"source\"",
+            );
+        }
+        out.balance = v.to_string();
+    }
+    if let Some(c) = b.string("cookie", d) {
+        out.cookie = c;
+    }
+    if let Some(mut h) = b.table("health", d) {
+        if let Some(p) = h.string("path", d) {
+            out.health.path = p;
+        }
+        if let Some((v, span)) = h.str("interval", d) {
+            if let Err(e) = reader::parse_duration(v) {
+                d.error(src, Some(span), format!("balancer.health.interval: {e}"));
+            }
+            out.health.interval = v.to_string();
+        }
+        if let Some(n) = h.int("rise", 1, 100, d) {
+            out.health.rise = n as u32;
+        }
+        if let Some(n) = h.int("fall", 1, 100, d) {
+            out.health.fall = n as u32;
+        }
+        h.finish(d);
+    }
+    if let Some(n) = b.int("retries", 0, 100, d) {
+        out.retries = n as u32;
+    }
+    if let Some(v) = b.bool("redispatch", d) {
+        out.redispatch = v;
+    }
+    if let Some(n) = b.int("maxconn", 1, 1_000_000, d) {
+        out.maxconn = n as u32;
+    }
+    if let Some(mut s) = b.table("stats", d) {
+        if let Some(f) = s.get("password") {
+            d.error_hint(src, Some(f.span()), "the stats password is written in the inventory", "keep secrets out of inventories: use password_env = \"VAKT_STATS_PASSWORD\" or password_file = \"/path\"");
+        }
+        let password = match (s.string("password_env", d), s.string("password_file", d)) {
+            (Some(e), None) => Secret::Env(e),
+            (None, Some(f)) => Secret::File(f.into()),
+            (None, None) => Secret::Env("VAKT_STATS_PASSWORD".into()),
+            (Some(_), Some(_)) => {
+                d.error(
+                    src,
+                    s.span(),
+                    "give either password_env or password_file, not both",
+                );
+                Secret::Env("VAKT_STATS_PASSWORD".into())
+            }
+        };
+        out.stats = Some(Stats {
+            uri: s
+                .string("uri", d)
+                .unwrap_or_else(|| "/haproxy?stats".into()),
+            realm: s
+                .string("realm", d)
+                .unwrap_or_else(|| "vakt statistics".into()),
+            user: s.string("user", d).unwrap_or_else(|| "admin".into()),
+            password,
+        });
+        s.finish(d);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_default_is_valid() {
+        let (inv, warnings) = load(None).unwrap();
+        assert!(warnings.items.is_empty(), "{warnings}");
+        assert_eq!(inv.lbs().count(), 1);
+        assert_eq!(inv.webs().count(), 2);
+        assert!(inv.hosts.iter().all(Host::is_local));
+    }
+}

@@ -1,0 +1,223 @@
+//! The plan: what `up` will do to one host, from what it should have
+//! (rendered files, the binary, its services) and what it has now. Pure.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::render::{File, Service};
+
+/// What the host has now.
+#[derive(Debug, Clone, Default)]
+pub struct HostState {
+    /// Current content of each file vakt manages (`None` = missing).
+    pub files: BTreeMap<String, Option<String>>,
+    pub binary_sha256: Option<String>,
+    pub running: BTreeMap<Service, bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    New,
+    Changed,
+    Unchanged,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FilePlan {
+    pub file: File,
+    pub change: Change,
+    /// Unified diff against the host's version, when changed.
+    pub diff: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Action {
+    Start(Service),
+    Reload(Service),
+    Restart(Service),
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Start(s) => write!(f, "start {}", s.name()),
+            Action::Reload(s) => write!(f, "reload {}", s.name()),
+            Action::Restart(s) => write!(f, "restart {}", s.name()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostPlan {
+    pub host: String,
+    pub files: Vec<FilePlan>,
+    pub binary: Change,
+    pub actions: Vec<Action>,
+}
+
+impl HostPlan {
+    pub fn changes(&self) -> bool {
+        self.binary != Change::Unchanged
+            || !self.actions.is_empty()
+            || self.files.iter().any(|f| f.change != Change::Unchanged)
+    }
+}
+
+/// Which service a file belongs to, and whether a change to it needs a
+/// restart (the process itself changes) or a reload (its config changes).
+fn owner(path: &str) -> Option<(Service, bool)> {
+    match path {
+        "/etc/vakt/proxy.toml" => Some((Service::Proxy, false)),
+        "/etc/init.d/vakt-proxy" | "/etc/systemd/system/vakt-proxy.service" => {
+            Some((Service::Proxy, true))
+        }
+        "/etc/init.d/vakt-demo-web" | "/etc/systemd/system/vakt-demo-web.service" => {
+            Some((Service::DemoWeb, true))
+        }
+        "/etc/keepalived/keepalived.conf" => Some((Service::Keepalived, false)),
+        _ => None,
+    }
+}
+
+pub fn build(
+    host: &str,
+    files: Vec<File>,
+    services: &[Service],
+    state: &HostState,
+    binary_sha256: &str,
+) -> HostPlan {
+    let binary = match &state.binary_sha256 {
+        None => Change::New,
+        Some(s) if s == binary_sha256 => Change::Unchanged,
+        Some(_) => Change::Changed,
+    };
+    let mut reload: Vec<Service> = Vec::new();
+    let mut restart: Vec<Service> = Vec::new();
+    let files: Vec<FilePlan> = files
+        .into_iter()
+        .map(|f| {
+            let (change, diff) = match state.files.get(&f.path).cloned().flatten() {
+                None => (Change::New, None),
+                Some(old) if old == f.content => (Change::Unchanged, None),
+                Some(old) => {
+                    let d = similar::TextDiff::from_lines(&old, &f.content)
+                        .unified_diff()
+                        .header(
+                            &format!("{host}:{} (now)", f.path),
+                            &format!("{host}:{} (after up)", f.path),
+                        )
+                        .to_string();
+                    (Change::Changed, Some(d))
+                }
+            };
+            if change != Change::Unchanged
+                && let Some((svc, needs_restart)) = owner(&f.path)
+            {
+                if needs_restart {
+                    restart.push(svc)
+                } else {
+                    reload.push(svc)
+                }
+            }
+            FilePlan {
+                file: f,
+                change,
+                diff,
+            }
+        })
+        .collect();
+    let mut actions = Vec::new();
+    for &svc in services {
+        let running = state.running.get(&svc).copied().unwrap_or(false);
+        // Keepalived is the host's own package: a new vakt binary does not restart it.
+        let binary_restart = binary != Change::Unchanged && svc != Service::Keepalived;
+        if !running {
+            actions.push(Action::Start(svc));
+        } else if binary_restart || restart.contains(&svc) {
+            actions.push(Action::Restart(svc));
+        } else if reload.contains(&svc) {
+            actions.push(Action::Reload(svc));
+        }
+    }
+    HostPlan {
+        host: host.to_string(),
+        files,
+        binary,
+        actions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, content: &str) -> File {
+        File {
+            path: path.into(),
+            mode: 0o644,
+            content: content.into(),
+        }
+    }
+
+    #[test]
+    fn nothing_to_do_when_everything_matches_and_runs() {
+        let mut st = HostState {
+            binary_sha256: Some("abc".into()),
+            ..Default::default()
+        };
+        st.files
+            .insert("/etc/vakt/proxy.toml".into(), Some("x".into()));
+        st.running.insert(Service::Proxy, true);
+        let p = build(
+            "lb01",
+            vec![file("/etc/vakt/proxy.toml", "x")],
+            &[Service::Proxy],
+            &st,
+            "abc",
+        );
+        assert!(!p.changes(), "{p:?}");
+    }
+
+    #[test]
+    fn a_config_change_reloads_and_a_binary_change_restarts() {
+        let mut st = HostState {
+            binary_sha256: Some("abc".into()),
+            ..Default::default()
+        };
+        st.files
+            .insert("/etc/vakt/proxy.toml".into(), Some("a\n".into()));
+        st.running.insert(Service::Proxy, true);
+        let p = build(
+            "lb01",
+            vec![file("/etc/vakt/proxy.toml", "b\n")],
+            &[Service::Proxy],
+            &st,
+            "abc",
+        );
+        assert_eq!(p.actions, vec![Action::Reload(Service::Proxy)]);
+        assert!(p.files[0].diff.as_ref().unwrap().contains("-a\n+b"));
+        let p = build(
+            "lb01",
+            vec![file("/etc/vakt/proxy.toml", "a\n")],
+            &[Service::Proxy],
+            &st,
+            "new",
+        );
+        assert_eq!(p.actions, vec![Action::Restart(Service::Proxy)]);
+    }
+
+    #[test]
+    fn a_stopped_service_is_started() {
+        let p = build(
+            "web01",
+            vec![],
+            &[Service::DemoWeb],
+            &HostState::default(),
+            "abc",
+        );
+        assert_eq!(p.actions, vec![Action::Start(Service::DemoWeb)]);
+        assert_eq!(p.binary, Change::New);
+    }
+}

@@ -1,0 +1,308 @@
+//! Rendering: every file that lands on a host, from the minijinja templates
+//! in `templates/` (embedded at build time; a `templates/` folder next to the
+//! inventory overrides them by name). Pure: the caller reads overrides and
+//! secrets first; output is deterministic (stable order, no timestamps).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use minijinja::{Environment, context};
+use serde::Serialize;
+
+use crate::inventory::{Host, Inventory, Role};
+
+/// The embedded templates, by name.
+pub const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "proxy.toml.j2",
+        include_str!("../../templates/proxy.toml.j2"),
+    ),
+    (
+        "vakt-proxy.init.j2",
+        include_str!("../../templates/vakt-proxy.init.j2"),
+    ),
+    (
+        "vakt-proxy.service.j2",
+        include_str!("../../templates/vakt-proxy.service.j2"),
+    ),
+    (
+        "vakt-demo-web.init.j2",
+        include_str!("../../templates/vakt-demo-web.init.j2"),
+    ),
+    (
+        "vakt-demo-web.service.j2",
+        include_str!("../../templates/vakt-demo-web.service.j2"),
+    ),
+    (
+        "keepalived.conf.j2",
+        include_str!("../../templates/keepalived.conf.j2"),
+    ),
+    (
+        "vakt-notify.sh.j2",
+        include_str!("../../templates/vakt-notify.sh.j2"),
+    ),
+    (
+        "Vagrantfile.j2",
+        include_str!("../../templates/Vagrantfile.j2"),
+    ),
+];
+
+/// Template sources: the embedded ones with overrides applied.
+#[derive(Debug, Clone)]
+pub struct Templates(BTreeMap<String, String>);
+
+impl Templates {
+    pub fn embedded() -> Self {
+        Templates(
+            TEMPLATES
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.to_string()))
+                .collect(),
+        )
+    }
+
+    /// The embedded templates, overridden by files of the same name in
+    /// `dir/templates/` when that folder exists.
+    pub fn with_overrides(dir: Option<&Path>) -> std::io::Result<Self> {
+        let mut t = Self::embedded();
+        if let Some(dir) = dir.map(|d| d.join("templates")).filter(|d| d.is_dir()) {
+            for name in t.0.clone().keys() {
+                let p = dir.join(name);
+                if p.is_file() {
+                    t.0.insert(name.clone(), std::fs::read_to_string(&p)?);
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    fn env(&self) -> Environment<'_> {
+        let mut env = Environment::new();
+        env.set_keep_trailing_newline(true);
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        // A double-quoted string, escaped as JSON (valid TOML and keepalived).
+        env.add_filter("q", |s: String| {
+            serde_json::to_string(&s).unwrap_or_default()
+        });
+        // A single-quoted shell word.
+        env.add_filter("sh", |s: String| format!("'{}'", s.replace('\'', "'\\''")));
+        for (n, t) in &self.0 {
+            // A template that does not parse fails at render time with its name.
+            let _ = env.add_template(n, t);
+        }
+        env
+    }
+}
+
+/// One file for a host, at its path on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct File {
+    pub path: String,
+    pub mode: u32,
+    pub content: String,
+}
+
+/// A service vakt runs on a host, named as its init script and unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Service {
+    Proxy,
+    DemoWeb,
+    Keepalived,
+}
+
+impl Service {
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Proxy => "vakt-proxy",
+            Service::DemoWeb => "vakt-demo-web",
+            Service::Keepalived => "keepalived",
+        }
+    }
+}
+
+/// What differs per host and is decided outside rendering.
+#[derive(Debug, Clone)]
+pub struct HostContext {
+    /// Prefix of every path on the host: empty in production, the host's
+    /// state folder for local hosts.
+    pub root: String,
+    pub admin_socket: String,
+    /// `$6$` hash of the stats password.
+    pub stats_hash: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("template {template} for {host}: {source}")]
+pub struct RenderError {
+    pub template: String,
+    pub host: String,
+    #[source]
+    pub source: minijinja::Error,
+}
+
+/// The services a host runs.
+pub fn services(inv: &Inventory, host: &Host) -> Vec<Service> {
+    let mut s = Vec::new();
+    if host.has(Role::Lb) {
+        s.push(Service::Proxy);
+        if ha_enabled(inv) {
+            s.push(Service::Keepalived);
+        }
+    }
+    if host.web.as_ref().is_some_and(|w| w.demo) {
+        s.push(Service::DemoWeb);
+    }
+    s
+}
+
+/// keepalived runs with a VIP and two or more load balancers.
+pub fn ha_enabled(inv: &Inventory) -> bool {
+    inv.vip.is_some() && inv.lbs().count() >= 2
+}
+
+#[derive(Serialize)]
+struct ServerCtx {
+    name: String,
+    addr: String,
+    cookie: String,
+    weight: u32,
+}
+
+/// Every file `host` needs, in a stable order.
+pub fn render_host(
+    inv: &Inventory,
+    host: &Host,
+    ctx: &HostContext,
+    t: &Templates,
+) -> Result<Vec<File>, RenderError> {
+    let env = t.env();
+    let render = |template: &str, vars: minijinja::Value| -> Result<String, RenderError> {
+        env.get_template(template)
+            .and_then(|tpl| tpl.render(vars))
+            .map_err(|source| RenderError {
+                template: template.to_string(),
+                host: host.name.clone(),
+                source,
+            })
+    };
+    let root = ctx.root.as_str();
+    let mut files = Vec::new();
+    for svc in services(inv, host) {
+        match svc {
+            Service::Proxy => {
+                let servers: Vec<ServerCtx> = inv
+                    .webs()
+                    .filter_map(|w| {
+                        let web = w.web.as_ref()?;
+                        Some(ServerCtx {
+                            name: w.name.clone(),
+                            addr: format!("{}:{}", w.private_ip, web.port),
+                            cookie: web.cookie.clone(),
+                            weight: web.weight,
+                        })
+                    })
+                    .collect();
+                // Production binds every address so the proxy answers on the
+                // VIP whichever LB holds it (no ip_nonlocal_bind needed);
+                // local hosts bind their own loopback address.
+                let bind = if host.is_local() {
+                    format!("{}:{}", host.private_ip, inv.port)
+                } else {
+                    format!("0.0.0.0:{}", inv.port)
+                };
+                let stats = inv
+                    .balancer
+                    .stats
+                    .as_ref()
+                    .zip(ctx.stats_hash.as_ref())
+                    .map(|(s, h)| {
+                        context! { uri => s.uri, realm => s.realm, user => s.user, hash => h }
+                    });
+                let vars = context! {
+                    inventory => inv.file,
+                    cluster => inv.name,
+                    global_maxconn => inv.balancer.maxconn.max(4096),
+                    admin_socket => ctx.admin_socket,
+                    balancer => inv.balancer,
+                    bind => bind,
+                    stats => stats,
+                    servers => servers,
+                };
+                files.push(File {
+                    path: "/etc/vakt/proxy.toml".into(),
+                    mode: 0o640,
+                    content: render("proxy.toml.j2", vars)?,
+                });
+                let vars = context! { root => root, port => inv.port };
+                files.push(File {
+                    path: "/etc/init.d/vakt-proxy".into(),
+                    mode: 0o755,
+                    content: render("vakt-proxy.init.j2", vars.clone())?,
+                });
+                files.push(File {
+                    path: "/etc/systemd/system/vakt-proxy.service".into(),
+                    mode: 0o644,
+                    content: render("vakt-proxy.service.j2", vars)?,
+                });
+            }
+            Service::DemoWeb => {
+                let web = host.web.as_ref().map(|w| w.port).unwrap_or(80);
+                let vars = context! { root => root, listen => format!("{}:{web}", host.private_ip), name => host.name };
+                files.push(File {
+                    path: "/etc/init.d/vakt-demo-web".into(),
+                    mode: 0o755,
+                    content: render("vakt-demo-web.init.j2", vars.clone())?,
+                });
+                files.push(File {
+                    path: "/etc/systemd/system/vakt-demo-web.service".into(),
+                    mode: 0o644,
+                    content: render("vakt-demo-web.service.j2", vars)?,
+                });
+            }
+            Service::Keepalived => {
+                let lbs: Vec<&Host> = inv.lbs().collect();
+                let idx = lbs.iter().position(|h| h.name == host.name).unwrap_or(0);
+                let priority = host
+                    .priority
+                    .unwrap_or(150u8.saturating_sub(10 * idx as u8));
+                let master = lbs.iter().all(|o| {
+                    o.name == host.name
+                        || o.priority.unwrap_or(150u8.saturating_sub(
+                            10 * lbs.iter().position(|x| x.name == o.name).unwrap_or(0) as u8,
+                        )) < priority
+                });
+                let peers: Vec<String> = lbs
+                    .iter()
+                    .filter(|o| o.name != host.name)
+                    .map(|o| o.private_ip.to_string())
+                    .collect();
+                let vars = context! {
+                    root => root,
+                    name => host.name,
+                    cluster => inv.name,
+                    vip => inv.vip.map(|v| v.to_string()),
+                    interface => inv.ha.interface,
+                    virtual_router_id => inv.ha.virtual_router_id,
+                    priority => priority,
+                    master => master,
+                    nopreempt => inv.ha.nopreempt,
+                    advert_int => inv.ha.advert_int,
+                    private_ip => host.private_ip.to_string(),
+                    peers => peers,
+                    admin_socket => ctx.admin_socket,
+                };
+                files.push(File {
+                    path: "/etc/keepalived/keepalived.conf".into(),
+                    mode: 0o640,
+                    content: render("keepalived.conf.j2", vars.clone())?,
+                });
+                files.push(File {
+                    path: "/etc/keepalived/vakt-notify.sh".into(),
+                    mode: 0o755,
+                    content: render("vakt-notify.sh.j2", vars)?,
+                });
+            }
+        }
+    }
+    Ok(files)
+}

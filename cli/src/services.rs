@@ -1,0 +1,152 @@
+//! Services on a host, through its transport: reading what is there, pushing
+//! files and the binary, starting/reloading/stopping through the rendered
+//! SysV init scripts, and putting the previous files back when a step fails
+//! so the host keeps serving its old configuration.
+
+use std::io;
+
+use crate::plan::{Action, Change, HostPlan, HostState};
+use crate::render::{File, Service};
+use crate::transport::{Transport, sh};
+
+pub const BINARY_PATH: &str = "/usr/local/bin/vakt";
+
+/// Why a host could not be brought to its plan.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{host}: {step}: {source}")]
+    Io {
+        host: String,
+        step: String,
+        source: io::Error,
+    },
+    #[error("{host}: `{command}` failed (exit {status}): {output}")]
+    Command {
+        host: String,
+        command: String,
+        status: i32,
+        output: String,
+    },
+}
+
+fn io_err(t: &dyn Transport, step: impl Into<String>) -> impl FnOnce(io::Error) -> ApplyError + '_ {
+    let step = step.into();
+    move |source| ApplyError::Io {
+        host: t.host().to_string(),
+        step,
+        source,
+    }
+}
+
+/// The init command for a service (`start`, `stop`, `reload`, `status`...).
+pub fn init_command(t: &dyn Transport, svc: Service, verb: &str) -> String {
+    match svc {
+        Service::Keepalived => format!(
+            "{} {verb}",
+            sh(&format!("{}/etc/init.d/keepalived", t.root()))
+        ),
+        _ => format!(
+            "sh {} {verb}",
+            sh(&format!("{}/etc/init.d/{}", t.root(), svc.name()))
+        ),
+    }
+}
+
+pub fn is_running(t: &dyn Transport, svc: Service) -> io::Result<bool> {
+    Ok(t.run(&init_command(t, svc, "status"))?.ok())
+}
+
+pub fn read_state(
+    t: &dyn Transport,
+    files: &[File],
+    services: &[Service],
+) -> io::Result<HostState> {
+    let mut st = HostState {
+        binary_sha256: t.sha256(BINARY_PATH)?,
+        ..Default::default()
+    };
+    for f in files {
+        let cur = t
+            .read(&f.path)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        st.files.insert(f.path.clone(), cur);
+    }
+    for &s in services {
+        st.running.insert(s, is_running(t, s)?);
+    }
+    Ok(st)
+}
+
+fn control(t: &dyn Transport, svc: Service, verb: &str) -> Result<(), ApplyError> {
+    let cmd = init_command(t, svc, verb);
+    let out = t
+        .run(&cmd)
+        .map_err(io_err(t, format!("{verb} {}", svc.name())))?;
+    if out.ok() {
+        return Ok(());
+    }
+    Err(ApplyError::Command {
+        host: t.host().to_string(),
+        command: cmd,
+        status: out.status,
+        output: format!("{}{}", out.stdout, out.stderr).trim().to_string(),
+    })
+}
+
+/// Carries out a plan. When a step fails, the files written so far are
+/// restored and the services reloaded on them, then the error is returned.
+pub fn apply(t: &dyn Transport, plan: &HostPlan, binary: &[u8]) -> Result<(), ApplyError> {
+    let mut written: Vec<&str> = Vec::new();
+    let result = (|| {
+        for f in plan.files.iter().filter(|f| f.change != Change::Unchanged) {
+            t.put(&f.file.path, f.file.content.as_bytes(), f.file.mode)
+                .map_err(io_err(t, format!("write {}", f.file.path)))?;
+            written.push(&f.file.path);
+        }
+        if plan.binary != Change::Unchanged {
+            t.put(BINARY_PATH, binary, 0o755)
+                .map_err(io_err(t, "push the vakt binary"))?;
+            written.push(BINARY_PATH);
+        }
+        for a in &plan.actions {
+            match *a {
+                Action::Start(s) => control(t, s, "start")?,
+                Action::Reload(s) => control(t, s, "reload")?,
+                Action::Restart(s) => control(t, s, "restart")?,
+            }
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        for p in &written {
+            let _ = t.restore(p);
+        }
+        // Back on the old files: bring what ran before back as it was.
+        for a in &plan.actions {
+            if let Action::Reload(s) | Action::Restart(s) = *a {
+                let _ = control(
+                    t,
+                    s,
+                    if matches!(a, Action::Reload(_)) {
+                        "reload"
+                    } else {
+                        "restart"
+                    },
+                );
+            }
+        }
+    }
+    result
+}
+
+/// Stops every service; returns what was stopped.
+pub fn stop_all(t: &dyn Transport, services: &[Service]) -> Result<Vec<Service>, ApplyError> {
+    let mut stopped = Vec::new();
+    for &s in services.iter().rev() {
+        if is_running(t, s).map_err(io_err(t, "status"))? {
+            control(t, s, "stop")?;
+            stopped.push(s);
+        }
+    }
+    Ok(stopped)
+}

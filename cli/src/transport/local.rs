@@ -1,0 +1,100 @@
+//! The local transport: a "host" is a folder (`<state>/<cluster>/<host>/`)
+//! standing in for its filesystem root, and its services are local processes
+//! started through the same rendered init scripts as on a real host.
+
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{Output, Transport};
+
+pub struct Local {
+    host: String,
+    root: PathBuf,
+    root_str: String,
+}
+
+impl Local {
+    pub fn new(host: &str, root: PathBuf) -> Self {
+        let root_str = root.display().to_string();
+        Local {
+            host: host.to_string(),
+            root,
+            root_str,
+        }
+    }
+
+    fn at(&self, path: &str) -> PathBuf {
+        self.root.join(path.trim_start_matches('/'))
+    }
+}
+
+impl Transport for Local {
+    fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn root(&self) -> &str {
+        &self.root_str
+    }
+
+    fn run(&self, cmd: &str) -> io::Result<Output> {
+        std::fs::create_dir_all(&self.root)?;
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(&self.root)
+            .output()?;
+        Ok(Output {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    fn read(&self, path: &str) -> io::Result<Option<Vec<u8>>> {
+        match std::fs::read(self.at(path)) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn put(&self, path: &str, content: &[u8], mode: u32) -> io::Result<()> {
+        let dest = self.at(path);
+        let dir = dest.parent().unwrap_or(Path::new("/"));
+        std::fs::create_dir_all(dir)?;
+        if dest.exists() {
+            std::fs::copy(&dest, prev(&dest))?;
+        }
+        let tmp = dest.with_extension("vakt-tmp");
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(content)?;
+            f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &dest)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    fn restore(&self, path: &str) -> io::Result<bool> {
+        let dest = self.at(path);
+        let p = prev(&dest);
+        if !p.exists() {
+            return Ok(false);
+        }
+        std::fs::rename(p, dest)?;
+        Ok(true)
+    }
+}
+
+fn prev(p: &Path) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(".vakt-prev");
+    PathBuf::from(s)
+}

@@ -1,0 +1,50 @@
+//! Host access, behind one small trait: run a command, read a file, put a
+//! file atomically. `local` serves hosts on 127.0.0.0/8 (files under a state
+//! folder, services as local processes); the SSH issue adds `ssh`. Only this
+//! module touches hosts.
+
+pub mod local;
+
+use std::io;
+
+/// What a command printed and how it ended.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn ok(&self) -> bool {
+        self.status == 0
+    }
+}
+
+/// One host, reachable.
+pub trait Transport: Send + Sync {
+    fn host(&self) -> &str;
+    /// Prefix of every vakt path on this host ("" on a real host).
+    fn root(&self) -> &str;
+    /// Runs a `sh -c` command line.
+    fn run(&self, cmd: &str) -> io::Result<Output>;
+    /// A file's bytes, `None` when it does not exist.
+    fn read(&self, path: &str) -> io::Result<Option<Vec<u8>>>;
+    /// Writes a file atomically (temp file, fsync, rename), creating the
+    /// folders; the previous version is kept as `PATH.vakt-prev`.
+    fn put(&self, path: &str, content: &[u8], mode: u32) -> io::Result<()>;
+    /// Puts the previous version back; false when there is none.
+    fn restore(&self, path: &str) -> io::Result<bool>;
+    /// sha256 of a file, `None` when missing.
+    fn sha256(&self, path: &str) -> io::Result<Option<String>> {
+        use sha2::Digest;
+        Ok(self
+            .read(path)?
+            .map(|b| hex::encode(sha2::Sha256::digest(&b))))
+    }
+}
+
+/// Quotes one shell word.
+pub fn sh(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}

@@ -1,0 +1,164 @@
+//! Deploying local clusters: `up` brings a real cluster up, `up` again
+//! changes nothing, `plan` shows diffs with terraform's exit codes, a host
+//! that fails keeps its previous files and keeps serving, `down` stops all.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::{local_inventory, tmp};
+use crate::support::{Conn, get, set_cookie_value, vakt};
+
+fn run(args: &[&str], inv: &Path, state: &Path) -> (i32, String, String) {
+    let out = vakt()
+        .args(args)
+        .arg("-i")
+        .arg(inv)
+        .arg("--state-dir")
+        .arg(state)
+        .env("VAKT_TEST_STATS_PASSWORD", "test-pw")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Stops the cluster even when an assertion fails.
+struct Down<'a>(&'a Path, &'a Path);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        run(&["down"], self.0, self.1);
+    }
+}
+
+#[test]
+fn up_brings_a_balanced_sticky_cluster_and_a_second_up_changes_nothing() {
+    let dir = tmp("up");
+    let (inv, net, port) = local_inventory(dir.path(), "");
+    let state = dir.path().join("state");
+    let _down = Down(&inv, &state);
+    let t = Instant::now();
+    let (code, out, err) = run(&["up"], &inv, &state);
+    println!(
+        "vakt up (first run, local): {:.2}s",
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("start vakt-proxy") && out.contains("is up: http://"),
+        "{out}"
+    );
+    let lb: std::net::SocketAddr = format!("{net}.1:{port}").parse().unwrap();
+    let seq: Vec<String> = (0..4)
+        .map(|_| get(lb, "/", &[]).served_by().to_string())
+        .collect();
+    assert!(seq.windows(2).all(|w| w[0] != w[1]), "round robin: {seq:?}");
+
+    // A session's cart survives 20 requests through the LB.
+    let first = get(lb, "/", &[]);
+    let cookie = format!(
+        "SERVERID={}; DEMOSESSID={}",
+        set_cookie_value(&first, "SERVERID").unwrap(),
+        set_cookie_value(&first, "DEMOSESSID").unwrap()
+    );
+    let mut c = Conn::open(lb);
+    c.send(format!("POST /cart?item=tea HTTP/1.1\r\nHost: t\r\nCookie: {cookie}\r\nContent-Length: 0\r\n\r\n").as_bytes());
+    for _ in 0..20 {
+        let r =
+            c.send(format!("GET /cart HTTP/1.1\r\nHost: t\r\nCookie: {cookie}\r\n\r\n").as_bytes());
+        assert_eq!(r.json()["items"][0], "tea");
+    }
+    let auth = format!("Basic {}", crate::support::base64(b"admin:test-pw"));
+    assert_eq!(
+        get(lb, "/haproxy?stats", &[("Authorization", &auth)]).status,
+        200
+    );
+
+    let t = Instant::now();
+    let (code, out, err) = run(&["up"], &inv, &state);
+    println!(
+        "vakt up (no-change run, local): {:.2}s",
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("no changes: every host already runs what the inventory says"),
+        "{out}"
+    );
+    let (code, out, _) = run(&["plan"], &inv, &state);
+    assert_eq!(code, 0, "{out}");
+
+    // Change a weight: plan shows the diff and exits 2; up reloads.
+    std::fs::write(
+        &inv,
+        std::fs::read_to_string(&inv)
+            .unwrap()
+            .replacen("weight = 1", "weight = 3", 1),
+    )
+    .unwrap();
+    let (code, out, _) = run(&["plan"], &inv, &state);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("-weight = 1")
+            && out.contains("+weight = 3")
+            && out.contains("will reload vakt-proxy"),
+        "{out}"
+    );
+    let (code, out, err) = run(&["up"], &inv, &state);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("reload vakt-proxy"), "{out}");
+
+    let (code, out, _) = run(&["status"], &inv, &state);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("vakt-proxy running") && out.contains("UP"),
+        "{out}"
+    );
+    let (code, out, _) = run(&["down"], &inv, &state);
+    assert_eq!(code, 0);
+    assert!(out.contains("stopped vakt-proxy"), "{out}");
+    assert!(
+        std::net::TcpStream::connect_timeout(&lb, Duration::from_millis(300)).is_err(),
+        "still listening after down"
+    );
+}
+
+#[test]
+fn a_host_that_fails_keeps_its_previous_files_and_keeps_serving() {
+    let dir = tmp("fail");
+    let (inv, net, port) = local_inventory(dir.path(), "");
+    let state = dir.path().join("state");
+    let _down = Down(&inv, &state);
+    let (code, out, err) = run(&["up"], &inv, &state);
+    assert_eq!(code, 0, "{out}{err}");
+    let lb: std::net::SocketAddr = format!("{net}.1:{port}").parse().unwrap();
+    let before = std::fs::read_to_string(state.join("lb01/etc/vakt/proxy.toml")).unwrap();
+
+    // A broken template next to the inventory: the LB's new config fails
+    // its check, the web hosts are unaffected.
+    let tpl = dir.path().join("templates");
+    std::fs::create_dir_all(&tpl).unwrap();
+    let good = include_str!("../../../templates/proxy.toml.j2");
+    std::fs::write(
+        tpl.join("proxy.toml.j2"),
+        good.replace(
+            "balance = {{ balancer.balance | q }}",
+            "balance = \"no-such-algorithm\"",
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run(&["up"], &inv, &state);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("lb01") && out.contains("FAILED"), "{out}");
+    assert!(err.contains("kept their previous files"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(state.join("lb01/etc/vakt/proxy.toml")).unwrap(),
+        before,
+        "the old config is back"
+    );
+    assert_eq!(get(lb, "/", &[]).status, 200, "the LB still serves");
+}

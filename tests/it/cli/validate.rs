@@ -1,0 +1,165 @@
+//! Every validation rule answers with its message, file:line:column and a
+//! hint, and all problems of a file come out together.
+
+use crate::support::{TempDir, vakt};
+
+fn check(text: &str) -> (bool, String) {
+    let dir = TempDir::new("inv");
+    let p = dir.path().join("bad.toml");
+    std::fs::write(&p, text).unwrap();
+    let out = vakt().args(["check", "-i"]).arg(&p).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).replace(&p.display().to_string(), "bad.toml");
+    (out.status.success(), err)
+}
+
+const BASE: &str = r#"[cluster]
+name = "shop"
+vip = "203.0.113.10"
+
+[[hosts]]
+name = "lb01"
+roles = ["lb"]
+public_ip = "203.0.113.11"
+private_ip = "10.10.0.10"
+
+[[hosts]]
+name = "lb02"
+roles = ["lb"]
+public_ip = "203.0.113.12"
+private_ip = "10.10.0.13"
+
+[[hosts]]
+name = "web01"
+roles = ["web"]
+private_ip = "10.10.0.11"
+web = { port = 80, cookie = "w1" }
+
+[[hosts]]
+name = "db01"
+roles = ["db"]
+private_ip = "10.10.0.20"
+location = { country = "NO", city = "Oslo" }
+"#;
+
+#[test]
+fn the_base_inventory_is_valid() {
+    let (ok, err) = check(BASE);
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn each_rule_names_the_place_and_the_fix() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "name = \"web01\"\nroles = [\"web\"]\nprivate_ip = \"10.10.0.11\"",
+            "name = \"web01\"\nroles = [\"web\"]\nprivate_ip = \"10.10.0.300\"",
+            "bad.toml:20:14: error: web01.private_ip \"10.10.0.300\" is not an IPv4 address",
+        ),
+        (
+            "name = \"lb02\"",
+            "name = \"lb01\"",
+            "error: two hosts are named `lb01`",
+        ),
+        (
+            "private_ip = \"10.10.0.13\"",
+            "private_ip = \"10.10.0.10\"",
+            "share the address 10.10.0.10",
+        ),
+        (
+            "private_ip = \"10.10.0.20\"",
+            "private_ip = \"203.0.113.20\"",
+            "bad.toml:26:14: error: db01.private_ip 203.0.113.20 is not in a private range",
+        ),
+        (
+            "public_ip = \"203.0.113.12\"",
+            "public_ip = \"10.0.0.12\"",
+            "bad.toml:14:13: error: lb02.public_ip 10.0.0.12 is a private address",
+        ),
+        (
+            "country = \"NO\"",
+            "country = \"XX\"",
+            "bad.toml:27:24: error: db01.location.country \"XX\" is not an ISO 3166 code",
+        ),
+        (
+            "location = { country = \"NO\", city = \"Oslo\" }\n",
+            "",
+            "`db01` holds data but has no location",
+        ),
+        (
+            "roles = [\"web\"]",
+            "roles = [\"www\"]",
+            "bad.toml:19:10: error: `web01`: unknown role \"www\"",
+        ),
+        (
+            "[cluster]\nname = \"shop\"",
+            "[cluster]\nname = \"shop\"\nvipp = \"x\"",
+            "bad.toml:3:1: error: unknown key `vipp` in `cluster`\n  hint: did you mean `vip`?",
+        ),
+    ];
+    for (from, to, want) in cases {
+        let text = BASE.replacen(from, to, 1);
+        assert_ne!(text, BASE, "case {want:?} did not change the inventory");
+        let (ok, err) = check(&text);
+        assert!(!ok, "{want}: accepted");
+        assert!(err.contains(want), "want {want:?}\ngot:\n{err}");
+    }
+}
+
+#[test]
+fn inventory_wide_rules() {
+    let no_web = BASE
+        .replace("roles = [\"web\"]", "roles = [\"db\"]")
+        .replace(
+            "web = { port = 80, cookie = \"w1\" }",
+            "location = { country = \"NO\" }",
+        );
+    assert!(check(&no_web).1.contains("the inventory has no web hosts"));
+    let two_cookies = BASE.replace(
+        "[[hosts]]\nname = \"db01\"",
+        "[[hosts]]\nname = \"web02\"\nroles = [\"web\"]\nprivate_ip = \"10.10.0.12\"\nweb = { port = 80, cookie = \"w1\" }\n\n[[hosts]]\nname = \"db01\"",
+    );
+    assert!(check(&two_cookies).1.contains("share the cookie \"w1\""));
+    let one_lb = BASE.replacen("[[hosts]]\nname = \"lb02\"\nroles = [\"lb\"]\npublic_ip = \"203.0.113.12\"\nprivate_ip = \"10.10.0.13\"\n", "", 1);
+    let (ok, err) = check(&one_lb);
+    assert!(
+        ok && err.contains("warning: a VIP with a single load balancer"),
+        "{err}"
+    );
+    let no_public = BASE
+        .replace("vip = \"203.0.113.10\"\n", "")
+        .replace("public_ip = \"203.0.113.11\"\n", "");
+    assert!(
+        check(&no_public)
+            .1
+            .contains("load balancer `lb01` has no public_ip and the cluster has no vip")
+    );
+    let plain =
+        format!("{BASE}\n[balancer]\nstats = {{ user = \"admin\", password = \"hunter2\" }}\n");
+    let (ok, err) = check(&plain);
+    assert!(
+        !ok && err.contains("the stats password is written in the inventory")
+            && err.contains("password_env"),
+        "{err}"
+    );
+}
+
+#[test]
+fn all_problems_are_reported_together_and_nothing_is_touched() {
+    let text = BASE
+        .replace("10.10.0.300", "x")
+        .replace(
+            "private_ip = \"10.10.0.11\"",
+            "private_ip = \"10.10.0.999\"",
+        )
+        .replace("country = \"NO\"", "country = \"ZZ\"");
+    let (ok, err) = check(&text);
+    assert!(!ok);
+    assert!(
+        err.contains("10.10.0.999") && err.contains("\"ZZ\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("problems in the inventory; nothing was changed"),
+        "{err}"
+    );
+}
