@@ -291,7 +291,11 @@ fn check_head(buf: &[u8]) -> Result<Option<(usize, Framing)>, Reject> {
     };
     let mut content_length: Option<u64> = None;
     let mut te = false;
+    let mut hosts = 0;
     for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+        }
         if h.name.eq_ignore_ascii_case("content-length") {
             if content_length.is_some() {
                 return Err(bad("more than one Content-Length"));
@@ -311,6 +315,14 @@ fn check_head(buf: &[u8]) -> Result<Option<(usize, Framing)>, Reject> {
             }
             te = true;
         }
+    }
+    // RFC 9112 §3.2: more than one Host, or none in HTTP/1.1, is a 400:
+    // two Hosts let the proxy route on one and the server trust the other.
+    if hosts > 1 {
+        return Err(bad("more than one Host header"));
+    }
+    if hosts == 0 && req.version == Some(1) {
+        return Err(bad("HTTP/1.1 request without a Host header"));
     }
     if te && content_length.is_some() {
         return Err(bad("Transfer-Encoding together with Content-Length"));
@@ -369,7 +381,7 @@ mod tests {
 
     #[test]
     fn good_pipelined_requests_pass_whole_and_byte_by_byte() {
-        let reqs: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloPOST /y HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\nGET / HTTP/1.1\r\n\r\n";
+        let reqs: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloPOST /y HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\nGET / HTTP/1.0\r\n\r\n";
         assert_eq!(scan(reqs), Ok(()));
         let mut s = Scanner::new(16384);
         for b in reqs {
@@ -381,23 +393,23 @@ mod tests {
     #[test]
     fn ambiguous_framing_is_refused() {
         assert_eq!(
-            reason(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"),
+            reason(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"),
             "more than one Content-Length"
         );
         assert_eq!(
-            reason(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
+            reason(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
             "more than one Content-Length"
         );
         assert_eq!(
-            reason(b"POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n"),
+            reason(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n"),
             "invalid Content-Length"
         );
         assert_eq!(
-            reason(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"),
+            reason(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"),
             "Transfer-Encoding together with Content-Length"
         );
         assert_eq!(
-            reason(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            reason(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
             "Transfer-Encoding other than chunked"
         );
         assert_eq!(
@@ -407,35 +419,52 @@ mod tests {
     }
 
     #[test]
+    fn host_headers_must_be_exactly_one_in_http_1_1() {
+        assert_eq!(
+            reason(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            "more than one Host header"
+        );
+        assert_eq!(
+            reason(b"GET / HTTP/1.1\r\n\r\n"),
+            "HTTP/1.1 request without a Host header"
+        );
+        assert_eq!(scan(b"GET / HTTP/1.0\r\n\r\n"), Ok(()));
+    }
+
+    #[test]
     fn dangerous_bytes_are_refused() {
         assert_eq!(
-            reason(b"GET / HTTP/1.1\r\nX-A: a\rb\r\n\r\n"),
+            reason(b"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\rb\r\n\r\n"),
             "bare CR in request head"
         );
         assert_eq!(
-            reason(b"GET / HTTP/1.1\r\nX-A: a\0b\r\n\r\n"),
+            reason(b"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\0b\r\n\r\n"),
             "NUL byte in request head"
         );
         assert_eq!(
-            reason(b"GET / HTTP/1.1\r\nX-A: a\r\n b\r\n\r\n"),
+            reason(b"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\r\n b\r\n\r\n"),
             "obsolete line folding in header"
         );
     }
 
     #[test]
     fn oversized_heads_get_431_and_good_bytes_before_a_bad_request_are_kept() {
-        let mut big = b"GET / HTTP/1.1\r\nX-Big: ".to_vec();
+        let mut big = b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: ".to_vec();
         big.extend(std::iter::repeat_n(b'a', 20000));
         assert_eq!(scan(&big).unwrap_err().1.status, 431);
-        let two = b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nX: \0\r\n\r\n";
-        assert_eq!(scan(two).unwrap_err().0, 18);
+        let two = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nX: \0\r\n\r\n";
+        assert_eq!(scan(two).unwrap_err().0, 27);
     }
 
     #[test]
     fn chunk_overflow_is_refused() {
         assert!(
-            scan(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n").is_err()
+            scan(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n")
+                .is_err()
         );
-        assert!(scan(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_err());
+        assert!(
+            scan(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+                .is_err()
+        );
     }
 }

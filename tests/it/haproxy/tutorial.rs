@@ -128,3 +128,54 @@ fn import_turns_the_tutorial_into_a_valid_toml_config_with_notes() {
         .unwrap();
     assert!(String::from_utf8_lossy(&frag.stdout).contains("[balancer]"));
 }
+
+#[test]
+fn frontends_route_by_path_and_host_and_daemon_mode_writes_a_pidfile() {
+    let (api, shop, web) = (
+        Backend::spawn("api01"),
+        Backend::spawn("shop01"),
+        Backend::spawn("web01"),
+    );
+    let front = free_addr();
+    let dir = TempDir::new("routing");
+    let pidfile = dir.path().join("vakt.pid");
+    let cfg = dir.path().join("haproxy.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global\n    daemon\n    pidfile {}\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+             frontend www\n    bind {front}\n    acl is_api path_beg /api/ /v2/\n    acl is_shop hdr(host) -i shop.example\n    use_backend b_api if is_api\n    use_backend b_shop if is_shop\n    default_backend b_web\n\
+             backend b_api\n    server api01 {}\nbackend b_shop\n    server shop01 {}\nbackend b_web\n    server web01 {}\n",
+            pidfile.display(),
+            api.addr,
+            shop.addr,
+            web.addr
+        ),
+    )
+    .unwrap();
+    // `daemon` in the file: the command returns once the proxy has detached.
+    let status = vakt().args(["proxy", "-f"]).arg(&cfg).status().unwrap();
+    assert!(status.success());
+    assert!(eventually(Duration::from_secs(10), || pidfile.exists()
+        && std::net::TcpStream::connect(front).is_ok()));
+    let pid = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(get(front, "/api/users", &[]).served_by(), "api01");
+    assert_eq!(get(front, "/v2/x", &[]).served_by(), "api01");
+    let r = crate::support::raw(
+        front,
+        b"GET / HTTP/1.1\r\nHost: Shop.Example:80\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.served_by(), "shop01");
+    assert_eq!(get(front, "/anything", &[]).served_by(), "web01");
+    let killed = std::process::Command::new("kill")
+        .arg(&pid)
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(eventually(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(front).is_err()
+    }));
+}

@@ -107,3 +107,11 @@ fn a_good_request_pipelined_before_a_bad_one_is_still_answered() {
     assert_eq!(conn.read(false).status, 200);
     assert_eq!(conn.read(false).status, 400);
 }
+
+#[test]
+fn host_headers_must_be_exactly_one() {
+    let c = cluster(Opts::default());
+    refused(&c, b"GET /echo HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
+    refused(&c, b"GET /echo HTTP/1.1\r\nX: y\r\n\r\n", 400);
+    assert_eq!(raw(c.addr(), b"GET /echo HTTP/1.0\r\n\r\n").status, 200);
+}
