@@ -72,8 +72,8 @@ fn start() -> Pair {
     };
     // Both have checked both servers once.
     assert!(eventually(Duration::from_secs(5), || up(&p, "web01")
-        == (true, true)
-        && up(&p, "web02") == (true, true)));
+        == (Some(true), Some(true))
+        && up(&p, "web02") == (Some(true), Some(true))));
     p
 }
 
@@ -84,8 +84,10 @@ fn both(p: &Pair, raw: &[u8]) -> (Resp, Resp) {
     )
 }
 
-/// Whether each proxy reports `server` UP on its stats CSV.
-fn up(p: &Pair, server: &str) -> (bool, bool) {
+/// Whether each proxy reports `server` UP in every listener (each listener
+/// checks its servers on its own): `Some(true)` all UP, `Some(false)` all
+/// DOWN, `None` while they disagree.
+fn up(p: &Pair, server: &str) -> (Option<bool>, Option<bool>) {
     let auth = format!(
         "Basic {}",
         crate::support::base64(b"admin:SuperSecretPassword123")
@@ -94,13 +96,24 @@ fn up(p: &Pair, server: &str) -> (bool, bool) {
         "GET /haproxy?stats;csv HTTP/1.1\r\nHost: t\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n"
     );
     let (h, v) = both(p, req.as_bytes());
-    let is_up = |r: &Resp| {
-        r.text().lines().any(|l| {
-            l.starts_with(&format!("app,{server},"))
-                && l.split(',').nth(17).is_some_and(|s| s.starts_with("UP"))
-        })
+    let state = |r: &Resp| {
+        let rows: Vec<bool> = r
+            .text()
+            .lines()
+            .filter(|l| l.split(',').nth(1) == Some(server))
+            .map(|l| l.split(',').nth(17).is_some_and(|s| s.starts_with("UP")))
+            .collect();
+        if rows.len() < 2 {
+            None
+        } else if rows.iter().all(|&u| u) {
+            Some(true)
+        } else if rows.iter().all(|&u| !u) {
+            Some(false)
+        } else {
+            None
+        }
     };
-    (is_up(&h), is_up(&v))
+    (state(&h), state(&v))
 }
 
 /// Headers the server saw, minus the ones each proxy adds for its own
@@ -256,7 +269,8 @@ fn a_cookie_for_a_down_server_is_redispatched_with_and_without_redispatch() {
     let web02 = p.backends[1].addr;
     Conn::open(web02).send(b"POST /health/fail HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
     assert!(
-        eventually(Duration::from_secs(5), || up(&p, "web02") == (false, false)),
+        eventually(Duration::from_secs(5), || up(&p, "web02")
+            == (Some(false), Some(false))),
         "both see web02 DOWN"
     );
     for (h_addr, v_addr, what) in [
@@ -277,7 +291,8 @@ fn a_cookie_for_a_down_server_is_redispatched_with_and_without_redispatch() {
     }
     Conn::open(web02).send(b"POST /health/ok HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
     assert!(
-        eventually(Duration::from_secs(5), || up(&p, "web02") == (true, true)),
+        eventually(Duration::from_secs(5), || up(&p, "web02")
+            == (Some(true), Some(true))),
         "both see web02 UP again"
     );
 }
