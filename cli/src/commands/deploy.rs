@@ -296,3 +296,71 @@ pub fn down(a: DeployArgs) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     })
 }
+
+#[derive(Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Only these hosts (default: all).
+    pub hosts: Vec<String>,
+}
+
+/// `vakt rollback`: every managed file that has a kept previous version goes
+/// back, then the host's services restart on it.
+pub fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
+    let t = target::open(&a.target)?;
+    for name in &a.hosts {
+        if !t.hosts.iter().any(|h| &h.host.name == name) {
+            anyhow::bail!("no host `{name}` in {}", t.inv.file);
+        }
+    }
+    let mut failed = 0;
+    for h in t
+        .hosts
+        .iter()
+        .filter(|h| a.hosts.is_empty() || a.hosts.contains(&h.host.name))
+    {
+        let tr = h.transport()?;
+        let mut paths: Vec<String> = render::render_host(&t.inv, &h.host, &h.ctx, &t.templates)?
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        paths.push(services::BINARY_PATH.to_string());
+        let mut restored = Vec::new();
+        for p in &paths {
+            if tr
+                .restore(p)
+                .with_context(|| format!("{}: restoring {p}", h.host.name))?
+            {
+                restored.push(p.as_str());
+            }
+        }
+        if restored.is_empty() {
+            println!("{:<10} nothing to roll back", h.host.name);
+            continue;
+        }
+        let mut ok = true;
+        for &svc in &h.services {
+            let out = tr.run(&services::init_command(tr, svc, "restart"))?;
+            if !out.ok() {
+                ok = false;
+                eprintln!(
+                    "{}: restart {} failed: {}{}",
+                    h.host.name,
+                    svc.name(),
+                    out.stdout,
+                    out.stderr
+                );
+            }
+        }
+        if !ok {
+            failed += 1;
+        }
+        println!("{:<10} rolled back {}", h.host.name, restored.join(", "));
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -61,6 +61,12 @@ enum Command {
     HashPassword,
     /// Translate a haproxy.cfg into vakt's proxy TOML.
     Import(import::ImportArgs),
+    /// Put back each host's previous files (kept by the last `up`) and restart.
+    Rollback(deploy::RollbackArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff), e.g. `vakt man > /usr/local/share/man/man1/vakt.1`.
+    Man,
 }
 
 pub fn run() -> ExitCode {
@@ -90,6 +96,19 @@ pub fn run() -> ExitCode {
             .map_err(Into::into),
         Command::HashPassword => hash_password(),
         Command::Import(a) => import::run(a),
+        Command::Rollback(a) => deploy::rollback(a),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "vakt", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(Into::into)
+        }
     };
     match result {
         Ok(code) => code,

@@ -163,3 +163,11 @@ fn all_problems_are_reported_together_and_nothing_is_touched() {
         "{err}"
     );
 }
+
+#[test]
+fn completions_and_the_manual_page_are_printed() {
+    let out = vakt().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("_vakt()"));
+    let out = vakt().arg("man").output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains(".TH vakt 1"));
+}
