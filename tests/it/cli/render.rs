@@ -25,8 +25,11 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn render(inventory: &str, out: &Path, state: &Path) {
-    let inv = format!("{}/../inventory/{inventory}", env!("CARGO_MANIFEST_DIR"));
+    // Relative to the repository, as a user names it: the path is part of
+    // the rendered header, so an absolute one would differ per checkout.
+    let inv = format!("inventory/{inventory}");
     let r = vakt()
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .args(["render", "-i", &inv, "--state-dir"])
         .arg(state)
         .arg("--out")
