@@ -13,6 +13,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::h1::UpstreamBody;
+
 use crate::exchange::Exchange;
 use crate::pool::Counters;
 
@@ -29,13 +31,6 @@ impl RequestBody {
         RequestBody {
             inner: Some(inner),
             frontend: Some(frontend),
-        }
-    }
-
-    pub(crate) fn empty() -> Self {
-        RequestBody {
-            inner: None,
-            frontend: None,
         }
     }
 }
@@ -74,7 +69,7 @@ impl Body for RequestBody {
 
 #[derive(Debug)]
 enum Inner {
-    Upstream(Incoming),
+    Upstream(UpstreamBody),
     Full(Option<Bytes>),
 }
 
@@ -87,7 +82,7 @@ pub struct ResponseBody {
 }
 
 impl ResponseBody {
-    pub(crate) fn upstream(inner: Incoming, exchange: Exchange) -> Self {
+    pub(crate) fn upstream(inner: UpstreamBody, exchange: Exchange) -> Self {
         ResponseBody {
             inner: Inner::Upstream(inner),
             exchange: Some(exchange),
@@ -108,12 +103,12 @@ impl ResponseBody {
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = std::io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         let this = self.get_mut();
         match &mut this.inner {
             Inner::Full(data) => {

@@ -14,7 +14,6 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::log::LogRecord;
 use crate::pool::Pool;
 use crate::state::FrontendState;
-use crate::upstream::Sender;
 
 #[derive(Debug)]
 pub(crate) struct Exchange {
@@ -23,10 +22,6 @@ pub(crate) struct Exchange {
     /// Index of the server in `pool.servers`, once one is chosen.
     pub server: Option<usize>,
     pub permit: Option<OwnedSemaphorePermit>,
-    /// The server connection, returned to the idle pool on a clean end.
-    pub sender: Option<Sender>,
-    /// Whether `sender` may be reused (no `Connection: close` either way).
-    pub reuse: bool,
     pub client: SocketAddr,
     pub accept_date: SystemTime,
     pub start: Instant,
@@ -54,8 +49,6 @@ impl Exchange {
             pool: None,
             server: None,
             permit: None,
-            sender: None,
-            reuse: false,
             client,
             accept_date: SystemTime::now(),
             start,
@@ -106,12 +99,6 @@ impl Exchange {
                 let s = &pool.servers[i];
                 s.rt.counters.bout.fetch_add(self.bytes_out, Relaxed);
                 s.rt.counters.leave();
-                if complete
-                    && self.reuse
-                    && let Some(sender) = self.sender.take()
-                {
-                    s.rt.idle.put(sender);
-                }
             }
             pool.counters.leave();
             if self.permit.take().is_some() && pool.counters.qcur.load(Relaxed) > 0 {

@@ -14,6 +14,7 @@ mod client_io;
 pub mod config;
 pub mod demo;
 mod exchange;
+mod h1;
 mod handoff;
 mod health;
 mod hygiene;

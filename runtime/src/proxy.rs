@@ -17,10 +17,10 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::body::{RequestBody, ResponseBody};
 use crate::exchange::Exchange;
+use crate::h1::{SendError, ServerConn, UpstreamBody};
 use crate::persist;
 use crate::pool::Pool;
 use crate::state::{FrontendState, client_ip};
-use crate::upstream::{self, ConnectError, Sender};
 
 /// What a connection knows when a request arrives.
 #[derive(Debug)]
@@ -179,9 +179,8 @@ async fn forward(
         )
         .await
         {
-            Sent::Ok(resp, sender, tc) => {
+            Sent::Ok(resp, tc) => {
                 ex.tc = tc;
-                ex.sender = Some(sender);
                 break resp;
             }
             Sent::ConnectFailed(back, err) => {
@@ -242,7 +241,6 @@ async fn forward(
     parts.version = http::Version::HTTP_11;
     let status = parts.status.as_u16();
     ex.status = status;
-    ex.reuse = !http_close && !wants_close(&parts.headers);
     strip_hop_by_hop(&mut parts.headers);
     let server = &pool.servers[idx];
     if let (Some(c), Some(prefix)) = (&conf.cookie, &pool.cookie_prefix) {
@@ -380,17 +378,18 @@ async fn acquire(
 }
 
 enum Sent {
-    Ok(Response<Incoming>, Sender, i64),
-    /// Nothing reached the server: the request comes back for a retry.
-    ConnectFailed(Request<RequestBody>, ConnectError),
+    Ok(Response<UpstreamBody>, i64),
+    /// Nothing reached the server, or it closed before answering a request
+    /// that may be sent again: the request comes back for a retry.
+    ConnectFailed(Request<RequestBody>, String),
     Timeout,
     /// The server took the request and failed before answering.
-    Failed(hyper::Error),
+    Failed(String),
 }
 
-/// One attempt on one server: a pooled connection if one is idle (retrying
-/// on a fresh one if it turns out dead before the request left), else a new
-/// connection.
+/// One attempt on one server: a pooled connection if one is idle (sending
+/// again on a fresh one if it turns out dead before answering), else a new
+/// connection. The client connection's task does all the IO (see `h1`).
 async fn send(
     server: &crate::pool::Server,
     mut req: Request<RequestBody>,
@@ -399,83 +398,69 @@ async fn send(
     http_close: bool,
 ) -> Sent {
     let start = Instant::now();
+    // Without a body, a request is still whole after sending: it can go
+    // again if the server closes without a word (the keep-alive race, or a
+    // server that died), as HAProxy's `retry-on empty-response` does for
+    // idempotent methods.
+    let replayable = req.body().is_end_stream() && is_idempotent(req.method());
+    // Other requests avoid connections idle long enough to meet a server's
+    // keep-alive timeout (Apache's default is 5 s) while in flight.
+    let max_idle = if replayable {
+        Duration::from_secs(3600)
+    } else {
+        Duration::from_secs(2)
+    };
     let mut pooled = if http_close {
         None
     } else {
-        server.rt.idle.take()
+        server.rt.idle.take(max_idle)
     };
+    let method = req.method().clone();
     let mut replayed = false;
     loop {
         let reused = pooled.is_some();
-        let mut sender = match pooled.take() {
-            Some(s) => s,
-            None => match upstream::connect(server.rt.addr, connect_timeout).await {
-                Ok(s) => s,
-                Err(e) => return Sent::ConnectFailed(req, e),
+        let conn = match pooled.take() {
+            Some(c) => c,
+            None => match ServerConn::connect(server.rt.addr, connect_timeout).await {
+                Ok(c) => c,
+                Err(e) => {
+                    return Sent::ConnectFailed(
+                        req,
+                        format!("cannot connect to {}: {e}", server.rt.addr),
+                    );
+                }
             },
         };
         let tc = start.elapsed().as_millis() as i64;
-        if sender.ready().await.is_err() {
-            if reused {
-                continue;
-            }
-            return Sent::ConnectFailed(req, ConnectError::Timeout(server.rt.addr));
-        }
-        // An idempotent request without a body can be sent again if the
-        // server connection dies before any answer: on a reused connection
-        // (the keep-alive race) straight away on a fresh one, else on the
-        // retry path like a failed connect (HAProxy's `retry-on
-        // empty-response`). Keep what is needed to rebuild it.
-        let replay = (req.body().is_end_stream() && is_idempotent(req.method())).then(|| {
-            (
-                req.method().clone(),
-                req.uri().clone(),
-                req.version(),
-                req.headers().clone(),
-            )
-        });
-        let fut = sender.try_send_request(req);
-        match tokio::time::timeout(server_timeout, fut).await {
+        let rt = server.rt.clone();
+        let exchange = async {
+            let mut conn = conn;
+            conn.send(&mut req, http_close)
+                .await
+                .map_err(|e| (e, false))?;
+            conn.response(&method, rt, !http_close).await
+        };
+        match tokio::time::timeout(server_timeout, exchange).await {
             Err(_) => return Sent::Timeout,
-            Ok(Ok(resp)) => return Sent::Ok(resp, sender, tc),
-            Ok(Err(mut e)) => {
-                if let Some(back) = e.take_message() {
-                    req = back;
-                    if reused {
-                        continue;
-                    }
-                    return Sent::ConnectFailed(req, ConnectError::Timeout(server.rt.addr));
-                }
-                let err = e.into_error();
-                let Some((m, u, v, h)) = replay else {
-                    return Sent::Failed(err);
-                };
-                let mut r = Request::new(RequestBody::empty());
-                *r.method_mut() = m;
-                *r.uri_mut() = u;
-                *r.version_mut() = v;
-                *r.headers_mut() = h;
+            Ok(Ok(resp)) => return Sent::Ok(resp, tc),
+            Ok(Err((SendError::Closed, false))) if replayable => {
                 if reused && !replayed {
-                    tracing::debug!(server = %server.name, cause = %err, "replaying on a fresh connection");
+                    tracing::debug!(server = %server.name, "idle connection was closed; sending again on a fresh one");
                     replayed = true;
-                    req = r;
                     continue;
                 }
-                return Sent::ConnectFailed(r, ConnectError::Lost(server.rt.addr, err));
+                return Sent::ConnectFailed(
+                    req,
+                    format!("{} closed the connection without answering", server.rt.addr),
+                );
             }
+            Ok(Err((e, _))) => return Sent::Failed(e.to_string()),
         }
     }
 }
 
 fn is_idempotent(m: &Method) -> bool {
     matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
-}
-
-fn wants_close(h: &HeaderMap) -> bool {
-    h.get_all(header::CONNECTION).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
-    })
 }
 
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1): the fixed list and any
