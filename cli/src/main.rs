@@ -2,6 +2,7 @@
 
 mod commands;
 mod inventory;
+mod lab;
 mod plan;
 mod progress;
 mod render;

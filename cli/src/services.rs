@@ -150,3 +150,21 @@ pub fn stop_all(t: &dyn Transport, services: &[Service]) -> Result<Vec<Service>,
     }
     Ok(stopped)
 }
+
+/// Sends a command to the proxy's admin socket on the host, with the vakt
+/// binary there (the socket is local to the host).
+pub fn admin(t: &dyn Transport, socket: &str, command: &str) -> io::Result<String> {
+    let bin = format!("{}{BINARY_PATH}", t.root());
+    let out = t.run(&format!(
+        "{} proxy admin --socket {} {command}",
+        sh(&bin),
+        sh(socket)
+    ))?;
+    if out.ok() || out.stdout.starts_with("error: ") {
+        Ok(out.stdout)
+    } else {
+        Err(io::Error::other(
+            format!("{}{}", out.stdout, out.stderr).trim().to_string(),
+        ))
+    }
+}

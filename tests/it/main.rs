@@ -6,4 +6,5 @@ mod support;
 
 mod cli;
 mod haproxy;
+mod lab;
 mod proxy;

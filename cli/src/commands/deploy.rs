@@ -217,11 +217,11 @@ fn wait_healthy(t: &Target, timeout: Duration) -> anyhow::Result<()> {
         .filter(|h| h.services.contains(&render::Service::Proxy))
     {
         loop {
-            let answer = vakt_runtime::admin::request(
-                std::path::Path::new(&h.ctx.admin_socket),
-                "show servers",
-            )
-            .unwrap_or_default();
+            let answer = h
+                .transport()
+                .ok()
+                .and_then(|t| services::admin(t, &h.ctx.admin_socket, "show servers").ok())
+                .unwrap_or_default();
             let rows: Vec<&str> = answer
                 .lines()
                 .filter(|l| !l.starts_with('#') && !l.trim().is_empty())

@@ -83,7 +83,7 @@ pub struct RenderArgs {
 }
 
 pub fn render(a: RenderArgs) -> anyhow::Result<ExitCode> {
-    let t = target::open(&a.target)?;
+    let t = target::open_with(&a.target, false)?;
     let mut n = 0;
     for h in &t.hosts {
         for f in render::render_host(&t.inv, &h.host, &h.ctx, &t.templates)? {
@@ -131,7 +131,7 @@ pub fn status(a: CheckArgs) -> anyhow::Result<ExitCode> {
             })
             .collect();
         let servers = h.services.contains(&render::Service::Proxy).then(|| {
-            vakt_runtime::admin::request(std::path::Path::new(&h.ctx.admin_socket), "show servers")
+            services::admin(tr, &h.ctx.admin_socket, "show servers")
                 .unwrap_or_else(|e| format!("admin socket: {e}\n"))
         });
         all.push(HostStatus {

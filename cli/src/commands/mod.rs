@@ -4,6 +4,7 @@
 mod deploy;
 mod import;
 mod inspect;
+mod lab;
 mod proxy;
 mod target;
 
@@ -46,6 +47,8 @@ enum Command {
     Down(deploy::DeployArgs),
     /// What runs where, and the load balancers' view of their servers.
     Status(inspect::CheckArgs),
+    /// A rehearsal cluster of network namespaces with real sshd (root only).
+    Lab(lab::LabArgs),
     /// Run the load balancer (or check its configuration).
     Proxy(proxy::ProxyArgs),
     /// Run the demo shop backend.
@@ -90,6 +93,7 @@ pub fn run() -> ExitCode {
         Command::Up(a) => deploy::up(a),
         Command::Down(a) => deploy::down(a),
         Command::Status(a) => inspect::status(a),
+        Command::Lab(a) => lab::run(a),
         Command::Proxy(a) => proxy::run(a),
         Command::DemoWeb { bind, name } => vakt_runtime::demo::run_blocking(bind, name)
             .map(|()| ExitCode::SUCCESS)

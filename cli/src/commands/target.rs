@@ -37,6 +37,8 @@ pub struct Target {
     pub hosts: Vec<HostTarget>,
     pub templates: Templates,
     pub stats_password: Option<String>,
+    /// Drives the SSH connections; declared last so it outlives them.
+    _rt: Option<tokio::runtime::Runtime>,
 }
 
 /// Loads and validates the inventory; prints warnings; fails with every error.
@@ -142,15 +144,20 @@ impl HostTarget {
         match &self.transport {
             Some(t) => Ok(t.as_ref()),
             None => bail!(
-                "{} ({}) is reached over SSH; this build deploys local clusters only (private_ip in 127.0.0.0/8); the SSH transport comes with `vakt lab`",
-                self.host.name,
-                self.host.private_ip
+                "{} has no connection (this command does not open any)",
+                self.host.name
             ),
         }
     }
 }
 
+/// Opens the target; with `connect`, every remote host gets its SSH
+/// connection (in parallel) before anything else happens.
 pub fn open(args: &TargetArgs) -> anyhow::Result<Target> {
+    open_with(args, true)
+}
+
+pub fn open_with(args: &TargetArgs, connect: bool) -> anyhow::Result<Target> {
     let inv = inventory(args.inventory.as_deref())?;
     let state_dir = match &args.state_dir {
         Some(d) => d.clone(),
@@ -168,13 +175,64 @@ pub fn open(args: &TargetArgs) -> anyhow::Result<Target> {
         (Some(s), Some(p)) => Some(stats_hash(&inv, &s.user, p)),
         _ => None,
     };
+    let remote = inv.hosts.iter().any(|h| !h.is_local());
+    let rt = (connect && remote)
+        .then(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+        })
+        .transpose()?;
+    let lab = std::env::var_os("VAKT_LAB").map(PathBuf::from);
+    let mut ssh: Vec<Option<Box<dyn Transport>>> = Vec::new();
+    if let Some(rt) = &rt {
+        let handle = rt.handle();
+        let results: Vec<anyhow::Result<Option<Box<dyn Transport>>>> = std::thread::scope(|s| {
+            let joins: Vec<_> = inv
+                .hosts
+                .iter()
+                .map(|h| {
+                    let lab = lab.as_deref();
+                    s.spawn(move || -> anyhow::Result<Option<Box<dyn Transport>>> {
+                        if h.is_local() {
+                            return Ok(None);
+                        }
+                        Ok(Some(Box::new(crate::transport::ssh::Ssh::connect(
+                            h, handle, lab,
+                        )?)))
+                    })
+                })
+                .collect();
+            joins
+                .into_iter()
+                .map(|j| j.join().expect("connect thread"))
+                .collect()
+        });
+        let mut errors = Vec::new();
+        for r in results {
+            match r {
+                Ok(t) => ssh.push(t),
+                Err(e) => {
+                    errors.push(format!("{e:#}"));
+                    ssh.push(None);
+                }
+            }
+        }
+        if !errors.is_empty() {
+            bail!("{}\nnothing was changed", errors.join("\n"));
+        }
+    }
     let hosts = inv
         .hosts
         .iter()
-        .map(|h| {
-            let transport: Option<Box<dyn Transport>> = h.is_local().then(|| {
-                Box::new(Local::new(&h.name, state_dir.join(&h.name))) as Box<dyn Transport>
-            });
+        .enumerate()
+        .map(|(i, h)| {
+            let transport: Option<Box<dyn Transport>> = if h.is_local() {
+                Some(Box::new(Local::new(&h.name, state_dir.join(&h.name))))
+            } else {
+                ssh.get_mut(i).and_then(Option::take)
+            };
             let root_s = transport
                 .as_ref()
                 .map(|t| t.root().to_string())
@@ -197,5 +255,6 @@ pub fn open(args: &TargetArgs) -> anyhow::Result<Target> {
         hosts,
         templates,
         stats_password,
+        _rt: rt,
     })
 }

@@ -4,6 +4,7 @@
 //! module touches hosts.
 
 pub mod local;
+pub mod ssh;
 
 use std::io;
 

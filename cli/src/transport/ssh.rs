@@ -1,0 +1,232 @@
+//! The SSH transport: one multiplexed connection per host (OpenSSH
+//! ControlMaster through the `openssh` crate's native mux), commands through
+//! the remote shell, files written atomically by a small shell pipeline
+//! (temp file, sync, keep the previous version, rename). Inside a lab
+//! (`VAKT_LAB` set by `vakt lab exec ctl`) the lab's ssh_config is used.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use tokio::io::AsyncWriteExt;
+
+use super::{Output, Transport, sh};
+use crate::inventory::Host;
+
+pub struct Ssh {
+    host: String,
+    session: Session,
+    rt: tokio::runtime::Handle,
+    /// Run commands through `sudo -n` (a non-root SSH user).
+    sudo: bool,
+}
+
+/// A short control directory: OpenSSH's socket paths must stay under the
+/// ~104-byte Unix socket limit, which the crate's default (under
+/// ~/.local/state) can exceed.
+fn control_dir() -> io::Result<PathBuf> {
+    let d = PathBuf::from(format!("/tmp/vakt-ssh-{}", std::process::id()));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+/// The local OpenSSH client's version, e.g. (9, 2).
+fn client_version() -> Option<(u32, u32)> {
+    let out = std::process::Command::new("ssh").arg("-V").output().ok()?;
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let v = text.split("OpenSSH_").nth(1)?;
+    let mut parts = v.split(|c: char| !c.is_ascii_digit());
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+fn expand_home(p: &str) -> String {
+    match p.strip_prefix("~/") {
+        Some(rest) => std::env::var("HOME")
+            .map(|home| format!("{home}/{rest}"))
+            .unwrap_or_else(|_| p.to_string()),
+        None => p.to_string(),
+    }
+}
+
+impl Ssh {
+    pub fn connect(
+        h: &Host,
+        rt: &tokio::runtime::Handle,
+        lab: Option<&Path>,
+    ) -> anyhow::Result<Ssh> {
+        let mut b = SessionBuilder::default();
+        b.control_directory(control_dir()?)
+            .connect_timeout(Duration::from_secs(10))
+            .server_alive_interval(Duration::from_secs(15));
+        let accept_new = h.ssh.host_keys == "accept-new";
+        if accept_new && client_version().is_some_and(|v| v < (7, 6)) {
+            anyhow::bail!(
+                "{}: host_keys = \"accept-new\" needs OpenSSH 7.6 or newer on this machine (CentOS 7 has 7.4, which fails with an opaque error); add the host keys to known_hosts and use host_keys = \"strict\"",
+                h.name
+            );
+        }
+        b.known_hosts_check(if accept_new {
+            KnownHosts::Add
+        } else {
+            KnownHosts::Strict
+        });
+        let dest = match lab {
+            Some(lab) => {
+                b.config_file(lab.join("ssh_config"));
+                h.name.clone()
+            }
+            None => {
+                b.user(h.ssh.user.clone()).port(h.ssh.port);
+                if let Some(id) = &h.ssh.identity {
+                    b.keyfile(expand_home(id));
+                }
+                if let Some(j) = &h.ssh.jump {
+                    b.jump_hosts([j]);
+                }
+                // The private network when a jump host leads there, else the
+                // address the operator can reach.
+                match (h.public_ip, &h.ssh.jump) {
+                    (Some(p), None) => p.to_string(),
+                    _ => h.private_ip.to_string(),
+                }
+            }
+        };
+        let session = rt.block_on(b.connect_mux(&dest)).map_err(|e| {
+            let hint = if e.to_string().contains("Host key verification failed") {
+                format!(
+                    "\n  the host key of {dest} is unknown or has changed: compare its fingerprint (ssh-keyscan {dest} | ssh-keygen -lf -), add it to known_hosts, or use host_keys = \"accept-new\" for a first contact"
+                )
+            } else {
+                String::new()
+            };
+            anyhow::anyhow!("{}: cannot connect over SSH to {dest}: {e}{hint}", h.name)
+        })?;
+        Ok(Ssh {
+            host: h.name.clone(),
+            session,
+            rt: rt.clone(),
+            sudo: h.ssh.sudo && h.ssh.user != "root",
+        })
+    }
+
+    fn wrap(&self, cmd: &str) -> String {
+        if self.sudo {
+            format!("sudo -n sh -c {}", sh(cmd))
+        } else {
+            cmd.to_string()
+        }
+    }
+}
+
+impl Transport for Ssh {
+    fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn root(&self) -> &str {
+        ""
+    }
+
+    fn run(&self, cmd: &str) -> io::Result<Output> {
+        let cmd = self.wrap(cmd);
+        let out = self
+            .rt
+            .block_on(self.session.shell(&cmd).stdin(Stdio::null()).output())
+            .map_err(io::Error::other)?;
+        Ok(Output {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    fn read(&self, path: &str) -> io::Result<Option<Vec<u8>>> {
+        let q = sh(path);
+        let cmd = self.wrap(&format!("if [ -e {q} ]; then cat {q}; else exit 3; fi"));
+        let out = self
+            .rt
+            .block_on(self.session.shell(&cmd).stdin(Stdio::null()).output())
+            .map_err(io::Error::other)?;
+        match out.status.code() {
+            Some(0) => Ok(Some(out.stdout)),
+            Some(3) => Ok(None),
+            _ => Err(io::Error::other(format!(
+                "reading {path}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))),
+        }
+    }
+
+    fn put(&self, path: &str, content: &[u8], mode: u32) -> io::Result<()> {
+        let (q, tmp, prev) = (
+            sh(path),
+            sh(&format!("{path}.vakt-tmp")),
+            sh(&format!("{path}.vakt-prev")),
+        );
+        let dir = sh(&Path::new(path)
+            .parent()
+            .map_or("/".into(), |p| p.display().to_string()));
+        let cmd = self.wrap(&format!(
+            "set -e; mkdir -p {dir}; cat > {tmp}; chmod {mode:o} {tmp}; sync; if [ -e {q} ]; then cp -p {q} {prev}; fi; mv -f {tmp} {q}"
+        ));
+        self.rt.block_on(async {
+            let mut child = self
+                .session
+                .shell(&cmd)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .await
+                .map_err(io::Error::other)?;
+            let mut stdin = child
+                .stdin()
+                .take()
+                .ok_or_else(|| io::Error::other("no stdin"))?;
+            stdin.write_all(content).await?;
+            stdin.shutdown().await?;
+            drop(stdin);
+            let out = child.wait_with_output().await.map_err(io::Error::other)?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(io::Error::other(format!(
+                    "writing {path}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )))
+            }
+        })
+    }
+
+    fn restore(&self, path: &str) -> io::Result<bool> {
+        let (q, prev) = (sh(path), sh(&format!("{path}.vakt-prev")));
+        let out = self.run(&format!(
+            "if [ -e {prev} ]; then mv -f {prev} {q}; else exit 3; fi"
+        ))?;
+        match out.status {
+            0 => Ok(true),
+            3 => Ok(false),
+            _ => Err(io::Error::other(format!(
+                "restoring {path}: {}",
+                out.stderr.trim()
+            ))),
+        }
+    }
+
+    fn sha256(&self, path: &str) -> io::Result<Option<String>> {
+        let q = sh(path);
+        let out = self.run(&format!(
+            "if [ -e {q} ]; then sha256sum {q}; else exit 3; fi"
+        ))?;
+        match out.status {
+            0 => Ok(out.stdout.split_whitespace().next().map(str::to_string)),
+            3 => Ok(None),
+            _ => Err(io::Error::other(format!(
+                "hashing {path}: {}",
+                out.stderr.trim()
+            ))),
+        }
+    }
+}
