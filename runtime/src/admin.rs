@@ -55,10 +55,14 @@ Commands:
 /// during a binary upgrade) is waited for until it lets go.
 pub(crate) fn serve(path: &Path, shared: Arc<Shared>) -> JoinHandle<()> {
     let path = path.to_path_buf();
+    // Bound now when free, so the socket answers as soon as the proxy does;
+    // only a socket held by an older process is waited for in the background.
+    let first = bind(&path);
     tokio::spawn(async move {
         let mut warned = false;
+        let mut attempt = Some(first);
         let listener = loop {
-            match bind(&path) {
+            match attempt.take().unwrap_or_else(|| bind(&path)) {
                 Ok(l) => break l,
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
                     if !warned {

@@ -33,9 +33,10 @@ pub(crate) struct Slot {
     pub fd: Option<Arc<std::os::fd::OwnedFd>>,
 }
 
-/// Binds like HAProxy: SO_REUSEADDR so a restart does not wait for
-/// TIME_WAIT, SO_REUSEPORT so a new process can bind beside an old one
-/// during a binary upgrade, and a backlog as deep as `maxconn`.
+/// Binds with SO_REUSEADDR so a restart does not wait for TIME_WAIT, and a
+/// backlog as deep as `maxconn`. Not SO_REUSEPORT: a second process on the
+/// same port would silently take half the traffic; binary upgrades take
+/// the sockets over instead (`handoff`).
 pub(crate) fn bind(addr: SocketAddr, backlog: usize) -> std::io::Result<TcpListener> {
     TcpListener::from_std(bind_std(addr, backlog)?)
 }
@@ -45,7 +46,6 @@ pub(crate) fn bind_std(addr: SocketAddr, backlog: usize) -> std::io::Result<std:
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }

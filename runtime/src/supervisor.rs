@@ -131,13 +131,13 @@ pub async fn run(
         stop: stop_tx,
         reload: reload_tx,
     });
+    let admin_task = admin_path.as_ref().map(|p| admin::serve(p, shared.clone()));
     let mut bound: HashMap<SocketAddr, Bound> = HashMap::new();
     for (addr, fe, l) in sockets {
         bound.insert(addr, start_listener(addr, fe, l, &shared));
     }
     publish_sockets(&shared, &bound);
     let mut checks = health::spawn_all(&shared.state.load().pools, spread, &logger);
-    let admin_task = admin_path.as_ref().map(|p| admin::serve(p, shared.clone()));
     started.await;
     tracing::info!(listeners = bound.len(), "vakt proxy started");
     logger.event(&format!("Proxy started ({} listeners).", bound.len()), 5);

@@ -44,8 +44,8 @@ fn start() -> Pair {
     let mut children = Vec::new();
     let mut spawn = |mut cmd: Command| -> (SocketAddr, SocketAddr) {
         let (a, b) = (free_addr(), free_addr());
-        cmd.env("APP_PORT", a.port().to_string())
-            .env("APP2_PORT", b.port().to_string())
+        cmd.env("APP_ADDR", a.to_string())
+            .env("APP2_ADDR", b.to_string())
             .env("WEB01", backends[0].addr.port().to_string())
             .env("WEB02", backends[1].addr.port().to_string())
             .stdout(Stdio::null())

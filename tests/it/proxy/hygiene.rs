@@ -16,7 +16,12 @@ fn refused(c: &super::Cluster, bytes: &[u8], status: u16) {
             .map(|l| l.split(',').nth(7).unwrap_or("").to_string())
             .collect()
     };
-    assert_eq!(stot(&before), stot(&c.admin("show stat")));
+    let after = c.admin("show stat");
+    assert_eq!(
+        stot(&before),
+        stot(&after),
+        "before:\n{before}\nafter:\n{after}"
+    );
 }
 
 #[test]

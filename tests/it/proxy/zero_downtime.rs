@@ -38,16 +38,25 @@ fn a_binary_upgrade_takes_over_the_sockets_without_a_failed_request() {
     let new_bin = dir.path().join("vakt-new");
     std::fs::copy(env!("CARGO_BIN_EXE_vakt"), &new_bin).unwrap();
     let log = std::fs::File::create(dir.path().join("new.log")).unwrap();
-    let mut new = std::process::Command::new(&new_bin)
-        .args(["proxy", "--config"])
-        .arg(&c.proxy.config)
-        .arg("-x")
-        .arg(&c.admin)
-        .args(["-sf", &old_pid.to_string()])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    // Exec right after writing the file can meet ETXTBSY while another
+    // test thread forks with the write descriptor inherited: retry briefly.
+    let spawn = || {
+        std::process::Command::new(&new_bin)
+            .args(["proxy", "--config"])
+            .arg(&c.proxy.config)
+            .arg("-x")
+            .arg(&c.admin)
+            .args(["-sf", &old_pid.to_string()])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log.try_clone().unwrap())
+            .spawn()
+    };
+    let mut new = loop {
+        match spawn() {
+            Err(e) if e.raw_os_error() == Some(26) => std::thread::sleep(Duration::from_millis(50)),
+            r => break r.unwrap(),
+        }
+    };
     let old_exited = eventually(Duration::from_secs(15), || {
         matches!(c.proxy.child.try_wait(), Ok(Some(_)))
     });

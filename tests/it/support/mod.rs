@@ -43,9 +43,19 @@ impl Drop for TempDir {
     }
 }
 
-/// A loopback address nobody listens on right now.
+/// A loopback address nobody listens on, on an IP of its own: 127.0.0.0/8
+/// is all loopback, and a port probed free can be taken by a parallel test
+/// before we bind it, but not on an address no other test uses.
 pub fn free_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let ip = std::net::Ipv4Addr::new(
+        127,
+        100 + (std::process::id() % 100) as u8,
+        (n / 250 % 250) as u8,
+        (n % 250 + 1) as u8,
+    );
+    let l = TcpListener::bind((ip, 0)).expect("bind a loopback address");
     l.local_addr().expect("local addr")
 }
 
@@ -150,6 +160,11 @@ impl Proxy {
                 panic!("vakt proxy exited ({status}):\n{}", self.output());
             }
             if TcpStream::connect_timeout(&self.addr, Duration::from_millis(100)).is_ok() {
+                // Listening, and it is ours: the process is still alive.
+                thread::sleep(Duration::from_millis(20));
+                if let Ok(Some(status)) = self.child.try_wait() {
+                    panic!("vakt proxy exited ({status}):\n{}", self.output());
+                }
                 return;
             }
             thread::sleep(Duration::from_millis(20));
