@@ -56,25 +56,68 @@ pub fn is_running(t: &dyn Transport, svc: Service) -> io::Result<bool> {
     Ok(t.run(&init_command(t, svc, "status"))?.ok())
 }
 
+/// Reads what a host has in one command (one round trip over SSH): the
+/// binary's checksum, each file (length-prefixed), each service's status.
 pub fn read_state(
     t: &dyn Transport,
     files: &[File],
     services: &[Service],
 ) -> io::Result<HostState> {
-    let mut st = HostState {
-        binary_sha256: t.sha256(BINARY_PATH)?,
-        ..Default::default()
-    };
+    let mut script = String::from("cd / && ");
+    let bin = sh(&format!("{}{BINARY_PATH}", t.root()));
+    script.push_str(&format!(
+        "if [ -e {bin} ]; then echo \"B $(sha256sum {bin} | cut -d' ' -f1)\"; else echo B -; fi; "
+    ));
     for f in files {
-        let cur = t
-            .read(&f.path)?
-            .map(|b| String::from_utf8_lossy(&b).into_owned());
-        st.files.insert(f.path.clone(), cur);
+        let p = sh(&format!("{}{}", t.root(), f.path));
+        script.push_str(&format!(
+            "if [ -f {p} ]; then echo \"F $(wc -c < {p})\"; cat {p}; else echo F -; fi; "
+        ));
     }
     for &s in services {
-        st.running.insert(s, is_running(t, s)?);
+        script.push_str(&format!(
+            "{} >/dev/null 2>&1; echo \"S $?\"; ",
+            init_command(t, s, "status")
+        ));
     }
-    Ok(st)
+    let out = t.run(&script)?;
+    if !out.ok() {
+        return Err(io::Error::other(format!(
+            "reading the host's state failed: {}",
+            out.stderr.trim()
+        )));
+    }
+    parse_state(out.stdout.as_bytes(), files, services)
+        .ok_or_else(|| io::Error::other("reading the host's state: unexpected output"))
+}
+
+fn parse_state(mut b: &[u8], files: &[File], services: &[Service]) -> Option<HostState> {
+    fn line<'a>(b: &mut &'a [u8]) -> Option<&'a str> {
+        let i = b.iter().position(|&c| c == b'\n')?;
+        let l = std::str::from_utf8(&b[..i]).ok()?;
+        *b = &b[i + 1..];
+        Some(l)
+    }
+    let mut st = HostState::default();
+    let sha = line(&mut b)?.strip_prefix("B ")?;
+    st.binary_sha256 = (sha != "-").then(|| sha.to_string());
+    for f in files {
+        let len = line(&mut b)?.strip_prefix("F ")?.trim();
+        let content = if len == "-" {
+            None
+        } else {
+            let n: usize = len.parse().ok()?;
+            let (c, rest) = b.split_at_checked(n)?;
+            b = rest;
+            Some(String::from_utf8_lossy(c).into_owned())
+        };
+        st.files.insert(f.path.clone(), content);
+    }
+    for &s in services {
+        let code = line(&mut b)?.strip_prefix("S ")?;
+        st.running.insert(s, code == "0");
+    }
+    Some(st)
 }
 
 fn control(t: &dyn Transport, svc: Service, verb: &str) -> Result<(), ApplyError> {
