@@ -149,6 +149,9 @@ pub struct Inventory {
     pub balancer: Balancer,
     pub policy: Policy,
     pub ha: Ha,
+    /// `[artifacts] binary`: the vakt binary to push instead of the running
+    /// one (another architecture), relative to the inventory's folder.
+    pub binary: Option<PathBuf>,
 }
 
 impl Inventory {
@@ -402,7 +405,12 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
     } else {
         ha.advert_int = "0.1".into();
     }
-    root.allow(&["artifacts", "backups"]);
+    let mut binary = None;
+    if let Some(mut a) = root.table("artifacts", &mut d) {
+        binary = a.string("binary", &mut d).map(PathBuf::from);
+        a.finish(&mut d);
+    }
+    root.allow(&["backups"]);
     root.finish(&mut d);
 
     // Whole-inventory rules.
@@ -513,6 +521,7 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
             balancer,
             policy,
             ha,
+            binary,
         },
         d,
     ))

@@ -26,6 +26,9 @@ pub const PRIVATE_PATHS: &[&str] = &[
     "/etc/keepalived",
     "/var/log/vakt",
     "/run/vakt",
+    // Hidden so that lab hosts never look like systemd hosts, whatever
+    // this machine runs: the lab exercises the SysV path for real.
+    "/run/systemd",
 ];
 
 /// Where a lab keeps its state: short, so socket paths stay short.

@@ -39,7 +39,21 @@ fn io_err(t: &dyn Transport, step: impl Into<String>) -> impl FnOnce(io::Error) 
 }
 
 /// The init command for a service (`start`, `stop`, `reload`, `status`...).
+/// The command that does `verb` (start, stop, restart, reload, status) to
+/// a service: systemctl on systemd hosts, else the SysV init script.
 pub fn init_command(t: &dyn Transport, svc: Service, verb: &str) -> String {
+    if t.init() == crate::transport::Init::Systemd {
+        let unit = svc.name();
+        return match verb {
+            "start" => format!(
+                "systemctl daemon-reload && systemctl enable --quiet {unit} && systemctl start {unit}"
+            ),
+            "restart" => format!("systemctl daemon-reload && systemctl restart {unit}"),
+            "reload" => format!("systemctl daemon-reload && systemctl reload {unit}"),
+            "status" => format!("systemctl is-active --quiet {unit}"),
+            other => format!("systemctl {other} {unit}"),
+        };
+    }
     match svc {
         Service::Keepalived => format!(
             "{} {verb}",

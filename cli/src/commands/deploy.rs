@@ -19,17 +19,63 @@ use crate::services;
 pub struct DeployArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    /// The vakt binary to push (default: `[artifacts] binary`, else the
+    /// running one, which must match the hosts' platform).
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<std::path::PathBuf>,
+    /// Hosts worked on at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub forks: u16,
     /// Report format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: super::Format,
 }
 
-fn binary() -> anyhow::Result<(Vec<u8>, String)> {
+/// The binary to push: `--binary`, `[artifacts] binary`, or the running one.
+/// The bool says whether it was chosen explicitly (then the operator vouches
+/// for its platform).
+fn binary(a: &DeployArgs, t: &Target) -> anyhow::Result<(Vec<u8>, String, bool)> {
     use sha2::Digest;
-    let exe = std::env::current_exe().context("finding the running vakt binary")?;
-    let bytes = std::fs::read(&exe).with_context(|| format!("reading {}", exe.display()))?;
+    let chosen = a.binary.clone().or_else(|| {
+        t.inv
+            .binary
+            .as_ref()
+            .map(|b| t.inv.dir.as_deref().map_or(b.clone(), |d| d.join(b)))
+    });
+    let explicit = chosen.is_some();
+    let exe = match chosen {
+        Some(p) => p,
+        None => std::env::current_exe().context("finding the running vakt binary")?,
+    };
+    let bytes = std::fs::read(&exe)
+        .with_context(|| format!("reading the vakt binary {}", exe.display()))?;
     let sha = hex::encode(sha2::Sha256::digest(&bytes));
-    Ok((bytes, sha))
+    Ok((bytes, sha, explicit))
+}
+
+/// The running binary fits a host whose `uname -sm` says this.
+fn platform() -> String {
+    format!("Linux {}", std::env::consts::ARCH)
+}
+
+/// Refuses to push the running binary to a host of another platform.
+fn check_platform(h: &HostTarget, explicit: bool) -> anyhow::Result<()> {
+    if explicit || h.services.is_empty() {
+        return Ok(());
+    }
+    if let Some(u) = h
+        .transport
+        .as_ref()
+        .and_then(|t| t.uname())
+        .filter(|u| *u != platform())
+    {
+        anyhow::bail!(
+            "{} runs `{u}` and this vakt is built for `{}`: build vakt for that platform and pass it with --binary PATH (or [artifacts] binary in the inventory)",
+            h.host.name,
+            platform()
+        );
+    }
+    Ok(())
 }
 
 fn plan_host(t: &Target, h: &HostTarget, binary_sha: &str) -> anyhow::Result<HostPlan> {
@@ -75,11 +121,11 @@ fn print_plan(p: &HostPlan) {
 /// `-detailed-exitcode`).
 pub fn plan(a: DeployArgs) -> anyhow::Result<ExitCode> {
     let t = target::open(&a.target)?;
-    let (_, sha) = binary()?;
+    let (_, sha, explicit) = binary(&a, &t)?;
     let plans = t
         .hosts
         .iter()
-        .map(|h| plan_host(&t, h, &sha))
+        .map(|h| check_platform(h, explicit).and_then(|()| plan_host(&t, h, &sha)))
         .collect::<anyhow::Result<Vec<_>>>()?;
     match a.format {
         super::Format::Json => println!("{}", serde_json::to_string_pretty(&plans)?),
@@ -104,23 +150,36 @@ struct HostResult {
 pub fn up(a: DeployArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let t = target::open(&a.target)?;
-    let (bytes, sha) = binary()?;
+    let (bytes, sha, explicit) = binary(&a, &t)?;
     let progress = Progress::new();
-    let results: Vec<HostResult> = std::thread::scope(|s| {
-        let handles: Vec<_> = t
-            .hosts
-            .iter()
-            .map(|h| {
-                let line = progress.host(&h.host.name);
-                let (t, bytes, sha) = (&t, &bytes, &sha);
-                s.spawn(move || {
+    // `--forks` workers take hosts from a shared queue, in inventory order.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<HostResult>>> = t
+        .hosts
+        .iter()
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
+    let lines: Vec<_> = t
+        .hosts
+        .iter()
+        .map(|h| progress.host(&h.host.name))
+        .collect();
+    std::thread::scope(|s| {
+        for _ in 0..usize::from(a.forks).min(t.hosts.len()) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(h) = t.hosts.get(i) else { break };
+                    let line = &lines[i];
                     let start = Instant::now();
                     line.step("planning");
-                    let outcome = plan_host(t, h, sha).and_then(|p| {
-                        line.step("applying");
-                        services::apply(h.transport()?, &p, bytes)?;
-                        Ok(p)
-                    });
+                    let outcome = check_platform(h, explicit)
+                        .and_then(|()| plan_host(&t, h, &sha))
+                        .and_then(|p| {
+                            line.step("applying");
+                            services::apply(h.transport()?, &p, &bytes)?;
+                            Ok(p)
+                        });
                     let r = match outcome {
                         Ok(p) => HostResult {
                             host: h.host.name.clone(),
@@ -147,15 +206,15 @@ pub fn up(a: DeployArgs) -> anyhow::Result<ExitCode> {
                         },
                     };
                     line.done(&r.result);
-                    r
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("host thread"))
-            .collect()
+                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                }
+            });
+        }
     });
+    let results: Vec<HostResult> = slots
+        .into_iter()
+        .filter_map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .collect();
     let failed = results
         .iter()
         .filter(|r| r.result.starts_with("FAILED"))

@@ -22,8 +22,23 @@ impl Output {
     }
 }
 
+/// How a host runs services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Init {
+    Systemd,
+    SysV,
+}
+
 /// One host, reachable.
 pub trait Transport: Send + Sync {
+    /// The host's init system (local hosts: SysV scripts, run as processes).
+    fn init(&self) -> Init {
+        Init::SysV
+    }
+    /// `uname -sm` of a remote host (`None`: this machine).
+    fn uname(&self) -> Option<&str> {
+        None
+    }
     fn host(&self) -> &str;
     /// Prefix of every vakt path on this host ("" on a real host).
     fn root(&self) -> &str;

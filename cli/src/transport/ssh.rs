@@ -11,7 +11,7 @@ use std::time::Duration;
 use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
 use tokio::io::AsyncWriteExt;
 
-use super::{Output, Transport, sh};
+use super::{Init, Output, Transport, sh};
 use crate::inventory::Host;
 
 pub struct Ssh {
@@ -20,6 +20,9 @@ pub struct Ssh {
     rt: tokio::runtime::Handle,
     /// Run commands through `sudo -n` (a non-root SSH user).
     sudo: bool,
+    init: Init,
+    /// `uname -sm` of the host, e.g. "Linux x86_64".
+    pub uname: String,
 }
 
 /// A short control directory: OpenSSH's socket paths must stay under the
@@ -103,12 +106,27 @@ impl Ssh {
             };
             anyhow::anyhow!("{}: cannot connect over SSH to {dest}: {e}{hint}", h.name)
         })?;
-        Ok(Ssh {
+        let mut ssh = Ssh {
             host: h.name.clone(),
             session,
             rt: rt.clone(),
             sudo: h.ssh.sudo && h.ssh.user != "root",
-        })
+            init: Init::SysV,
+            uname: String::new(),
+        };
+        // One round trip learns what later steps need: the platform (is the
+        // running binary right for it?) and the init system.
+        let probe = ssh.run(
+            "uname -sm; if [ -d /run/systemd/system ]; then echo systemd; else echo sysv; fi",
+        )?;
+        let mut lines = probe.stdout.lines();
+        ssh.uname = lines.next().unwrap_or("").trim().to_string();
+        ssh.init = if lines.next() == Some("systemd") {
+            Init::Systemd
+        } else {
+            Init::SysV
+        };
+        Ok(ssh)
     }
 
     fn wrap(&self, cmd: &str) -> String {
@@ -127,6 +145,14 @@ impl Transport for Ssh {
 
     fn root(&self) -> &str {
         ""
+    }
+
+    fn init(&self) -> Init {
+        self.init
+    }
+
+    fn uname(&self) -> Option<&str> {
+        Some(&self.uname)
     }
 
     fn run(&self, cmd: &str) -> io::Result<Output> {
