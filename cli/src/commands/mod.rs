@@ -5,6 +5,7 @@ mod deploy;
 mod import;
 mod inspect;
 mod lab;
+mod ops;
 mod proxy;
 mod target;
 
@@ -64,6 +65,14 @@ enum Command {
     HashPassword,
     /// Translate a haproxy.cfg into vakt's proxy TOML.
     Import(import::ImportArgs),
+    /// Drain a web host on every load balancer and wait for its sessions to end.
+    Drain(ops::StateArgs),
+    /// Take a web host out of traffic entirely on every load balancer.
+    Maint(ops::StateArgs),
+    /// Put a web host back into traffic on every load balancer.
+    Ready(ops::StateArgs),
+    /// Drain, run a command, wait for health, ready: web host by web host.
+    Rolling(ops::RollingArgs),
     /// Put back each host's previous files (kept by the last `up`) and restart.
     Rollback(deploy::RollbackArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -101,6 +110,10 @@ pub fn run() -> ExitCode {
         Command::HashPassword => hash_password(),
         Command::Import(a) => import::run(a),
         Command::Rollback(a) => deploy::rollback(a),
+        Command::Drain(a) => ops::drain(a),
+        Command::Maint(a) => ops::maint(a),
+        Command::Ready(a) => ops::ready(a),
+        Command::Rolling(a) => ops::rolling(a),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "vakt", &mut std::io::stdout());

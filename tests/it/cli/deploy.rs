@@ -162,3 +162,42 @@ fn a_host_that_fails_keeps_its_previous_files_and_keeps_serving() {
     );
     assert_eq!(get(lb, "/", &[]).status, 200, "the LB still serves");
 }
+
+#[test]
+fn drain_ready_and_a_rolling_restart_lose_no_request() {
+    let dir = tmp("rolling");
+    let (inv, net, port) = local_inventory(dir.path(), "");
+    let state = dir.path().join("state");
+    let _down = Down(&inv, &state);
+    let (code, out, err) = run(&["up"], &inv, &state);
+    assert_eq!(code, 0, "{out}{err}");
+    let lb: std::net::SocketAddr = format!("{net}.1:{port}").parse().unwrap();
+
+    let (code, out, err) = run(&["drain", "web01"], &inv, &state);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!((0..4).all(|_| get(lb, "/", &[]).served_by() == "web02"));
+    let (code, _, _) = run(&["ready", "web01"], &inv, &state);
+    assert_eq!(code, 0);
+    assert!(crate::support::eventually(Duration::from_secs(5), || (0
+        ..4)
+        .any(|_| get(lb, "/", &[]).served_by() == "web01")));
+
+    let load = crate::support::Load::start(lb, "/", 4, 100_000, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(300));
+    // Local hosts run commands in their folder: the init script is relative.
+    let (code, out, err) = run(
+        &["rolling", "--exec", "sh etc/init.d/vakt-demo-web restart"],
+        &inv,
+        &state,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let t = load.stop();
+    println!("rolling restart of web01, web02: {t}");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("web01: ready") && out.contains("web02: ready"),
+        "{out}"
+    );
+    assert_eq!(t.failed, 0, "{t}: {:?}", t.failures);
+    assert!(t.ok > 100, "{t}");
+}

@@ -1,0 +1,237 @@
+//! Zero-downtime maintenance of web hosts: `vakt drain|maint|ready HOST`
+//! set a web host's state on every load balancer (through each proxy's
+//! admin socket, on the LB), and `vakt rolling --exec CMD` drains, runs,
+//! waits for health and readies the web hosts one batch at a time.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use super::target::{self, Target, TargetArgs};
+use crate::render::Service;
+use crate::services;
+
+#[derive(Args)]
+pub struct StateArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The web host.
+    pub host: String,
+    /// How long `drain` waits for the host's sessions to end.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Args)]
+pub struct RollingArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The command to run on each web host (through its shell).
+    #[arg(long)]
+    pub exec: String,
+    /// Web hosts handled at once.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Only these web hosts, in this order (default: all, inventory order).
+    #[arg(long, value_delimiter = ',')]
+    pub hosts: Vec<String>,
+    /// How long each wait (sessions to end, health to return) may take.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    vakt_runtime::config::reader::parse_duration(s)
+}
+
+/// One `show servers` row as an LB sees a web host.
+struct Row {
+    status: String,
+    scur: u64,
+    check: String,
+}
+
+fn rows(t: &Target, host: &str) -> anyhow::Result<Vec<(String, Row)>> {
+    let mut out = Vec::new();
+    for lb in t
+        .hosts
+        .iter()
+        .filter(|h| h.services.contains(&Service::Proxy))
+    {
+        let answer = services::admin(lb.transport()?, &lb.ctx.admin_socket, "show servers")
+            .with_context(|| format!("{}: reading the proxy's servers", lb.host.name))?;
+        let row = answer
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f.len() >= 9 && f[0] == t.inv.name && f[1] == host)
+            .with_context(|| format!("{}: the proxy has no server `{host}`", lb.host.name))?;
+        out.push((
+            lb.host.name.clone(),
+            Row {
+                status: row[3].to_string(),
+                scur: row[6].parse().unwrap_or(0),
+                check: row[8].to_string(),
+            },
+        ));
+    }
+    Ok(out)
+}
+
+fn set_state(t: &Target, host: &str, state: &str) -> anyhow::Result<()> {
+    if !t.inv.webs().any(|w| w.name == host) {
+        bail!("`{host}` is not a web host of {}", t.inv.file);
+    }
+    for lb in t
+        .hosts
+        .iter()
+        .filter(|h| h.services.contains(&Service::Proxy))
+    {
+        let answer = services::admin(
+            lb.transport()?,
+            &lb.ctx.admin_socket,
+            &format!("set server {}/{host} state {state}", t.inv.name),
+        )?;
+        if answer.starts_with("error: ") {
+            bail!("{}: {}", lb.host.name, answer.trim());
+        }
+    }
+    Ok(())
+}
+
+fn wait(
+    t: &Target,
+    host: &str,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&Row) -> bool,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let r = rows(t, host)?;
+        if r.iter().all(|(_, row)| done(row)) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let seen: Vec<String> = r
+                .iter()
+                .map(|(lb, row)| {
+                    format!(
+                        "{lb}: {} ({} sessions, check {})",
+                        row.status, row.scur, row.check
+                    )
+                })
+                .collect();
+            bail!(
+                "{host}: {what} did not happen within {}s; {}",
+                timeout.as_secs(),
+                seen.join("; ")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn healthy(r: &Row) -> bool {
+    (r.status == "UP" || r.status == "DRAIN" || r.status == "no_check")
+        && (r.check.starts_with("L7OK") || r.check.starts_with("L4OK") || r.check == "-")
+}
+
+pub fn drain(a: StateArgs) -> anyhow::Result<ExitCode> {
+    let t = target::open(&a.target)?;
+    set_state(&t, &a.host, "drain")?;
+    wait(&t, &a.host, a.timeout, "the end of its sessions", |r| {
+        r.scur == 0
+    })?;
+    println!(
+        "{} drained on every load balancer (no sessions left)",
+        a.host
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn maint(a: StateArgs) -> anyhow::Result<ExitCode> {
+    let t = target::open(&a.target)?;
+    set_state(&t, &a.host, "maint")?;
+    println!(
+        "{} is in maintenance on every load balancer (no traffic)",
+        a.host
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn ready(a: StateArgs) -> anyhow::Result<ExitCode> {
+    let t = target::open(&a.target)?;
+    set_state(&t, &a.host, "ready")?;
+    println!("{} takes traffic again on every load balancer", a.host);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn rolling(a: RollingArgs) -> anyhow::Result<ExitCode> {
+    let t = target::open(&a.target)?;
+    let all: Vec<String> = t.inv.webs().map(|w| w.name.clone()).collect();
+    let order: Vec<String> = if a.hosts.is_empty() {
+        all.clone()
+    } else {
+        a.hosts.clone()
+    };
+    for h in &order {
+        if !all.contains(h) {
+            bail!("`{h}` is not a web host of {}", t.inv.file);
+        }
+    }
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    for batch in order.chunks(a.batch) {
+        // Never drain the last web hosts that serve.
+        let serving = all
+            .iter()
+            .filter(|w| !batch.contains(w))
+            .filter(|w| {
+                rows(&t, w).is_ok_and(|r| {
+                    r.iter()
+                        .all(|(_, row)| row.status == "UP" || row.status == "no_check")
+                })
+            })
+            .count();
+        if serving == 0 {
+            bail!(
+                "draining {} would leave no web host serving; nothing was changed for this batch",
+                batch.join(", ")
+            );
+        }
+        for h in batch {
+            println!("{h}: draining");
+            set_state(&t, h, "drain")?;
+        }
+        for h in batch {
+            wait(&t, h, a.timeout, "the end of its sessions", |r| r.scur == 0)?;
+        }
+        for h in batch {
+            println!("{h}: running `{}`", a.exec);
+            let ht = t.hosts.iter().find(|x| &x.host.name == h).context("host")?;
+            let out = ht.transport()?.run(&a.exec)?;
+            if !out.ok() {
+                set_state(&t, h, "maint")?;
+                bail!(
+                    "{h}: `{}` failed (exit {}): {}\n{h} stays in maintenance on every load balancer; fix it, then `vakt ready {h}`. The remaining hosts were not touched.",
+                    a.exec,
+                    out.status,
+                    format!("{}{}", out.stdout, out.stderr).trim()
+                );
+            }
+        }
+        for h in batch {
+            if let Err(e) = wait(&t, h, a.timeout, "a passing health check", healthy) {
+                set_state(&t, h, "maint")?;
+                bail!("{e}\n{h} stays in maintenance; the remaining hosts were not touched.");
+            }
+            set_state(&t, h, "ready")?;
+            println!("{h}: ready");
+        }
+    }
+    println!("rolling done: {}", order.join(", "));
+    Ok(ExitCode::SUCCESS)
+}
