@@ -37,6 +37,9 @@ pub enum Action {
     Start(Service),
     Reload(Service),
     Restart(Service),
+    /// A new binary takes over the running proxy's sockets (no refused
+    /// connection); other services restart.
+    Upgrade(Service),
 }
 
 impl std::fmt::Display for Action {
@@ -45,6 +48,7 @@ impl std::fmt::Display for Action {
             Action::Start(s) => write!(f, "start {}", s.name()),
             Action::Reload(s) => write!(f, "reload {}", s.name()),
             Action::Restart(s) => write!(f, "restart {}", s.name()),
+            Action::Upgrade(s) => write!(f, "upgrade {}", s.name()),
         }
     }
 }
@@ -135,6 +139,8 @@ pub fn build(
         let binary_restart = binary != Change::Unchanged && svc != Service::Keepalived;
         if !running {
             actions.push(Action::Start(svc));
+        } else if binary_restart && svc == Service::Proxy && !restart.contains(&svc) {
+            actions.push(Action::Upgrade(svc));
         } else if binary_restart || restart.contains(&svc) {
             actions.push(Action::Restart(svc));
         } else if reload.contains(&svc) {

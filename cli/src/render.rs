@@ -233,7 +233,8 @@ pub fn render_host(
                     mode: 0o640,
                     content: render("proxy.toml.j2", vars)?,
                 });
-                let vars = context! { root => root, port => inv.port };
+                let vars =
+                    context! { root => root, port => inv.port, admin_socket => ctx.admin_socket };
                 files.push(File {
                     path: "/etc/init.d/vakt-proxy".into(),
                     mode: 0o755,

@@ -170,6 +170,16 @@ pub fn apply(t: &dyn Transport, plan: &HostPlan, binary: &[u8]) -> Result<(), Ap
                 Action::Start(s) => control(t, s, "start")?,
                 Action::Reload(s) => control(t, s, "reload")?,
                 Action::Restart(s) => control(t, s, "restart")?,
+                // systemd has no verb for a takeover: those hosts restart.
+                Action::Upgrade(s) => control(
+                    t,
+                    s,
+                    if t.init() == crate::transport::Init::Systemd {
+                        "restart"
+                    } else {
+                        "upgrade"
+                    },
+                )?,
             }
         }
         Ok(())
@@ -180,7 +190,7 @@ pub fn apply(t: &dyn Transport, plan: &HostPlan, binary: &[u8]) -> Result<(), Ap
         }
         // Back on the old files: bring what ran before back as it was.
         for a in &plan.actions {
-            if let Action::Reload(s) | Action::Restart(s) = *a {
+            if let Action::Reload(s) | Action::Restart(s) | Action::Upgrade(s) = *a {
                 let _ = control(
                     t,
                     s,

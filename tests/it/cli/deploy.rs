@@ -201,3 +201,58 @@ fn drain_ready_and_a_rolling_restart_lose_no_request() {
     assert_eq!(t.failed, 0, "{t}: {:?}", t.failures);
     assert!(t.ok > 100, "{t}");
 }
+
+#[test]
+fn a_new_proxy_binary_takes_over_without_a_failed_request() {
+    let dir = tmp("upgrade");
+    let (inv, net, port) = local_inventory(dir.path(), "");
+    let state = dir.path().join("state");
+    let _down = Down(&inv, &state);
+    let (code, out, err) = run(&["up"], &inv, &state);
+    assert_eq!(code, 0, "{out}{err}");
+    let lb: std::net::SocketAddr = format!("{net}.1:{port}").parse().unwrap();
+    let pidfile = state.join("lb01/run/vakt/vakt-proxy.pid");
+    let before = std::fs::read_to_string(&pidfile).unwrap();
+
+    // What `up` does on the LB when the binary changed: the new binary is
+    // put in place, then the init script's `upgrade` lets it take over the
+    // sockets. A different build: the same program with bytes appended.
+    let mut bytes = std::fs::read(env!("CARGO_BIN_EXE_vakt")).unwrap();
+    bytes.extend_from_slice(b"\nvakt test build\n");
+    let bin = state.join("lb01/usr/local/bin/vakt");
+    let tmp_bin = state.join("lb01/usr/local/bin/vakt.new");
+    std::fs::write(&tmp_bin, bytes).unwrap();
+    std::fs::set_permissions(
+        &tmp_bin,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::rename(&tmp_bin, &bin).unwrap();
+    let load = crate::support::Load::start(lb, "/", 4, 100_000, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(300));
+    let out = std::process::Command::new("sh")
+        .arg(state.join("lb01/etc/init.d/vakt-proxy"))
+        .arg("upgrade")
+        .output()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let t = load.stop();
+    println!("proxy binary upgrade (init script, as vakt up runs it): {t}");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("vakt-proxy upgraded"));
+    assert_ne!(
+        std::fs::read_to_string(&pidfile).unwrap(),
+        before,
+        "a new process serves"
+    );
+    assert_eq!(t.failed, 0, "{t}: {:?}", t.failures);
+    // And `up` plans exactly that for the proxy when the binary differs.
+    let (code, out, _) = run(&["plan"], &inv, &state);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("will upgrade vakt-proxy"), "{out}");
+}
