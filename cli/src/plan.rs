@@ -187,7 +187,7 @@ mod tests {
     }
 
     #[test]
-    fn a_config_change_reloads_and_a_binary_change_restarts() {
+    fn a_config_change_reloads_a_new_binary_upgrades_the_proxy_and_restarts_the_rest() {
         let mut st = HostState {
             binary_sha256: Some("abc".into()),
             ..Default::default()
@@ -211,7 +211,19 @@ mod tests {
             &st,
             "new",
         );
-        assert_eq!(p.actions, vec![Action::Restart(Service::Proxy)]);
+        assert_eq!(p.actions, vec![Action::Upgrade(Service::Proxy)]);
+        let p = build(
+            "web01",
+            vec![],
+            &[Service::DemoWeb],
+            &HostState {
+                binary_sha256: Some("abc".into()),
+                running: [(Service::DemoWeb, true)].into(),
+                ..Default::default()
+            },
+            "new",
+        );
+        assert_eq!(p.actions, vec![Action::Restart(Service::DemoWeb)]);
     }
 
     #[test]
