@@ -23,6 +23,9 @@ pub struct DeployArgs {
     /// running one, which must match the hosts' platform).
     #[arg(long, value_name = "PATH")]
     pub binary: Option<std::path::PathBuf>,
+    /// Only show what would change (`vakt plan`); exit 2 when something would.
+    #[arg(long)]
+    pub check: bool,
     /// Hosts worked on at once.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub forks: u16,
@@ -148,6 +151,9 @@ struct HostResult {
 }
 
 pub fn up(a: DeployArgs) -> anyhow::Result<ExitCode> {
+    if a.check {
+        return plan(a);
+    }
     let started = Instant::now();
     let t = target::open(&a.target)?;
     let (bytes, sha, explicit) = binary(&a, &t)?;

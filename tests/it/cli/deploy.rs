@@ -91,6 +91,8 @@ fn up_brings_a_balanced_sticky_cluster_and_a_second_up_changes_nothing() {
     );
     let (code, out, _) = run(&["plan"], &inv, &state);
     assert_eq!(code, 0, "{out}");
+    let (code, out, _) = run(&["up", "--check"], &inv, &state);
+    assert_eq!(code, 0, "{out}");
 
     // Change a weight: plan shows the diff and exits 2; up reloads.
     std::fs::write(
