@@ -23,12 +23,6 @@ fn dur(d: Duration) -> String {
     }
 }
 
-const FACILITIES: [&str; 24] = [
-    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
-    "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1", "local2", "local3", "local4",
-    "local5", "local6", "local7",
-];
-
 /// The proxy TOML for `c`. `hash` turns a plain-text stats password into a
 /// crypt hash (plain text is refused in TOML).
 pub fn to_toml(c: &Config, hash: &dyn Fn(&str) -> String) -> Result<String, String> {

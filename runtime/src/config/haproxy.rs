@@ -235,6 +235,25 @@ struct Section {
     default_backend: Option<(String, Range<usize>)>,
 }
 
+impl Section {
+    fn new(kind: Kind, name: &str, span: Range<usize>, defaults: &Defaults) -> Self {
+        Section {
+            kind,
+            name: name.to_string(),
+            span,
+            s: defaults.clone(),
+            bind: Vec::new(),
+            stats: None,
+            stats_enabled: false,
+            cookie: None,
+            servers: Vec::new(),
+            acls: HashMap::new(),
+            use_backend: Vec::new(),
+            default_backend: None,
+        }
+    }
+}
+
 /// Reads a haproxy.cfg text.
 pub fn from_haproxy(
     src: &Source,
@@ -296,20 +315,8 @@ pub fn from_haproxy(
                             format!("a proxy named `{name}` is defined twice"),
                         );
                     }
-                    let mut sec = Section {
-                        kind: k,
-                        name: name.to_string(),
-                        span: first.span.start..w.last().map_or(first.span.end, |x| x.span.end),
-                        s: defaults.clone(),
-                        bind: Vec::new(),
-                        stats: None,
-                        stats_enabled: false,
-                        cookie: None,
-                        servers: Vec::new(),
-                        acls: HashMap::new(),
-                        use_backend: Vec::new(),
-                        default_backend: None,
-                    };
+                    let whole = first.span.start..w.last().map_or(first.span.end, |x| x.span.end);
+                    let mut sec = Section::new(k, name, whole, &defaults);
                     // HAProxy 1.4: `listen NAME ADDR:PORT`.
                     if let Some(addr) = arg(2) {
                         if k == Kind::Listen {
@@ -366,20 +373,7 @@ pub fn from_haproxy(
                 _ => unsupported(src, &mut d, first, "userlist"),
             },
             Kind::Defaults => {
-                let mut scratch = Section {
-                    kind: Kind::Defaults,
-                    name: String::new(),
-                    span: 0..0,
-                    s: defaults.clone(),
-                    bind: Vec::new(),
-                    stats: None,
-                    stats_enabled: false,
-                    cookie: None,
-                    servers: Vec::new(),
-                    acls: HashMap::new(),
-                    use_backend: Vec::new(),
-                    default_backend: None,
-                };
+                let mut scratch = Section::new(Kind::Defaults, "", 0..0, &defaults);
                 proxy_kw(src, w, &mut scratch, &mut d);
                 defaults = scratch.s;
             }
@@ -645,12 +639,6 @@ fn time(src: &Source, d: &mut Diagnostics, w: &[Word], i: usize, what: &str) -> 
         }
     }
 }
-
-const FACILITIES: [&str; 24] = [
-    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
-    "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1", "local2", "local3", "local4",
-    "local5", "local6", "local7",
-];
 
 fn global_kw(
     src: &Source,

@@ -22,6 +22,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Syslog facility names by code (RFC 5424 §6.2.1, HAProxy's spelling).
+pub(crate) const FACILITIES: [&str; 24] = [
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
+    "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1", "local2", "local3", "local4",
+    "local5", "local6", "local7",
+];
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub global: Global,

@@ -141,12 +141,6 @@ impl Default for Settings {
     }
 }
 
-const FACILITIES: [&str; 24] = [
-    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
-    "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1", "local2", "local3", "local4",
-    "local5", "local6", "local7",
-];
-
 fn read_global(g: &mut Fields, d: &mut Diagnostics) -> Global {
     let src = g.source();
     let mut out = Global::default();
