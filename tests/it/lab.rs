@@ -194,6 +194,56 @@ fn a_cluster_deployed_over_ssh_in_the_lab_balances_sticks_and_keeps_a_failed_hos
         .starts_with("200")
     );
 
+    // Host keys: a changed key is refused with ssh's own diagnosis and the
+    // fix; `accept-new` records unknown keys on a first contact.
+    let known = format!("/run/vakt-lab/{}/keys/known_hosts", lab.name);
+    let good = std::fs::read_to_string(&known).unwrap();
+    let other = dir.path().join("otherkey");
+    assert!(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&other)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let other_key: String = std::fs::read_to_string(other.with_extension("pub"))
+        .unwrap()
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let forged: String = good
+        .lines()
+        .map(|l| format!("{} {other_key}\n", l.split_whitespace().next().unwrap()))
+        .collect();
+    std::fs::write(&known, forged).unwrap();
+    let (code, _, err) = lab.vakt(&["plan", "-i", &inv]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+            && err.contains("SHA256:")
+            && err.contains("fix: the host's key"),
+        "{err}"
+    );
+    std::fs::write(&known, "").unwrap();
+    let accept_new = dir.path().join("accept-new.toml");
+    std::fs::write(
+        &accept_new,
+        std::fs::read_to_string(&inv)
+            .unwrap()
+            .replace("host_keys = \"strict\"", "host_keys = \"accept-new\""),
+    )
+    .unwrap();
+    let (code, out, err) = lab.vakt(&["plan", "-i", &accept_new.display().to_string()]);
+    assert!(code == 0 || code == 2, "{out}{err}");
+    assert_eq!(
+        std::fs::read_to_string(&known).unwrap().lines().count(),
+        4,
+        "one key recorded per host"
+    );
+    std::fs::write(&known, good).unwrap();
+
     let (code, out, _) = lab.vakt(&["down", "-i", &inv]);
     assert_eq!(code, 0, "{out}");
     let name = lab.name.clone();

@@ -53,6 +53,61 @@ fn expand_home(p: &str) -> String {
     }
 }
 
+/// What plain `ssh` says about a failed connection (the mux error is
+/// opaque), with the fix for the usual causes.
+fn diagnose(h: &Host, dest: &str, lab: Option<&Path>, accept_new: bool) -> String {
+    let mut cmd = std::process::Command::new("ssh");
+    cmd.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]);
+    cmd.args([
+        "-o",
+        if accept_new {
+            "StrictHostKeyChecking=accept-new"
+        } else {
+            "StrictHostKeyChecking=yes"
+        },
+    ]);
+    match lab {
+        Some(lab) => {
+            cmd.arg("-F").arg(lab.join("ssh_config"));
+        }
+        None => {
+            cmd.args(["-l", &h.ssh.user, "-p", &h.ssh.port.to_string()]);
+            if let Some(id) = &h.ssh.identity {
+                cmd.arg("-i").arg(expand_home(id));
+            }
+            if let Some(j) = &h.ssh.jump {
+                cmd.args(["-J", j]);
+            }
+        }
+    }
+    let Ok(out) = cmd
+        .args([dest, "true"])
+        .stdin(std::process::Stdio::null())
+        .output()
+    else {
+        return String::new();
+    };
+    let said = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = said
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("@@@"))
+        .collect();
+    let hint = if said.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+        || said.contains("Host key verification failed")
+    {
+        "\n  fix: the host's key is unknown or has changed. Compare the fingerprint above with the host's own (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on its console); if the change is expected, remove the old line from known_hosts (`ssh-keygen -R HOST`) and add the new key, or use host_keys = \"accept-new\" for a first contact"
+    } else if said.contains("Permission denied") {
+        "\n  fix: the key was refused: check ssh.user and ssh.identity for this host, and that the key is in the user's authorized_keys"
+    } else {
+        ""
+    };
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!("\n  ssh says: {}{hint}", lines.join("\n    "))
+}
+
 impl Ssh {
     pub fn connect(
         h: &Host,
@@ -96,16 +151,14 @@ impl Ssh {
                 }
             }
         };
-        let session = rt.block_on(b.connect_mux(&dest)).map_err(|e| {
-            let hint = if e.to_string().contains("Host key verification failed") {
-                format!(
-                    "\n  the host key of {dest} is unknown or has changed: compare its fingerprint (ssh-keyscan {dest} | ssh-keygen -lf -), add it to known_hosts, or use host_keys = \"accept-new\" for a first contact"
-                )
-            } else {
-                String::new()
-            };
-            anyhow::anyhow!("{}: cannot connect over SSH to {dest}: {e}{hint}", h.name)
-        })?;
+        let session = match rt.block_on(b.connect_mux(&dest)) {
+            Ok(s) => s,
+            Err(e) => anyhow::bail!(
+                "{}: cannot connect over SSH to {dest}: {e}{}",
+                h.name,
+                diagnose(h, &dest, lab, accept_new)
+            ),
+        };
         let mut ssh = Ssh {
             host: h.name.clone(),
             session,
