@@ -9,6 +9,15 @@ use std::process::Command;
 
 use super::{Output, Transport};
 
+/// Writing a file and starting a process exclude each other. A process
+/// forked by another thread while a file is open for writing holds that
+/// descriptor until it execs, and exec'ing the file then fails with ETXTBSY
+/// ("Text file busy"): a binary pushed to one local host and started right
+/// away would fail while another host's thread starts something. `spawn`
+/// returns once the child has exec'd (closing inherited descriptors), so
+/// holding the read side across it is enough.
+static FORK_LOCK: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 pub struct Local {
     host: String,
     root: PathBuf,
@@ -41,11 +50,18 @@ impl Transport for Local {
 
     fn run(&self, cmd: &str) -> io::Result<Output> {
         std::fs::create_dir_all(&self.root)?;
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .current_dir(&self.root)
-            .output()?;
+        let child = {
+            let _spawning = FORK_LOCK.read().unwrap_or_else(|e| e.into_inner());
+            Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .current_dir(&self.root)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()?
+        };
+        let out = child.wait_with_output()?;
         Ok(Output {
             status: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -70,6 +86,7 @@ impl Transport for Local {
         }
         let tmp = dest.with_extension("vakt-tmp");
         {
+            let _writing = FORK_LOCK.write().unwrap_or_else(|e| e.into_inner());
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(content)?;
             f.set_permissions(std::fs::Permissions::from_mode(mode))?;
