@@ -562,7 +562,12 @@ fn stats_page(
         (crate::stats::render_json(&snap), "application/json")
     } else {
         (
-            crate::stats::render_html(&snap, &page.conf.realm, page.conf.refresh),
+            crate::stats::render_html_at(
+                &snap,
+                &page.conf.realm,
+                page.conf.refresh,
+                &page.conf.uri,
+            ),
             "text/html; charset=utf-8",
         )
     };

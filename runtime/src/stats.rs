@@ -2,6 +2,7 @@
 //! server as HTML, HAProxy-compatible CSV (`;csv`) or JSON (`;json`). This
 //! module only renders; the proxy takes the snapshot and checks credentials.
 
+use std::fmt::{self, Write as _};
 use std::time::Duration;
 
 /// Everything the stats page shows, read once from the live counters.
@@ -97,167 +98,552 @@ pub struct ServerRow {
     pub check_duration_ms: Option<u64>,
 }
 
-/// HAProxy's CSV columns, in order, as far as vakt fills them.
-const CSV_COLUMNS: &str = "pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,";
+/// HAProxy's CSV columns, in HAProxy's order, through `srv_abrt` (the first
+/// 51). HAProxy only ever appends columns, so tools that read by position
+/// and tools that read the header line's names both find these.
+const COLUMNS: [&str; 51] = [
+    "pxname",
+    "svname",
+    "qcur",
+    "qmax",
+    "scur",
+    "smax",
+    "slim",
+    "stot",
+    "bin",
+    "bout",
+    "dreq",
+    "dresp",
+    "ereq",
+    "econ",
+    "eresp",
+    "wretr",
+    "wredis",
+    "status",
+    "weight",
+    "act",
+    "bck",
+    "chkfail",
+    "chkdown",
+    "lastchg",
+    "downtime",
+    "qlimit",
+    "pid",
+    "iid",
+    "sid",
+    "throttle",
+    "lbtot",
+    "tracked",
+    "type",
+    "rate",
+    "rate_lim",
+    "rate_max",
+    "check_status",
+    "check_code",
+    "check_duration",
+    "hrsp_1xx",
+    "hrsp_2xx",
+    "hrsp_3xx",
+    "hrsp_4xx",
+    "hrsp_5xx",
+    "hrsp_other",
+    "hanafail",
+    "req_rate",
+    "req_rate_max",
+    "req_tot",
+    "cli_abrt",
+    "srv_abrt",
+];
 
-/// One CSV row: fields by column name; everything else stays empty, as
-/// HAProxy leaves columns that do not apply.
-fn csv_row(out: &mut String, fields: &[(&str, String)]) {
-    for col in CSV_COLUMNS.trim_end_matches(',').split(',') {
-        if let Some((_, v)) = fields.iter().find(|(k, _)| *k == col) {
-            // Names are plain identifiers; commas would break the format.
-            out.push_str(&v.replace(',', "_"));
+/// CSV `type` column values.
+const TYPE_FRONTEND: u8 = 0;
+const TYPE_BACKEND: u8 = 1;
+const TYPE_SERVER: u8 = 2;
+
+/// HAProxy's `pid` column is the process number within one HAProxy
+/// (1 unless `nbproc` > 1), not the OS pid; tools that add up several
+/// processes key on it. vakt is always one process.
+const CSV_PROCESS: u8 = 1;
+
+/// One CSV line under construction: cells by column name. Cells left unset
+/// stay empty, as HAProxy leaves the columns that do not apply to a row.
+struct CsvRow {
+    cells: [String; COLUMNS.len()],
+}
+
+impl CsvRow {
+    fn new(pxname: &str, svname: &str, kind: u8, iid: usize, sid: usize) -> Self {
+        let mut row = CsvRow {
+            cells: std::array::from_fn(|_| String::new()),
+        };
+        row.set("pxname", pxname);
+        row.set("svname", svname);
+        row.set("type", kind);
+        row.set("pid", CSV_PROCESS);
+        row.set("iid", iid);
+        row.set("sid", sid);
+        row
+    }
+
+    fn set(&mut self, column: &str, value: impl fmt::Display) {
+        match COLUMNS.iter().position(|c| *c == column) {
+            Some(i) => {
+                self.cells[i].clear();
+                let _ = write!(self.cells[i], "{value}");
+            }
+            // Column names are literals in this file; the tests render every
+            // row kind, so a misspelt one fails them.
+            None => debug_assert!(false, "no CSV column {column}"),
         }
+    }
+
+    /// Session and traffic columns every row kind has.
+    fn counters(&mut self, c: &Counters) {
+        self.set("scur", c.scur);
+        self.set("smax", c.smax);
+        if c.slim > 0 {
+            self.set("slim", c.slim);
+        }
+        self.set("stot", c.stot);
+        self.set("bin", c.bin);
+        self.set("bout", c.bout);
+        self.set("dresp", c.dresp);
+        let names = [
+            "hrsp_1xx",
+            "hrsp_2xx",
+            "hrsp_3xx",
+            "hrsp_4xx",
+            "hrsp_5xx",
+            "hrsp_other",
+        ];
+        for (name, n) in names.into_iter().zip(c.hrsp) {
+            self.set(name, n);
+        }
+        self.set("req_tot", c.req_tot);
+    }
+
+    /// Queue, connection and retry columns of backends and servers.
+    fn server_side(&mut self, c: &Counters) {
+        self.set("qcur", c.qcur);
+        self.set("qmax", c.qmax);
+        self.set("econ", c.econ);
+        self.set("eresp", c.eresp);
+        self.set("wretr", c.wretr);
+        self.set("wredis", c.wredis);
+    }
+
+    fn write(&self, out: &mut String) {
+        for cell in &self.cells {
+            // HAProxy's CSV has no quoting: a comma or line break inside a
+            // name would shift every later column, so it becomes `_`.
+            out.extend(cell.chars().map(|ch| match ch {
+                ',' | '\r' | '\n' => '_',
+                ch => ch,
+            }));
+            out.push(',');
+        }
+        out.push('\n');
+    }
+}
+
+/// The `;csv` page and the admin socket's `show stat`: HAProxy's header
+/// line, then per proxy a FRONTEND row, one row per server and a BACKEND
+/// row, with the cells HAProxy 2.6 fills for each (measured). Rates and
+/// abort counters, which vakt does not track, stay empty.
+pub fn render_csv(s: &Snapshot) -> String {
+    let mut out = String::with_capacity(512 + 256 * s.proxies.len());
+    out.push_str("# ");
+    for c in COLUMNS {
+        out.push_str(c);
         out.push(',');
     }
     out.push('\n');
-}
-
-fn counter_fields(c: &Counters, with_queue: bool) -> Vec<(&'static str, String)> {
-    let mut f = vec![
-        ("scur", c.scur.to_string()),
-        ("smax", c.smax.to_string()),
-        (
-            "slim",
-            if c.slim > 0 {
-                c.slim.to_string()
-            } else {
-                String::new()
-            },
-        ),
-        ("stot", c.stot.to_string()),
-        ("bin", c.bin.to_string()),
-        ("bout", c.bout.to_string()),
-        ("hrsp_1xx", c.hrsp[0].to_string()),
-        ("hrsp_2xx", c.hrsp[1].to_string()),
-        ("hrsp_3xx", c.hrsp[2].to_string()),
-        ("hrsp_4xx", c.hrsp[3].to_string()),
-        ("hrsp_5xx", c.hrsp[4].to_string()),
-        ("hrsp_other", c.hrsp[5].to_string()),
-        ("req_tot", c.req_tot.to_string()),
-    ];
-    if with_queue {
-        f.push(("qcur", c.qcur.to_string()));
-        f.push(("qmax", c.qmax.to_string()));
-    }
-    f
-}
-
-/// The `;csv` page and `show stat`: HAProxy's header line, then per proxy a
-/// FRONTEND row, one row per server and a BACKEND row.
-pub fn render_csv(s: &Snapshot) -> String {
-    let mut out = format!("# {CSV_COLUMNS}\n");
-    let pid = s.pid.to_string();
-    for (iid, p) in s.proxies.iter().enumerate() {
-        let iid = (iid + 1).to_string();
+    for (i, p) in s.proxies.iter().enumerate() {
+        let iid = i + 1;
         if let Some(fe) = &p.frontend {
-            let c = &fe.counters;
-            let mut f = counter_fields(c, false);
-            f.extend([
-                ("pxname", p.name.clone()),
-                ("svname", "FRONTEND".into()),
-                ("dreq", c.dreq.to_string()),
-                ("ereq", c.ereq.to_string()),
-                ("status", fe.status.clone()),
-                ("pid", pid.clone()),
-                ("iid", iid.clone()),
-                ("sid", "0".into()),
-                ("type", "0".into()),
-            ]);
-            csv_row(&mut out, &f);
+            let mut row = CsvRow::new(&p.name, "FRONTEND", TYPE_FRONTEND, iid, 0);
+            row.counters(&fe.counters);
+            row.set("dreq", fe.counters.dreq);
+            row.set("ereq", fe.counters.ereq);
+            row.set("status", &fe.status);
+            row.write(&mut out);
         }
-        for (sid, sv) in p.servers.iter().enumerate() {
-            let c = &sv.counters;
-            let mut f = counter_fields(c, true);
-            f.extend([
-                ("pxname", p.name.clone()),
-                ("svname", sv.name.clone()),
-                ("econ", c.econ.to_string()),
-                ("eresp", c.eresp.to_string()),
-                ("wretr", c.wretr.to_string()),
-                ("wredis", c.wredis.to_string()),
-                ("status", sv.status.clone()),
-                ("weight", sv.weight.to_string()),
-                ("act", u8::from(!sv.backup).to_string()),
-                ("bck", u8::from(sv.backup).to_string()),
-                ("chkfail", sv.chkfail.to_string()),
-                ("chkdown", sv.chkdown.to_string()),
-                ("lastchg", sv.lastchg.to_string()),
-                ("downtime", sv.downtime.to_string()),
-                ("pid", pid.clone()),
-                ("iid", iid.clone()),
-                ("sid", (sid + 1).to_string()),
-                ("lbtot", c.stot.to_string()),
-                ("type", "2".into()),
-                ("check_status", sv.check_status.clone()),
-                (
-                    "check_code",
-                    sv.check_code.map(|c| c.to_string()).unwrap_or_default(),
-                ),
-                (
-                    "check_duration",
-                    sv.check_duration_ms
-                        .map(|d| d.to_string())
-                        .unwrap_or_default(),
-                ),
-            ]);
-            csv_row(&mut out, &f);
+        for (j, sv) in p.servers.iter().enumerate() {
+            let mut row = CsvRow::new(&p.name, &sv.name, TYPE_SERVER, iid, j + 1);
+            row.counters(&sv.counters);
+            row.server_side(&sv.counters);
+            row.set("status", &sv.status);
+            row.set("weight", sv.weight);
+            // For a server these are flags: one of them is 1.
+            row.set("act", u8::from(!sv.backup));
+            row.set("bck", u8::from(sv.backup));
+            // HAProxy leaves check counters empty for unchecked servers.
+            if sv.status != "no check" {
+                row.set("chkfail", sv.chkfail);
+                row.set("chkdown", sv.chkdown);
+                row.set("downtime", sv.downtime);
+            }
+            row.set("lastchg", sv.lastchg);
+            row.set("lbtot", sv.counters.stot);
+            if !sv.check_status.is_empty() {
+                row.set("check_status", &sv.check_status);
+            }
+            if let Some(code) = sv.check_code {
+                row.set("check_code", code);
+            }
+            if let Some(ms) = sv.check_duration_ms {
+                row.set("check_duration", ms);
+            }
+            row.write(&mut out);
         }
         if let Some(be) = &p.backend {
-            let c = &be.counters;
-            let mut f = counter_fields(c, true);
-            f.extend([
-                ("pxname", p.name.clone()),
-                ("svname", "BACKEND".into()),
-                ("econ", c.econ.to_string()),
-                ("eresp", c.eresp.to_string()),
-                ("wretr", c.wretr.to_string()),
-                ("wredis", c.wredis.to_string()),
-                ("status", be.status.clone()),
-                ("weight", be.weight.to_string()),
-                ("act", be.act.to_string()),
-                ("bck", be.bck.to_string()),
-                ("chkdown", be.chkdown.to_string()),
-                ("lastchg", be.lastchg.to_string()),
-                ("downtime", be.downtime.to_string()),
-                ("pid", pid.clone()),
-                ("iid", iid.clone()),
-                ("sid", "0".into()),
-                ("lbtot", c.stot.to_string()),
-                ("type", "1".into()),
-            ]);
-            csv_row(&mut out, &f);
+            let mut row = CsvRow::new(&p.name, "BACKEND", TYPE_BACKEND, iid, 0);
+            row.counters(&be.counters);
+            row.server_side(&be.counters);
+            row.set("dreq", be.counters.dreq);
+            row.set("status", &be.status);
+            row.set("weight", be.weight);
+            // For a backend these are counts of usable servers.
+            row.set("act", be.act);
+            row.set("bck", be.bck);
+            row.set("chkdown", be.chkdown);
+            row.set("lastchg", be.lastchg);
+            row.set("downtime", be.downtime);
+            row.set("lbtot", be.counters.stot);
+            row.write(&mut out);
         }
     }
     out
 }
 
-/// The `;json` page.
+/// The `;json` page: the snapshot as it is (vakt's own layout, not
+/// HAProxy's typed-field JSON).
 pub fn render_json(s: &Snapshot) -> String {
-    serde_json::to_string_pretty(s).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    // Plain structs, strings and numbers: serialisation cannot fail, but an
+    // error would still come out as valid JSON.
+    serde_json::to_string_pretty(s)
+        .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }).to_string())
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+const STYLE: &str = "\
+body{font-family:system-ui,sans-serif;font-size:13px;margin:1em;color:#222}\
+h1{font-size:20px;margin:0 0 .2em}\
+p.info{margin:0 0 1em;color:#555}\
+a{color:#2050a0}\
+.wrap{overflow-x:auto;margin-bottom:1.5em}\
+table{border-collapse:collapse}\
+caption{text-align:left;font-weight:bold;font-size:15px;padding:4px 0}\
+th,td{border:1px solid #bbb;padding:2px 6px;text-align:right;white-space:nowrap}\
+th{background:#335;color:#fff;font-weight:normal}\
+td.name{text-align:left;font-weight:bold}\
+td.status{text-align:center}\
+tr.fe,tr.be{background:#eeeee0}\
+.up{background:#c0f0c0}\
+.backup.up{background:#b0d0ff}\
+.down{background:#ff9090}\
+.going-down{background:#ffffa0}\
+.going-up{background:#ffd020}\
+.drain{background:#80c0ff}\
+.maint{background:#d0a070}\
+.nocheck{background:#e0e0e0}\
+.legend span{display:inline-block;padding:1px 6px;margin-right:4px;border:1px solid #bbb}";
+
+/// Column groups and their columns; every row has exactly these cells.
+const HEAD: [(&str, &[&str]); 8] = [
+    ("", &["Name"]),
+    ("Queue", &["Cur", "Max"]),
+    ("Sessions", &["Cur", "Max", "Limit", "Total"]),
+    ("Bytes", &["In", "Out"]),
+    ("Errors", &["Req", "Conn", "Resp"]),
+    ("Warnings", &["Retr", "Redis"]),
+    ("Responses", &["2xx", "5xx"]),
+    (
+        "Server",
+        &[
+            "Status", "LastChg", "Check", "Wght", "Act", "Bck", "Chk", "Dwn", "Dwntme",
+        ],
+    ),
+];
+
+/// The HTML page: a header line (pid, version, uptime), then one table per
+/// proxy with its frontend, servers and backend. Self-contained: inline CSS,
+/// no script, nothing fetched. `uri` is the configured stats URI, used for
+/// the CSV and JSON links; every name is HTML-escaped.
+pub fn render_html_at(
+    s: &Snapshot,
+    realm_title: &str,
+    refresh: Option<Duration>,
+    uri: &str,
+) -> String {
+    let mut out = String::with_capacity(4096 + 2048 * s.proxies.len());
+    out.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
+    if let Some(r) = refresh {
+        let _ = write!(
+            out,
+            "<meta http-equiv=\"refresh\" content=\"{}\">",
+            r.as_secs().max(1)
+        );
+    }
+    out.push_str("<title>");
+    push_esc(&mut out, realm_title);
+    out.push_str(" · vakt statistics</title><style>");
+    out.push_str(STYLE);
+    out.push_str("</style></head><body>\n<h1>");
+    push_esc(&mut out, realm_title);
+    out.push_str("</h1>\n<p class=\"info\">vakt ");
+    push_esc(&mut out, &s.version);
+    let _ = write!(
+        out,
+        " · pid {} · uptime {}",
+        s.pid,
+        human(s.uptime.as_secs())
+    );
+    if let Some(t) = i64::try_from(s.now_unix)
+        .ok()
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+    {
+        let _ = write!(out, " · {}", t.format("%Y-%m-%d %H:%M:%S UTC"));
+    }
+    if let Some(r) = refresh {
+        let _ = write!(out, " · refreshes every {}", human(r.as_secs().max(1)));
+    }
+    for (label, suffix) in [("CSV", ";csv"), ("JSON", ";json")] {
+        out.push_str(" · <a href=\"");
+        push_esc(&mut out, uri);
+        let _ = write!(out, "{suffix}\">{label}</a>");
+    }
+    out.push_str("</p>\n<p class=\"legend\">");
+    for (class, label) in [
+        ("up", "UP"),
+        ("backup up", "backup UP"),
+        ("going-down", "UP, going down"),
+        ("going-up", "DOWN, going up"),
+        ("down", "DOWN"),
+        ("drain", "DRAIN"),
+        ("maint", "MAINT"),
+        ("nocheck", "not checked"),
+    ] {
+        let _ = write!(out, "<span class=\"{class}\">{label}</span>");
+    }
+    out.push_str("</p>\n");
+    if s.proxies.is_empty() {
+        out.push_str("<p>No listeners.</p>\n");
+    }
+    for p in &s.proxies {
+        proxy_table(&mut out, p);
+    }
+    out.push_str("</body></html>\n");
+    out
 }
 
-fn ago(secs: u64) -> String {
-    match secs {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m{}s", s / 60, s % 60),
-        s if s < 86400 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
-        s => format!("{}d{}h", s / 86400, (s % 86400) / 3600),
+fn proxy_table(out: &mut String, p: &ProxyStats) {
+    out.push_str("<div class=\"wrap\"><table><caption>");
+    push_esc(out, &p.name);
+    if let Some(be) = &p.backend
+        && !be.balance.is_empty()
+    {
+        out.push_str(" <small>(");
+        push_esc(out, &be.balance);
+        out.push_str(")</small>");
+    }
+    out.push_str("</caption>\n<tr>");
+    for (group, cols) in HEAD {
+        if group.is_empty() {
+            out.push_str("<th rowspan=\"2\">Name</th>");
+        } else {
+            let _ = write!(out, "<th colspan=\"{}\">{group}</th>", cols.len());
+        }
+    }
+    out.push_str("</tr>\n<tr>");
+    for (group, cols) in HEAD {
+        if !group.is_empty() {
+            for c in cols {
+                let _ = write!(out, "<th>{c}</th>");
+            }
+        }
+    }
+    out.push_str("</tr>\n");
+
+    if let Some(fe) = &p.frontend {
+        let c = &fe.counters;
+        let mut tr = Tr::open(out, "fe");
+        tr.name("Frontend", None);
+        tr.blank(2);
+        tr.sessions(c);
+        tr.num(c.ereq);
+        tr.blank(4);
+        tr.responses(c);
+        tr.status(&fe.status, status_class(&fe.status));
+        tr.blank(8);
+        tr.close();
+    }
+    for sv in &p.servers {
+        let c = &sv.counters;
+        let class = status_class(&sv.status);
+        let row_class = if sv.backup {
+            format!("backup {class}")
+        } else {
+            class.to_string()
+        };
+        let mut title = format!("address {}", sv.addr);
+        if let Some(cookie) = &sv.cookie {
+            let _ = write!(title, ", cookie {cookie}");
+        }
+        let checked = sv.status != "no check";
+        let mut tr = Tr::open(out, &row_class);
+        tr.name(&sv.name, Some(&title));
+        tr.num(c.qcur);
+        tr.num(c.qmax);
+        tr.sessions(c);
+        tr.blank(1);
+        tr.num(c.econ);
+        tr.num(c.eresp);
+        tr.num(c.wretr);
+        tr.num(c.wredis);
+        tr.responses(c);
+        tr.status(&sv.status, "");
+        tr.text(&human(sv.lastchg));
+        tr.text(&check_text(sv));
+        tr.num(u64::from(sv.weight));
+        tr.text(if sv.backup { "-" } else { "Y" });
+        tr.text(if sv.backup { "Y" } else { "-" });
+        if checked {
+            tr.num(sv.chkfail);
+            tr.num(sv.chkdown);
+            tr.text(&human(sv.downtime));
+        } else {
+            tr.blank(3);
+        }
+        tr.close();
+    }
+    if let Some(be) = &p.backend {
+        let c = &be.counters;
+        let mut tr = Tr::open(out, "be");
+        tr.name("Backend", None);
+        tr.num(c.qcur);
+        tr.num(c.qmax);
+        tr.sessions(c);
+        tr.blank(1);
+        tr.num(c.econ);
+        tr.num(c.eresp);
+        tr.num(c.wretr);
+        tr.num(c.wredis);
+        tr.responses(c);
+        tr.status(&be.status, status_class(&be.status));
+        tr.text(&human(be.lastchg));
+        tr.blank(1);
+        tr.num(u64::from(be.weight));
+        tr.num(u64::from(be.act));
+        tr.num(u64::from(be.bck));
+        tr.blank(1);
+        tr.num(be.chkdown);
+        tr.text(&human(be.downtime));
+        tr.close();
+    }
+    out.push_str("</table></div>\n");
+}
+
+/// Writes one table row cell by cell.
+struct Tr<'a> {
+    out: &'a mut String,
+}
+
+impl<'a> Tr<'a> {
+    fn open(out: &'a mut String, class: &str) -> Self {
+        out.push_str("<tr class=\"");
+        push_esc(out, class);
+        out.push_str("\">");
+        Tr { out }
+    }
+
+    fn name(&mut self, name: &str, title: Option<&str>) {
+        self.out.push_str("<td class=\"name\"");
+        if let Some(t) = title {
+            self.out.push_str(" title=\"");
+            push_esc(self.out, t);
+            self.out.push('"');
+        }
+        self.out.push('>');
+        push_esc(self.out, name);
+        self.out.push_str("</td>");
+    }
+
+    fn num(&mut self, n: u64) {
+        let _ = write!(self.out, "<td>{n}</td>");
+    }
+
+    fn text(&mut self, s: &str) {
+        self.out.push_str("<td>");
+        push_esc(self.out, s);
+        self.out.push_str("</td>");
+    }
+
+    fn blank(&mut self, n: usize) {
+        for _ in 0..n {
+            self.out.push_str("<td></td>");
+        }
+    }
+
+    /// A status cell, coloured by `class` (server rows colour the whole row).
+    fn status(&mut self, status: &str, class: &str) {
+        self.out.push_str("<td class=\"status");
+        if !class.is_empty() {
+            self.out.push(' ');
+            self.out.push_str(class);
+        }
+        self.out.push_str("\">");
+        push_esc(self.out, status);
+        self.out.push_str("</td>");
+    }
+
+    /// Sessions (cur, max, limit, total) and bytes (in, out).
+    fn sessions(&mut self, c: &Counters) {
+        self.num(c.scur);
+        self.num(c.smax);
+        if c.slim > 0 {
+            self.num(c.slim);
+        } else {
+            self.text("-");
+        }
+        self.num(c.stot);
+        self.num(c.bin);
+        self.num(c.bout);
+    }
+
+    fn responses(&mut self, c: &Counters) {
+        self.num(c.hrsp[1]);
+        self.num(c.hrsp[4]);
+    }
+
+    fn close(self) {
+        self.out.push_str("</tr>\n");
     }
 }
 
+/// "L7OK 200 in 3ms", "L4CON in 1ms", or empty when unchecked.
+fn check_text(sv: &ServerRow) -> String {
+    let mut t = sv.check_status.clone();
+    if t.is_empty() {
+        return t;
+    }
+    if let Some(code) = sv.check_code {
+        let _ = write!(t, " {code}");
+    }
+    if let Some(ms) = sv.check_duration_ms {
+        let _ = write!(t, " in {ms}ms");
+    }
+    t
+}
+
+/// The CSS class for a status, in HAProxy's colours: "UP 1/3" is an UP
+/// server failing checks (going down), "DOWN 1/2" a DOWN one passing them
+/// (going up).
 fn status_class(status: &str) -> &'static str {
-    match status.split(' ').next().unwrap_or("") {
-        "UP" | "OPEN" if status.contains('/') => "going",
+    let transitional = status.contains('/');
+    match status.split(' ').next().unwrap_or_default() {
+        "UP" if transitional => "going-down",
+        "DOWN" if transitional => "going-up",
         "UP" | "OPEN" => "up",
-        "DOWN" if status.contains('/') => "going",
         "DOWN" | "STOP" => "down",
         "DRAIN" => "drain",
         "MAINT" => "maint",
@@ -265,170 +651,328 @@ fn status_class(status: &str) -> &'static str {
     }
 }
 
-/// The HTML page: one table per proxy.
-pub fn render_html(s: &Snapshot, realm: &str, refresh: Option<Duration>) -> String {
-    let mut out = String::with_capacity(8192);
-    out.push_str("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">");
-    if let Some(r) = refresh {
-        out.push_str(&format!(
-            "<meta http-equiv=\"refresh\" content=\"{}\">",
-            r.as_secs().max(1)
-        ));
+/// Escapes text for HTML content and quoted attribute values.
+fn push_esc(out: &mut String, s: &str) {
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            ch => out.push(ch),
+        }
     }
-    out.push_str(&format!("<title>{} — vakt statistics</title>", esc(realm)));
-    out.push_str("<style>body{font-family:sans-serif;font-size:13px;margin:1em}table{border-collapse:collapse;margin-bottom:1.5em}th,td{border:1px solid #bbb;padding:2px 6px;text-align:right}th{background:#335;color:#fff}td:first-child{text-align:left}caption{text-align:left;font-weight:bold;font-size:15px;padding:4px 0}.up{background:#c0f0c0}.down{background:#f4a0a0}.going{background:#f8e08e}.drain{background:#a0c8f0}.maint{background:#c8a0f0}.nocheck{background:#e8e8e8}.be{font-weight:bold;background:#eef}</style></head><body>\n");
-    out.push_str(&format!(
-        "<h1>vakt statistics</h1><p>pid {} · version {} · uptime {} · <a href=\"?stats;csv\">CSV</a> · <a href=\"?stats;json\">JSON</a></p>\n",
-        s.pid,
-        esc(&s.version),
-        ago(s.uptime.as_secs())
-    ));
-    let head = "<tr><th>name</th><th>status</th><th>weight</th><th>cur</th><th>max</th><th>limit</th><th>total</th><th>queue cur/max</th><th>bytes in</th><th>bytes out</th><th>req err</th><th>conn err</th><th>resp err</th><th>retr/redis</th><th>2xx</th><th>5xx</th><th>check</th><th>last change</th><th>downtime</th></tr>\n";
-    for p in &s.proxies {
-        out.push_str(&format!(
-            "<table><caption>{}</caption>\n{head}",
-            esc(&p.name)
-        ));
-        let row = |out: &mut String,
-                   name: &str,
-                   status: &str,
-                   weight: String,
-                   c: &Counters,
-                   check: String,
-                   lastchg: String,
-                   downtime: String,
-                   class: &str| {
-            out.push_str(&format!(
-                "<tr class=\"{class}\"><td>{}</td><td class=\"{}\">{}</td><td>{weight}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{check}</td><td>{lastchg}</td><td>{downtime}</td></tr>\n",
-                esc(name), status_class(status), esc(status), c.scur, c.smax,
-                if c.slim > 0 { c.slim.to_string() } else { "-".into() },
-                c.stot, c.qcur, c.qmax, c.bin, c.bout, c.ereq, c.econ, c.eresp, c.wretr, c.wredis, c.hrsp[1], c.hrsp[4],
-            ));
-        };
-        if let Some(fe) = &p.frontend {
-            row(
-                &mut out,
-                "Frontend",
-                &fe.status,
-                String::new(),
-                &fe.counters,
-                String::new(),
-                String::new(),
-                String::new(),
-                "fe",
-            );
-        }
-        for sv in &p.servers {
-            let check = if sv.check_status.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "{}{} in {}ms",
-                    esc(&sv.check_status),
-                    sv.check_code.map(|c| format!("/{c}")).unwrap_or_default(),
-                    sv.check_duration_ms.unwrap_or(0)
-                )
-            };
-            let name = format!("{}{}", sv.name, if sv.backup { " (backup)" } else { "" });
-            row(
-                &mut out,
-                &name,
-                &sv.status,
-                sv.weight.to_string(),
-                &sv.counters,
-                check,
-                ago(sv.lastchg),
-                ago(sv.downtime),
-                "",
-            );
-        }
-        if let Some(be) = &p.backend {
-            row(
-                &mut out,
-                "Backend",
-                &be.status,
-                be.weight.to_string(),
-                &be.counters,
-                String::new(),
-                ago(be.lastchg),
-                String::new(),
-                "be",
-            );
-        }
-        out.push_str("</table>\n");
+}
+
+/// Seconds for people: "45s", "2m13s", "3h05m", "2d4h".
+fn human(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s if s < 86400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d{}h", s / 86400, (s % 86400) / 3600),
     }
-    out.push_str("</body></html>\n");
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn snapshot() -> Snapshot {
+    /// HAProxy 2.6.12 `;csv` rows (first 51 columns), measured on `listen
+    /// app` with web01 (checked, weight 3), web02 (backup, unchecked, port
+    /// closed) and web03 (checked, port closed), after a few requests.
+    const HAPROXY_FRONTEND: &str = "app,FRONTEND,,,1,1,9985,3,216,333,0,0,0,,,,,OPEN,,,,,,,,,1,2,0,,,,0,2,0,2,,,,0,1,0,0,1,0,,2,2,3,,,";
+    const HAPROXY_WEB01: &str = "app,web01,0,0,0,1,,1,92,116,,0,,0,0,0,0,UP,3,1,0,1,1,2,4,,1,2,1,,1,,2,1,,1,L7OK,200,1,0,1,0,0,0,0,,,,1,0,0,";
+    const HAPROXY_WEB02: &str = "app,web02,0,0,0,1,,4,124,217,,0,,1,0,3,0,no check,1,0,1,,,6,,,1,2,2,,1,,2,1,,1,,,,0,0,0,0,0,0,,,,0,0,0,";
+    const HAPROXY_WEB03: &str = "app,web03,0,0,0,0,,0,0,0,,0,,0,0,0,0,DOWN,1,1,0,1,1,5,5,,1,2,3,,0,,2,0,,0,L4CON,,0,0,0,0,0,0,0,,,,0,0,0,";
+    const HAPROXY_BACKEND: &str = "app,BACKEND,0,0,0,1,999,2,216,333,0,0,,1,0,3,0,UP,3,1,1,,0,6,0,,1,2,0,,2,,1,1,,1,,,,0,1,0,0,1,0,,,,2,0,0,";
+
+    /// The same state as vakt's snapshot.
+    fn measured() -> Snapshot {
+        let server = |name: &str, status: &str| ServerRow {
+            name: name.into(),
+            addr: "127.0.0.1:45581".into(),
+            status: status.into(),
+            weight: 1,
+            ..Default::default()
+        };
         Snapshot {
-            pid: 7,
+            pid: 4242,
             version: "0.1.0".into(),
             uptime: Duration::from_secs(75),
-            now_unix: 0,
+            now_unix: 1_800_000_000,
             proxies: vec![ProxyStats {
                 name: "app".into(),
                 frontend: Some(FrontendRow {
                     counters: Counters {
+                        scur: 1,
+                        smax: 1,
+                        slim: 9985,
                         stot: 3,
+                        bin: 216,
+                        bout: 333,
+                        hrsp: [0, 1, 0, 0, 1, 0],
+                        req_tot: 3,
                         ..Default::default()
                     },
                     status: "OPEN".into(),
                 }),
+                servers: vec![
+                    ServerRow {
+                        counters: Counters {
+                            smax: 1,
+                            stot: 1,
+                            bin: 92,
+                            bout: 116,
+                            hrsp: [0, 1, 0, 0, 0, 0],
+                            req_tot: 1,
+                            ..Default::default()
+                        },
+                        weight: 3,
+                        chkfail: 1,
+                        chkdown: 1,
+                        lastchg: 2,
+                        downtime: 4,
+                        check_status: "L7OK".into(),
+                        check_code: Some(200),
+                        check_duration_ms: Some(1),
+                        cookie: Some("w1".into()),
+                        ..server("web01", "UP")
+                    },
+                    ServerRow {
+                        counters: Counters {
+                            smax: 1,
+                            stot: 4,
+                            bin: 124,
+                            bout: 217,
+                            econ: 1,
+                            wretr: 3,
+                            ..Default::default()
+                        },
+                        backup: true,
+                        lastchg: 6,
+                        ..server("web02", "no check")
+                    },
+                    ServerRow {
+                        chkfail: 1,
+                        chkdown: 1,
+                        lastchg: 5,
+                        downtime: 5,
+                        check_status: "L4CON".into(),
+                        check_duration_ms: Some(0),
+                        ..server("web03", "DOWN")
+                    },
+                ],
                 backend: Some(BackendRow {
+                    counters: Counters {
+                        smax: 1,
+                        slim: 999,
+                        stot: 2,
+                        bin: 216,
+                        bout: 333,
+                        econ: 1,
+                        wretr: 3,
+                        hrsp: [0, 1, 0, 0, 1, 0],
+                        req_tot: 2,
+                        ..Default::default()
+                    },
                     status: "UP".into(),
-                    weight: 2,
-                    act: 2,
+                    balance: "roundrobin".into(),
+                    weight: 3,
+                    act: 1,
+                    bck: 1,
+                    lastchg: 6,
                     ..Default::default()
                 }),
-                servers: vec![ServerRow {
-                    name: "web<01>".into(),
-                    status: "UP 1/3".into(),
-                    weight: 1,
-                    check_status: "L7OK".into(),
-                    check_code: Some(200),
-                    check_duration_ms: Some(1),
-                    ..Default::default()
-                }],
             }],
         }
     }
 
-    #[test]
-    fn csv_has_haproxys_header_and_columns() {
-        let csv = render_csv(&snapshot());
-        let mut lines = csv.lines();
-        let header = lines.next().unwrap();
-        assert!(header.starts_with("# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,"));
-        let cols: Vec<&str> = header.trim_start_matches("# ").split(',').collect();
-        for line in lines {
-            assert_eq!(line.split(',').count(), cols.len(), "{line}");
-        }
-        let server = csv.lines().find(|l| l.starts_with("app,web<01>,")).unwrap();
-        let f: Vec<&str> = server.split(',').collect();
-        let col = |n: &str| cols.iter().position(|c| *c == n).unwrap();
-        assert_eq!(f[col("status")], "UP 1/3");
-        assert_eq!(f[col("weight")], "1");
-        assert_eq!(f[col("type")], "2");
-        assert_eq!(f[col("check_status")], "L7OK");
-        assert!(csv.lines().any(|l| l.starts_with("app,FRONTEND,")));
-        assert!(csv.lines().any(|l| l.starts_with("app,BACKEND,")));
+    fn col(name: &str) -> usize {
+        COLUMNS.iter().position(|c| *c == name).unwrap()
+    }
+
+    fn row<'a>(csv: &'a str, svname: &str) -> Vec<&'a str> {
+        let prefix = format!("app,{svname},");
+        let line = csv.lines().find(|l| l.starts_with(&prefix)).unwrap();
+        line.split(',').collect()
     }
 
     #[test]
-    fn html_escapes_names_and_refreshes() {
-        let html = render_html(
-            &snapshot(),
+    fn csv_header_is_haproxys() {
+        let csv = render_csv(&Snapshot::default());
+        assert_eq!(
+            csv,
+            "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,\n"
+        );
+    }
+
+    #[test]
+    fn csv_rows_come_in_haproxys_order_with_the_same_field_count() {
+        let csv = render_csv(&measured());
+        let lines: Vec<&str> = csv.lines().collect();
+        let names: Vec<&str> = lines[1..]
+            .iter()
+            .map(|l| l.split(',').nth(1).unwrap())
+            .collect();
+        assert_eq!(names, ["FRONTEND", "web01", "web02", "web03", "BACKEND"]);
+        for l in &lines {
+            assert!(l.ends_with(','), "{l}");
+            assert_eq!(l.split(',').count(), COLUMNS.len() + 1, "{l}");
+        }
+    }
+
+    #[test]
+    fn csv_rows_match_haproxy_except_what_vakt_does_not_track() {
+        let csv = render_csv(&measured());
+        // Rates and aborts are not tracked (left empty); iid is HAProxy's
+        // internal proxy number; HAProxy's lbtot for web02 excludes retries.
+        let untracked = [
+            "rate",
+            "rate_lim",
+            "rate_max",
+            "req_rate",
+            "req_rate_max",
+            "cli_abrt",
+            "srv_abrt",
+        ];
+        for (svname, haproxy) in [
+            ("FRONTEND", HAPROXY_FRONTEND),
+            ("web01", HAPROXY_WEB01),
+            ("web02", HAPROXY_WEB02),
+            ("web03", HAPROXY_WEB03),
+            ("BACKEND", HAPROXY_BACKEND),
+        ] {
+            let ours = row(&csv, svname);
+            let theirs: Vec<&str> = haproxy.split(',').collect();
+            assert_eq!(ours.len(), theirs.len(), "{svname}");
+            for (i, name) in COLUMNS.iter().enumerate() {
+                if untracked.contains(name) {
+                    assert_eq!(ours[i], "", "{svname}.{name} is not tracked");
+                } else if *name == "iid" || (svname == "web02" && *name == "lbtot") {
+                    continue;
+                } else {
+                    assert_eq!(ours[i], theirs[i], "{svname}.{name}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn csv_server_status_and_weight_sit_where_tools_read_them() {
+        let csv = render_csv(&measured());
+        let web01 = row(&csv, "web01");
+        // Positions from HAProxy's management guide, section 9.1.
+        assert_eq!(web01[17], "UP");
+        assert_eq!(web01[18], "3");
+        assert_eq!((web01[19], web01[20]), ("1", "0"));
+        assert_eq!(web01[32], "2");
+        assert_eq!(web01[36], "L7OK");
+        assert_eq!(row(&csv, "web02")[col("bck")], "1");
+        let fe = row(&csv, "FRONTEND");
+        assert_eq!((fe[col("type")], fe[col("sid")]), ("0", "0"));
+        let be = row(&csv, "BACKEND");
+        assert_eq!(
+            (be[col("type")], be[col("act")], be[col("bck")]),
+            ("1", "1", "1")
+        );
+    }
+
+    #[test]
+    fn csv_names_cannot_shift_columns() {
+        let mut s = measured();
+        s.proxies[0].servers[0].name = "a,b\nc".into();
+        let csv = render_csv(&s);
+        assert!(csv.lines().any(|l| l.starts_with("app,a_b_c,")), "{csv}");
+        for l in csv.lines() {
+            assert_eq!(l.split(',').count(), COLUMNS.len() + 1, "{l}");
+        }
+    }
+
+    #[test]
+    fn json_is_the_snapshot() {
+        let v: serde_json::Value = serde_json::from_str(&render_json(&measured())).unwrap();
+        assert_eq!(v["pid"], 4242);
+        assert_eq!(v["proxies"][0]["servers"][0]["name"], "web01");
+        assert_eq!(v["proxies"][0]["backend"]["act"], 1);
+    }
+
+    #[test]
+    fn html_has_one_table_per_proxy_with_every_row_complete() {
+        let mut s = measured();
+        s.proxies.push(ProxyStats {
+            name: "api".into(),
+            backend: Some(BackendRow::default()),
+            ..Default::default()
+        });
+        let html = render_html_at(&s, "Strictly Private", None, "/haproxy?stats");
+        assert_eq!(html.matches("<table>").count(), 2);
+        let cells: usize = HEAD.iter().map(|(_, cols)| cols.len()).sum();
+        let rows: Vec<&str> = html
+            .split("<tr class=")
+            .skip(1)
+            .map(|r| r.split("</tr>").next().unwrap())
+            .collect();
+        assert_eq!(rows.len(), 6, "frontend, 3 servers, 2 backends");
+        for r in rows {
+            assert_eq!(r.matches("<td").count(), cells, "{r}");
+        }
+        assert!(!html.contains("http-equiv"));
+        assert!(html.contains("<a href=\"/haproxy?stats;csv\">CSV</a>"));
+        assert!(html.contains("<a href=\"/haproxy?stats;json\">JSON</a>"));
+        assert!(html.contains("pid 4242") && html.contains("uptime 1m15s"));
+        assert!(html.contains("2027-01-15 08:00:00 UTC"), "now_unix");
+        // Self-contained: nothing fetched, nothing run.
+        for needle in ["<script", "src=", "http://", "https://", "@import"] {
+            assert!(!html.contains(needle), "{needle}");
+        }
+    }
+
+    #[test]
+    fn html_colours_rows_by_server_state() {
+        let html = render_html_at(&measured(), "x", None, "/haproxy?stats");
+        assert!(html.contains("<tr class=\"up\"><td class=\"name\" title=\"address 127.0.0.1:45581, cookie w1\">web01</td>"));
+        assert!(html.contains("<tr class=\"backup nocheck\"><td class=\"name\""));
+        assert!(html.contains("<tr class=\"down\"><td class=\"name\""));
+        assert!(html.contains("<td>L7OK 200 in 1ms</td>"));
+        assert_eq!(status_class("UP 1/3"), "going-down");
+        assert_eq!(status_class("DOWN 1/2"), "going-up");
+        assert_eq!(status_class("DRAIN"), "drain");
+        assert_eq!(status_class("MAINT"), "maint");
+        assert_eq!(status_class("no check"), "nocheck");
+        assert_eq!(status_class("OPEN"), "up");
+    }
+
+    #[test]
+    fn html_escapes_every_name_and_refreshes() {
+        let mut s = measured();
+        s.proxies[0].name = "<app>".into();
+        s.proxies[0].servers[0].name = "web<01>\"'&".into();
+        s.proxies[0].servers[0].status = "<UP>".into();
+        s.version = "<v>".into();
+        let html = render_html_at(
+            &s,
             "Strictly <Private>",
             Some(Duration::from_secs(5)),
+            "/st\"ats",
         );
-        assert!(html.contains("web&lt;01&gt;") && !html.contains("web<01>"));
-        assert!(html.contains("Strictly &lt;Private&gt;"));
-        assert!(html.contains("http-equiv=\"refresh\" content=\"5\""));
+        assert!(html.contains("web&lt;01&gt;&quot;&#39;&amp;"));
+        assert!(html.contains("&lt;app&gt;") && html.contains("&lt;UP&gt;"));
+        assert!(html.contains("<title>Strictly &lt;Private&gt; · vakt statistics</title>"));
+        assert!(html.contains("vakt &lt;v&gt;"));
+        assert!(html.contains("href=\"/st&quot;ats;csv\""));
+        for raw in ["<app>", "web<01>", "<Private>", "<UP>", "<v>"] {
+            assert!(!html.contains(raw), "{raw}");
+        }
+        assert!(html.contains("<meta http-equiv=\"refresh\" content=\"5\">"));
+    }
+
+    #[test]
+    fn durations_read_like_haproxys() {
+        assert_eq!(human(0), "0s");
+        assert_eq!(human(133), "2m13s");
+        assert_eq!(human(3 * 3600 + 5 * 60 + 9), "3h05m");
+        assert_eq!(human(2 * 86400 + 4 * 3600), "2d4h");
     }
 }
