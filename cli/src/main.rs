@@ -1,6 +1,7 @@
 //! The `vakt` binary: parses the command line and runs one command.
 
 mod commands;
+mod ha;
 mod inventory;
 mod lab;
 mod plan;

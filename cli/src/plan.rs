@@ -14,6 +14,8 @@ pub struct HostState {
     pub files: BTreeMap<String, Option<String>>,
     pub binary_sha256: Option<String>,
     pub running: BTreeMap<Service, bool>,
+    /// Packages a service needs that the host lacks (keepalived).
+    pub missing: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -58,12 +60,15 @@ pub struct HostPlan {
     pub host: String,
     pub files: Vec<FilePlan>,
     pub binary: Change,
+    /// Packages to install from the host's package manager first.
+    pub install: Vec<String>,
     pub actions: Vec<Action>,
 }
 
 impl HostPlan {
     pub fn changes(&self) -> bool {
         self.binary != Change::Unchanged
+            || !self.install.is_empty()
             || !self.actions.is_empty()
             || self.files.iter().any(|f| f.change != Change::Unchanged)
     }
@@ -81,6 +86,7 @@ fn owner(path: &str) -> Option<(Service, bool)> {
             Some((Service::DemoWeb, true))
         }
         "/etc/keepalived/keepalived.conf" => Some((Service::Keepalived, false)),
+        "/etc/init.d/vakt-keepalived" => Some((Service::Keepalived, true)),
         _ => None,
     }
 }
@@ -151,6 +157,7 @@ pub fn build(
         host: host.to_string(),
         files,
         binary,
+        install: state.missing.clone(),
         actions,
     }
 }

@@ -38,6 +38,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/keepalived.conf.j2"),
     ),
     (
+        "vakt-keepalived.init.j2",
+        include_str!("../../templates/vakt-keepalived.init.j2"),
+    ),
+    (
         "vakt-notify.sh.j2",
         include_str!("../../templates/vakt-notify.sh.j2"),
     ),
@@ -111,11 +115,20 @@ pub enum Service {
 }
 
 impl Service {
+    /// The systemd unit (keepalived's is the distribution's own).
     pub fn name(self) -> &'static str {
         match self {
             Service::Proxy => "vakt-proxy",
             Service::DemoWeb => "vakt-demo-web",
             Service::Keepalived => "keepalived",
+        }
+    }
+
+    /// The SysV init script vakt installs in `/etc/init.d`.
+    pub fn script(self) -> &'static str {
+        match self {
+            Service::Keepalived => "vakt-keepalived",
+            other => other.name(),
         }
     }
 }
@@ -153,6 +166,15 @@ pub fn services(inv: &Inventory, host: &Host) -> Vec<Service> {
         s.push(Service::DemoWeb);
     }
     s
+}
+
+/// A load balancer's VRRP priority: `priority` in the inventory, else 150
+/// for the first LB, 140 for the second, and so on (inventory order).
+pub fn vrrp_priority(inv: &Inventory, host: &Host) -> u8 {
+    host.priority.unwrap_or_else(|| {
+        let idx = inv.lbs().position(|h| h.name == host.name).unwrap_or(0);
+        150u8.saturating_sub(u8::try_from(10 * idx).unwrap_or(u8::MAX))
+    })
 }
 
 /// keepalived runs with a VIP and two or more load balancers.
@@ -262,16 +284,10 @@ pub fn render_host(
             }
             Service::Keepalived => {
                 let lbs: Vec<&Host> = inv.lbs().collect();
-                let idx = lbs.iter().position(|h| h.name == host.name).unwrap_or(0);
-                let priority = host
-                    .priority
-                    .unwrap_or(150u8.saturating_sub(10 * idx as u8));
-                let master = lbs.iter().all(|o| {
-                    o.name == host.name
-                        || o.priority.unwrap_or(150u8.saturating_sub(
-                            10 * lbs.iter().position(|x| x.name == o.name).unwrap_or(0) as u8,
-                        )) < priority
-                });
+                let priority = vrrp_priority(inv, host);
+                let master = lbs
+                    .iter()
+                    .all(|o| o.name == host.name || vrrp_priority(inv, o) < priority);
                 let peers: Vec<String> = lbs
                     .iter()
                     .filter(|o| o.name != host.name)
@@ -296,6 +312,11 @@ pub fn render_host(
                     path: "/etc/keepalived/keepalived.conf".into(),
                     mode: 0o640,
                     content: render("keepalived.conf.j2", vars.clone())?,
+                });
+                files.push(File {
+                    path: "/etc/init.d/vakt-keepalived".into(),
+                    mode: 0o755,
+                    content: render("vakt-keepalived.init.j2", vars.clone())?,
                 });
                 files.push(File {
                     path: "/etc/keepalived/vakt-notify.sh".into(),

@@ -27,6 +27,10 @@ pub enum ApplyError {
         status: i32,
         output: String,
     },
+    #[error(
+        "{host}: {package} is not installed and --no-install was given: install it (apt-get/dnf/yum install {package}) or drop --no-install"
+    )]
+    Missing { host: String, package: String },
 }
 
 fn io_err(t: &dyn Transport, step: impl Into<String>) -> impl FnOnce(io::Error) -> ApplyError + '_ {
@@ -54,16 +58,10 @@ pub fn init_command(t: &dyn Transport, svc: Service, verb: &str) -> String {
             other => format!("systemctl {other} {unit}"),
         };
     }
-    match svc {
-        Service::Keepalived => format!(
-            "{} {verb}",
-            sh(&format!("{}/etc/init.d/keepalived", t.root()))
-        ),
-        _ => format!(
-            "sh {} {verb}",
-            sh(&format!("{}/etc/init.d/{}", t.root(), svc.name()))
-        ),
-    }
+    format!(
+        "sh {} {verb}",
+        sh(&format!("{}/etc/init.d/{}", t.root(), svc.script()))
+    )
 }
 
 pub fn is_running(t: &dyn Transport, svc: Service) -> io::Result<bool> {
@@ -93,6 +91,9 @@ pub fn read_state(
             "{} >/dev/null 2>&1; echo \"S $?\"; ",
             init_command(t, s, "status")
         ));
+    }
+    for p in packages(services) {
+        script.push_str(&format!("{}; echo \"P {p} $?\"; ", has_package(p)));
     }
     let out = t.run(&script)?;
     if !out.ok() {
@@ -131,7 +132,52 @@ fn parse_state(mut b: &[u8], files: &[File], services: &[Service]) -> Option<Hos
         let code = line(&mut b)?.strip_prefix("S ")?;
         st.running.insert(s, code == "0");
     }
+    for p in packages(services) {
+        let l = line(&mut b)?.strip_prefix("P ")?;
+        if l.strip_prefix(p)?.trim() != "0" {
+            st.missing.push(p.to_string());
+        }
+    }
     Some(st)
+}
+
+/// Packages from the host's package manager that `services` need.
+fn packages(services: &[Service]) -> impl Iterator<Item = &'static str> + '_ {
+    services
+        .iter()
+        .filter(|s| **s == Service::Keepalived)
+        .map(|_| "keepalived")
+}
+
+/// A command that succeeds when the package's program is there.
+fn has_package(p: &str) -> String {
+    format!("{{ command -v {p} || [ -x /usr/sbin/{p} ]; }} >/dev/null 2>&1")
+}
+
+/// Installs a package with the host's package manager (apt-get, dnf or yum,
+/// whichever it has), then keeps the distribution's own SysV boot script of
+/// it off on hosts without systemd, where vakt's script runs it instead.
+pub fn install(t: &dyn Transport, package: &str) -> Result<(), ApplyError> {
+    let p = sh(package);
+    let script = format!(
+        "if command -v apt-get >/dev/null 2>&1; then DEBIAN_FRONTEND=noninteractive apt-get install -y -q {p}; \
+         elif command -v dnf >/dev/null 2>&1; then dnf install -y -q {p}; \
+         elif command -v yum >/dev/null 2>&1; then yum install -y -q {p}; \
+         else echo 'no apt-get, dnf or yum on this host: install {package} by hand and run vakt up --no-install' >&2; exit 3; fi && \
+         {{ [ -d /run/systemd/system ] || {{ update-rc.d -f {p} remove || chkconfig {p} off; }} >/dev/null 2>&1 || true; }}"
+    );
+    let out = t
+        .run(&script)
+        .map_err(io_err(t, format!("install {package}")))?;
+    if out.ok() {
+        return Ok(());
+    }
+    Err(ApplyError::Command {
+        host: t.host().to_string(),
+        command: format!("install {package}"),
+        status: out.status,
+        output: format!("{}{}", out.stdout, out.stderr).trim().to_string(),
+    })
 }
 
 fn control(t: &dyn Transport, svc: Service, verb: &str) -> Result<(), ApplyError> {
@@ -152,7 +198,23 @@ fn control(t: &dyn Transport, svc: Service, verb: &str) -> Result<(), ApplyError
 
 /// Carries out a plan. When a step fails, the files written so far are
 /// restored and the services reloaded on them, then the error is returned.
-pub fn apply(t: &dyn Transport, plan: &HostPlan, binary: &[u8]) -> Result<(), ApplyError> {
+/// `may_install` false (`--no-install`) turns a missing package into an
+/// error before anything is written.
+pub fn apply(
+    t: &dyn Transport,
+    plan: &HostPlan,
+    binary: &[u8],
+    may_install: bool,
+) -> Result<(), ApplyError> {
+    for p in &plan.install {
+        if !may_install {
+            return Err(ApplyError::Missing {
+                host: t.host().to_string(),
+                package: p.clone(),
+            });
+        }
+        install(t, p)?;
+    }
     let mut written: Vec<&str> = Vec::new();
     let result = (|| {
         for f in plan.files.iter().filter(|f| f.change != Change::Unchanged) {

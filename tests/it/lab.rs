@@ -9,19 +9,21 @@ use std::time::Instant;
 
 use crate::support::vakt;
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
-struct Lab {
-    name: String,
-    inventory: String,
+pub struct Lab {
+    pub name: String,
+    pub inventory: String,
 }
 
 impl Lab {
-    fn up(inventory: &str) -> Lab {
-        let name = format!("vt{}", std::process::id() % 100_000);
+    /// A lab named after the test (`tag`) and this process, so that the
+    /// lab tests can run at the same time.
+    pub fn up(tag: &str, inventory: &str) -> Lab {
+        let name = format!("{tag}{}", std::process::id() % 100_000);
         let inventory = format!("{}/../inventory/{inventory}", env!("CARGO_MANIFEST_DIR"));
         let out = vakt()
             .args(["lab", "--name", &name, "up", "-i", &inventory])
@@ -37,7 +39,7 @@ impl Lab {
     }
 
     /// Runs in the control namespace; (exit code, stdout, stderr).
-    fn ctl(&self, args: &[&str]) -> (i32, String, String) {
+    pub fn ctl(&self, args: &[&str]) -> (i32, String, String) {
         let out = vakt()
             .args(["lab", "--name", &self.name, "exec", "ctl", "--"])
             .args(args)
@@ -52,13 +54,30 @@ impl Lab {
         )
     }
 
-    fn vakt(&self, args: &[&str]) -> (i32, String, String) {
+    /// Runs inside a lab host (its network and filesystem view); (exit code, output).
+    pub fn on(&self, host: &str, args: &[&str]) -> (i32, String) {
+        let out = vakt()
+            .args(["lab", "--name", &self.name, "exec", host, "--"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    pub fn vakt(&self, args: &[&str]) -> (i32, String, String) {
         let mut all = vec![env!("CARGO_BIN_EXE_vakt")];
         all.extend_from_slice(args);
         self.ctl(&all)
     }
 
-    fn curl(&self, args: &[&str]) -> String {
+    pub fn curl(&self, args: &[&str]) -> String {
         let mut all = vec!["curl", "-s", "-m", "5"];
         all.extend_from_slice(args);
         self.ctl(&all).1
@@ -77,7 +96,7 @@ fn a_cluster_deployed_over_ssh_in_the_lab_balances_sticks_and_keeps_a_failed_hos
         println!("skipped: the lab needs root (CI runs as root)");
         return;
     }
-    let lab = Lab::up("oslo.toml");
+    let lab = Lab::up("vt", "oslo.toml");
     let inv = lab.inventory.clone();
 
     let t = Instant::now();

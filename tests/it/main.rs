@@ -7,4 +7,5 @@ mod support;
 mod cli;
 mod haproxy;
 mod lab;
+mod lab_ha;
 mod proxy;

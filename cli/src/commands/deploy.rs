@@ -29,6 +29,10 @@ pub struct DeployArgs {
     /// Hosts worked on at once.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub forks: u16,
+    /// Expect keepalived (and any other package vakt needs) to be installed
+    /// already instead of installing it with the host's package manager.
+    #[arg(long)]
+    pub no_install: bool,
     /// Report format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: super::Format,
@@ -112,6 +116,9 @@ fn print_plan(p: &HostPlan) {
         Change::Changed => println!("  {}: replaced by the running vakt", services::BINARY_PATH),
         Change::Unchanged => {}
     }
+    for pkg in &p.install {
+        println!("  will install {pkg} with the host's package manager");
+    }
     for a in &p.actions {
         println!("  will {a}");
     }
@@ -183,7 +190,7 @@ pub fn up(a: DeployArgs) -> anyhow::Result<ExitCode> {
                         .and_then(|()| plan_host(&t, h, &sha))
                         .and_then(|p| {
                             line.step("applying");
-                            services::apply(h.transport()?, &p, &bytes)?;
+                            services::apply(h.transport()?, &p, &bytes, !a.no_install)?;
                             Ok(p)
                         });
                     let r = match outcome {

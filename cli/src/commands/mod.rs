@@ -2,12 +2,13 @@
 //! that runs it. Exit codes: 0 success, 1 failure, 2 usage error.
 
 mod deploy;
+mod failover;
 mod import;
 mod inspect;
 mod lab;
 mod ops;
 mod proxy;
-mod target;
+pub(crate) mod target;
 
 use std::process::ExitCode;
 
@@ -73,6 +74,8 @@ enum Command {
     Ready(ops::StateArgs),
     /// Drain, run a command, wait for health, ready: web host by web host.
     Rolling(ops::RollingArgs),
+    /// Move the VIP to another load balancer before maintaining its holder.
+    Failover(failover::FailoverArgs),
     /// Put back each host's previous files (kept by the last `up`) and restart.
     Rollback(deploy::RollbackArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -114,6 +117,7 @@ pub fn run() -> ExitCode {
         Command::Maint(a) => ops::maint(a),
         Command::Ready(a) => ops::ready(a),
         Command::Rolling(a) => ops::rolling(a),
+        Command::Failover(a) => failover::run(a),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "vakt", &mut std::io::stdout());

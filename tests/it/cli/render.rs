@@ -115,6 +115,37 @@ fn rendered_files_pass_their_checkers() {
                 String::from_utf8_lossy(&r.stderr)
             );
         }
+        if path.ends_with("keepalived.conf") {
+            // keepalived checks that its scripts exist: point them at the
+            // test binary and the rendered notify script.
+            let dir = TempDir::new("keepalived");
+            let copy = dir.path().join("keepalived.conf");
+            let notify = f.with_file_name("vakt-notify.sh");
+            std::fs::write(
+                &copy,
+                std::fs::read_to_string(&f)
+                    .unwrap()
+                    .replace("/usr/local/bin/vakt", bin)
+                    .replace(
+                        "/etc/keepalived/vakt-notify.sh",
+                        &notify.display().to_string(),
+                    ),
+            )
+            .unwrap();
+            match Command::new("keepalived")
+                .args(["--config-test", "-f"])
+                .arg(&copy)
+                .output()
+            {
+                Err(_) => println!("keepalived is not installed; skipping {path}"),
+                Ok(r) => assert!(
+                    r.status.success(),
+                    "keepalived --config-test {path}: {}{}",
+                    String::from_utf8_lossy(&r.stdout),
+                    String::from_utf8_lossy(&r.stderr)
+                ),
+            }
+        }
         if path.ends_with(".service") {
             // systemd-analyze wants the ExecStart binary to exist: verify a
             // copy pointing at the test binary instead of /usr/local/bin.

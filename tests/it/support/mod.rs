@@ -428,8 +428,13 @@ pub fn base64(data: &[u8]) -> String {
 impl Conn {
     /// Like `open`, without panicking.
     pub fn try_open(addr: SocketAddr) -> Option<Self> {
-        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
+        Self::try_open_within(addr, Duration::from_secs(5), Duration::from_secs(20))
+    }
+
+    /// Like `try_open`, with the connect and read timeouts given.
+    pub fn try_open_within(addr: SocketAddr, connect: Duration, read: Duration) -> Option<Self> {
+        let s = TcpStream::connect_timeout(&addr, connect).ok()?;
+        s.set_read_timeout(Some(read)).ok()?;
         Some(Conn {
             reader: BufReader::new(s),
         })
@@ -452,6 +457,8 @@ pub struct Totals {
     /// before answering (what browsers do, RFC 9112 §9.3.1).
     pub resent: u64,
     pub max_latency: Duration,
+    /// Longest time between two successful responses (one client's view).
+    pub max_gap: Duration,
     pub failures: Vec<String>,
 }
 
@@ -459,8 +466,8 @@ impl std::fmt::Display for Totals {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "sent {} ok {} failed {} resent {} max latency {:?}",
-            self.sent, self.ok, self.failed, self.resent, self.max_latency
+            "sent {} ok {} failed {} resent {} max latency {:?} longest gap between successes {:?}",
+            self.sent, self.ok, self.failed, self.resent, self.max_latency, self.max_gap
         )
     }
 }
@@ -472,6 +479,35 @@ pub struct Load {
     threads: Vec<thread::JoinHandle<Totals>>,
 }
 
+/// Where and how a [`Load`] connects.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// A network namespace (`ip netns` name) the clients run in.
+    pub netns: Option<String>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            netns: None,
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Moves the calling thread into a network namespace: sockets it opens
+/// afterwards live there (the namespace is per thread).
+pub fn enter_netns(name: &str) {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(format!("/run/netns/{name}")).expect("open netns");
+    // SAFETY: a valid namespace fd; affects only this thread.
+    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns {name}: {}", std::io::Error::last_os_error());
+}
+
 impl Load {
     pub fn start(
         addr: SocketAddr,
@@ -480,14 +516,39 @@ impl Load {
         max_requests: u64,
         max_time: Duration,
     ) -> Load {
+        Self::start_with(
+            addr,
+            path,
+            clients,
+            max_requests,
+            max_time,
+            LoadOptions::default(),
+        )
+    }
+
+    pub fn start_with(
+        addr: SocketAddr,
+        path: &str,
+        clients: usize,
+        max_requests: u64,
+        max_time: Duration,
+        opts: LoadOptions,
+    ) -> Load {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let threads = (0..clients)
             .map(|_| {
                 let stop = stop.clone();
+                let opts = opts.clone();
                 let req = format!("GET {path} HTTP/1.1\r\nHost: load\r\n\r\n").into_bytes();
                 thread::spawn(move || {
+                    if let Some(ns) = &opts.netns {
+                        enter_netns(ns);
+                    }
+                    let open =
+                        || Conn::try_open_within(addr, opts.connect_timeout, opts.read_timeout);
                     let deadline = Instant::now() + max_time;
                     let mut t = Totals::default();
+                    let mut last_ok: Option<Instant> = None;
                     let mut conn: Option<Conn> = None;
                     while !stop.load(Ordering::Relaxed)
                         && Instant::now() < deadline
@@ -499,16 +560,21 @@ impl Load {
                         let mut resp = conn.as_mut().and_then(|c| c.try_send(&req));
                         if resp.is_none() && reused {
                             t.resent += 1;
-                            conn = Conn::try_open(addr);
+                            conn = open();
                             resp = conn.as_mut().and_then(|c| c.try_send(&req));
                         } else if resp.is_none() {
-                            conn = Conn::try_open(addr);
+                            conn = open();
                             resp = conn.as_mut().and_then(|c| c.try_send(&req));
                         }
                         t.max_latency = t.max_latency.max(start.elapsed());
                         match resp {
                             Some(r) if r.status == 200 => {
                                 t.ok += 1;
+                                let now = Instant::now();
+                                if let Some(l) = last_ok {
+                                    t.max_gap = t.max_gap.max(now - l);
+                                }
+                                last_ok = Some(now);
                                 if r.header("connection")
                                     .is_some_and(|v| v.eq_ignore_ascii_case("close"))
                                 {
@@ -524,6 +590,8 @@ impl Load {
                                 t.failed += 1;
                                 t.failures.push("no response".into());
                                 conn = None;
+                                // A browser would not hammer a dead address either.
+                                thread::sleep(Duration::from_millis(10));
                             }
                         }
                     }
@@ -544,6 +612,7 @@ impl Load {
             all.failed += t.failed;
             all.resent += t.resent;
             all.max_latency = all.max_latency.max(t.max_latency);
+            all.max_gap = all.max_gap.max(t.max_gap);
             all.failures.extend(t.failures);
         }
         all
