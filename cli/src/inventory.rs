@@ -62,6 +62,8 @@ pub struct Host {
     pub web: Option<Web>,
     /// Database service port (role db), default 3306.
     pub db_port: u16,
+    /// Run `vakt demo-db` on the db port (a stand-in that stores nothing).
+    pub db_demo: bool,
     /// Holds personal data (role db, or `data = true`).
     pub data: bool,
     pub ssh: Ssh,
@@ -133,6 +135,14 @@ pub struct Ha {
     pub virtual_router_id: u8,
 }
 
+/// A `[[backups]]` target: data-bearing wherever it is.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Backup {
+    pub name: String,
+    pub kind: String,
+    pub location: Location,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Inventory {
     /// The file as given (or `<embedded local default>`).
@@ -152,6 +162,7 @@ pub struct Inventory {
     /// `[artifacts] binary`: the vakt binary to push instead of the running
     /// one (another architecture), relative to the inventory's folder.
     pub binary: Option<PathBuf>,
+    pub backups: Vec<Backup>,
 }
 
 impl Inventory {
@@ -162,6 +173,40 @@ impl Inventory {
     pub fn webs(&self) -> impl Iterator<Item = &Host> {
         self.hosts.iter().filter(|h| h.has(Role::Web))
     }
+}
+
+/// A `location = { country, city, provider, site }` table of `owner`.
+fn parse_location(mut l: Fields<'_>, owner: &str, src: &Source, d: &mut Diagnostics) -> Location {
+    let country = match l.str("country", d) {
+        Some((c, span)) => {
+            if !ISO_3166.split(' ').any(|x| x == c) {
+                d.error_hint(
+                    src,
+                    Some(span),
+                    format!("{owner}.location.country \"{c}\" is not an ISO 3166 code"),
+                    "use two capital letters, e.g. \"NO\"",
+                );
+            }
+            c.to_string()
+        }
+        None => {
+            d.error_hint(
+                src,
+                l.span(),
+                format!("{owner}.location has no country"),
+                "add country = \"NO\"",
+            );
+            String::new()
+        }
+    };
+    let loc = Location {
+        country,
+        city: l.string("city", d),
+        provider: l.string("provider", d),
+        site: l.string("site", d),
+    };
+    l.finish(d);
+    loc
 }
 
 /// Reads `-i FILE`, or the embedded local default when `None`.
@@ -410,7 +455,39 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
         binary = a.string("binary", &mut d).map(PathBuf::from);
         a.finish(&mut d);
     }
-    root.allow(&["backups"]);
+    let mut backups = Vec::new();
+    for mut b in root.tables("backups", &mut d) {
+        let name = b.string("name", &mut d).unwrap_or_else(|| {
+            d.error_hint(
+                src,
+                b.span(),
+                "a [[backups]] entry has no name",
+                "add name = \"offsite\"",
+            );
+            String::new()
+        });
+        let kind = b.string("kind", &mut d).unwrap_or_else(|| "backup".into());
+        let location = match b.table("location", &mut d) {
+            Some(l) => Some(parse_location(l, &format!("backups.{name}"), src, &mut d)),
+            None => {
+                d.error_hint(
+                    src,
+                    b.span(),
+                    format!("backup `{name}` has no location"),
+                    "add location = { country = \"NO\", city = \"Bergen\" } (backups hold personal data too)",
+                );
+                None
+            }
+        };
+        b.finish(&mut d);
+        if let Some(location) = location {
+            backups.push(Backup {
+                name,
+                kind,
+                location,
+            });
+        }
+    }
     root.finish(&mut d);
 
     // Whole-inventory rules.
@@ -520,6 +597,7 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
             hosts,
             balancer,
             policy,
+            backups,
             ha,
             binary,
         },
@@ -635,38 +713,9 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<Host> {
             "put it in private_ip; public_ip is the address the Internet reaches",
         );
     }
-    let location = h.table("location", d).map(|mut l| {
-        let country = match l.str("country", d) {
-            Some((c, span)) => {
-                if !ISO_3166.split(' ').any(|x| x == c) {
-                    d.error_hint(
-                        src,
-                        Some(span),
-                        format!("{name}.location.country \"{c}\" is not an ISO 3166 code"),
-                        "use two capital letters, e.g. \"NO\"",
-                    );
-                }
-                c.to_string()
-            }
-            None => {
-                d.error_hint(
-                    src,
-                    l.span(),
-                    format!("{name}.location has no country"),
-                    "add country = \"NO\"",
-                );
-                String::new()
-            }
-        };
-        let loc = Location {
-            country,
-            city: l.string("city", d),
-            provider: l.string("provider", d),
-            site: l.string("site", d),
-        };
-        l.finish(d);
-        loc
-    });
+    let location = h
+        .table("location", d)
+        .map(|l| parse_location(l, &name, src, d));
     let web = h.table("web", d).map(|mut w| {
         let web = Web {
             port: w.int("port", 1, 65535, d).unwrap_or(80) as u16,
@@ -698,8 +747,10 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<Host> {
             "add web = { port = 80, cookie = \"w1\" }",
         );
     }
+    let mut db_demo = false;
     let db_port = h.table("db", d).map(|mut t| {
         let p = t.int("port", 1, 65535, d).unwrap_or(3306) as u16;
+        db_demo = t.bool("demo", d).unwrap_or(false);
         t.finish(d);
         p
     });
@@ -725,6 +776,7 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<Host> {
         location,
         web,
         db_port: db_port.unwrap_or(3306),
+        db_demo,
         data,
         ssh: host_ssh,
         priority,

@@ -1,14 +1,18 @@
 //! The `vakt` binary: parses the command line and runs one command.
 
+mod audit;
+mod audit_report;
 mod commands;
 mod ha;
 mod inventory;
 mod lab;
 mod plan;
+mod probe;
 mod progress;
 mod render;
 mod services;
 mod transport;
+mod verify;
 
 use std::process::ExitCode;
 

@@ -85,6 +85,9 @@ fn owner(path: &str) -> Option<(Service, bool)> {
         "/etc/init.d/vakt-demo-web" | "/etc/systemd/system/vakt-demo-web.service" => {
             Some((Service::DemoWeb, true))
         }
+        "/etc/init.d/vakt-demo-db" | "/etc/systemd/system/vakt-demo-db.service" => {
+            Some((Service::DemoDb, true))
+        }
         "/etc/keepalived/keepalived.conf" => Some((Service::Keepalived, false)),
         "/etc/init.d/vakt-keepalived" => Some((Service::Keepalived, true)),
         _ => None,

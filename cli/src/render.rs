@@ -26,12 +26,12 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/vakt-proxy.service.j2"),
     ),
     (
-        "vakt-demo-web.init.j2",
-        include_str!("../../templates/vakt-demo-web.init.j2"),
+        "vakt-demo.init.j2",
+        include_str!("../../templates/vakt-demo.init.j2"),
     ),
     (
-        "vakt-demo-web.service.j2",
-        include_str!("../../templates/vakt-demo-web.service.j2"),
+        "vakt-demo.service.j2",
+        include_str!("../../templates/vakt-demo.service.j2"),
     ),
     (
         "keepalived.conf.j2",
@@ -111,6 +111,7 @@ pub struct File {
 pub enum Service {
     Proxy,
     DemoWeb,
+    DemoDb,
     Keepalived,
 }
 
@@ -120,6 +121,7 @@ impl Service {
         match self {
             Service::Proxy => "vakt-proxy",
             Service::DemoWeb => "vakt-demo-web",
+            Service::DemoDb => "vakt-demo-db",
             Service::Keepalived => "keepalived",
         }
     }
@@ -164,6 +166,9 @@ pub fn services(inv: &Inventory, host: &Host) -> Vec<Service> {
     }
     if host.web.as_ref().is_some_and(|w| w.demo) {
         s.push(Service::DemoWeb);
+    }
+    if host.has(Role::Db) && host.db_demo {
+        s.push(Service::DemoDb);
     }
     s
 }
@@ -268,18 +273,38 @@ pub fn render_host(
                     content: render("vakt-proxy.service.j2", vars)?,
                 });
             }
-            Service::DemoWeb => {
-                let web = host.web.as_ref().map(|w| w.port).unwrap_or(80);
-                let vars = context! { root => root, listen => format!("{}:{web}", host.private_ip), name => host.name };
+            Service::DemoWeb | Service::DemoDb => {
+                let (listen, command, description) = if svc == Service::DemoWeb {
+                    let port = host.web.as_ref().map_or(80, |w| w.port);
+                    (
+                        format!("{}:{port}", host.private_ip),
+                        "demo-web",
+                        "vakt demo shop",
+                    )
+                } else {
+                    (
+                        format!("{}:{}", host.private_ip, host.db_port),
+                        "demo-db",
+                        "vakt stand-in database (listens, stores nothing)",
+                    )
+                };
+                let vars = context! {
+                    root => root,
+                    listen => listen,
+                    name => host.name,
+                    service => svc.name(),
+                    command => command,
+                    description => description,
+                };
                 files.push(File {
-                    path: "/etc/init.d/vakt-demo-web".into(),
+                    path: format!("/etc/init.d/{}", svc.name()),
                     mode: 0o755,
-                    content: render("vakt-demo-web.init.j2", vars.clone())?,
+                    content: render("vakt-demo.init.j2", vars.clone())?,
                 });
                 files.push(File {
-                    path: "/etc/systemd/system/vakt-demo-web.service".into(),
+                    path: format!("/etc/systemd/system/{}.service", svc.name()),
                     mode: 0o644,
-                    content: render("vakt-demo-web.service.j2", vars)?,
+                    content: render("vakt-demo.service.j2", vars)?,
                 });
             }
             Service::Keepalived => {

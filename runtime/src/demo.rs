@@ -10,6 +10,8 @@
 //!   version, headers in order, body length). Query parameters shape the
 //!   answer: `status=NNN`, `cache-control=...`, `set-cookie=...`,
 //!   `delay_ms=N` (≤ 60 s), `bytes=N` (a body of N bytes, ≤ 10 MiB).
+//!
+//! `vakt demo-db` ([`run_db_blocking`]) stands in for the cluster's database.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -351,6 +353,43 @@ async fn echo(shop: &Shop, req: Request<Incoming>, q: &str) -> Response<Full<Byt
         r.headers_mut().append(SET_COOKIE, v);
     }
     r
+}
+
+/// `vakt demo-db`: a stand-in for the database of the demo cluster. It
+/// listens on the db port so that reachability and placement checks have
+/// something real to find, greets each connection with one line and closes
+/// it. It stores nothing. Runs until SIGTERM/SIGINT.
+pub fn run_db_blocking(bind: SocketAddr, name: String) -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = TcpListener::bind(bind).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("demo-db cannot listen on {bind}: {e}"))
+        })?;
+        let greeting = format!("vakt demo-db {name}: a stand-in database; nothing is stored\n");
+        let serve = async {
+            loop {
+                if let Ok((mut s, _)) = listener.accept().await {
+                    let g = greeting.clone();
+                    tokio::spawn(async move {
+                        use tokio::io::AsyncWriteExt;
+                        let _ = s.write_all(g.as_bytes()).await;
+                        let _ = s.shutdown().await;
+                    });
+                }
+            }
+        };
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            () = serve => {},
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]

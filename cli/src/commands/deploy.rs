@@ -42,8 +42,17 @@ pub struct DeployArgs {
 /// The bool says whether it was chosen explicitly (then the operator vouches
 /// for its platform).
 fn binary(a: &DeployArgs, t: &Target) -> anyhow::Result<(Vec<u8>, String, bool)> {
+    pushed_binary(a.binary.clone(), t)
+}
+
+/// The binary `up` pushes (`explicit`, `[artifacts] binary`, or the running
+/// one): its bytes, sha256, and whether it was chosen explicitly.
+pub fn pushed_binary(
+    explicit: Option<std::path::PathBuf>,
+    t: &Target,
+) -> anyhow::Result<(Vec<u8>, String, bool)> {
     use sha2::Digest;
-    let chosen = a.binary.clone().or_else(|| {
+    let chosen = explicit.or_else(|| {
         t.inv
             .binary
             .as_ref()

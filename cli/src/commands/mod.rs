@@ -9,6 +9,7 @@ mod lab;
 mod ops;
 mod proxy;
 pub(crate) mod target;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -62,6 +63,15 @@ enum Command {
         #[arg(long)]
         name: String,
     },
+    /// Run the demo cluster's stand-in database (listens, stores nothing).
+    DemoDb {
+        /// Address to listen on, e.g. 10.10.0.20:3306.
+        #[arg(long)]
+        bind: std::net::SocketAddr,
+        /// Name shown in its greeting.
+        #[arg(long)]
+        name: String,
+    },
     /// Print a $6$ (sha-512 crypt) hash of a password read from stdin.
     HashPassword,
     /// Translate a haproxy.cfg into vakt's proxy TOML.
@@ -74,6 +84,13 @@ enum Command {
     Ready(ops::StateArgs),
     /// Drain, run a command, wait for health, ready: web host by web host.
     Rolling(ops::RollingArgs),
+    /// Prove the cluster works: health, round robin, persistence, VIP, DB, policy.
+    Verify(verify::VerifyArgs),
+    /// Report where personal data lives, with evidence, under the inventory's policy.
+    Audit(verify::AuditArgs),
+    /// Measure from this host (used by verify and audit over SSH).
+    #[command(hide = true)]
+    Probe(verify::ProbeArgs),
     /// Move the VIP to another load balancer before maintaining its holder.
     Failover(failover::FailoverArgs),
     /// Put back each host's previous files (kept by the last `up`) and restart.
@@ -110,6 +127,9 @@ pub fn run() -> ExitCode {
         Command::DemoWeb { bind, name } => vakt_runtime::demo::run_blocking(bind, name)
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
+        Command::DemoDb { bind, name } => vakt_runtime::demo::run_db_blocking(bind, name)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
         Command::HashPassword => hash_password(),
         Command::Import(a) => import::run(a),
         Command::Rollback(a) => deploy::rollback(a),
@@ -118,6 +138,9 @@ pub fn run() -> ExitCode {
         Command::Ready(a) => ops::ready(a),
         Command::Rolling(a) => ops::rolling(a),
         Command::Failover(a) => failover::run(a),
+        Command::Verify(a) => verify::verify(a),
+        Command::Audit(a) => verify::audit(a),
+        Command::Probe(a) => verify::probe(a),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "vakt", &mut std::io::stdout());

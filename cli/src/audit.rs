@@ -1,0 +1,575 @@
+//! `vakt audit`: where the personal data of a cluster lives, with evidence
+//! an auditor can follow. Every data-bearing subject (role db, `data =
+//! true`, a host discovered listening on a database port, a `[[backups]]`
+//! target) gets its evidence — declared location, GeoIP of its public
+//! address, round-trip time from a trusted probe, what it listens on — and a
+//! verdict under the inventory's `[policy]`. Gathering touches hosts
+//! (read-only); judging and the report are pure.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::commands::target::Target;
+use crate::inventory::{Host, Inventory, Location, Policy, Role};
+use crate::transport::sh;
+
+/// The EEA states (EU plus Iceland, Liechtenstein, Norway), for the policy
+/// group "EEA".
+pub const EEA: &[&str] = &[
+    "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV",
+    "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO",
+];
+
+/// Light in fibre covers about 200 km per millisecond one way, so a round
+/// trip of r ms bounds the distance by r × 100 km.
+pub const KM_PER_RTT_MS: f64 = 100.0;
+
+/// Whether the policy lets personal data live in `country`.
+pub fn allowed(policy: &Policy, country: &str) -> bool {
+    policy
+        .data_countries
+        .iter()
+        .any(|c| c == country || (c == "EEA" && EEA.contains(&country)))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Compliant,
+    Violation,
+    Unverified,
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Verdict::Compliant => "compliant",
+            Verdict::Violation => "violation",
+            Verdict::Unverified => "unverified",
+        })
+    }
+}
+
+/// One piece of evidence: `agrees` is `Some(true)` when it supports the
+/// policy, `Some(false)` when it contradicts it, `None` when it cannot decide.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evidence {
+    /// declared, geoip, latency, discovery.
+    pub kind: String,
+    pub agrees: Option<bool>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Subject {
+    pub name: String,
+    /// host or backup.
+    pub kind: String,
+    /// Why it counts as data-bearing.
+    pub why: String,
+    pub location: Option<Location>,
+    pub public_ip: Option<Ipv4Addr>,
+    pub evidence: Vec<Evidence>,
+    pub verdict: Verdict,
+    /// Plain-language reasons for a violation or an unverified verdict.
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// UTC, `YYYY-MM-DD HH:MM` (SOURCE_DATE_EPOCH when set).
+    pub date: String,
+    pub inventory: String,
+    pub inventory_sha256: String,
+    pub cluster: String,
+    pub policy: Policy,
+    pub subjects: Vec<Subject>,
+}
+
+impl Report {
+    pub fn compliant(&self) -> bool {
+        self.subjects
+            .iter()
+            .all(|s| s.verdict == Verdict::Compliant)
+    }
+
+    pub fn violations(&self) -> impl Iterator<Item = (&Subject, &String)> {
+        self.subjects
+            .iter()
+            .filter(|s| s.verdict != Verdict::Compliant)
+            .flat_map(|s| s.reasons.iter().map(move |r| (s, r)))
+    }
+}
+
+/// What gathering found on the hosts, by host name.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// Data ports each host listens on (`ss -ltn`); `Err` when unreadable.
+    pub listening: Vec<(String, Result<Vec<u16>, String>)>,
+    /// Median TCP connect time from the probe host; `Err` when unmeasured.
+    pub rtt: Vec<(String, Result<Duration, String>)>,
+    /// GeoIP country of each public address (`Ok(None)`: not in the database).
+    pub geoip: Vec<(String, Result<Option<String>, String>)>,
+}
+
+fn declared(policy: &Policy, loc: Option<&Location>) -> Evidence {
+    match loc {
+        None => Evidence {
+            kind: "declared".into(),
+            agrees: Some(false),
+            detail: "no location declared in the inventory".into(),
+        },
+        Some(l) => {
+            let place = [
+                Some(l.country.as_str()),
+                l.city.as_deref(),
+                l.provider.as_deref(),
+                l.site.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", ");
+            Evidence {
+                kind: "declared".into(),
+                agrees: Some(allowed(policy, &l.country)),
+                detail: format!("the inventory says {place}"),
+            }
+        }
+    }
+}
+
+fn is_documentation(ip: Ipv4Addr) -> bool {
+    let o = ip.octets();
+    matches!(
+        (o[0], o[1], o[2]),
+        (192, 0, 2) | (198, 51, 100) | (203, 0, 113)
+    )
+}
+
+fn geoip(policy: &Policy, host: &Host, obs: &Observed) -> Evidence {
+    let e = |agrees, detail: String| Evidence {
+        kind: "geoip".into(),
+        agrees,
+        detail,
+    };
+    let Some(ip) = host.public_ip else {
+        return e(
+            None,
+            "private-only host: it has no public address for GeoIP to place".into(),
+        );
+    };
+    match obs
+        .geoip
+        .iter()
+        .find(|(n, _)| *n == host.name)
+        .map(|(_, r)| r)
+    {
+        None => e(
+            None,
+            format!("{ip}: no GeoIP database (set policy.geoip_db)"),
+        ),
+        Some(Err(err)) => e(None, format!("{ip}: GeoIP lookup failed: {err}")),
+        Some(Ok(None)) if is_documentation(ip) => e(
+            None,
+            format!("{ip} is a documentation address (RFC 5737): no country"),
+        ),
+        Some(Ok(None)) => e(None, format!("{ip} is not in the GeoIP database")),
+        Some(Ok(Some(c))) => e(
+            Some(allowed(policy, c)),
+            format!("the GeoIP database places {ip} in {c}"),
+        ),
+    }
+}
+
+fn latency(policy: &Policy, host: &Host, obs: &Observed) -> Option<Evidence> {
+    let probe = policy.rtt_probe.as_ref()?;
+    let e = |agrees, detail: String| Evidence {
+        kind: "latency".into(),
+        agrees,
+        detail,
+    };
+    if *probe == host.name {
+        return Some(e(None, format!("{probe} is the probe itself")));
+    }
+    Some(
+        match obs
+            .rtt
+            .iter()
+            .find(|(n, _)| *n == host.name)
+            .map(|(_, r)| r)
+        {
+            None => e(None, "not measured".into()),
+            Some(Err(err)) => e(None, format!("RTT from {probe} not measured: {err}")),
+            Some(Ok(rtt)) => {
+                let ms = rtt.as_secs_f64() * 1e3;
+                let km = ms * KM_PER_RTT_MS;
+                let bound = format!(
+                    "RTT {ms:.2} ms from {probe} (median TCP connect): within about {km:.0} km of {probe}"
+                );
+                match policy.max_rtt_ms {
+                    Some(max) if ms <= max => {
+                        e(Some(true), format!("{bound}; at most {max} ms allowed"))
+                    }
+                    Some(max) => e(
+                        Some(false),
+                        format!(
+                            "{bound}; exceeds the allowed {max} ms (a long RTT alone does not prove the host is abroad, but the policy requires proximity)"
+                        ),
+                    ),
+                    None => e(None, format!("{bound}; no policy.max_rtt_ms to judge by")),
+                }
+            }
+        },
+    )
+}
+
+/// Judges the evidence: every required kind must agree for "compliant"; a
+/// required kind that contradicts makes a violation; one that cannot decide
+/// leaves the subject unverified. An undeclared data port is a violation.
+fn judge(policy: &Policy, name: &str, evidence: &[Evidence]) -> (Verdict, Vec<String>) {
+    let mut violation = Vec::new();
+    let mut unverified = Vec::new();
+    for e in evidence.iter().filter(|e| e.kind == "discovery") {
+        if e.agrees == Some(false) {
+            violation.push(format!("{name}: {}", e.detail));
+        }
+    }
+    for r in &policy.require {
+        match evidence.iter().find(|e| e.kind == *r) {
+            Some(e) if e.agrees == Some(true) => {}
+            Some(e) if e.agrees == Some(false) => violation.push(format!("{name}: {}", e.detail)),
+            Some(e) => unverified.push(format!(
+                "{name}: required {r} evidence cannot decide: {}",
+                e.detail
+            )),
+            None => unverified.push(format!("{name}: required {r} evidence is missing")),
+        }
+    }
+    if !violation.is_empty() {
+        (Verdict::Violation, violation)
+    } else if !unverified.is_empty() {
+        (Verdict::Unverified, unverified)
+    } else {
+        (Verdict::Compliant, Vec::new())
+    }
+}
+
+/// Builds the report from the inventory and what was observed. Pure.
+pub fn judge_all(inv: &Inventory, obs: &Observed, date: String) -> Report {
+    let policy = &inv.policy;
+    let mut subjects = Vec::new();
+    for h in &inv.hosts {
+        let ports: Vec<u16> = obs
+            .listening
+            .iter()
+            .find(|(n, _)| *n == h.name)
+            .and_then(|(_, r)| r.as_ref().ok())
+            .cloned()
+            .unwrap_or_default();
+        let declared_data = h.data || h.has(Role::Db);
+        if !declared_data && ports.is_empty() {
+            continue;
+        }
+        let why = if h.has(Role::Db) {
+            "role db".to_string()
+        } else if h.data {
+            "data = true".to_string()
+        } else {
+            format!("discovered: listens on {}", join(&ports))
+        };
+        let mut evidence = vec![declared(policy, h.location.as_ref()), geoip(policy, h, obs)];
+        evidence.extend(latency(policy, h, obs));
+        match obs.listening.iter().find(|(n, _)| *n == h.name).map(|(_, r)| r) {
+            Some(Ok(p)) if !declared_data => evidence.push(Evidence {
+                kind: "discovery".into(),
+                agrees: Some(false),
+                detail: format!(
+                    "listens on data port {} but is not declared data-bearing (web and LB hosts must not keep data on their own disks): move the data to a db host or declare it (data = true) with its location",
+                    join(p)
+                ),
+            }),
+            Some(Ok(p)) => evidence.push(Evidence {
+                kind: "discovery".into(),
+                agrees: None,
+                detail: if p.is_empty() {
+                    "listens on no data port".into()
+                } else {
+                    format!("listens on data port {}", join(p))
+                },
+            }),
+            Some(Err(e)) => evidence.push(Evidence {
+                kind: "discovery".into(),
+                agrees: None,
+                detail: format!("listening sockets not read: {e}"),
+            }),
+            None => {}
+        }
+        let (verdict, reasons) = judge(policy, &h.name, &evidence);
+        subjects.push(Subject {
+            name: h.name.clone(),
+            kind: "host".into(),
+            why,
+            location: h.location.clone(),
+            public_ip: h.public_ip,
+            evidence,
+            verdict,
+            reasons,
+        });
+    }
+    for b in &inv.backups {
+        let evidence = vec![declared(policy, Some(&b.location))];
+        // A backup target has only its declaration; other required evidence
+        // does not apply to it.
+        let decl = &evidence[0];
+        let (verdict, reasons) = match decl.agrees {
+            Some(true) => (Verdict::Compliant, Vec::new()),
+            _ => (
+                Verdict::Violation,
+                vec![format!("backup {}: {}", b.name, decl.detail)],
+            ),
+        };
+        subjects.push(Subject {
+            name: b.name.clone(),
+            kind: format!("backup ({})", b.kind),
+            why: "[[backups]] target".into(),
+            location: Some(b.location.clone()),
+            public_ip: None,
+            evidence,
+            verdict,
+            reasons,
+        });
+    }
+    Report {
+        date,
+        inventory: inv.file.clone(),
+        inventory_sha256: inv.sha256.clone(),
+        cluster: inv.name.clone(),
+        policy: policy.clone(),
+        subjects,
+    }
+}
+
+fn join(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The short form for `vakt verify`: declared locations only.
+pub fn declared_summary(inv: &Inventory) -> Result<String, String> {
+    let report = judge_all(inv, &Observed::default(), String::new());
+    let bad: Vec<String> = report
+        .subjects
+        .iter()
+        .filter(|s| {
+            s.evidence
+                .iter()
+                .any(|e| e.kind == "declared" && e.agrees != Some(true))
+        })
+        .map(|s| {
+            format!(
+                "{} ({})",
+                s.name,
+                s.location
+                    .as_ref()
+                    .map_or("no location", |l| l.country.as_str())
+            )
+        })
+        .collect();
+    let n = report.subjects.len();
+    if bad.is_empty() {
+        Ok(format!(
+            "{n} data-bearing subject(s), all declared in {} (`vakt audit` gives the evidence)",
+            inv.policy.data_countries.join("/")
+        ))
+    } else {
+        Err(format!(
+            "declared outside {}: {}",
+            inv.policy.data_countries.join("/"),
+            bad.join(", ")
+        ))
+    }
+}
+
+/// The GeoIP country of an address: `country.iso_code` (MaxMind's
+/// GeoLite2/GeoIP2 and DB-IP layout) or `country_code` (ip-location-db's).
+pub fn geoip_country(
+    reader: &maxminddb::Reader<Vec<u8>>,
+    ip: Ipv4Addr,
+) -> Result<Option<String>, String> {
+    #[derive(serde::Deserialize)]
+    struct Country {
+        iso_code: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Record {
+        country: Option<Country>,
+        country_code: Option<String>,
+    }
+    let r: Option<Record> = reader
+        .lookup(std::net::IpAddr::V4(ip))
+        .map_err(|e| e.to_string())?;
+    Ok(r.and_then(|r| r.country.and_then(|c| c.iso_code).or(r.country_code)))
+}
+
+/// Reads what the report needs from the hosts: GeoIP (local file), data
+/// ports (`ss -ltn` over SSH, unless `offline`), RTT from the probe.
+pub fn gather(t: &Target, offline: bool) -> anyhow::Result<Observed> {
+    use anyhow::Context;
+    let inv = &t.inv;
+    let mut obs = Observed::default();
+    if let Some(db) = &inv.policy.geoip_db {
+        let path = inv.dir.as_deref().map_or(db.clone(), |d| d.join(db));
+        let reader = maxminddb::Reader::open_readfile(&path).with_context(|| {
+            format!(
+                "policy.geoip_db {}: cannot read it as an mmdb file (see README: GeoIP databases)",
+                path.display()
+            )
+        })?;
+        for h in inv.hosts.iter() {
+            if let Some(ip) = h.public_ip {
+                obs.geoip.push((h.name.clone(), geoip_country(&reader, ip)));
+            }
+        }
+    }
+    if offline {
+        return Ok(obs);
+    }
+    for h in &t.hosts {
+        let r = h.transport().map_err(|e| format!("{e:#}")).and_then(|tr| {
+            let out = tr.run("ss -Hltn").map_err(|e| e.to_string())?;
+            if !out.ok() {
+                return Err(format!("`ss -ltn` failed: {}", out.stderr.trim()));
+            }
+            // Local hosts share this machine's sockets: only their own
+            // addresses (and wildcards) are theirs.
+            let own = h.host.is_local().then(|| {
+                [Some(h.host.private_ip), h.host.public_ip]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+            });
+            Ok(listening_ports(
+                &out.stdout,
+                &inv.policy.data_ports,
+                own.as_deref(),
+            ))
+        });
+        obs.listening.push((h.host.name.clone(), r));
+    }
+    if let Some(probe) = &inv.policy.rtt_probe {
+        let p = t
+            .hosts
+            .iter()
+            .find(|h| h.host.name == *probe)
+            .with_context(|| {
+                format!("policy.rtt_probe `{probe}` is not a host of the inventory")
+            })?;
+        let tr = p.transport()?;
+        let bin = sh(&format!("{}{}", tr.root(), crate::services::BINARY_PATH));
+        for h in inv.hosts.iter().filter(|h| h.data || h.has(Role::Db)) {
+            if h.name == *probe {
+                continue;
+            }
+            let target = format!("{}:{}", h.private_ip, h.ssh.port);
+            let r = tr
+                .run(&format!("{bin} probe tcp {target} --count 7"))
+                .map_err(|e| e.to_string())
+                .and_then(|out| {
+                    if !out.ok() {
+                        return Err(format!("{}{}", out.stdout, out.stderr).trim().to_string());
+                    }
+                    out.stdout
+                        .split_whitespace()
+                        .find_map(|w| w.strip_prefix("median_us="))
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .map(Duration::from_micros)
+                        .ok_or_else(|| format!("unexpected probe output: {}", out.stdout.trim()))
+                });
+            obs.rtt.push((h.name.clone(), r));
+        }
+    }
+    Ok(obs)
+}
+
+/// Data ports among the listening sockets of `ss -Hltn` output; with
+/// `own`, only sockets on those addresses or on a wildcard count.
+pub fn listening_ports(ss: &str, data_ports: &[u16], own: Option<&[Ipv4Addr]>) -> Vec<u16> {
+    let mut ports: Vec<u16> = ss
+        .lines()
+        .filter_map(|l| {
+            let local = l.split_whitespace().nth(3)?;
+            let (addr, port) = local.rsplit_once(':')?;
+            let mine = match own {
+                None => true,
+                Some(own) => {
+                    matches!(addr, "0.0.0.0" | "*" | "[::]" | "::")
+                        || addr.parse::<Ipv4Addr>().is_ok_and(|a| own.contains(&a))
+                }
+            };
+            mine.then(|| port.parse().ok()).flatten()
+        })
+        .filter(|p| data_ports.contains(p))
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// Today in UTC, or SOURCE_DATE_EPOCH (reproducible reports).
+pub fn now() -> String {
+    let secs = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+        });
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ss_output_gives_the_data_ports() {
+        let ss = "LISTEN 0 128 0.0.0.0:22 0.0.0.0:*\nLISTEN 0 80 10.10.0.11:3306 0.0.0.0:*\nLISTEN 0 128 [::]:6379 [::]:*\n";
+        assert_eq!(
+            listening_ports(ss, &[3306, 6379, 5432], None),
+            vec![3306, 6379]
+        );
+        let own = ["10.10.0.12".parse().unwrap()];
+        assert_eq!(listening_ports(ss, &[3306, 6379], Some(&own)), vec![6379]);
+    }
+
+    #[test]
+    fn dates_are_civil_utc() {
+        // SAFETY: tests in this module do not read the environment concurrently.
+        unsafe { std::env::set_var("SOURCE_DATE_EPOCH", "1795996800") };
+        assert_eq!(now(), "2026-11-30 00:00 UTC");
+        unsafe { std::env::remove_var("SOURCE_DATE_EPOCH") };
+    }
+}

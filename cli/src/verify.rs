@@ -1,0 +1,455 @@
+//! `vakt verify`: proof that a deployed cluster works, one check per line
+//! with its evidence. Checks run from the operator's machine (requests to
+//! the cluster's entry points) and on the hosts over their transport (what
+//! the private network looks like from an LB or a web host). Nothing is
+//! changed; the order is LBs, web hosts, the cluster, DB hosts, policy.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::commands::target::{HostTarget, Target};
+use crate::inventory::Role;
+use crate::probe;
+use crate::render::{self, Service};
+use crate::services::{self, BINARY_PATH};
+use crate::transport::{Transport, sh};
+
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+/// One check and the evidence behind its verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// The host the check is about, or `cluster`.
+    pub subject: String,
+    pub name: String,
+    pub ok: bool,
+    pub evidence: String,
+}
+
+fn check(subject: &str, name: &str, r: Result<String, String>) -> Check {
+    let (ok, evidence) = match r {
+        Ok(e) => (true, e),
+        Err(e) => (false, e),
+    };
+    Check {
+        subject: subject.to_string(),
+        name: name.to_string(),
+        ok,
+        evidence,
+    }
+}
+
+/// Runs `vakt probe ARGS` on a host with the vakt binary; for hosts
+/// without it (a web host that runs no demo), bash's /dev/tcp stands in for
+/// TCP probes.
+fn probe_on(t: &dyn Transport, has_binary: bool, args: &str) -> Result<String, String> {
+    let cmd = if has_binary {
+        format!("{} probe {args}", sh(&format!("{}{BINARY_PATH}", t.root())))
+    } else if let Some(addr) = args.strip_prefix("tcp ") {
+        let (ip, port) = addr
+            .split_whitespace()
+            .next()
+            .and_then(|a| a.rsplit_once(':'))
+            .ok_or("bad address")?;
+        format!("timeout 3 bash -c 'exec 3<>/dev/tcp/{ip}/{port}' && echo 'tcp ok (bash /dev/tcp)'")
+    } else {
+        return Err("no vakt binary on this host to probe with".into());
+    };
+    let out = t.run(&cmd).map_err(|e| e.to_string())?;
+    if out.ok() {
+        Ok(out.stdout.trim().to_string())
+    } else {
+        Err(format!("{}{}", out.stdout, out.stderr).trim().to_string())
+    }
+}
+
+fn sha256_on(t: &dyn Transport, path: &str) -> Option<String> {
+    let out = t
+        .run(&format!("sha256sum {}", sh(&format!("{}{path}", t.root()))))
+        .ok()?;
+    out.ok().then(|| {
+        out.stdout
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    })
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}
+
+/// Where clients reach the cluster: the VIP, else each LB's public address
+/// (its private one when it has none).
+pub fn entries(t: &Target) -> Vec<String> {
+    match t.inv.vip {
+        Some(v) => vec![format!("{v}:{}", t.inv.port)],
+        None => t
+            .inv
+            .lbs()
+            .map(|h| format!("{}:{}", h.public_ip.unwrap_or(h.private_ip), t.inv.port))
+            .collect(),
+    }
+}
+
+/// Every check, in report order.
+pub fn run(t: &Target, binary_sha: &str) -> Vec<Check> {
+    let mut out = Vec::new();
+    let lbs: Vec<&HostTarget> = t
+        .hosts
+        .iter()
+        .filter(|h| h.services.contains(&Service::Proxy))
+        .collect();
+    for lb in &lbs {
+        out.extend(lb_checks(t, lb, binary_sha));
+    }
+    for web in t.hosts.iter().filter(|h| h.host.has(Role::Web)) {
+        out.extend(web_checks(t, web, &lbs));
+    }
+    out.extend(cluster_checks(t));
+    if render::ha_enabled(&t.inv) {
+        out.extend(ha_checks(t));
+    }
+    for db in t.hosts.iter().filter(|h| h.host.has(Role::Db)) {
+        out.extend(db_checks(t, db));
+    }
+    let placement = crate::audit::declared_summary(&t.inv);
+    out.push(check("cluster", "data placement (declared)", placement));
+    out
+}
+
+fn lb_checks(t: &Target, lb: &HostTarget, binary_sha: &str) -> Vec<Check> {
+    let name = &lb.host.name;
+    let mut out = Vec::new();
+    let tr = match lb.transport() {
+        Ok(tr) => tr,
+        Err(e) => return vec![check(name, "reachable", Err(format!("{e:#}")))],
+    };
+    // The version the proxy reports, and the binary it runs from.
+    let version = services::admin(tr, &lb.ctx.admin_socket, "show info")
+        .map_err(|e| format!("the proxy does not answer on its admin socket: {e}"))
+        .and_then(|info| {
+            let v = info
+                .lines()
+                .find_map(|l| l.strip_prefix("Version: "))
+                .unwrap_or("?")
+                .to_string();
+            let sha = sha256_on(tr, BINARY_PATH).unwrap_or_default();
+            if v != env!("CARGO_PKG_VERSION") {
+                Err(format!(
+                    "runs vakt {v}, up pushes {}",
+                    env!("CARGO_PKG_VERSION")
+                ))
+            } else if sha != binary_sha {
+                Err(format!(
+                    "{BINARY_PATH} is {} but up pushes {}: run `vakt up`",
+                    short(&sha),
+                    short(binary_sha)
+                ))
+            } else {
+                Ok(format!("vakt {v}, binary sha256 {}", short(&sha)))
+            }
+        });
+    out.push(check(name, "proxy version", version));
+    // The config file is what `up` renders, and the proxy runs it.
+    let rendered = render::render_host(&t.inv, &lb.host, &lb.ctx, &t.templates)
+        .ok()
+        .and_then(|files| files.into_iter().find(|f| f.path == "/etc/vakt/proxy.toml"));
+    let config = match rendered {
+        None => Err("the inventory does not render a proxy.toml for this host".into()),
+        Some(f) => {
+            use sha2::Digest;
+            let want = hex::encode(sha2::Sha256::digest(f.content.as_bytes()));
+            let have = sha256_on(tr, "/etc/vakt/proxy.toml").unwrap_or_default();
+            if want == have {
+                Ok(format!(
+                    "/etc/vakt/proxy.toml sha256 {} as rendered",
+                    short(&have)
+                ))
+            } else {
+                Err(format!(
+                    "/etc/vakt/proxy.toml is {} but the inventory renders {}: run `vakt plan` to see the difference",
+                    short(&have),
+                    short(&want)
+                ))
+            }
+        }
+    };
+    out.push(check(name, "config checksum", config));
+    // Listening on the cluster port, on its own address.
+    let addr = format!(
+        "{}:{}",
+        lb.host.public_ip.unwrap_or(lb.host.private_ip),
+        t.inv.port
+    );
+    let listens = probe::connect_times(&addr, 1, TIMEOUT)
+        .map(|d| {
+            format!(
+                "{addr} accepts connections ({:.1} ms)",
+                d[0].as_secs_f64() * 1e3
+            )
+        })
+        .map_err(|e| format!("{addr}: {e}"));
+    out.push(check(name, "listens", listens));
+    // The stats page wants credentials and takes the configured ones.
+    if let Some(s) = &t.inv.balancer.stats {
+        let anon = probe::http(&addr, "GET", &s.uri, &[], TIMEOUT);
+        let auth = t.stats_password.as_ref().map(|pw| {
+            let token = base64_encode(format!("{}:{pw}", s.user).as_bytes());
+            probe::http(
+                &addr,
+                "GET",
+                &s.uri,
+                &[("Authorization", &format!("Basic {token}"))],
+                TIMEOUT,
+            )
+        });
+        let r = match (anon, auth) {
+            (Err(e), _) => Err(format!("{addr}{}: {e}", s.uri)),
+            (Ok(a), _) if a.status != 401 => Err(format!(
+                "{} answers {} without credentials (want 401)",
+                s.uri, a.status
+            )),
+            (_, None) => Err("the stats password is not available here (see the inventory's password_env/password_file)".into()),
+            (_, Some(Err(e))) => Err(format!("{addr}{}: {e}", s.uri)),
+            (_, Some(Ok(r))) if r.status != 200 => Err(format!(
+                "{} refuses user `{}` with the configured password ({}); the password deployed differs: run `vakt up`",
+                s.uri, s.user, r.status
+            )),
+            _ => Ok(format!(
+                "{} answers 401 without credentials, 200 for `{}`",
+                s.uri, s.user
+            )),
+        };
+        out.push(check(name, "stats page auth", r));
+    }
+    out
+}
+
+/// `show servers` rows of an LB: (server, status).
+fn servers(lb: &HostTarget, cluster: &str) -> Result<Vec<(String, String)>, String> {
+    let tr = lb.transport().map_err(|e| format!("{e:#}"))?;
+    let answer = services::admin(tr, &lb.ctx.admin_socket, "show servers")
+        .map_err(|e| format!("admin socket: {e}"))?;
+    Ok(answer
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() >= 4 && f[0] == cluster)
+        .map(|f| (f[1].to_string(), f[3].to_string()))
+        .collect())
+}
+
+fn web_checks(t: &Target, web: &HostTarget, lbs: &[&HostTarget]) -> Vec<Check> {
+    let name = &web.host.name;
+    let port = web.host.web.as_ref().map_or(80, |w| w.port);
+    let url = format!(
+        "http://{}:{port}{}",
+        web.host.private_ip, t.inv.balancer.health.path
+    );
+    let mut out = Vec::new();
+    for lb in lbs {
+        let r = lb
+            .transport()
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|tr| probe_on(tr, true, &format!("http {}", sh(&url))))
+            .and_then(|answer| {
+                if answer.starts_with("http 200") {
+                    Ok(format!("{url} answers 200 from {}", lb.host.name))
+                } else {
+                    Err(format!("{url} from {}: {answer}", lb.host.name))
+                }
+            });
+        out.push(check(name, &format!("health from {}", lb.host.name), r));
+        let up =
+            servers(lb, &t.inv.name).and_then(|rows| match rows.iter().find(|(s, _)| s == name) {
+                Some((_, st)) if st == "UP" => Ok(format!("{} reports it UP", lb.host.name)),
+                Some((_, st)) => Err(format!("{} reports it {st}", lb.host.name)),
+                None => Err(format!("{} has no server `{name}`", lb.host.name)),
+            });
+        out.push(check(name, &format!("UP on {}", lb.host.name), up));
+    }
+    out
+}
+
+fn cluster_checks(t: &Target) -> Vec<Check> {
+    let mut out = Vec::new();
+    let cookie = &t.inv.balancer.cookie;
+    let webs: Vec<(String, String, bool)> = t
+        .inv
+        .webs()
+        .filter_map(|w| {
+            let web = w.web.as_ref()?;
+            Some((w.name.clone(), web.cookie.clone(), web.demo))
+        })
+        .collect();
+    for entry in entries(t) {
+        // Round robin: fresh clients reach every web host.
+        let n = webs.len().max(1) * 3;
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        let mut errors = Vec::new();
+        for _ in 0..n {
+            match probe::http(&entry, "GET", "/", &[], TIMEOUT) {
+                Ok(r) => {
+                    if let Some(c) = r.set_cookie(cookie)
+                        && let Some((w, _, _)) = webs.iter().find(|(_, wc, _)| *wc == c)
+                    {
+                        seen.insert(w.clone());
+                    }
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        let missing: Vec<&str> = webs
+            .iter()
+            .map(|(w, _, _)| w.as_str())
+            .filter(|w| !seen.contains(*w))
+            .collect();
+        let rr = if !errors.is_empty() {
+            Err(format!(
+                "{} of {n} requests to {entry} failed: {}",
+                errors.len(),
+                errors[0]
+            ))
+        } else if missing.is_empty() {
+            Ok(format!(
+                "{n} requests without a cookie to {entry} reached {}",
+                seen.into_iter().collect::<Vec<_>>().join(", ")
+            ))
+        } else {
+            Err(format!(
+                "{n} requests to {entry} never reached {}",
+                missing.join(", ")
+            ))
+        };
+        out.push(check("cluster", &format!("round robin via {entry}"), rr));
+        out.push(check(
+            "cluster",
+            &format!("session persistence via {entry}"),
+            persistence(&entry, cookie, &webs),
+        ));
+    }
+    out
+}
+
+/// One session: its cookie keeps 20 requests on one web host (no new
+/// cookie is set), and on demo hosts its cart survives them.
+fn persistence(
+    entry: &str,
+    cookie: &str,
+    webs: &[(String, String, bool)],
+) -> Result<String, String> {
+    let first = probe::http(entry, "POST", "/cart?item=verify", &[], TIMEOUT)
+        .map_err(|e| format!("{entry}: {e}"))?;
+    let server = first
+        .set_cookie(cookie)
+        .ok_or_else(|| format!("{entry} set no {cookie} cookie on a new session"))?;
+    let (host, _, demo) = webs
+        .iter()
+        .find(|(_, c, _)| *c == server)
+        .ok_or_else(|| format!("{cookie}={server} names no web host of the inventory"))?;
+    let mut jar = format!("{cookie}={server}");
+    for c in first.all("set-cookie") {
+        if let Some(kv) = c.split(';').next()
+            && !kv.starts_with(&format!("{cookie}="))
+        {
+            jar.push_str("; ");
+            jar.push_str(kv);
+        }
+    }
+    for i in 1..=20 {
+        let r = probe::http(entry, "GET", "/cart", &[("Cookie", &jar)], TIMEOUT)
+            .map_err(|e| format!("request {i}: {e}"))?;
+        if let Some(moved) = r.set_cookie(cookie) {
+            return Err(format!(
+                "request {i} with {cookie}={server} went to another server ({cookie}={moved})"
+            ));
+        }
+        if *demo && !String::from_utf8_lossy(&r.body).contains("verify") {
+            return Err(format!("request {i}: the cart on {host} lost its item"));
+        }
+    }
+    Ok(format!(
+        "20 requests with {cookie}={server} stayed on {host}{}",
+        if *demo { " and kept the cart" } else { "" }
+    ))
+}
+
+fn ha_checks(t: &Target) -> Vec<Check> {
+    let lbs = match crate::ha::survey(t) {
+        Ok(l) => l,
+        Err(e) => return vec![check("cluster", "VIP owner", Err(format!("{e:#}")))],
+    };
+    let vip = t.inv.vip.map(|v| v.to_string()).unwrap_or_default();
+    let holders: Vec<&str> = lbs
+        .iter()
+        .filter(|l| l.holds_vip)
+        .map(|l| l.host.as_str())
+        .collect();
+    let owner = match holders.as_slice() {
+        [one] => Ok(format!("{one} alone holds {vip}")),
+        [] => Err(format!("no load balancer holds {vip} (orphan VIP)")),
+        many => Err(format!("split brain: {} all hold {vip}", many.join(", "))),
+    };
+    let mut out = vec![check("cluster", "VIP owner", owner)];
+    for l in &lbs {
+        out.push(check(
+            &l.host,
+            "keepalived",
+            if l.keepalived {
+                Ok("keepalived runs".into())
+            } else {
+                Err("keepalived is not running: `vakt up` starts it".into())
+            },
+        ));
+        out.push(check(
+            &l.host,
+            "VRRP priority",
+            match l.configured_priority {
+                Some(p) if p == l.priority => Ok(format!("priority {p} as configured")),
+                Some(p) => Err(format!(
+                    "keepalived.conf says priority {p}, the inventory {}: run `vakt up`",
+                    l.priority
+                )),
+                None => Err("no priority in /etc/keepalived/keepalived.conf".into()),
+            },
+        ));
+    }
+    out
+}
+
+fn db_checks(t: &Target, db: &HostTarget) -> Vec<Check> {
+    let name = &db.host.name;
+    let port = db.host.db_port;
+    let private = format!("{}:{port}", db.host.private_ip);
+    let mut out = Vec::new();
+    for web in t.hosts.iter().filter(|h| h.host.has(Role::Web)) {
+        let has_binary = !web.services.is_empty();
+        let r = web
+            .transport()
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|tr| probe_on(tr, has_binary, &format!("tcp {private}")))
+            .map(|e| format!("{private} reachable from {}: {e}", web.host.name))
+            .map_err(|e| format!("{private} not reachable from {}: {e}", web.host.name));
+        out.push(check(name, &format!("db port from {}", web.host.name), r));
+    }
+    if let Some(public) = db.host.public_ip {
+        let addr = format!("{public}:{port}");
+        let r = match probe::connect_times(&addr, 1, Duration::from_secs(1)) {
+            Ok(_) => Err(format!(
+                "{addr} accepts connections from here: firewall the database's public address"
+            )),
+            Err(e) => Ok(format!("{addr} is closed from outside ({e})")),
+        };
+        out.push(check(name, "db port closed on public address", r));
+    }
+    out
+}
+
+/// Standard base64 (for a Basic authorization header).
+fn base64_encode(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
