@@ -377,12 +377,14 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
         if let Some(list) = p.strings("require", &mut d) {
             policy.require = Vec::new();
             for (r, span) in list {
-                if !["declared", "geoip", "rtt"].contains(&r) {
+                // "rtt" is accepted as another name for "latency".
+                let r = if r == "rtt" { "latency" } else { r };
+                if !["declared", "geoip", "latency"].contains(&r) {
                     d.error_hint(
                         src,
                         Some(span),
                         format!("unknown evidence \"{r}\""),
-                        "use \"declared\", \"geoip\" or \"rtt\"",
+                        "use \"declared\", \"geoip\" or \"latency\"",
                     );
                 }
                 policy.require.push(r.to_string());

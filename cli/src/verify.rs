@@ -431,7 +431,14 @@ fn db_checks(t: &Target, db: &HostTarget) -> Vec<Check> {
             .transport()
             .map_err(|e| format!("{e:#}"))
             .and_then(|tr| probe_on(tr, has_binary, &format!("tcp {private}")))
-            .map(|e| format!("{private} reachable from {}: {e}", web.host.name))
+            .map(|e| {
+                let how = e
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("median_us="))
+                    .and_then(|us| us.parse::<f64>().ok())
+                    .map_or(e.clone(), |us| format!("connect {:.2} ms", us / 1000.0));
+                format!("{private} reachable from {} ({how})", web.host.name)
+            })
             .map_err(|e| format!("{private} not reachable from {}: {e}", web.host.name));
         out.push(check(name, &format!("db port from {}", web.host.name), r));
     }

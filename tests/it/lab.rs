@@ -23,8 +23,16 @@ impl Lab {
     /// A lab named after the test (`tag`) and this process, so that the
     /// lab tests can run at the same time.
     pub fn up(tag: &str, inventory: &str) -> Lab {
+        Self::up_file(
+            tag,
+            &format!("{}/../inventory/{inventory}", env!("CARGO_MANIFEST_DIR")),
+        )
+    }
+
+    /// A lab from an inventory file anywhere.
+    pub fn up_file(tag: &str, inventory: &str) -> Lab {
         let name = format!("{tag}{}", std::process::id() % 100_000);
-        let inventory = format!("{}/../inventory/{inventory}", env!("CARGO_MANIFEST_DIR"));
+        let inventory = inventory.to_string();
         let out = vakt()
             .args(["lab", "--name", &name, "up", "-i", &inventory])
             .output()

@@ -107,6 +107,18 @@ fn the_vip_moves_when_lb01_dies_is_cut_off_or_loses_its_proxy_and_failover_drops
     let (code, out, err) = lab.vakt(&["up", "-i", &inv]);
     assert_eq!(code, 0, "{out}{err}");
     holder_becomes(&lab, "lb01", Duration::from_secs(5));
+    let (code, out, err) = lab.vakt(&["verify", "-i", &inv]);
+    assert_eq!(code, 0, "{out}{err}");
+    for expected in [
+        "PASS  cluster    VIP owner",
+        "lb01 alone holds 203.0.113.10",
+        "PASS  lb02       keepalived",
+        "PASS  lb01       VRRP priority                      priority 150 as configured",
+        "PASS  lb02       VRRP priority                      priority 140 as configured",
+        "round robin via 203.0.113.10:80",
+    ] {
+        assert!(out.contains(expected), "missing `{expected}`:\n{out}");
+    }
 
     // A session with a cart, started through LB01.
     let jar = format!("/run/vakt-lab/{}/jar", lab.name);

@@ -8,4 +8,5 @@ mod cli;
 mod haproxy;
 mod lab;
 mod lab_ha;
+mod lab_verify;
 mod proxy;

@@ -1,6 +1,7 @@
 //! The `vakt` CLI: inventory validation, rendering (snapshots), and deploys
 //! of local clusters (up, up again, plan, down, a host that fails).
 
+mod audit;
 mod deploy;
 mod render;
 mod validate;

@@ -4,6 +4,9 @@
 
 #![allow(dead_code)] // each suite uses a different subset
 
+pub mod mmdb;
+pub mod relay;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
