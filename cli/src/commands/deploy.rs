@@ -157,6 +157,105 @@ pub fn plan(a: DeployArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Whether applying a plan interrupts a running service.
+fn interrupts(p: &HostPlan) -> bool {
+    p.actions
+        .iter()
+        .any(|a| matches!(a, plan::Action::Restart(_) | plan::Action::Upgrade(_)))
+}
+
+fn host_result(
+    h: &HostTarget,
+    p: Option<&HostPlan>,
+    r: anyhow::Result<()>,
+    start: Instant,
+) -> HostResult {
+    match (p, r) {
+        (Some(p), Ok(())) => HostResult {
+            host: h.host.name.clone(),
+            changed_files: p
+                .files
+                .iter()
+                .filter(|f| f.change != Change::Unchanged)
+                .count()
+                + usize::from(p.binary != Change::Unchanged),
+            actions: p.actions.iter().map(ToString::to_string).collect(),
+            seconds: start.elapsed().as_secs_f64(),
+            result: if p.changes() {
+                "changed".into()
+            } else {
+                "no changes".into()
+            },
+        },
+        (_, Err(e)) => HostResult {
+            host: h.host.name.clone(),
+            changed_files: 0,
+            actions: Vec::new(),
+            seconds: start.elapsed().as_secs_f64(),
+            result: format!("FAILED: {e:#}"),
+        },
+        (None, Ok(())) => unreachable!("a result without a plan is an error"),
+    }
+}
+
+/// Applies one interrupting plan. A web host that the LBs route to is
+/// drained on every LB first, and readied when every LB sees it UP; if it
+/// does not come back it stays in maintenance and the error says so.
+fn roll_one(
+    t: &Target,
+    h: &HostTarget,
+    p: &HostPlan,
+    binary: &[u8],
+    may_install: bool,
+    line: &crate::progress::HostLine,
+) -> anyhow::Result<()> {
+    let name = &h.host.name;
+    let web = h.host.has(crate::inventory::Role::Web)
+        && t.hosts
+            .iter()
+            .any(|l| l.services.contains(&render::Service::Proxy) && l.host.name != *name);
+    // Only a host the LBs already know can be drained (a new one is not in
+    // rotation yet).
+    let in_rotation = web && super::ops::set_state(t, name, "drain").is_ok();
+    if in_rotation {
+        line.step("draining on every load balancer");
+        let _ = super::ops::wait(
+            t,
+            name,
+            Duration::from_secs(30),
+            "the end of its sessions",
+            |r| r.scur == 0,
+        );
+    }
+    line.step("applying");
+    if let Err(e) = h
+        .transport()
+        .and_then(|tr| services::apply(tr, p, binary, may_install).map_err(Into::into))
+    {
+        if in_rotation {
+            let _ = super::ops::set_state(t, name, "ready");
+        }
+        return Err(e);
+    }
+    if in_rotation {
+        line.step("waiting until every load balancer sees it UP");
+        if let Err(e) = super::ops::wait(
+            t,
+            name,
+            Duration::from_secs(60),
+            "a passing health check",
+            super::ops::healthy,
+        ) {
+            let _ = super::ops::set_state(t, name, "maint");
+            anyhow::bail!(
+                "{e:#}; {name} stays in maintenance on every load balancer: fix it, then `vakt ready {name}`"
+            );
+        }
+        super::ops::set_state(t, name, "ready")?;
+    }
+    Ok(())
+}
+
 #[derive(Serialize)]
 struct HostResult {
     host: String,
@@ -186,6 +285,18 @@ pub fn up(a: DeployArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|h| progress.host(&h.host.name))
         .collect();
+    // Plans whose actions interrupt a running service (a restart, a binary
+    // upgrade) wait for the rolling phase below; everything else is applied
+    // here, in parallel.
+    let deferred: Vec<std::sync::Mutex<Option<(HostPlan, Instant)>>> = t
+        .hosts
+        .iter()
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
+    let finish = |i: usize, r: HostResult| {
+        lines[i].done(&r.result);
+        *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+    };
     std::thread::scope(|s| {
         for _ in 0..usize::from(a.forks).min(t.hosts.len()) {
             s.spawn(|| {
@@ -195,44 +306,53 @@ pub fn up(a: DeployArgs) -> anyhow::Result<ExitCode> {
                     let line = &lines[i];
                     let start = Instant::now();
                     line.step("planning");
-                    let outcome = check_platform(h, explicit)
-                        .and_then(|()| plan_host(&t, h, &sha))
-                        .and_then(|p| {
+                    let planned = check_platform(h, explicit).and_then(|()| plan_host(&t, h, &sha));
+                    match planned {
+                        Ok(p) if interrupts(&p) => {
+                            line.step("waits its turn (services restart one host at a time)");
+                            *deferred[i].lock().unwrap_or_else(|e| e.into_inner()) =
+                                Some((p, start));
+                        }
+                        Ok(p) => {
                             line.step("applying");
-                            services::apply(h.transport()?, &p, &bytes, !a.no_install)?;
-                            Ok(p)
-                        });
-                    let r = match outcome {
-                        Ok(p) => HostResult {
-                            host: h.host.name.clone(),
-                            changed_files: p
-                                .files
-                                .iter()
-                                .filter(|f| f.change != Change::Unchanged)
-                                .count()
-                                + usize::from(p.binary != Change::Unchanged),
-                            actions: p.actions.iter().map(ToString::to_string).collect(),
-                            seconds: start.elapsed().as_secs_f64(),
-                            result: if p.changes() {
-                                "changed".into()
-                            } else {
-                                "no changes".into()
-                            },
-                        },
-                        Err(e) => HostResult {
-                            host: h.host.name.clone(),
-                            changed_files: 0,
-                            actions: Vec::new(),
-                            seconds: start.elapsed().as_secs_f64(),
-                            result: format!("FAILED: {e:#}"),
-                        },
-                    };
-                    line.done(&r.result);
-                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                            let r = h.transport().and_then(|tr| {
+                                services::apply(tr, &p, &bytes, !a.no_install).map_err(Into::into)
+                            });
+                            finish(i, host_result(h, Some(&p), r, start));
+                        }
+                        Err(e) => finish(i, host_result(h, None, Err(e), start)),
+                    }
                 }
             });
         }
     });
+    // The rolling phase: web hosts first, then the others, one at a time.
+    // A web host in rotation is drained on every LB first and readied once
+    // every LB sees it UP again, so that no request meets a restart.
+    let mut order: Vec<usize> = (0..t.hosts.len()).collect();
+    order.sort_by_key(|&i| !t.hosts[i].host.has(crate::inventory::Role::Web));
+    let mut halted: Option<String> = None;
+    for i in order {
+        let Some((p, start)) = deferred[i].lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            continue;
+        };
+        let h = &t.hosts[i];
+        if let Some(why) = &halted {
+            finish(
+                i,
+                host_result(h, None, Err(anyhow::anyhow!("not changed: {why}")), start),
+            );
+            continue;
+        }
+        let r = roll_one(&t, h, &p, &bytes, !a.no_install, &lines[i]);
+        if r.is_err() {
+            halted = Some(format!(
+                "{} failed before it in the rolling phase",
+                h.host.name
+            ));
+        }
+        finish(i, host_result(h, Some(&p), r, start));
+    }
     let results: Vec<HostResult> = slots
         .into_iter()
         .filter_map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))

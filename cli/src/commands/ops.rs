@@ -47,10 +47,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// One `show servers` row as an LB sees a web host.
-struct Row {
-    status: String,
-    scur: u64,
-    check: String,
+pub(crate) struct Row {
+    pub status: String,
+    pub scur: u64,
+    pub check: String,
 }
 
 fn rows(t: &Target, host: &str) -> anyhow::Result<Vec<(String, Row)>> {
@@ -79,7 +79,7 @@ fn rows(t: &Target, host: &str) -> anyhow::Result<Vec<(String, Row)>> {
     Ok(out)
 }
 
-fn set_state(t: &Target, host: &str, state: &str) -> anyhow::Result<()> {
+pub(crate) fn set_state(t: &Target, host: &str, state: &str) -> anyhow::Result<()> {
     if !t.inv.webs().any(|w| w.name == host) {
         bail!("`{host}` is not a web host of {}", t.inv.file);
     }
@@ -100,7 +100,7 @@ fn set_state(t: &Target, host: &str, state: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn wait(
+pub(crate) fn wait(
     t: &Target,
     host: &str,
     timeout: Duration,
@@ -133,7 +133,7 @@ fn wait(
     }
 }
 
-fn healthy(r: &Row) -> bool {
+pub(crate) fn healthy(r: &Row) -> bool {
     (r.status == "UP" || r.status == "DRAIN" || r.status == "no_check")
         && (r.check.starts_with("L7OK") || r.check.starts_with("L4OK") || r.check == "-")
 }

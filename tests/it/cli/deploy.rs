@@ -258,3 +258,47 @@ fn a_new_proxy_binary_takes_over_without_a_failed_request() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("will upgrade vakt-proxy"), "{out}");
 }
+
+#[test]
+fn up_with_a_new_binary_rolls_web_hosts_one_at_a_time_without_a_failed_request() {
+    let dir = tmp("uproll");
+    let (inv, net, port) = local_inventory(dir.path(), "");
+    let state = dir.path().join("state");
+    let _down = Down(&inv, &state);
+    let (code, out, err) = run(&["up"], &inv, &state);
+    assert_eq!(code, 0, "{out}{err}");
+    let lb: std::net::SocketAddr = format!("{net}.1:{port}").parse().unwrap();
+    // Another build: the same program with bytes appended.
+    let mut bytes = std::fs::read(env!("CARGO_BIN_EXE_vakt")).unwrap();
+    bytes.extend_from_slice(b"\nvakt test build 2\n");
+    let copy = dir.path().join("vakt-next");
+    std::fs::write(&copy, bytes).unwrap();
+    std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let load = crate::support::Load::start(lb, "/", 4, 200_000, Duration::from_secs(90));
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out, err) = run(
+        &["up", "--binary", &copy.display().to_string()],
+        &inv,
+        &state,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let t = load.stop();
+    println!(
+        "vakt up with a new binary (web hosts drained and restarted one at a time, proxy taken over): {t}"
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    for host in ["web01", "web02"] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(host) && l.contains("restart vakt-demo-web")),
+            "{out}"
+        );
+    }
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("lb01") && l.contains("upgrade vakt-proxy")),
+        "{out}"
+    );
+    assert_eq!(t.failed, 0, "{t}: {:?}", t.failures);
+}
