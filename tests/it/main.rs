@@ -9,4 +9,5 @@ mod haproxy;
 mod lab;
 mod lab_ha;
 mod lab_verify;
+mod lab_zero_downtime;
 mod proxy;
