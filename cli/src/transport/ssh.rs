@@ -69,6 +69,10 @@ fn diagnose(h: &Host, dest: &str, lab: Option<&Path>, accept_new: bool) -> Strin
     match lab {
         Some(lab) => {
             cmd.arg("-F").arg(lab.join("ssh_config"));
+            cmd.args(["-l", &h.ssh.user, "-p", &h.ssh.port.to_string()]);
+            if let Some(j) = &h.ssh.jump {
+                cmd.args(["-J", j]);
+            }
         }
         None => {
             cmd.args(["-l", &h.ssh.user, "-p", &h.ssh.port.to_string()]);
@@ -132,7 +136,14 @@ impl Ssh {
         });
         let dest = match lab {
             Some(lab) => {
-                b.config_file(lab.join("ssh_config"));
+                // The lab's config names the hosts and holds the keys; the
+                // inventory still chooses the user and the jump host.
+                b.config_file(lab.join("ssh_config"))
+                    .user(h.ssh.user.clone())
+                    .port(h.ssh.port);
+                if let Some(j) = &h.ssh.jump {
+                    b.jump_hosts([j]);
+                }
                 h.name.clone()
             }
             None => {
