@@ -29,6 +29,9 @@ pub const PRIVATE_PATHS: &[&str] = &[
     // Hidden so that lab hosts never look like systemd hosts, whatever
     // this machine runs: the lab exercises the SysV path for real.
     "/run/systemd",
+    // A fresh root home, as on a new server: this machine's shell start-up
+    // files (pyenv and the like cost ~70 ms per SSH command) stay out.
+    "/root",
 ];
 
 /// Where a lab keeps its state: short, so socket paths stay short.

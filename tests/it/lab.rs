@@ -123,10 +123,17 @@ fn a_cluster_deployed_over_ssh_in_the_lab_balances_sticks_and_keeps_a_failed_hos
         !again.contains("start ") && !again.contains("restart "),
         "{again}"
     );
+    let size = std::fs::metadata(env!("CARGO_BIN_EXE_vakt")).map_or(0, |m| m.len());
     println!(
-        "vakt up over SSH, 4-host lab: first run {:.2}s, no-change run {:.2}s",
+        "vakt up over SSH, 4-host lab: first run {:.2}s, no-change run {:.2}s ({} build, {:.0} MB binary pushed to each host; README quotes the release build)",
         first.as_secs_f64(),
-        second.as_secs_f64()
+        second.as_secs_f64(),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        size as f64 / 1e6
     );
 
     // From the control namespace: round robin, a sticky cart, the stats page.

@@ -271,6 +271,7 @@ pub fn up(a: DeployArgs) -> anyhow::Result<ExitCode> {
     }
     let started = Instant::now();
     let t = target::open(&a.target)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "connected to every host");
     let (bytes, sha, explicit) = binary(&a, &t)?;
     let progress = Progress::new();
     // `--forks` workers take hosts from a shared queue, in inventory order.
@@ -307,6 +308,7 @@ pub fn up(a: DeployArgs) -> anyhow::Result<ExitCode> {
                     let start = Instant::now();
                     line.step("planning");
                     let planned = check_platform(h, explicit).and_then(|()| plan_host(&t, h, &sha));
+                    tracing::debug!(host = %h.host.name, took = ?start.elapsed(), "planned");
                     match planned {
                         Ok(p) if interrupts(&p) => {
                             line.step("waits its turn (services restart one host at a time)");
@@ -361,6 +363,7 @@ pub fn up(a: DeployArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .filter(|r| r.result.starts_with("FAILED"))
         .count();
+    tracing::debug!(elapsed = ?started.elapsed(), "every host applied");
     let healthy = if failed == 0 {
         wait_healthy(&t, Duration::from_secs(20))
     } else {
