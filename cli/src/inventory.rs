@@ -50,6 +50,9 @@ pub struct Ssh {
     pub host_keys: String,
     pub jump: Option<String>,
     pub sudo: bool,
+    /// Where to connect instead of the host's addresses (a Vagrant VM's
+    /// forwarded port on 127.0.0.1, say).
+    pub address: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -69,6 +72,12 @@ pub struct Host {
     pub ssh: Ssh,
     /// keepalived priority; default by LB order.
     pub priority: Option<u8>,
+    /// For `vakt vagrant`: the OS (`rocky9`...), an explicit box, memory in
+    /// MiB and CPUs; the `[vagrant]` defaults apply when unset.
+    pub os: Option<String>,
+    pub box_name: Option<String>,
+    pub memory: Option<u32>,
+    pub cpus: Option<u32>,
 }
 
 impl Host {
@@ -163,6 +172,23 @@ pub struct Inventory {
     /// one (another architecture), relative to the inventory's folder.
     pub binary: Option<PathBuf>,
     pub backups: Vec<Backup>,
+    pub vagrant: VagrantDefaults,
+    /// Files whose `[[hosts]]` entries override this inventory's SSH
+    /// settings per host (`vakt vagrant inventory` writes one), relative to
+    /// the inventory's folder.
+    pub overlays: Vec<String>,
+}
+
+/// `[vagrant]`: what `vakt vagrant` uses when a host says nothing.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VagrantDefaults {
+    pub os: String,
+    pub memory: u32,
+    pub cpus: u32,
+    /// The operator's public key, authorised on every VM.
+    pub ssh_public_key: String,
+    /// Port on the operator's machine forwarded to the first LB's HTTP port.
+    pub forward_port: u16,
 }
 
 impl Inventory {
@@ -235,9 +261,79 @@ pub fn load(path: Option<&Path>) -> Result<(Inventory, Diagnostics), Diagnostics
             )
         }
     };
-    let mut inv = parse(&Source::new(name, text))?;
-    inv.0.dir = dir;
-    Ok(inv)
+    let (mut inv, mut warnings) = parse(&Source::new(name, text))?;
+    inv.dir = dir;
+    let mut d = Diagnostics::new();
+    for o in inv.overlays.clone() {
+        let path = inv
+            .dir
+            .as_deref()
+            .map_or(PathBuf::from(&o), |dir| dir.join(&o));
+        match std::fs::read_to_string(&path) {
+            Ok(text) => apply_overlay(
+                &mut inv,
+                &Source::new(path.display().to_string(), text),
+                &mut d,
+            ),
+            Err(e) => d.warning(
+                &Source::new(inv.file.clone(), ""),
+                None,
+                format!(
+                    "overlay {}: {e}; the inventory's own SSH settings apply",
+                    path.display()
+                ),
+                Some("for Vagrant VMs: `vagrant up`, then `vakt vagrant inventory -i INV`".into()),
+            ),
+        }
+    }
+    if d.has_errors() {
+        return Err(d);
+    }
+    warnings.extend(d);
+    Ok((inv, warnings))
+}
+
+/// Applies an overlay file: `[[hosts]]` entries with a `name` and an `ssh`
+/// table, merged into that host's SSH settings.
+fn apply_overlay(inv: &mut Inventory, src: &Source, d: &mut Diagnostics) {
+    let doc = match reader::parse(src) {
+        Ok(doc) => doc,
+        Err(e) => {
+            d.extend(e);
+            return;
+        }
+    };
+    let mut root = Fields::root(src, &doc);
+    for mut h in root.tables("hosts", d) {
+        let Some((name, span)) = h.str("name", d) else {
+            d.error_hint(
+                src,
+                h.span(),
+                "an overlay [[hosts]] entry has no name",
+                "add name = \"lb01\"",
+            );
+            continue;
+        };
+        match inv.hosts.iter_mut().find(|x| x.name == name) {
+            Some(host) => {
+                if let Some(mut s) = h.table("ssh", d) {
+                    read_ssh(&mut s, &mut host.ssh, d);
+                    s.finish(d);
+                }
+            }
+            None => d.error_hint(
+                src,
+                Some(span),
+                format!(
+                    "the overlay names host `{name}`, which {} does not have",
+                    inv.file
+                ),
+                "regenerate the overlay from the matching Vagrantfile",
+            ),
+        }
+        h.finish(d);
+    }
+    root.finish(d);
 }
 
 const ISO_3166: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
@@ -315,6 +411,7 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
         host_keys: "strict".into(),
         jump: None,
         sudo: false,
+        address: None,
     };
     if let Some(mut s) = root.table("ssh", &mut d) {
         read_ssh(&mut s, &mut ssh, &mut d);
@@ -490,6 +587,37 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
             });
         }
     }
+    let mut vagrant = VagrantDefaults {
+        os: "rocky9".into(),
+        memory: 1024,
+        cpus: 1,
+        ssh_public_key: "~/.ssh/id_ed25519.pub".into(),
+        forward_port: 8080,
+    };
+    if let Some(mut v) = root.table("vagrant", &mut d) {
+        if let Some(o) = v.string("os", &mut d) {
+            vagrant.os = o;
+        }
+        if let Some(m) = v.int("memory", 256, 1 << 20, &mut d) {
+            vagrant.memory = m as u32;
+        }
+        if let Some(c) = v.int("cpus", 1, 256, &mut d) {
+            vagrant.cpus = c as u32;
+        }
+        if let Some(k) = v.string("ssh_public_key", &mut d) {
+            vagrant.ssh_public_key = k;
+        }
+        if let Some(p) = v.int("forward_port", 1, 65535, &mut d) {
+            vagrant.forward_port = p as u16;
+        }
+        v.finish(&mut d);
+    }
+    let overlays: Vec<String> = root
+        .strings("overlays", &mut d)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(o, _)| o.to_string())
+        .collect();
     root.finish(&mut d);
 
     // Whole-inventory rules.
@@ -600,6 +728,8 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
             balancer,
             policy,
             backups,
+            vagrant,
+            overlays,
             ha,
             binary,
         },
@@ -633,6 +763,9 @@ fn read_ssh(s: &mut Fields, out: &mut Ssh, d: &mut Diagnostics) {
     }
     if let Some(b) = s.bool("sudo", d) {
         out.sudo = b;
+    }
+    if let Some(a) = s.string("address", d) {
+        out.address = Some(a);
     }
 }
 
@@ -767,6 +900,10 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<Host> {
         t.finish(d);
         p
     });
+    let os = h.string("os", d);
+    let box_name = h.string("box", d);
+    let memory = h.int("memory", 256, 1 << 20, d).map(|n| n as u32);
+    let cpus = h.int("cpus", 1, 256, d).map(|n| n as u32);
     // A bad or missing address was reported above; keep the host (with no
     // address) so that rules about the whole inventory do not cascade.
     let private_ip = private.map_or(Ipv4Addr::UNSPECIFIED, |(a, _)| a);
@@ -782,6 +919,10 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<Host> {
         data,
         ssh: host_ssh,
         priority,
+        os,
+        box_name,
+        memory,
+        cpus,
     })
 }
 

@@ -12,6 +12,7 @@ mod progress;
 mod render;
 mod services;
 mod transport;
+mod vagrant;
 mod verify;
 
 use std::process::ExitCode;

@@ -96,6 +96,12 @@ impl Templates {
         }
         env
     }
+
+    /// Renders one template with `vars` (for files that land on the
+    /// operator's machine, like the Vagrantfile).
+    pub fn render(&self, name: &str, vars: minijinja::Value) -> Result<String, minijinja::Error> {
+        self.env().get_template(name)?.render(vars)
+    }
 }
 
 /// One file for a host, at its path on the host.

@@ -9,6 +9,7 @@ mod lab;
 mod ops;
 mod proxy;
 pub(crate) mod target;
+mod vagrant;
 mod verify;
 
 use std::process::ExitCode;
@@ -91,6 +92,8 @@ enum Command {
     /// Measure from this host (used by verify and audit over SSH).
     #[command(hide = true)]
     Probe(verify::ProbeArgs),
+    /// Write a Vagrantfile for the inventory (`vakt vagrant inventory`: the SSH overlay).
+    Vagrant(vagrant::VagrantArgs),
     /// Move the VIP to another load balancer before maintaining its holder.
     Failover(failover::FailoverArgs),
     /// Put back each host's previous files (kept by the last `up`) and restart.
@@ -138,6 +141,7 @@ pub fn run() -> ExitCode {
         Command::Ready(a) => ops::ready(a),
         Command::Rolling(a) => ops::rolling(a),
         Command::Failover(a) => failover::run(a),
+        Command::Vagrant(a) => vagrant::run(a),
         Command::Verify(a) => verify::verify(a),
         Command::Audit(a) => verify::audit(a),
         Command::Probe(a) => verify::probe(a),

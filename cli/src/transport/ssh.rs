@@ -156,8 +156,9 @@ impl Ssh {
                 }
                 // The private network when a jump host leads there, else the
                 // address the operator can reach.
-                match (h.public_ip, &h.ssh.jump) {
-                    (Some(p), None) => p.to_string(),
+                match (&h.ssh.address, h.public_ip, &h.ssh.jump) {
+                    (Some(a), _, _) => a.clone(),
+                    (None, Some(p), None) => p.to_string(),
                     _ => h.private_ip.to_string(),
                 }
             }

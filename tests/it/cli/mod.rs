@@ -4,6 +4,7 @@
 mod audit;
 mod deploy;
 mod render;
+mod vagrant;
 mod validate;
 
 use std::path::Path;
