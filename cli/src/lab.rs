@@ -29,6 +29,15 @@ pub const PRIVATE_PATHS: &[&str] = &[
     // Hidden so that lab hosts never look like systemd hosts, whatever
     // this machine runs: the lab exercises the SysV path for real.
     "/run/systemd",
+    // Boot-time links that update-rc.d writes for SysV services.
+    "/etc/rc0.d",
+    "/etc/rc1.d",
+    "/etc/rc2.d",
+    "/etc/rc3.d",
+    "/etc/rc4.d",
+    "/etc/rc5.d",
+    "/etc/rc6.d",
+    "/etc/rcS.d",
     // A fresh root home, as on a new server: this machine's shell start-up
     // files (pyenv and the like cost ~70 ms per SSH command) stay out.
     "/root",

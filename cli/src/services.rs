@@ -58,10 +58,19 @@ pub fn init_command(t: &dyn Transport, svc: Service, verb: &str) -> String {
             other => format!("systemctl {other} {unit}"),
         };
     }
-    format!(
-        "sh {} {verb}",
-        sh(&format!("{}/etc/init.d/{}", t.root(), svc.script()))
-    )
+    let script = sh(&format!("{}/etc/init.d/{}", t.root(), svc.script()));
+    // A real host starts the service at boot too: update-rc.d (Debian) or
+    // chkconfig (Red Hat), whichever it has. Local hosts are processes of
+    // this machine and are not registered.
+    if verb == "start" && t.root().is_empty() {
+        let name = svc.script();
+        return format!(
+            "{{ if command -v update-rc.d >/dev/null 2>&1; then update-rc.d {name} defaults; \
+             elif command -v chkconfig >/dev/null 2>&1; then chkconfig --add {name}; fi; }} >/dev/null 2>&1; \
+             sh {script} start"
+        );
+    }
+    format!("sh {script} {verb}")
 }
 
 pub fn is_running(t: &dyn Transport, svc: Service) -> io::Result<bool> {

@@ -136,6 +136,13 @@ fn a_cluster_deployed_over_ssh_in_the_lab_balances_sticks_and_keeps_a_failed_hos
         size as f64 / 1e6
     );
 
+    // SysV services are registered for boot (update-rc.d on this Debian).
+    let (_, links) = lab.on("lb01", &["sh", "-c", "ls /etc/rc2.d"]);
+    assert!(
+        links.contains("vakt-proxy"),
+        "no boot link for vakt-proxy: {links}"
+    );
+
     // From the control namespace: round robin, a sticky cart, the stats page.
     let served: Vec<String> = (0..4)
         .map(|_| {

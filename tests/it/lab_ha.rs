@@ -104,6 +104,29 @@ fn the_vip_moves_when_lb01_dies_is_cut_off_or_loses_its_proxy_and_failover_drops
     }
     let lab = Lab::up("ha", "oslo-ha.toml");
     let inv = lab.inventory.clone();
+
+    // keepalived missing on lb02 (hidden in its own filesystem view) with
+    // --no-install: lb02 fails with the fix, nothing is installed.
+    let (code, o) = lab.on(
+        "lb02",
+        &["mount", "--bind", "/dev/null", "/usr/sbin/keepalived"],
+    );
+    assert_eq!(code, 0, "{o}");
+    let (_, plan, _) = lab.vakt(&["plan", "-i", &inv]);
+    assert!(
+        plan.contains("will install keepalived with the host's package manager"),
+        "{plan}"
+    );
+    let (code, out, err) = lab.vakt(&["up", "-i", &inv, "--no-install"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.lines().any(|l| l.starts_with("lb02")
+            && l.contains("keepalived is not installed and --no-install was given")),
+        "{out}"
+    );
+    let (code, o) = lab.on("lb02", &["umount", "/usr/sbin/keepalived"]);
+    assert_eq!(code, 0, "{o}");
+
     let (code, out, err) = lab.vakt(&["up", "-i", &inv]);
     assert_eq!(code, 0, "{out}{err}");
     holder_becomes(&lab, "lb01", Duration::from_secs(5));
