@@ -94,6 +94,43 @@ fn owner(path: &str) -> Option<(Service, bool)> {
     }
 }
 
+/// What the host's services need once `changed` files (and the binary,
+/// when `binary_changed`) are in place: start what is stopped, take a new
+/// binary over (proxy) or restart on it, restart on a new init script or
+/// unit, reload on a new config. `up` and `rollback` share it.
+pub fn actions(
+    services: &[Service],
+    running: &BTreeMap<Service, bool>,
+    binary_changed: bool,
+    changed: &[&str],
+) -> Vec<Action> {
+    let mut reload: Vec<Service> = Vec::new();
+    let mut restart: Vec<Service> = Vec::new();
+    for (svc, needs_restart) in changed.iter().filter_map(|p| owner(p)) {
+        if needs_restart {
+            restart.push(svc)
+        } else {
+            reload.push(svc)
+        }
+    }
+    let mut actions = Vec::new();
+    for &svc in services {
+        let running = running.get(&svc).copied().unwrap_or(false);
+        // Keepalived is the host's own package: a new vakt binary does not restart it.
+        let binary_restart = binary_changed && svc != Service::Keepalived;
+        if !running {
+            actions.push(Action::Start(svc));
+        } else if binary_restart && svc == Service::Proxy && !restart.contains(&svc) {
+            actions.push(Action::Upgrade(svc));
+        } else if binary_restart || restart.contains(&svc) {
+            actions.push(Action::Restart(svc));
+        } else if reload.contains(&svc) {
+            actions.push(Action::Reload(svc));
+        }
+    }
+    actions
+}
+
 pub fn build(
     host: &str,
     files: Vec<File>,
@@ -106,8 +143,6 @@ pub fn build(
         Some(s) if s == binary_sha256 => Change::Unchanged,
         Some(_) => Change::Changed,
     };
-    let mut reload: Vec<Service> = Vec::new();
-    let mut restart: Vec<Service> = Vec::new();
     let files: Vec<FilePlan> = files
         .into_iter()
         .map(|f| {
@@ -125,15 +160,6 @@ pub fn build(
                     (Change::Changed, Some(d))
                 }
             };
-            if change != Change::Unchanged
-                && let Some((svc, needs_restart)) = owner(&f.path)
-            {
-                if needs_restart {
-                    restart.push(svc)
-                } else {
-                    reload.push(svc)
-                }
-            }
             FilePlan {
                 file: f,
                 change,
@@ -141,21 +167,17 @@ pub fn build(
             }
         })
         .collect();
-    let mut actions = Vec::new();
-    for &svc in services {
-        let running = state.running.get(&svc).copied().unwrap_or(false);
-        // Keepalived is the host's own package: a new vakt binary does not restart it.
-        let binary_restart = binary != Change::Unchanged && svc != Service::Keepalived;
-        if !running {
-            actions.push(Action::Start(svc));
-        } else if binary_restart && svc == Service::Proxy && !restart.contains(&svc) {
-            actions.push(Action::Upgrade(svc));
-        } else if binary_restart || restart.contains(&svc) {
-            actions.push(Action::Restart(svc));
-        } else if reload.contains(&svc) {
-            actions.push(Action::Reload(svc));
-        }
-    }
+    let changed: Vec<&str> = files
+        .iter()
+        .filter(|f| f.change != Change::Unchanged)
+        .map(|f| f.file.path.as_str())
+        .collect();
+    let actions = actions(
+        services,
+        &state.running,
+        binary != Change::Unchanged,
+        &changed,
+    );
     HostPlan {
         host: host.to_string(),
         files,

@@ -236,25 +236,24 @@ pub fn apply(
                 .map_err(io_err(t, "push the vakt binary"))?;
             written.push(BINARY_PATH);
         }
-        for a in &plan.actions {
-            match *a {
-                Action::Start(s) => control(t, s, "start")?,
-                Action::Reload(s) => control(t, s, "reload")?,
-                Action::Restart(s) => control(t, s, "restart")?,
-                // systemd has no verb for a takeover: those hosts restart.
-                Action::Upgrade(s) => control(
-                    t,
-                    s,
-                    if t.init() == crate::transport::Init::Systemd {
-                        "restart"
-                    } else {
-                        "upgrade"
-                    },
-                )?,
-            }
-        }
-        Ok(())
+        run_actions(t, &plan.actions)
     })();
+    if result.is_ok() {
+        // The kept copies are now exactly the release before this one, so
+        // that `vakt rollback` goes back one release, not to a mix of older
+        // ones.
+        let managed = plan.files.iter().map(|f| f.file.path.as_str());
+        if let Err(e) = forget_previous(
+            t,
+            managed
+                .chain([BINARY_PATH])
+                .filter(|p| !written.contains(p)),
+        ) {
+            // The release is in place; only a later rollback would reach
+            // further back than one release for these files.
+            tracing::warn!("{e}");
+        }
+    }
     if result.is_err() {
         for p in &written {
             let _ = t.restore(p);
@@ -275,6 +274,52 @@ pub fn apply(
         }
     }
     result
+}
+
+/// Starts, reloads, restarts or upgrades services, in order.
+pub fn run_actions(t: &dyn Transport, actions: &[Action]) -> Result<(), ApplyError> {
+    for a in actions {
+        match *a {
+            Action::Start(s) => control(t, s, "start")?,
+            Action::Reload(s) => control(t, s, "reload")?,
+            Action::Restart(s) => control(t, s, "restart")?,
+            // systemd has no verb for a takeover: those hosts restart.
+            Action::Upgrade(s) => control(
+                t,
+                s,
+                if t.init() == crate::transport::Init::Systemd {
+                    "restart"
+                } else {
+                    "upgrade"
+                },
+            )?,
+        }
+    }
+    Ok(())
+}
+
+/// Drops the kept previous versions (`PATH.vakt-prev`) of these files.
+fn forget_previous<'a>(
+    t: &dyn Transport,
+    paths: impl Iterator<Item = &'a str>,
+) -> Result<(), ApplyError> {
+    let words: Vec<String> = paths
+        .map(|p| sh(&format!("{}{p}.vakt-prev", t.root())))
+        .collect();
+    if words.is_empty() {
+        return Ok(());
+    }
+    let cmd = format!("rm -f {}", words.join(" "));
+    let out = t.run(&cmd).map_err(io_err(t, "drop old kept copies"))?;
+    if out.ok() {
+        return Ok(());
+    }
+    Err(ApplyError::Command {
+        host: t.host().to_string(),
+        command: cmd,
+        status: out.status,
+        output: out.stderr.trim().to_string(),
+    })
 }
 
 /// Stops every service; returns what was stopped.

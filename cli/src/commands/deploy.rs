@@ -509,8 +509,9 @@ pub struct RollbackArgs {
     pub hosts: Vec<String>,
 }
 
-/// `vakt rollback`: every managed file that has a kept previous version goes
-/// back, then the host's services restart on it.
+/// `vakt rollback`: every managed file that has a kept previous version (the
+/// release before the last `up` that changed the host) goes back, then the
+/// host's services reload, take over or restart on it as `up` would.
 pub fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
     let t = target::open(&a.target)?;
     for name in &a.hosts {
@@ -543,22 +544,18 @@ pub fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
             println!("{:<10} nothing to roll back", h.host.name);
             continue;
         }
-        let mut ok = true;
+        // The same service steps as `up` for these files: the proxy reloads
+        // on its old config or takes its old binary over, so no connection is lost.
+        let mut running = std::collections::BTreeMap::new();
         for &svc in &h.services {
-            let out = tr.run(&services::init_command(tr, svc, "restart"))?;
-            if !out.ok() {
-                ok = false;
-                eprintln!(
-                    "{}: restart {} failed: {}{}",
-                    h.host.name,
-                    svc.name(),
-                    out.stdout,
-                    out.stderr
-                );
-            }
+            running.insert(svc, services::is_running(tr, svc)?);
         }
-        if !ok {
+        let binary = restored.contains(&services::BINARY_PATH);
+        let actions = crate::plan::actions(&h.services, &running, binary, &restored);
+        if let Err(e) = services::run_actions(tr, &actions) {
             failed += 1;
+            eprintln!("{e}");
+            continue;
         }
         println!("{:<10} rolled back {}", h.host.name, restored.join(", "));
     }

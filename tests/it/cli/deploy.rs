@@ -302,3 +302,82 @@ fn up_with_a_new_binary_rolls_web_hosts_one_at_a_time_without_a_failed_request()
     );
     assert_eq!(t.failed, 0, "{t}: {:?}", t.failures);
 }
+
+#[test]
+fn rollback_goes_back_exactly_one_release_and_reloads_without_a_failed_request() {
+    let dir = tmp("rollback");
+    let (inv, net, port) = local_inventory(dir.path(), "");
+    let state = dir.path().join("state");
+    let _down = Down(&inv, &state);
+    let lb: std::net::SocketAddr = format!("{net}.1:{port}").parse().unwrap();
+    let read = |p: &str| std::fs::read_to_string(state.join("lb01").join(p)).unwrap();
+    let set_weight = |from: &str, to: &str| {
+        let text = std::fs::read_to_string(&inv).unwrap();
+        std::fs::write(&inv, text.replacen(from, to, 1)).unwrap();
+    };
+
+    // Release A.
+    let (code, out, err) = run(&["up"], &inv, &state);
+    assert_eq!(code, 0, "{out}{err}");
+    let init_a = read("etc/init.d/vakt-proxy");
+
+    // Release B: a new weight and a changed init script on lb01.
+    let tpl = dir.path().join("templates");
+    std::fs::create_dir_all(&tpl).unwrap();
+    std::fs::write(
+        tpl.join("vakt-proxy.init.j2"),
+        include_str!("../../../templates/vakt-proxy.init.j2").to_string() + "# release B\n",
+    )
+    .unwrap();
+    set_weight("weight = 1", "weight = 3");
+    let (code, out, err) = run(&["up"], &inv, &state);
+    assert_eq!(code, 0, "{out}{err}");
+    let (conf_b, init_b) = (read("etc/vakt/proxy.toml"), read("etc/init.d/vakt-proxy"));
+    assert_ne!(init_a, init_b);
+
+    // Release C: only the weight.
+    set_weight("weight = 3", "weight = 5");
+    let (code, out, err) = run(&["up"], &inv, &state);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(read("etc/vakt/proxy.toml").contains("weight = 5"));
+
+    // Rollback: B's config and B's init script (not A's: a rollback never
+    // mixes releases), the proxy reloads in place under load.
+    let pid = read("run/vakt/vakt-proxy.pid");
+    let load = crate::support::Load::start(lb, "/", 4, 100_000, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out, err) = run(&["rollback", "lb01"], &inv, &state);
+    std::thread::sleep(Duration::from_millis(300));
+    let t = load.stop();
+    println!("rollback of lb01 under load: {t}");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("lb01") && out.contains("rolled back /etc/vakt/proxy.toml"),
+        "{out}"
+    );
+    assert_eq!(read("etc/vakt/proxy.toml"), conf_b);
+    assert_eq!(read("etc/init.d/vakt-proxy"), init_b);
+    assert_eq!(
+        read("run/vakt/vakt-proxy.pid"),
+        pid,
+        "reloaded, not restarted"
+    );
+    assert_eq!(t.failed, 0, "{t}: {:?}", t.failures);
+    let (_, out, _) = run(&["status"], &inv, &state);
+    assert!(out.contains("vakt-proxy running"), "{out}");
+
+    // Nothing further back to go to; unknown hosts are named.
+    let (code, out, _) = run(&["rollback", "lb01"], &inv, &state);
+    assert_eq!(code, 0);
+    assert!(out.contains("nothing to roll back"), "{out}");
+    let (code, _, err) = run(&["rollback", "lb09"], &inv, &state);
+    assert_ne!(code, 0);
+    assert!(err.contains("no host `lb09`"), "{err}");
+    // The inventory says C: plan shows the way forward again.
+    let (code, out, _) = run(&["plan"], &inv, &state);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("+weight = 5") || out.contains("weight = 5"),
+        "{out}"
+    );
+}
