@@ -8,6 +8,7 @@ mod cli;
 mod haproxy;
 mod lab;
 mod lab_ha;
+mod lab_lifecycle;
 mod lab_ssh;
 mod lab_verify;
 mod lab_zero_downtime;
