@@ -176,6 +176,12 @@ fn the_vip_moves_when_lb01_dies_is_cut_off_or_loses_its_proxy_and_failover_drops
         let c = cart(&lab, &jar);
         assert!(c.contains("lefse"), "cart lost after failover: {c}");
     }
+    // keepalived's notify hook logged LB02's transition.
+    let (_, log) = lab.on("lb02", &["cat", "/var/log/vakt/keepalived.log"]);
+    assert!(
+        log.lines().any(|l| l.contains(" MASTER ")),
+        "no MASTER transition logged on lb02: {log}"
+    );
 
     // 2. LB01 back (`vakt up` starts what died): with preemption it takes
     //    the VIP back. keepalived left the VIP on its eth0 when killed.
