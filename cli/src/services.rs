@@ -190,10 +190,17 @@ pub fn install(t: &dyn Transport, package: &str) -> Result<(), ApplyError> {
 }
 
 fn control(t: &dyn Transport, svc: Service, verb: &str) -> Result<(), ApplyError> {
-    let cmd = init_command(t, svc, verb);
-    let out = t
-        .run(&cmd)
-        .map_err(io_err(t, format!("{verb} {}", svc.name())))?;
+    run_checked(
+        t,
+        init_command(t, svc, verb),
+        format!("{verb} {}", svc.name()),
+    )
+}
+
+/// Runs a command on the host; a non-zero exit is an error that carries the
+/// command and what it printed.
+fn run_checked(t: &dyn Transport, cmd: String, what: String) -> Result<(), ApplyError> {
+    let out = t.run(&cmd).map_err(io_err(t, what))?;
     if out.ok() {
         return Ok(());
     }
@@ -309,17 +316,11 @@ fn forget_previous<'a>(
     if words.is_empty() {
         return Ok(());
     }
-    let cmd = format!("rm -f {}", words.join(" "));
-    let out = t.run(&cmd).map_err(io_err(t, "drop old kept copies"))?;
-    if out.ok() {
-        return Ok(());
-    }
-    Err(ApplyError::Command {
-        host: t.host().to_string(),
-        command: cmd,
-        status: out.status,
-        output: out.stderr.trim().to_string(),
-    })
+    run_checked(
+        t,
+        format!("rm -f {}", words.join(" ")),
+        "drop old kept copies".into(),
+    )
 }
 
 /// Stops every service; returns what was stopped.
