@@ -54,6 +54,14 @@ impl HostLine {
         }
     }
 
+    /// A result line: above the live lines on a terminal, else on stdout.
+    pub fn say(&self, msg: &str) {
+        match &self.bar {
+            Some(b) => b.println(msg),
+            None => println!("{msg}"),
+        }
+    }
+
     pub fn done(&self, msg: &str) {
         match &self.bar {
             Some(b) => b.finish_with_message(msg.to_string()),

@@ -3,6 +3,7 @@
 //! admin socket, on the LB), and `vakt rolling --exec CMD` drains, runs,
 //! waits for health and readies the web hosts one batch at a time.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use super::target::{self, Target, TargetArgs};
+use crate::progress::{HostLine, Progress};
 use crate::render::Service;
 use crate::services;
 
@@ -184,7 +186,24 @@ pub fn rolling(a: RollingArgs) -> anyhow::Result<ExitCode> {
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    for batch in order.chunks(a.batch) {
+    let progress = Progress::new();
+    let lines: BTreeMap<&str, HostLine> = order
+        .iter()
+        .map(|h| {
+            let l = progress.host(h);
+            l.step("waiting for its turn");
+            (h.as_str(), l)
+        })
+        .collect();
+    let line = |h: &str| &lines[h];
+    // The hosts after a failure keep serving as they were.
+    let untouched = |from: usize| {
+        for h in &order[from..] {
+            line(h).done("untouched");
+        }
+    };
+    for (i, batch) in order.chunks(a.batch).enumerate() {
+        let rest = (i + 1) * a.batch;
         // Never drain the last web hosts that serve.
         let serving = all
             .iter()
@@ -197,39 +216,71 @@ pub fn rolling(a: RollingArgs) -> anyhow::Result<ExitCode> {
             })
             .count();
         if serving == 0 {
+            untouched(i * a.batch);
             bail!(
                 "draining {} would leave no web host serving; nothing was changed for this batch",
                 batch.join(", ")
             );
         }
         for h in batch {
-            println!("{h}: draining");
+            line(h).say(&format!("{h}: draining"));
+            line(h).step("draining on every load balancer");
             set_state(&t, h, "drain")?;
         }
+        // Puts the other hosts of the batch back in rotation after a failure:
+        // they were only drained, or ran the command successfully (their
+        // health checks still decide when they take traffic).
+        let put_back = |failed: &str| -> anyhow::Result<()> {
+            for o in batch.iter().filter(|o| o.as_str() != failed) {
+                set_state(&t, o, "ready")?;
+                line(o).done("put back in rotation");
+            }
+            untouched(rest.min(order.len()));
+            Ok(())
+        };
         for h in batch {
-            wait(&t, h, a.timeout, "the end of its sessions", |r| r.scur == 0)?;
-        }
-        for h in batch {
-            println!("{h}: running `{}`", a.exec);
-            let ht = t.hosts.iter().find(|x| &x.host.name == h).context("host")?;
-            let out = ht.transport()?.run(&a.exec)?;
-            if !out.ok() {
-                set_state(&t, h, "maint")?;
+            line(h).step("waiting for its sessions to end");
+            if let Err(e) = wait(&t, h, a.timeout, "the end of its sessions", |r| r.scur == 0) {
+                set_state(&t, h, "ready")?;
+                line(h).done("FAILED (sessions did not end), back in rotation");
+                put_back(h)?;
                 bail!(
-                    "{h}: `{}` failed (exit {}): {}\n{h} stays in maintenance on every load balancer; fix it, then `vakt ready {h}`. The remaining hosts were not touched.",
-                    a.exec,
-                    out.status,
-                    format!("{}{}", out.stdout, out.stderr).trim()
+                    "{e}\nnothing was run on {h}; it is back in rotation. Raise --timeout or retry later. The remaining hosts were not touched."
                 );
             }
         }
         for h in batch {
+            line(h).say(&format!("{h}: running `{}`", a.exec));
+            line(h).step(&format!("running `{}`", a.exec));
+            let ht = t.hosts.iter().find(|x| &x.host.name == h).context("host")?;
+            let out = ht.transport()?.run(&a.exec)?;
+            if !out.ok() {
+                set_state(&t, h, "maint")?;
+                line(h).done(&format!("FAILED (exit {}), in maintenance", out.status));
+                put_back(h)?;
+                let said = format!("{}{}", out.stdout, out.stderr);
+                let said = match said.trim() {
+                    "" => String::new(),
+                    s => format!(": {s}"),
+                };
+                bail!(
+                    "{h}: `{}` failed (exit {}){said}\n{h} stays in maintenance on every load balancer; fix it, then `vakt ready {h}`. The remaining hosts were not touched.",
+                    a.exec,
+                    out.status,
+                );
+            }
+        }
+        for h in batch {
+            line(h).step("waiting until every load balancer sees it UP");
             if let Err(e) = wait(&t, h, a.timeout, "a passing health check", healthy) {
                 set_state(&t, h, "maint")?;
+                line(h).done("FAILED (not healthy), in maintenance");
+                put_back(h)?;
                 bail!("{e}\n{h} stays in maintenance; the remaining hosts were not touched.");
             }
             set_state(&t, h, "ready")?;
-            println!("{h}: ready");
+            line(h).say(&format!("{h}: ready"));
+            line(h).done("ready");
         }
     }
     println!("rolling done: {}", order.join(", "));

@@ -381,3 +381,68 @@ fn rollback_goes_back_exactly_one_release_and_reloads_without_a_failed_request()
         "{out}"
     );
 }
+
+#[test]
+fn rolling_stops_at_the_first_failure_and_never_drains_the_last_server() {
+    let dir = tmp("rolling-fail");
+    let (inv, net, port) = local_inventory(dir.path(), "");
+    let state = dir.path().join("state");
+    let _down = Down(&inv, &state);
+    let (code, out, err) = run(&["up"], &inv, &state);
+    assert_eq!(code, 0, "{out}{err}");
+    let lb: std::net::SocketAddr = format!("{net}.1:{port}").parse().unwrap();
+    let both = || {
+        let seen: std::collections::BTreeSet<String> = (0..6)
+            .map(|_| get(lb, "/", &[]).served_by().to_string())
+            .collect();
+        seen.len() == 2
+    };
+
+    // Both web hosts at once would leave nothing serving: refused up front.
+    let (code, out, err) = run(&["rolling", "--batch", "2", "--exec", "true"], &inv, &state);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("draining web01, web02 would leave no web host serving"),
+        "{err}"
+    );
+    assert!(both(), "nothing was drained");
+    // Unknown hosts are named before anything happens.
+    let (code, _, err) = run(
+        &["rolling", "--hosts", "web09", "--exec", "true"],
+        &inv,
+        &state,
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("`web09` is not a web host"), "{err}");
+
+    // The command fails on web01: it stays in maintenance, web02 is not
+    // touched and serves everything, under load without a failed request.
+    let load = crate::support::Load::start(lb, "/", 4, 100_000, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out, err) = run(&["rolling", "--exec", "exit 3"], &inv, &state);
+    std::thread::sleep(Duration::from_millis(300));
+    let t = load.stop();
+    println!("rolling with a failing command: {t}");
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("web01: `exit 3` failed (exit 3)")
+            && err.contains("web01 stays in maintenance")
+            && err.contains("vakt ready web01")
+            && err.contains("remaining hosts were not touched"),
+        "{err}"
+    );
+    assert!(!out.contains("web02: draining"), "{out}");
+    assert_eq!(t.failed, 0, "{t}: {:?}", t.failures);
+    assert!((0..6).all(|_| get(lb, "/", &[]).served_by() == "web02"));
+    let (_, status, _) = run(&["status"], &inv, &state);
+    assert!(
+        status
+            .lines()
+            .any(|l| l.contains("web01") && l.contains("MAINT")),
+        "{status}"
+    );
+    // Fixed: ready puts it back.
+    let (code, _, _) = run(&["ready", "web01"], &inv, &state);
+    assert_eq!(code, 0);
+    assert!(crate::support::eventually(Duration::from_secs(5), both));
+}
