@@ -17,6 +17,9 @@ use anyhow::{Context, bail};
 
 use crate::inventory::{Host, Inventory};
 
+mod systemd;
+pub use systemd::rootfs;
+
 /// Paths vakt writes on a host, private to each lab host.
 pub const PRIVATE_PATHS: &[&str] = &[
     "/etc/vakt",
@@ -111,8 +114,26 @@ fn own_addresses() -> anyhow::Result<Vec<Ipv4Addr>> {
         .collect())
 }
 
-pub fn up(inv: &Inventory, lab: &str) -> anyhow::Result<()> {
+/// Builds the lab. Hosts named in `systemd` boot systemd from `rootfs`
+/// (see `systemd`); the others run sshd in a mount namespace of this
+/// machine's filesystem.
+pub fn up(
+    inv: &Inventory,
+    lab: &str,
+    systemd: &[String],
+    rootfs: Option<&Path>,
+) -> anyhow::Result<()> {
     require_root()?;
+    for s in systemd {
+        if !inv.hosts.iter().any(|h| &h.name == s) {
+            bail!("--systemd {s}: no host `{s}` in {}", inv.file);
+        }
+    }
+    let rootfs = if systemd.is_empty() {
+        None
+    } else {
+        Some(systemd::check_rootfs(rootfs)?)
+    };
     let own = own_addresses()?;
     for h in &inv.hosts {
         for a in [Some(h.private_ip), h.public_ip].into_iter().flatten() {
@@ -215,7 +236,10 @@ pub fn up(inv: &Inventory, lab: &str) -> anyhow::Result<()> {
             ip(&["-n", &hns, "addr", "add", &format!("{a}/24"), "dev", "eth0"])?;
         }
         ip(&["-n", &hns, "link", "set", "eth0", "up"])?;
-        start_sshd(&d, lab, h)?;
+        match &rootfs {
+            Some(r) if systemd.contains(&h.name) => systemd::boot(&d, lab, h, r)?,
+            _ => start_sshd(&d, lab, h)?,
+        }
         for a in [
             Some(h.private_ip.to_string()),
             h.public_ip.map(|p| p.to_string()),
@@ -358,6 +382,7 @@ pub fn down(lab: &str, inv: Option<&Inventory>) -> anyhow::Result<()> {
         }
         let _ = ip(&["netns", "del", n]);
     }
+    systemd::release_cgroups(names.iter());
     if d.exists() {
         std::fs::remove_dir_all(&d).with_context(|| format!("removing {}", d.display()))?;
     }
@@ -380,6 +405,23 @@ pub fn exec(lab: &str, host: &str, cmd: &[String]) -> anyhow::Result<i32> {
         Command::new("ip")
             .args(["netns", "exec", &ns(lab, "ctl"), "env"])
             .arg(format!("VAKT_LAB={}", d.display()))
+            .args(cmd)
+            .status()?
+    } else if let Ok(pid) = std::fs::read_to_string(d.join("hosts").join(host).join("init.pid")) {
+        // A systemd host: all of its namespaces, its root and its PID 1's view.
+        Command::new("nsenter")
+            .args([
+                "-t",
+                pid.trim(),
+                "-m",
+                "-u",
+                "-n",
+                "-p",
+                "-C",
+                "-r",
+                "-w",
+                "--",
+            ])
             .args(cmd)
             .status()?
     } else {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::render::{File, Service};
+use crate::transport::Init;
 
 /// What the host has now.
 #[derive(Debug, Clone, Default)]
@@ -16,6 +17,9 @@ pub struct HostState {
     pub running: BTreeMap<Service, bool>,
     /// Packages a service needs that the host lacks (keepalived).
     pub missing: Vec<String>,
+    /// How the host runs services: only its own kind of unit or init
+    /// script restarts a service when it changes.
+    pub init: Init,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -74,9 +78,19 @@ impl HostPlan {
     }
 }
 
-/// Which service a file belongs to, and whether a change to it needs a
-/// restart (the process itself changes) or a reload (its config changes).
-fn owner(path: &str) -> Option<(Service, bool)> {
+/// Which service a file belongs to on a host run by `init`, and whether a
+/// change to it needs a restart (the process itself changes) or a reload
+/// (its config changes). Every host gets both the systemd unit and the SysV
+/// script (they stay right if the host changes init system); the one its
+/// init system does not use restarts nothing.
+fn owner(path: &str, init: Init) -> Option<(Service, bool)> {
+    let unused = match init {
+        Init::Systemd => "/etc/init.d/",
+        Init::SysV => "/etc/systemd/system/",
+    };
+    if path.starts_with(unused) {
+        return None;
+    }
     match path {
         "/etc/vakt/proxy.toml" => Some((Service::Proxy, false)),
         "/etc/init.d/vakt-proxy" | "/etc/systemd/system/vakt-proxy.service" => {
@@ -101,12 +115,13 @@ fn owner(path: &str) -> Option<(Service, bool)> {
 pub fn actions(
     services: &[Service],
     running: &BTreeMap<Service, bool>,
+    init: Init,
     binary_changed: bool,
     changed: &[&str],
 ) -> Vec<Action> {
     let mut reload: Vec<Service> = Vec::new();
     let mut restart: Vec<Service> = Vec::new();
-    for (svc, needs_restart) in changed.iter().filter_map(|p| owner(p)) {
+    for (svc, needs_restart) in changed.iter().filter_map(|p| owner(p, init)) {
         if needs_restart {
             restart.push(svc)
         } else {
@@ -175,6 +190,7 @@ pub fn build(
     let actions = actions(
         services,
         &state.running,
+        state.init,
         binary != Change::Unchanged,
         &changed,
     );
@@ -256,6 +272,25 @@ mod tests {
             "new",
         );
         assert_eq!(p.actions, vec![Action::Restart(Service::DemoWeb)]);
+    }
+
+    #[test]
+    fn only_the_unit_or_script_of_the_hosts_init_system_restarts_its_service() {
+        let running = BTreeMap::from([(Service::DemoWeb, true)]);
+        let unit = "/etc/systemd/system/vakt-demo-web.service";
+        let script = "/etc/init.d/vakt-demo-web";
+        let restart = vec![Action::Restart(Service::DemoWeb)];
+        let svc = [Service::DemoWeb];
+        assert_eq!(
+            actions(&svc, &running, Init::Systemd, false, &[unit]),
+            restart
+        );
+        assert_eq!(
+            actions(&svc, &running, Init::SysV, false, &[script]),
+            restart
+        );
+        assert!(actions(&svc, &running, Init::SysV, false, &[unit]).is_empty());
+        assert!(actions(&svc, &running, Init::Systemd, false, &[script]).is_empty());
     }
 
     #[test]

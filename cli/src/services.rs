@@ -111,8 +111,10 @@ pub fn read_state(
             out.stderr.trim()
         )));
     }
-    parse_state(out.stdout.as_bytes(), files, services)
-        .ok_or_else(|| io::Error::other("reading the host's state: unexpected output"))
+    let mut st = parse_state(out.stdout.as_bytes(), files, services)
+        .ok_or_else(|| io::Error::other("reading the host's state: unexpected output"))?;
+    st.init = t.init();
+    Ok(st)
 }
 
 fn parse_state(mut b: &[u8], files: &[File], services: &[Service]) -> Option<HostState> {

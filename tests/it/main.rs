@@ -10,6 +10,7 @@ mod lab;
 mod lab_ha;
 mod lab_lifecycle;
 mod lab_ssh;
+mod lab_systemd;
 mod lab_verify;
 mod lab_zero_downtime;
 mod proxy;

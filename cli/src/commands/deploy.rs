@@ -551,7 +551,7 @@ pub fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
             running.insert(svc, services::is_running(tr, svc)?);
         }
         let binary = restored.contains(&services::BINARY_PATH);
-        let actions = crate::plan::actions(&h.services, &running, binary, &restored);
+        let actions = crate::plan::actions(&h.services, &running, tr.init(), binary, &restored);
         if let Err(e) = services::run_actions(tr, &actions) {
             failed += 1;
             eprintln!("{e}");

@@ -20,6 +20,22 @@ enum LabCommand {
     Up {
         #[arg(short, long, value_name = "FILE")]
         inventory: PathBuf,
+        /// These hosts boot systemd from --rootfs (a container each) instead
+        /// of running sshd on this machine's filesystem: the systemd path.
+        #[arg(long, value_delimiter = ',', value_name = "HOST,...")]
+        systemd: Vec<String>,
+        /// A Debian root filesystem with systemd and sshd (`vakt lab rootfs`).
+        #[arg(long, value_name = "DIR")]
+        rootfs: Option<PathBuf>,
+    },
+    /// Build a root filesystem for --systemd hosts with debootstrap
+    /// (needs the Debian mirror; kept for later labs).
+    Rootfs {
+        dir: PathBuf,
+        #[arg(long, default_value = "bookworm")]
+        suite: String,
+        #[arg(long, default_value = "http://deb.debian.org/debian")]
+        mirror: String,
     },
     /// Remove the lab (safe to run twice, and after a crash).
     Down {
@@ -36,9 +52,13 @@ enum LabCommand {
 
 pub fn run(a: LabArgs) -> anyhow::Result<ExitCode> {
     match a.command {
-        LabCommand::Up { inventory } => {
+        LabCommand::Up {
+            inventory,
+            systemd,
+            rootfs,
+        } => {
             let inv = super::target::inventory(Some(&inventory))?;
-            crate::lab::up(&inv, &a.name)?;
+            crate::lab::up(&inv, &a.name, &systemd, rootfs.as_deref())?;
             println!(
                 "lab `{}` is up: {} hosts; control namespace {}-ctl",
                 a.name,
@@ -48,6 +68,15 @@ pub fn run(a: LabArgs) -> anyhow::Result<ExitCode> {
             println!(
                 "deploy with: vakt lab exec ctl -- vakt up -i {}",
                 inventory.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Rootfs { dir, suite, mirror } => {
+            crate::lab::rootfs(&dir, &suite, &mirror)?;
+            println!(
+                "{} holds a {suite} root filesystem for `vakt lab up --systemd HOST --rootfs {}`",
+                dir.display(),
+                dir.display()
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -23,9 +23,10 @@ impl Output {
 }
 
 /// How a host runs services.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Init {
     Systemd,
+    #[default]
     SysV,
 }
 

@@ -1,0 +1,242 @@
+//! Lab hosts that boot systemd (`vakt lab up --systemd HOST --rootfs DIR`),
+//! so that the systemd path of `up` (units, daemon-reload, enable, reload,
+//! the distribution's keepalived unit) is rehearsed for real, not only the
+//! SysV one. Such a host is a container of its own: a PID, mount, UTS and
+//! cgroup namespace in the host's network namespace, whose root is an
+//! overlay over a Debian root filesystem (`vakt lab rootfs DIR` builds one
+//! with debootstrap), booted by its own `/lib/systemd/systemd` as PID 1.
+//! Nothing of it touches this machine's files: systemd's boot-time clean-up
+//! of `/tmp` and friends happens inside the overlay. Its cgroups live under
+//! `vakt-lab-<lab>-<host>` in each hierarchy and go with `vakt lab down`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::inventory::Host;
+use crate::transport::sh as q;
+
+/// What a root filesystem needs for a lab host: systemd as init, sshd, the
+/// tools vakt runs on a host, and keepalived for HA labs.
+pub const PACKAGES: &str = "systemd,systemd-sysv,dbus,openssh-server,iproute2,procps,keepalived";
+
+/// Builds a root filesystem for systemd lab hosts with debootstrap.
+pub fn rootfs(dir: &Path, suite: &str, mirror: &str) -> anyhow::Result<()> {
+    super::require_root()?;
+    if Command::new("debootstrap")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        bail!("debootstrap is not installed: apt-get install debootstrap");
+    }
+    if dir.join("lib/systemd/systemd").exists() {
+        return Ok(());
+    }
+    let status = Command::new("debootstrap")
+        .args(["--variant=minbase", &format!("--include={PACKAGES}"), suite])
+        .arg(dir)
+        .arg(mirror)
+        .status()
+        .context("running debootstrap")?;
+    if !status.success() {
+        bail!(
+            "debootstrap {suite} {} failed (exit {status}); see its output above, remove the folder and try again",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// A root filesystem fit for `--systemd` hosts, or the command that makes one.
+pub fn check_rootfs(rootfs: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let Some(r) = rootfs else {
+        bail!(
+            "--systemd needs --rootfs DIR, a Debian root filesystem with systemd and sshd; build one with: vakt lab rootfs /var/cache/vakt-lab/rootfs"
+        );
+    };
+    for need in ["lib/systemd/systemd", "usr/sbin/sshd"] {
+        if !r.join(need).exists() {
+            bail!(
+                "{} has no /{need}: not a root filesystem for systemd lab hosts; build one with: vakt lab rootfs {}",
+                r.display(),
+                r.display()
+            );
+        }
+    }
+    r.canonicalize()
+        .with_context(|| format!("resolving {}", r.display()))
+}
+
+/// The cgroup of a host's container, named after its network namespace.
+fn cgroup_name(netns: &str) -> String {
+    format!("vakt-lab-{netns}")
+}
+
+/// The cgroup hierarchies of this machine: the unified one alone, or the
+/// v1 ones (with `unified` beside them on hybrid systems).
+fn hierarchies() -> Vec<PathBuf> {
+    let root = Path::new("/sys/fs/cgroup");
+    if root.join("cgroup.procs").exists() {
+        return vec![root.to_path_buf()];
+    }
+    std::fs::read_dir(root)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.join("cgroup.procs").exists())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Writes the lab's SSH identity into the host's overlay and boots it.
+pub fn boot(d: &Path, lab: &str, h: &Host, rootfs: &Path) -> anyhow::Result<()> {
+    start(d, lab, h, rootfs).with_context(|| format!("{}: booting its systemd container", h.name))
+}
+
+fn start(d: &Path, lab: &str, h: &Host, rootfs: &Path) -> anyhow::Result<()> {
+    let base = d.join("hosts").join(&h.name).join("systemd");
+    let (upper, work, fs) = (base.join("upper"), base.join("work"), base.join("fs"));
+    for p in [&upper, &work, &fs] {
+        std::fs::create_dir_all(p)?;
+    }
+    let keys = d.join("keys");
+    let put = |path: &str, content: &[u8], mode: u32| -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let p = upper.join(path);
+        std::fs::create_dir_all(p.parent().unwrap_or(&upper))?;
+        std::fs::write(&p, content)?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
+        Ok(())
+    };
+    put(
+        "root/.ssh/authorized_keys",
+        &std::fs::read(keys.join("id_ed25519.pub"))?,
+        0o600,
+    )?;
+    put(
+        "etc/ssh/vakt_lab_host_key",
+        &std::fs::read(keys.join("host_ed25519"))?,
+        0o600,
+    )?;
+    put(
+        "etc/ssh/sshd_config.d/vakt-lab.conf",
+        b"# written by vakt lab\nHostKey /etc/ssh/vakt_lab_host_key\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nMaxStartups 100\n",
+        0o644,
+    )?;
+    put("etc/hostname", format!("{}\n", h.name).as_bytes(), 0o644)?;
+    let target = upper.join("etc/systemd/system/default.target");
+    std::fs::create_dir_all(upper.join("etc/systemd/system"))?;
+    let _ = std::fs::remove_file(&target);
+    std::os::unix::fs::symlink("/lib/systemd/system/multi-user.target", &target)?;
+
+    // The container's cgroups: its own subtree in every hierarchy, which a
+    // cgroup namespace makes its root.
+    let cg = cgroup_name(&super::ns(lab, &h.name));
+    let hier = hierarchies();
+    let mut join = String::new();
+    for hpath in &hier {
+        let sub = hpath.join(&cg);
+        std::fs::create_dir_all(&sub).with_context(|| format!("creating {}", sub.display()))?;
+        join.push_str(&format!(
+            "echo $$ > {}; ",
+            q(&sub.join("cgroup.procs").display().to_string())
+        ));
+    }
+    let cgroup_mounts = if hier.len() == 1 {
+        "mount -t cgroup2 cgroup2 \"$R/sys/fs/cgroup\"".to_string()
+    } else {
+        let mut m = String::from(
+            "mount -t tmpfs -o mode=755 tmpfs \"$R/sys/fs/cgroup\"; mkdir \"$R/sys/fs/cgroup/systemd\"; \
+             mount -t cgroup -o none,name=systemd cgroup \"$R/sys/fs/cgroup/systemd\"",
+        );
+        if hier.iter().any(|p| p.ends_with("unified")) {
+            m.push_str("; mkdir \"$R/sys/fs/cgroup/unified\"; mount -t cgroup2 cgroup2 \"$R/sys/fs/cgroup/unified\"");
+        }
+        m
+    };
+    let inner = format!(
+        "set -e; R={fs}
+mount -t overlay overlay -o lowerdir={lower},upperdir={upper},workdir={work} \"$R\"
+mount -t proc proc \"$R/proc\"
+mount -t sysfs -o ro sysfs \"$R/sys\"
+{cgroup_mounts}
+mount -t tmpfs -o mode=755 tmpfs \"$R/dev\"
+for n in null zero full random urandom tty; do touch \"$R/dev/$n\"; mount --bind \"/dev/$n\" \"$R/dev/$n\"; done
+mkdir \"$R/dev/pts\" \"$R/dev/shm\"
+mount -t devpts -o newinstance,ptmxmode=0666 devpts \"$R/dev/pts\"
+ln -s pts/ptmx \"$R/dev/ptmx\"
+mount -t tmpfs tmpfs \"$R/dev/shm\"
+mount -t tmpfs tmpfs \"$R/run\"
+mount -t tmpfs tmpfs \"$R/tmp\"
+hostname {name}
+cd \"$R\"
+exec chroot . /usr/bin/env container=vakt-lab /lib/systemd/systemd --system",
+        fs = q(&fs.display().to_string()),
+        lower = rootfs.display(),
+        upper = upper.display(),
+        work = work.display(),
+        name = q(&h.name),
+    );
+    let outer = format!(
+        "{join}exec nsenter --net={netns} unshare --cgroup --pid --fork --mount --uts --propagation private sh -c {inner}",
+        netns = q(&format!("/run/netns/{}", super::ns(lab, &h.name))),
+        inner = q(&inner),
+    );
+    let log = std::fs::File::create(base.join("boot.log"))?;
+    let child = Command::new("sh")
+        .args(["-c", &outer])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("booting {}", h.name))?;
+    // `unshare --fork` keeps our pid; its child is the container's PID 1.
+    let pid = child.id();
+    let children = format!("/proc/{pid}/task/{pid}/children");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let init = loop {
+        let c = std::fs::read_to_string(&children).unwrap_or_default();
+        if let Some(first) = c.split_whitespace().next() {
+            break first.to_string();
+        }
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(base.join("boot.log")).unwrap_or_default();
+            bail!("{}: systemd did not start:\n{log}", h.name);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::fs::write(d.join("hosts").join(&h.name).join("init.pid"), init)?;
+    Ok(())
+}
+
+/// Removes the cgroups of systemd hosts in these network namespaces (after
+/// their processes are gone; a cgroup with a process in it cannot be
+/// removed). Hosts that never had one are skipped.
+pub fn release_cgroups<'a>(netns: impl Iterator<Item = &'a String>) {
+    let hier = hierarchies();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    for n in netns {
+        for hpath in &hier {
+            let p = hpath.join(cgroup_name(n));
+            while p.exists() && remove_tree(&p).is_err() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// rmdir of a cgroup tree, deepest first (cgroup files go with their dir).
+fn remove_tree(p: &Path) -> std::io::Result<()> {
+    for e in std::fs::read_dir(p)?.flatten() {
+        if e.file_type()?.is_dir() {
+            remove_tree(&e.path())?;
+        }
+    }
+    std::fs::remove_dir(p)
+}

@@ -1,0 +1,206 @@
+//! The systemd path of `up`, for real (root only, as on CI): LB01 and Web02
+//! of inventory/oslo-ha.toml boot systemd in containers of the lab
+//! (`vakt lab up --systemd`, root filesystem from `vakt lab rootfs`, built
+//! once with debootstrap from Debian's mirror), the others stay SysV hosts.
+//! `up` installs units, daemon-reloads, enables and starts; a second `up`
+//! touches nothing; a config change reloads the proxy in place; a unit change
+//! restarts its service on the new unit; keepalived runs from Debian's own
+//! unit and holds the VIP; `verify` passes; `down` stops the units.
+
+use std::process::Command;
+use std::time::Instant;
+
+use crate::lab::{Lab, is_root};
+use crate::support::vakt;
+
+const ROOTFS: &str = "/var/cache/vakt-lab/rootfs";
+
+/// A unit property as systemd reports it on a lab host.
+fn prop(lab: &Lab, host: &str, unit: &str, p: &str) -> String {
+    let (code, out) = lab.on(host, &["systemctl", "show", "--value", "-p", p, unit]);
+    assert_eq!(code, 0, "{out}");
+    out.trim().to_string()
+}
+
+fn served_by(lab: &Lab, url: &str) -> String {
+    lab.curl(&["-i", url])
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("x-served-by: ")
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn systemd_hosts_get_units_enabled_started_reloaded_and_restarted_only_on_change() {
+    if !is_root() {
+        println!("skipped: the lab needs root (CI runs as root)");
+        return;
+    }
+    let t = Instant::now();
+    let out = vakt().args(["lab", "rootfs", ROOTFS]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "vakt lab rootfs: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("root filesystem ready in {:.1}s", t.elapsed().as_secs_f64());
+
+    // The inventory in a folder of its own, so that templates can sit beside it.
+    let dir = crate::cli::tmp("lab-systemd");
+    let inv = dir.path().join("oslo-ha.toml");
+    std::fs::copy(
+        format!("{}/../inventory/oslo-ha.toml", env!("CARGO_MANIFEST_DIR")),
+        &inv,
+    )
+    .unwrap();
+    let inv_s = inv.display().to_string();
+    let name = format!("sd{}", std::process::id() % 100_000);
+    let out = vakt()
+        .args(["lab", "--name", &name, "up", "-i", &inv_s])
+        .args(["--systemd", "lb01,web02", "--rootfs", ROOTFS])
+        .output()
+        .unwrap();
+    let lab = Lab {
+        name: name.clone(),
+        inventory: inv_s.clone(),
+    };
+    assert!(
+        out.status.success(),
+        "lab up: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for h in ["lb01", "web02"] {
+        let (_, pid1) = lab.on(h, &["cat", "/proc/1/comm"]);
+        assert_eq!(pid1.trim(), "systemd", "{h}");
+    }
+
+    // First up: units written, enabled and started.
+    let (code, out, err) = lab.vakt(&["up", "-i", &inv_s]);
+    assert_eq!(code, 0, "{out}{err}");
+    for (h, unit) in [
+        ("lb01", "vakt-proxy"),
+        ("lb01", "keepalived"),
+        ("web02", "vakt-demo-web"),
+    ] {
+        assert_eq!(prop(&lab, h, unit, "ActiveState"), "active", "{h} {unit}");
+        assert_eq!(
+            prop(&lab, h, unit, "UnitFileState"),
+            "enabled",
+            "{h} {unit}"
+        );
+    }
+    assert_eq!(
+        prop(&lab, "lb01", "vakt-proxy", "FragmentPath"),
+        "/etc/systemd/system/vakt-proxy.service"
+    );
+    assert_eq!(
+        prop(&lab, "lb01", "keepalived", "FragmentPath"),
+        "/lib/systemd/system/keepalived.service",
+        "Debian's own keepalived unit"
+    );
+    for h in ["lb01", "web02"] {
+        let (_, state) = lab.on(h, &["systemctl", "is-system-running"]);
+        let (_, failed) = lab.on(h, &["systemctl", "--failed", "--no-legend"]);
+        assert_eq!(state.trim(), "running", "{h}: {failed}");
+    }
+    // LB01 (systemd) holds the VIP; through it both web hosts serve.
+    let (_, addrs) = lab.on("lb01", &["ip", "-4", "-o", "addr", "show", "eth0"]);
+    assert!(addrs.contains("203.0.113.10/32"), "{addrs}");
+    let served: std::collections::BTreeSet<String> = (0..6)
+        .map(|_| served_by(&lab, "http://203.0.113.10/"))
+        .collect();
+    assert_eq!(
+        served.into_iter().collect::<Vec<_>>(),
+        ["web01", "web02"],
+        "round robin through the VIP"
+    );
+    let (code, out, err) = lab.vakt(&["verify", "-i", &inv_s]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    // Second up: nothing changes, nothing restarts.
+    let proxy_pid = prop(&lab, "lb01", "vakt-proxy", "MainPID");
+    let web_pid = prop(&lab, "web02", "vakt-demo-web", "MainPID");
+    let (code, out, err) = lab.vakt(&["up", "-i", &inv_s]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("no changes: every host already runs what the inventory says"),
+        "{out}"
+    );
+    assert_eq!(prop(&lab, "lb01", "vakt-proxy", "MainPID"), proxy_pid);
+    assert_eq!(prop(&lab, "web02", "vakt-demo-web", "MainPID"), web_pid);
+
+    // A weight: `systemctl reload`, the same process goes on.
+    std::fs::write(
+        &inv,
+        std::fs::read_to_string(&inv)
+            .unwrap()
+            .replacen("weight = 1", "weight = 2", 1),
+    )
+    .unwrap();
+    let (code, out, err) = lab.vakt(&["up", "-i", &inv_s]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("reload vakt-proxy"), "{out}");
+    assert_eq!(prop(&lab, "lb01", "vakt-proxy", "MainPID"), proxy_pid);
+    let (_, journal) = lab.on(
+        "lb01",
+        &["journalctl", "--no-pager", "-u", "vakt-proxy", "-o", "cat"],
+    );
+    assert!(journal.contains("Reloaded vakt-proxy.service"), "{journal}");
+
+    // A changed unit: daemon-reload, then a restart on it (web02 only: web01
+    // is a SysV host and its init script did not change).
+    let tpl = dir.path().join("templates");
+    std::fs::create_dir_all(&tpl).unwrap();
+    std::fs::write(
+        tpl.join("vakt-demo.service.j2"),
+        include_str!("../../templates/vakt-demo.service.j2").to_string() + "# vakt test: unit v2\n",
+    )
+    .unwrap();
+    let (code, out, err) = lab.vakt(&["up", "-i", &inv_s]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("web02") && l.contains("restart vakt-demo-web")),
+        "{out}"
+    );
+    assert!(
+        !out.lines()
+            .any(|l| l.starts_with("web01") && l.contains("restart")),
+        "{out}"
+    );
+    assert_ne!(prop(&lab, "web02", "vakt-demo-web", "MainPID"), web_pid);
+    assert_eq!(
+        prop(&lab, "web02", "vakt-demo-web", "NeedDaemonReload"),
+        "no"
+    );
+    let (_, unit) = lab.on("web02", &["systemctl", "cat", "vakt-demo-web"]);
+    assert!(unit.contains("# vakt test: unit v2"), "{unit}");
+
+    // down stops the units.
+    let (code, out, err) = lab.vakt(&["down", "-i", &inv_s]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(prop(&lab, "lb01", "vakt-proxy", "ActiveState"), "inactive");
+    assert_eq!(
+        prop(&lab, "web02", "vakt-demo-web", "ActiveState"),
+        "inactive"
+    );
+
+    // The lab goes with its containers' cgroups.
+    drop(lab);
+    let left = String::from_utf8_lossy(
+        &Command::new("sh")
+            .args([
+                "-c",
+                &format!("ls -d /sys/fs/cgroup/*/vakt-lab-{name}-* /sys/fs/cgroup/vakt-lab-{name}-* 2>/dev/null"),
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    assert!(left.trim().is_empty(), "cgroups left: {left}");
+}
