@@ -292,12 +292,13 @@ pub fn run_actions(t: &dyn Transport, actions: &[Action]) -> Result<(), ApplyErr
             Action::Start(s) => control(t, s, "start")?,
             Action::Reload(s) => control(t, s, "reload")?,
             Action::Restart(s) => control(t, s, "restart")?,
-            // systemd has no verb for a takeover: those hosts restart.
+            // On systemd the unit's reload sees the new binary and lets it
+            // take the sockets over; SysV scripts have an `upgrade` verb.
             Action::Upgrade(s) => control(
                 t,
                 s,
                 if t.init() == crate::transport::Init::Systemd {
-                    "restart"
+                    "reload"
                 } else {
                     "upgrade"
                 },

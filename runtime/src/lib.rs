@@ -155,11 +155,10 @@ pub fn serve_with(opts: ServeOptions) -> Result<(), ServeError> {
     let reload_opts = opts.clone();
     let reload: supervisor::Reloader = Box::new(move || load(&reload_opts).map(|(c, _)| c));
     let soft_finish = opts.soft_finish.clone();
+    let upgrading = opts.takeover.is_some();
     rt.block_on(async move {
-        let started = async {
-            // Old processes finish once we are accepting.
-            process::soft_finish(&soft_finish);
-        };
+        // Once we are accepting: systemd follows us, old processes finish.
+        let started = process::handover(&soft_finish, upgrading);
         supervisor::run(
             config,
             prebound,

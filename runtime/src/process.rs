@@ -42,6 +42,65 @@ pub(crate) fn write_pidfile(path: &Path) -> io::Result<()> {
     })
 }
 
+/// Tells systemd (a `Type=notify` unit) that we serve and are the main
+/// process now: at start, and after a binary upgrade, where it lets systemd
+/// follow the new process while the old one finishes. Nothing without
+/// `NOTIFY_SOCKET`.
+fn notify_systemd() {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let msg = format!("READY=1\nMAINPID={}", std::process::id());
+    let sent = (|| -> io::Result<()> {
+        use std::os::unix::net::{SocketAddr, UnixDatagram};
+        let sock = UnixDatagram::unbound()?;
+        let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
+        // "@name" is an abstract socket.
+        let addr = match bytes.strip_prefix(b"@") {
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                SocketAddr::from_abstract_name(name)?
+            }
+            None => SocketAddr::from_pathname(Path::new(&path))?,
+        };
+        sock.send_to_addr(msg.as_bytes(), &addr)?;
+        Ok(())
+    })();
+    if let Err(e) = sent {
+        tracing::warn!(cause = %e, "cannot notify systemd");
+    }
+}
+
+/// Once we serve: tell whoever started us for an upgrade (`vakt proxy
+/// reload`, through the pipe named by `VAKT_READY_FD`), then systemd (as the
+/// main process), then the older processes (finish, then exit). Under
+/// systemd, an upgrading process waits until its starter has exited and it
+/// has become systemd's own child, since systemd 252 does not wait for a
+/// main process that is not its child when it stops the unit.
+pub(crate) async fn handover(soft_finish_pids: &[i32], upgrading: bool) {
+    let parent = std::os::unix::process::parent_id();
+    if let Some(fd) = std::env::var("VAKT_READY_FD")
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+    {
+        // SAFETY: the fd was handed to us for this one write; it is closed
+        // right after and used for nothing else.
+        unsafe {
+            let _ = libc::write(fd, b"ready\n".as_ptr().cast(), 6);
+            libc::close(fd);
+        }
+    }
+    if upgrading && std::env::var_os("NOTIFY_SOCKET").is_some() {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::os::unix::process::parent_id() == parent && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    notify_systemd();
+    soft_finish(soft_finish_pids);
+}
+
 /// Sends SIGUSR1 (finish requests, then exit) to older processes.
 pub(crate) fn soft_finish(pids: &[i32]) {
     for &pid in pids {

@@ -7,11 +7,12 @@
 //! restarts its service on the new unit; keepalived runs from Debian's own
 //! unit and holds the VIP; `verify` passes; `down` stops the units.
 
+use std::net::SocketAddr;
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::lab::{Lab, is_root};
-use crate::support::vakt;
+use crate::support::{Load, LoadOptions, vakt};
 
 const ROOTFS: &str = "/var/cache/vakt-lab/rootfs";
 
@@ -151,6 +152,60 @@ fn systemd_hosts_get_units_enabled_started_reloaded_and_restarted_only_on_change
     );
     assert!(journal.contains("Reloaded vakt-proxy.service"), "{journal}");
 
+    // A new vakt binary under load: web hosts roll (web02's unit restarts),
+    // LB01's proxy is taken over by the new binary through `systemctl
+    // reload` (systemd follows the new main process), LB02 (SysV) upgrades
+    // through its init script; no request fails.
+    let active_since = prop(&lab, "lb01", "vakt-proxy", "ActiveEnterTimestampMonotonic");
+    let mut bytes = std::fs::read(env!("CARGO_BIN_EXE_vakt")).unwrap();
+    bytes.extend_from_slice(b"\nvakt test build (systemd lab)\n");
+    let new_bin = dir.path().join("vakt-new");
+    std::fs::write(&new_bin, bytes).unwrap();
+    std::fs::set_permissions(
+        &new_bin,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let load = Load::start_with(
+        SocketAddr::from(([10, 10, 0, 10], 80)),
+        "/",
+        4,
+        500_000,
+        Duration::from_secs(120),
+        LoadOptions {
+            netns: Some(format!("{}-ctl", lab.name)),
+            ..LoadOptions::default()
+        },
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    let (code, out, err) = lab.vakt(&[
+        "up",
+        "-i",
+        &inv_s,
+        "--binary",
+        &new_bin.display().to_string(),
+    ]);
+    std::thread::sleep(Duration::from_millis(400));
+    let t = load.stop();
+    println!("new binary on systemd LB01 and web02 under load: {t}");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("lb01") && l.contains("upgrade vakt-proxy")),
+        "{out}"
+    );
+    assert_eq!(t.failed, 0, "{t}: {:?}", t.failures);
+    assert!(t.ok > 100, "{t}");
+    let new_pid = prop(&lab, "lb01", "vakt-proxy", "MainPID");
+    assert_ne!(new_pid, proxy_pid, "a new process serves");
+    assert_eq!(prop(&lab, "lb01", "vakt-proxy", "ActiveState"), "active");
+    assert_eq!(
+        prop(&lab, "lb01", "vakt-proxy", "ActiveEnterTimestampMonotonic"),
+        active_since,
+        "the unit was never restarted: systemd follows the new process"
+    );
+    let web_pid = prop(&lab, "web02", "vakt-demo-web", "MainPID");
+
     // A changed unit: daemon-reload, then a restart on it (web02 only: web01
     // is a SysV host and its init script did not change).
     let tpl = dir.path().join("templates");
@@ -160,7 +215,13 @@ fn systemd_hosts_get_units_enabled_started_reloaded_and_restarted_only_on_change
         include_str!("../../templates/vakt-demo.service.j2").to_string() + "# vakt test: unit v2\n",
     )
     .unwrap();
-    let (code, out, err) = lab.vakt(&["up", "-i", &inv_s]);
+    let (code, out, err) = lab.vakt(&[
+        "up",
+        "-i",
+        &inv_s,
+        "--binary",
+        &new_bin.display().to_string(),
+    ]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.lines()
@@ -183,11 +244,11 @@ fn systemd_hosts_get_units_enabled_started_reloaded_and_restarted_only_on_change
     // down stops the units.
     let (code, out, err) = lab.vakt(&["down", "-i", &inv_s]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(prop(&lab, "lb01", "vakt-proxy", "ActiveState"), "inactive");
-    assert_eq!(
-        prop(&lab, "web02", "vakt-demo-web", "ActiveState"),
-        "inactive"
-    );
+    for (h, unit) in [("lb01", "vakt-proxy"), ("web02", "vakt-demo-web")] {
+        let state = prop(&lab, h, unit, "ActiveState");
+        let (_, status) = lab.on(h, &["systemctl", "status", "--no-pager", "-n", "30", unit]);
+        assert_eq!(state, "inactive", "{h} {unit}: {status}");
+    }
 
     // The lab goes with its containers' cgroups.
     drop(lab);

@@ -13,7 +13,7 @@ use clap::{Args, Subcommand};
 #[command(args_conflicts_with_subcommands = true)]
 pub struct ProxyArgs {
     #[command(subcommand)]
-    admin: Option<AdminCommand>,
+    admin: Option<ProxyCommand>,
     /// The proxy configuration (TOML).
     #[arg(long, value_name = "FILE", conflicts_with = "haproxy_cfg")]
     config: Option<PathBuf>,
@@ -43,7 +43,7 @@ pub struct ProxyArgs {
 }
 
 #[derive(Subcommand)]
-enum AdminCommand {
+enum ProxyCommand {
     /// Send a command to a running proxy's admin socket and print the answer.
     Admin {
         #[arg(long, value_name = "PATH")]
@@ -51,6 +51,20 @@ enum AdminCommand {
         /// The command, e.g. `show servers` or `set server app/web01 state drain`.
         #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
+    },
+    /// Reload a running proxy, as a systemd unit's ExecReload: check the
+    /// config, then SIGHUP; or, when it runs an older binary than this one,
+    /// start this one to take its sockets over (binary upgrade, no refused
+    /// connection) and let systemd follow the new process.
+    Reload {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The running proxy (systemd's $MAINPID).
+        #[arg(long, value_name = "PID")]
+        pid: i32,
+        /// Its admin socket, through which the sockets are handed over.
+        #[arg(long, value_name = "PATH")]
+        socket: PathBuf,
     },
 }
 
@@ -66,14 +80,22 @@ pub fn haproxy_style_flags(args: impl Iterator<Item = OsString>) -> Vec<OsString
 }
 
 pub fn run(a: ProxyArgs) -> anyhow::Result<ExitCode> {
-    if let Some(AdminCommand::Admin { socket, command }) = a.admin {
-        let answer = vakt_runtime::admin::request(&socket, &command.join(" "))?;
-        print!("{answer}");
-        return Ok(if answer.starts_with("error: ") {
-            ExitCode::from(1)
-        } else {
-            ExitCode::SUCCESS
-        });
+    match a.admin {
+        Some(ProxyCommand::Admin { socket, command }) => {
+            let answer = vakt_runtime::admin::request(&socket, &command.join(" "))?;
+            print!("{answer}");
+            return Ok(if answer.starts_with("error: ") {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            });
+        }
+        Some(ProxyCommand::Reload {
+            config,
+            pid,
+            socket,
+        }) => return reload(config, pid, &socket),
+        None => {}
     }
     let (config, haproxy) = match (a.config, a.haproxy_cfg) {
         (Some(c), None) => (c, false),
@@ -114,4 +136,94 @@ pub fn run(a: ProxyArgs) -> anyhow::Result<ExitCode> {
     }
     vakt_runtime::serve_with(opts).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `vakt proxy reload`: see `ProxyCommand::Reload`.
+fn reload(config: PathBuf, pid: i32, socket: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use std::os::unix::fs::MetadataExt;
+    let opts = vakt_runtime::ServeOptions {
+        config: config.clone(),
+        haproxy: false,
+        daemon: false,
+        foreground: true,
+        pidfile: None,
+        takeover: None,
+        soft_finish: Vec::new(),
+    };
+    if let Err(d) = vakt_runtime::load(&opts) {
+        eprintln!("{d}");
+        anyhow::bail!(
+            "{} is not valid; the running proxy (pid {pid}) keeps its configuration",
+            config.display()
+        );
+    }
+    let running = std::fs::metadata(format!("/proc/{pid}/exe"))
+        .map_err(|e| anyhow::anyhow!("no running proxy with pid {pid}: {e}"))?;
+    let me = std::env::current_exe()?;
+    let this = std::fs::metadata(&me)?;
+    if (running.dev(), running.ino()) == (this.dev(), this.ino()) {
+        // SAFETY: kill has no memory effects.
+        if unsafe { libc::kill(pid, libc::SIGHUP) } < 0 {
+            anyhow::bail!(
+                "cannot signal the proxy (pid {pid}): {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        println!("vakt-proxy reloaded (pid {pid})");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        anyhow::bail!(
+            "the running proxy (pid {pid}) runs another binary than {}; outside a systemd unit (Type=notify, NotifyAccess=all), upgrade it with the init script's `upgrade`",
+            me.display()
+        );
+    }
+    // The new process says "ready" on a pipe (its fd 3) once it serves; it
+    // then waits for us to exit, so that it becomes systemd's own child
+    // before it tells systemd it is the main process.
+    let (read_end, write_end) = std::io::pipe()?;
+    let write_fd = std::os::fd::AsRawFd::as_raw_fd(&write_end);
+    let mut cmd = std::process::Command::new(&me);
+    cmd.args(["proxy", "--foreground", "--config"])
+        .arg(&config)
+        .arg("--takeover")
+        .arg(socket)
+        .arg("--soft-finish")
+        .arg(pid.to_string())
+        .env("VAKT_READY_FD", "3")
+        .stdin(std::process::Stdio::null());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            if libc::dup2(write_fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    drop(write_end);
+    let new = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut said = String::new();
+        let _ = std::io::Read::read_to_string(&mut { read_end }, &mut said);
+        let _ = tx.send(said);
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        Ok(said) if said.starts_with("ready") => {
+            println!("vakt-proxy upgraded (pid {new}, was {pid})");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(_) => {
+            let status = child.wait()?;
+            anyhow::bail!(
+                "the new proxy exited ({status}) before taking over; pid {pid} keeps serving"
+            )
+        }
+        Err(_) => {
+            let _ = child.kill();
+            anyhow::bail!("the new proxy did not take over within 30s; pid {pid} keeps serving")
+        }
+    }
 }

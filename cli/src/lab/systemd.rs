@@ -22,9 +22,17 @@ use crate::transport::sh as q;
 /// tools vakt runs on a host, and keepalived for HA labs.
 pub const PACKAGES: &str = "systemd,systemd-sysv,dbus,openssh-server,iproute2,procps,keepalived";
 
-/// Builds a root filesystem for systemd lab hosts with debootstrap.
+/// Written last into a finished root filesystem.
+const COMPLETE: &str = ".vakt-rootfs-complete";
+
+/// Builds a root filesystem for systemd lab hosts with debootstrap, into a
+/// folder of its own that is renamed into place once complete, so that a
+/// half-built one is never used and two builders do not collide.
 pub fn rootfs(dir: &Path, suite: &str, mirror: &str) -> anyhow::Result<()> {
     super::require_root()?;
+    if dir.join(COMPLETE).exists() {
+        return Ok(());
+    }
     if Command::new("debootstrap")
         .arg("--version")
         .stdout(Stdio::null())
@@ -34,20 +42,42 @@ pub fn rootfs(dir: &Path, suite: &str, mirror: &str) -> anyhow::Result<()> {
     {
         bail!("debootstrap is not installed: apt-get install debootstrap");
     }
-    if dir.join("lib/systemd/systemd").exists() {
-        return Ok(());
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        bail!(
+            "{} exists and is not a finished root filesystem (no {COMPLETE}); remove it and run again",
+            dir.display()
+        );
     }
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(parent)?;
+    let partial = parent.join(format!(
+        ".{}.partial-{}",
+        dir.file_name()
+            .map_or("rootfs".into(), |n| n.to_string_lossy()),
+        std::process::id()
+    ));
     let status = Command::new("debootstrap")
         .args(["--variant=minbase", &format!("--include={PACKAGES}"), suite])
-        .arg(dir)
+        .arg(&partial)
         .arg(mirror)
         .status()
         .context("running debootstrap")?;
     if !status.success() {
-        bail!(
-            "debootstrap {suite} {} failed (exit {status}); see its output above, remove the folder and try again",
-            dir.display()
-        );
+        let _ = std::fs::remove_dir_all(&partial);
+        bail!("debootstrap {suite} failed (exit {status}); see its output above");
+    }
+    std::fs::write(
+        partial.join(COMPLETE),
+        format!("{suite} {mirror} {PACKAGES}\n"),
+    )?;
+    let _ = std::fs::remove_dir(dir); // an empty folder made beforehand
+    if let Err(e) = std::fs::rename(&partial, dir) {
+        let _ = std::fs::remove_dir_all(&partial);
+        // Another builder finished first: theirs is as good as ours.
+        if !dir.join(COMPLETE).exists() {
+            return Err(e)
+                .with_context(|| format!("moving the root filesystem to {}", dir.display()));
+        }
     }
     Ok(())
 }
@@ -59,10 +89,10 @@ pub fn check_rootfs(rootfs: Option<&Path>) -> anyhow::Result<PathBuf> {
             "--systemd needs --rootfs DIR, a Debian root filesystem with systemd and sshd; build one with: vakt lab rootfs /var/cache/vakt-lab/rootfs"
         );
     };
-    for need in ["lib/systemd/systemd", "usr/sbin/sshd"] {
+    for need in [COMPLETE, "lib/systemd/systemd", "usr/sbin/sshd"] {
         if !r.join(need).exists() {
             bail!(
-                "{} has no /{need}: not a root filesystem for systemd lab hosts; build one with: vakt lab rootfs {}",
+                "{} has no {need}: not a finished root filesystem for systemd lab hosts; build one with: vakt lab rootfs {}",
                 r.display(),
                 r.display()
             );
@@ -148,17 +178,17 @@ fn start(d: &Path, lab: &str, h: &Host, rootfs: &Path) -> anyhow::Result<()> {
             q(&sub.join("cgroup.procs").display().to_string())
         ));
     }
-    let cgroup_mounts = if hier.len() == 1 {
+    // systemd in the container runs on the unified hierarchy whenever this
+    // machine has one (alone, or beside v1 ones): there it learns reliably
+    // when processes exit, also a main process that is not its child (the
+    // proxy after a binary upgrade). On the legacy hierarchy in a container
+    // it does not wait for them and kills at once.
+    let cgroup_mounts = if hier.len() == 1 || hier.iter().any(|p| p.ends_with("unified")) {
         "mount -t cgroup2 cgroup2 \"$R/sys/fs/cgroup\"".to_string()
     } else {
-        let mut m = String::from(
-            "mount -t tmpfs -o mode=755 tmpfs \"$R/sys/fs/cgroup\"; mkdir \"$R/sys/fs/cgroup/systemd\"; \
-             mount -t cgroup -o none,name=systemd cgroup \"$R/sys/fs/cgroup/systemd\"",
-        );
-        if hier.iter().any(|p| p.ends_with("unified")) {
-            m.push_str("; mkdir \"$R/sys/fs/cgroup/unified\"; mount -t cgroup2 cgroup2 \"$R/sys/fs/cgroup/unified\"");
-        }
-        m
+        "mount -t tmpfs -o mode=755 tmpfs \"$R/sys/fs/cgroup\"; mkdir \"$R/sys/fs/cgroup/systemd\"; \
+         mount -t cgroup -o none,name=systemd cgroup \"$R/sys/fs/cgroup/systemd\""
+            .to_string()
     };
     let inner = format!(
         "set -e; R={fs}
