@@ -376,7 +376,11 @@ pub fn down(lab: &str, inv: Option<&Inventory>) -> anyhow::Result<()> {
                 break;
             }
             for p in pids.split_whitespace() {
-                let _ = Command::new("kill").args(["-KILL", p]).status();
+                // A process may exit meanwhile: nothing to say then.
+                let _ = Command::new("kill")
+                    .args(["-KILL", p])
+                    .stderr(Stdio::null())
+                    .status();
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -166,16 +166,19 @@ fn has_package(p: &str) -> String {
 }
 
 /// Installs a package with the host's package manager (apt-get, dnf or yum,
-/// whichever it has), then keeps the distribution's own SysV boot script of
-/// it off on hosts without systemd, where vakt's script runs it instead.
+/// whichever it has; without recommended or weak dependencies: keepalived
+/// needs none for VRRP), then, on hosts without systemd, stops and keeps off
+/// the distribution's own SysV script of it, since vakt's script runs it
+/// instead. (On systemd hosts vakt uses the distribution's unit.)
 pub fn install(t: &dyn Transport, package: &str) -> Result<(), ApplyError> {
     let p = sh(package);
     let script = format!(
-        "if command -v apt-get >/dev/null 2>&1; then DEBIAN_FRONTEND=noninteractive apt-get install -y -q {p}; \
-         elif command -v dnf >/dev/null 2>&1; then dnf install -y -q {p}; \
+        "if command -v apt-get >/dev/null 2>&1; then DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {p}; \
+         elif command -v dnf >/dev/null 2>&1; then dnf install -y -q --setopt=install_weak_deps=False {p}; \
          elif command -v yum >/dev/null 2>&1; then yum install -y -q {p}; \
          else echo 'no apt-get, dnf or yum on this host: install {package} by hand and run vakt up --no-install' >&2; exit 3; fi && \
-         {{ [ -d /run/systemd/system ] || {{ update-rc.d -f {p} remove || chkconfig {p} off; }} >/dev/null 2>&1 || true; }}"
+         {{ [ -d /run/systemd/system ] || {{ {{ [ ! -x /etc/init.d/{package} ] || /etc/init.d/{package} stop; }}; \
+         update-rc.d -f {p} remove || chkconfig {p} off; }} >/dev/null 2>&1 || true; }}"
     );
     let out = t
         .run(&script)

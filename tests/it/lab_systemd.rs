@@ -2,7 +2,8 @@
 //! of inventory/oslo-ha.toml boot systemd in containers of the lab
 //! (`vakt lab up --systemd`, root filesystem from `vakt lab rootfs`, built
 //! once with debootstrap from Debian's mirror), the others stay SysV hosts.
-//! `up` installs units, daemon-reloads, enables and starts; a second `up`
+//! `up` installs keepalived with apt-get where it is missing, installs
+//! units, daemon-reloads, enables and starts; a second `up`
 //! touches nothing; a config change reloads the proxy in place; a unit change
 //! restarts its service on the new unit; keepalived runs from Debian's own
 //! unit and holds the VIP; `verify` passes; `down` stops the units.
@@ -79,7 +80,23 @@ fn systemd_hosts_get_units_enabled_started_reloaded_and_restarted_only_on_change
         assert_eq!(pid1.trim(), "systemd", "{h}");
     }
 
-    // First up: units written, enabled and started.
+    // LB01 lacks keepalived: `up` installs it from the host's package
+    // manager (the lab has no route out: apt-get takes the package from the
+    // root filesystem's own download cache).
+    let (code, out) = lab.on(
+        "lb01",
+        &[
+            "sh",
+            "-c",
+            "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q keepalived",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out, err) = lab.vakt(&["plan", "-i", &inv_s]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.contains("will install keepalived"), "{out}");
+
+    // First up: keepalived installed, units written, enabled and started.
     let (code, out, err) = lab.vakt(&["up", "-i", &inv_s]);
     assert_eq!(code, 0, "{out}{err}");
     for (h, unit) in [
@@ -98,6 +115,11 @@ fn systemd_hosts_get_units_enabled_started_reloaded_and_restarted_only_on_change
         prop(&lab, "lb01", "vakt-proxy", "FragmentPath"),
         "/etc/systemd/system/vakt-proxy.service"
     );
+    let (_, dpkg) = lab.on(
+        "lb01",
+        &["dpkg-query", "-W", "-f", "${Status}", "keepalived"],
+    );
+    assert_eq!(dpkg.trim(), "install ok installed");
     assert_eq!(
         prop(&lab, "lb01", "keepalived", "FragmentPath"),
         "/lib/systemd/system/keepalived.service",
