@@ -8,12 +8,11 @@
 //! restarts its service on the new unit; keepalived runs from Debian's own
 //! unit and holds the VIP; `verify` passes; `down` stops the units.
 
-use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::lab::{Lab, is_root};
-use crate::support::{Load, LoadOptions, vakt};
+use crate::support::vakt;
 
 const ROOTFS: &str = "/var/cache/vakt-lab/rootfs";
 
@@ -188,25 +187,11 @@ fn systemd_hosts_get_units_enabled_started_reloaded_and_restarted_only_on_change
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let load = Load::start_with(
-        SocketAddr::from(([10, 10, 0, 10], 80)),
-        "/",
-        4,
-        500_000,
-        Duration::from_secs(120),
-        LoadOptions {
-            netns: Some(format!("{}-ctl", lab.name)),
-            ..LoadOptions::default()
-        },
-    );
+    let new_bin = new_bin.display().to_string();
+    let up_new = || lab.vakt(&["up", "-i", &inv_s, "--binary", &new_bin]);
+    let load = crate::lab_zero_downtime::stream(&lab);
     std::thread::sleep(Duration::from_millis(400));
-    let (code, out, err) = lab.vakt(&[
-        "up",
-        "-i",
-        &inv_s,
-        "--binary",
-        &new_bin.display().to_string(),
-    ]);
+    let (code, out, err) = up_new();
     std::thread::sleep(Duration::from_millis(400));
     let t = load.stop();
     println!("new binary on systemd LB01 and web02 under load: {t}");
@@ -237,13 +222,7 @@ fn systemd_hosts_get_units_enabled_started_reloaded_and_restarted_only_on_change
         include_str!("../../templates/vakt-demo.service.j2").to_string() + "# vakt test: unit v2\n",
     )
     .unwrap();
-    let (code, out, err) = lab.vakt(&[
-        "up",
-        "-i",
-        &inv_s,
-        "--binary",
-        &new_bin.display().to_string(),
-    ]);
+    let (code, out, err) = up_new();
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.lines()

@@ -10,7 +10,8 @@ use std::time::Duration;
 use crate::lab::{Lab, is_root};
 use crate::support::{Load, LoadOptions, TempDir, Totals};
 
-fn stream(lab: &Lab) -> Load {
+/// 4 keep-alive clients in the control namespace sending to LB01.
+pub(crate) fn stream(lab: &Lab) -> Load {
     Load::start_with(
         SocketAddr::from(([10, 10, 0, 10], 80)),
         "/",

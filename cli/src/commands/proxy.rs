@@ -114,28 +114,38 @@ pub fn run(a: ProxyArgs) -> anyhow::Result<ExitCode> {
         soft_finish: a.soft_finish,
     };
     if a.check {
-        return Ok(match vakt_runtime::load(&opts) {
-            Ok((_, warnings)) => {
-                for w in warnings.items {
-                    eprintln!("{w}");
-                }
-                println!("{}: configuration is valid", opts.config.display());
-                ExitCode::SUCCESS
-            }
-            Err(d) => {
-                eprintln!("{d}");
-                let n = d.errors().count();
-                eprintln!(
-                    "{n} error{} in {}",
-                    if n == 1 { "" } else { "s" },
-                    opts.config.display()
-                );
-                ExitCode::from(1)
-            }
+        return Ok(if check(&opts) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
         });
     }
     vakt_runtime::serve_with(opts).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Checks a configuration: says it is valid (with any warnings), or lists
+/// every error with its place and counts them.
+fn check(opts: &vakt_runtime::ServeOptions) -> bool {
+    match vakt_runtime::load(opts) {
+        Ok((_, warnings)) => {
+            for w in warnings.items {
+                eprintln!("{w}");
+            }
+            println!("{}: configuration is valid", opts.config.display());
+            true
+        }
+        Err(d) => {
+            eprintln!("{d}");
+            let n = d.errors().count();
+            eprintln!(
+                "{n} error{} in {}",
+                if n == 1 { "" } else { "s" },
+                opts.config.display()
+            );
+            false
+        }
+    }
 }
 
 /// `vakt proxy reload`: see `ProxyCommand::Reload`.
@@ -150,8 +160,7 @@ fn reload(config: PathBuf, pid: i32, socket: &std::path::Path) -> anyhow::Result
         takeover: None,
         soft_finish: Vec::new(),
     };
-    if let Err(d) = vakt_runtime::load(&opts) {
-        eprintln!("{d}");
+    if !check(&opts) {
         anyhow::bail!(
             "{} is not valid; the running proxy (pid {pid}) keeps its configuration",
             config.display()

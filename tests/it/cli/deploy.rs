@@ -35,6 +35,38 @@ impl Drop for Down<'_> {
     }
 }
 
+/// A local cluster brought up by `vakt up`, stopped when dropped.
+struct Cluster {
+    dir: crate::support::TempDir,
+    inv: std::path::PathBuf,
+    state: std::path::PathBuf,
+    /// The load balancer's listener.
+    lb: std::net::SocketAddr,
+}
+
+impl Cluster {
+    fn up(tag: &str) -> Cluster {
+        let dir = tmp(tag);
+        let (inv, net, port) = local_inventory(dir.path(), "");
+        let state = dir.path().join("state");
+        let c = Cluster {
+            lb: format!("{net}.1:{port}").parse().unwrap(),
+            dir,
+            inv,
+            state,
+        };
+        let (code, out, err) = run(&["up"], &c.inv, &c.state);
+        assert_eq!(code, 0, "{out}{err}");
+        c
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        run(&["down"], &self.inv, &self.state);
+    }
+}
+
 #[test]
 fn up_brings_a_balanced_sticky_cluster_and_a_second_up_changes_nothing() {
     let dir = tmp("up");
@@ -131,13 +163,8 @@ fn up_brings_a_balanced_sticky_cluster_and_a_second_up_changes_nothing() {
 
 #[test]
 fn a_host_that_fails_keeps_its_previous_files_and_keeps_serving() {
-    let dir = tmp("fail");
-    let (inv, net, port) = local_inventory(dir.path(), "");
-    let state = dir.path().join("state");
-    let _down = Down(&inv, &state);
-    let (code, out, err) = run(&["up"], &inv, &state);
-    assert_eq!(code, 0, "{out}{err}");
-    let lb: std::net::SocketAddr = format!("{net}.1:{port}").parse().unwrap();
+    let c = Cluster::up("fail");
+    let (dir, inv, state, lb) = (&c.dir, c.inv.clone(), c.state.clone(), c.lb);
     let before = std::fs::read_to_string(state.join("lb01/etc/vakt/proxy.toml")).unwrap();
 
     // A broken template next to the inventory: the LB's new config fails
@@ -167,13 +194,8 @@ fn a_host_that_fails_keeps_its_previous_files_and_keeps_serving() {
 
 #[test]
 fn drain_ready_and_a_rolling_restart_lose_no_request() {
-    let dir = tmp("rolling");
-    let (inv, net, port) = local_inventory(dir.path(), "");
-    let state = dir.path().join("state");
-    let _down = Down(&inv, &state);
-    let (code, out, err) = run(&["up"], &inv, &state);
-    assert_eq!(code, 0, "{out}{err}");
-    let lb: std::net::SocketAddr = format!("{net}.1:{port}").parse().unwrap();
+    let c = Cluster::up("rolling");
+    let (inv, state, lb) = (c.inv.clone(), c.state.clone(), c.lb);
 
     let (code, out, err) = run(&["drain", "web01"], &inv, &state);
     assert_eq!(code, 0, "{out}{err}");
@@ -206,13 +228,8 @@ fn drain_ready_and_a_rolling_restart_lose_no_request() {
 
 #[test]
 fn a_new_proxy_binary_takes_over_without_a_failed_request() {
-    let dir = tmp("upgrade");
-    let (inv, net, port) = local_inventory(dir.path(), "");
-    let state = dir.path().join("state");
-    let _down = Down(&inv, &state);
-    let (code, out, err) = run(&["up"], &inv, &state);
-    assert_eq!(code, 0, "{out}{err}");
-    let lb: std::net::SocketAddr = format!("{net}.1:{port}").parse().unwrap();
+    let c = Cluster::up("upgrade");
+    let (inv, state, lb) = (c.inv.clone(), c.state.clone(), c.lb);
     let pidfile = state.join("lb01/run/vakt/vakt-proxy.pid");
     let before = std::fs::read_to_string(&pidfile).unwrap();
 
@@ -261,13 +278,8 @@ fn a_new_proxy_binary_takes_over_without_a_failed_request() {
 
 #[test]
 fn up_with_a_new_binary_rolls_web_hosts_one_at_a_time_without_a_failed_request() {
-    let dir = tmp("uproll");
-    let (inv, net, port) = local_inventory(dir.path(), "");
-    let state = dir.path().join("state");
-    let _down = Down(&inv, &state);
-    let (code, out, err) = run(&["up"], &inv, &state);
-    assert_eq!(code, 0, "{out}{err}");
-    let lb: std::net::SocketAddr = format!("{net}.1:{port}").parse().unwrap();
+    let c = Cluster::up("uproll");
+    let (dir, inv, state, lb) = (&c.dir, c.inv.clone(), c.state.clone(), c.lb);
     // Another build: the same program with bytes appended.
     let mut bytes = std::fs::read(env!("CARGO_BIN_EXE_vakt")).unwrap();
     bytes.extend_from_slice(b"\nvakt test build 2\n");
@@ -384,13 +396,8 @@ fn rollback_goes_back_exactly_one_release_and_reloads_without_a_failed_request()
 
 #[test]
 fn rolling_stops_at_the_first_failure_and_never_drains_the_last_server() {
-    let dir = tmp("rolling-fail");
-    let (inv, net, port) = local_inventory(dir.path(), "");
-    let state = dir.path().join("state");
-    let _down = Down(&inv, &state);
-    let (code, out, err) = run(&["up"], &inv, &state);
-    assert_eq!(code, 0, "{out}{err}");
-    let lb: std::net::SocketAddr = format!("{net}.1:{port}").parse().unwrap();
+    let c = Cluster::up("rolling-fail");
+    let (inv, state, lb) = (c.inv.clone(), c.state.clone(), c.lb);
     let both = || {
         let seen: std::collections::BTreeSet<String> = (0..6)
             .map(|_| get(lb, "/", &[]).served_by().to_string())
