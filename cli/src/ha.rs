@@ -100,3 +100,38 @@ pub fn wait_holder(
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Waits until the VRRP group has settled: exactly one LB holds the VIP and,
+/// with preemption, it is the running LB with the highest priority. `up`
+/// waits for this before it prints the VIP as the cluster's address: a
+/// freshly started keepalived needs a few advert intervals (and its track
+/// script a few runs) before the right host takes the address. Returns the
+/// holder.
+pub fn wait_settled(t: &Target, timeout: std::time::Duration) -> anyhow::Result<String> {
+    let vip = t.inv.vip.context("the inventory has no cluster.vip")?;
+    let start = std::time::Instant::now();
+    loop {
+        let lbs = survey(t)?;
+        let holders: Vec<&LbState> = lbs.iter().filter(|l| l.holds_vip).collect();
+        let expected = lbs
+            .iter()
+            .filter(|l| l.keepalived)
+            .max_by_key(|l| l.priority)
+            .map(|l| l.host.as_str());
+        if let [one] = holders.as_slice()
+            && (t.inv.ha.nopreempt || Some(one.host.as_str()) == expected)
+        {
+            return Ok(one.host.clone());
+        }
+        if start.elapsed() > timeout {
+            let who: Vec<&str> = holders.iter().map(|l| l.host.as_str()).collect();
+            anyhow::bail!(
+                "the VIP {vip} has not settled after {}s: held by [{}], expected {}; see /var/log/vakt/keepalived.log on the load balancers",
+                timeout.as_secs(),
+                who.join(", "),
+                expected.unwrap_or("one load balancer (none runs keepalived)")
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

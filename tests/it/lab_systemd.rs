@@ -130,8 +130,14 @@ fn systemd_hosts_get_units_enabled_started_reloaded_and_restarted_only_on_change
         assert_eq!(state.trim(), "running", "{h}: {failed}");
     }
     // LB01 (systemd) holds the VIP; through it both web hosts serve.
+    // `up` returns once the VRRP group has settled on its master.
     let (_, addrs) = lab.on("lb01", &["ip", "-4", "-o", "addr", "show", "eth0"]);
-    assert!(addrs.contains("203.0.113.10/32"), "{addrs}");
+    let (_, log1) = lab.on("lb01", &["cat", "/var/log/vakt/keepalived.log"]);
+    let (_, log2) = lab.on("lb02", &["cat", "/var/log/vakt/keepalived.log"]);
+    assert!(
+        addrs.contains("203.0.113.10/32"),
+        "{addrs}\nlb01's keepalived.log:\n{log1}\nlb02's keepalived.log:\n{log2}"
+    );
     let served: std::collections::BTreeSet<String> = (0..6)
         .map(|_| served_by(&lab, "http://203.0.113.10/"))
         .collect();

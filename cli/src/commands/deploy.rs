@@ -365,7 +365,17 @@ pub fn up(a: DeployArgs) -> anyhow::Result<ExitCode> {
         .count();
     tracing::debug!(elapsed = ?started.elapsed(), "every host applied");
     let healthy = if failed == 0 {
-        wait_healthy(&t, Duration::from_secs(20))
+        wait_healthy(&t, Duration::from_secs(20)).and_then(|()| {
+            if t.inv.vip.is_some()
+                && t.hosts
+                    .iter()
+                    .any(|h| h.services.contains(&render::Service::Keepalived))
+            {
+                let holder = crate::ha::wait_settled(&t, Duration::from_secs(20))?;
+                tracing::debug!(%holder, elapsed = ?started.elapsed(), "the VIP has settled");
+            }
+            Ok(())
+        })
     } else {
         Ok(())
     };
