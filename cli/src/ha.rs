@@ -1,7 +1,7 @@
 //! The load balancers' VRRP state as the hosts themselves report it: who
 //! holds the VIP (the address on a non-loopback interface), whether
 //! keepalived runs, and with which priority it was configured. `verify`
-//! checks it; `failover` acts on it.
+//! checks it; `failover` acts on it; `up` waits for it to settle.
 
 use std::net::Ipv4Addr;
 
