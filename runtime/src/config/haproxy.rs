@@ -13,6 +13,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
+use super::limits::{MAX_CONN, MAX_RETRIES, MAX_RISE_FALL, MAX_THREADS};
 use super::toml::{parse_addr, parse_balance};
 use super::*;
 
@@ -142,8 +143,10 @@ fn parse_time(s: &str) -> Result<Duration, String> {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return s
             .parse::<u64>()
+            .ok()
             .map(Duration::from_millis)
-            .map_err(|_| format!("\"{s}\" is too large"));
+            .filter(|d| *d <= super::reader::MAX_DURATION)
+            .ok_or_else(|| format!("\"{s}\" is too large: at most 2147483647 (ms)"));
     }
     super::reader::parse_duration(s)
 }
@@ -592,30 +595,47 @@ fn unsupported(src: &Source, d: &mut Diagnostics, w: &Word, section: &str) {
     );
 }
 
-fn number<T: std::str::FromStr>(
+/// A whole number within `range`; anything else is an error naming the
+/// keyword and the bounds (a number too large would otherwise size a
+/// semaphore or a thread pool and panic).
+fn number<T: TryFrom<u64>>(
     src: &Source,
     d: &mut Diagnostics,
     w: &[Word],
     i: usize,
     what: &str,
+    range: std::ops::RangeInclusive<u64>,
 ) -> Option<T> {
-    match w.get(i) {
-        Some(x) => match x.text.parse::<T>() {
-            Ok(n) => Some(n),
-            Err(_) => {
-                d.error(
-                    src,
-                    Some(x.span.clone()),
-                    format!("`{what}` needs a number, found \"{}\"", x.text),
-                );
-                None
-            }
-        },
+    let Some(x) = w.get(i) else {
+        d.error(
+            src,
+            Some(w[0].span.clone()),
+            format!("`{what}` needs a number"),
+        );
+        return None;
+    };
+    let digits = !x.text.is_empty() && x.text.bytes().all(|b| b.is_ascii_digit());
+    let n = x.text.parse::<u64>().ok().filter(|n| range.contains(n));
+    match n.and_then(|n| T::try_from(n).ok()) {
+        Some(n) => Some(n),
+        None if digits => {
+            d.error(
+                src,
+                Some(x.span.clone()),
+                format!(
+                    "`{what}` {} is out of range: use {} to {}",
+                    x.text,
+                    range.start(),
+                    range.end()
+                ),
+            );
+            None
+        }
         None => {
             d.error(
                 src,
-                Some(w[0].span.clone()),
-                format!("`{what}` needs a number"),
+                Some(x.span.clone()),
+                format!("`{what}` needs a number, found \"{}\"", x.text),
             );
             None
         }
@@ -701,7 +721,7 @@ fn global_kw(
             }
         }
         "maxconn" => {
-            if let Some(n) = number::<usize>(src, d, w, 1, "maxconn") {
+            if let Some(n) = number::<usize>(src, d, w, 1, "maxconn", 1..=MAX_CONN) {
                 g.maxconn = n;
             }
         }
@@ -709,11 +729,12 @@ fn global_kw(
         "group" => g.group = w.get(1).map(|x| x.text.clone()),
         "daemon" => g.daemon = true,
         "spread-checks" => {
-            if let Some(n) = number::<u8>(src, d, w, 1, "spread-checks") {
-                g.spread_checks = n.min(50);
+            // HAProxy's own bound: 0 to 50 percent.
+            if let Some(n) = number::<u8>(src, d, w, 1, "spread-checks", 0..=50) {
+                g.spread_checks = n;
             }
         }
-        "nbthread" => g.threads = number::<usize>(src, d, w, 1, "nbthread"),
+        "nbthread" => g.threads = number::<usize>(src, d, w, 1, "nbthread", 1..=MAX_THREADS),
         "pidfile" => g.pidfile = w.get(1).map(|x| x.text.clone().into()),
         "stats" if w.get(1).is_some_and(|x| x.text == "socket") => {
             g.admin_socket = w.get(2).map(|x| x.text.clone().into());
@@ -820,12 +841,12 @@ fn proxy_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
             ),
         },
         "retries" => {
-            if let Some(n) = number(src, d, w, 1, kw) {
+            if let Some(n) = number(src, d, w, 1, kw, 0..=MAX_RETRIES) {
                 sec.s.retries = n;
             }
         }
         "maxconn" => {
-            if let Some(n) = number(src, d, w, 1, kw) {
+            if let Some(n) = number(src, d, w, 1, kw, 1..=MAX_CONN) {
                 sec.s.maxconn = n;
             }
         }
@@ -981,22 +1002,19 @@ fn proxy_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
                         i += 1;
                     }
                     "rise" => {
-                        o.rise = number(src, d, w, i + 1, "rise");
+                        o.rise = number(src, d, w, i + 1, "rise", 1..=MAX_RISE_FALL);
                         i += 1;
                     }
                     "fall" => {
-                        o.fall = number(src, d, w, i + 1, "fall");
+                        o.fall = number(src, d, w, i + 1, "fall", 1..=MAX_RISE_FALL);
                         i += 1;
                     }
                     "weight" => {
-                        o.weight = number(src, d, w, i + 1, "weight");
-                        if o.weight.is_some_and(|n| n > 256) {
-                            d.error(src, Some(x.span.clone()), "weight must be 0 to 256");
-                        }
+                        o.weight = number(src, d, w, i + 1, "weight", 0..=256);
                         i += 1;
                     }
                     "maxconn" => {
-                        o.maxconn = number(src, d, w, i + 1, "maxconn");
+                        o.maxconn = number(src, d, w, i + 1, "maxconn", 0..=MAX_CONN);
                         i += 1;
                     }
                     _ => unsupported(src, d, x, "server options"),

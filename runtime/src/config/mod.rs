@@ -10,6 +10,7 @@
 mod diag;
 mod emit;
 mod haproxy;
+pub(crate) mod limits;
 pub mod reader;
 mod toml;
 

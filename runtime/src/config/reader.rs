@@ -324,13 +324,20 @@ impl<'a> Field<'a> {
     }
 }
 
+/// The longest duration any setting takes: HAProxy's limit, 2^31-1 ms
+/// (24d20h31m23s647ms). Bounding every duration here is what keeps
+/// `Instant + timeout` from overflowing (a panic in a worker) anywhere.
+pub const MAX_DURATION: Duration = Duration::from_millis(2_147_483_647);
+
 /// Parses "500ms", "2s", "1m30s", "1h", "100us". A bare number is refused so
 /// that nobody has to guess its unit (HAProxy reads it as milliseconds).
+/// Durations over [`MAX_DURATION`] are refused.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if s.is_empty() {
         return Err("empty duration".into());
     }
+    let too_large = || format!("\"{s}\" is too large: at most 2147483647ms (24d20h31m23s)");
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
@@ -340,26 +347,28 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         if digits == 0 {
             return Err(format!("expected a number at \"{rest}\""));
         }
-        let n: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| "number too large".to_string())?;
+        let n: u64 = rest[..digits].parse().map_err(|_| too_large())?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
-        let d = match unit {
-            "us" => Duration::from_micros(n),
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
-            "h" => Duration::from_secs(n * 3600),
-            "d" => Duration::from_secs(n * 86400),
+        let micros_per_unit: u64 = match unit {
+            "us" => 1,
+            "ms" => 1_000,
+            "s" => 1_000_000,
+            "m" => 60_000_000,
+            "h" => 3_600_000_000,
+            "d" => 86_400_000_000,
             "" => return Err(format!("\"{s}\" has no unit")),
             u => return Err(format!("unknown unit \"{u}\"")),
         };
-        total += d;
+        let micros = n.checked_mul(micros_per_unit).ok_or_else(too_large)?;
+        total = total
+            .checked_add(Duration::from_micros(micros))
+            .filter(|t| *t <= MAX_DURATION)
+            .ok_or_else(too_large)?;
     }
     Ok(total)
 }
@@ -374,6 +383,23 @@ mod tests {
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert!(parse_duration("5000").unwrap_err().contains("no unit"));
         assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn durations_are_bounded_by_haproxys_limit_never_wrapping() {
+        assert_eq!(parse_duration("2147483647ms"), Ok(MAX_DURATION));
+        assert_eq!(parse_duration("24d20h31m23s647ms"), Ok(MAX_DURATION));
+        for big in [
+            "2147483648ms",
+            "18446744073709551615s",
+            "307445734561825862m",
+            "99999999999999999999999s",
+            "25d",
+            "24d20h31m24s",
+        ] {
+            let e = parse_duration(big).unwrap_err();
+            assert!(e.contains("too large"), "{big}: {e}");
+        }
     }
 
     #[test]

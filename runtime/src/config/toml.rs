@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use super::limits;
 use super::reader::{self, Fields};
 use super::*;
 
@@ -144,7 +145,7 @@ impl Default for Settings {
 fn read_global(g: &mut Fields, d: &mut Diagnostics) -> Global {
     let src = g.source();
     let mut out = Global::default();
-    if let Some(n) = g.int("maxconn", 1, 1_000_000, d) {
+    if let Some(n) = g.int("maxconn", 1, limits::MAX_CONN as i64, d) {
         out.maxconn = n as usize;
     }
     if let Some((s, span)) = g.str("log", d) {
@@ -175,7 +176,7 @@ fn read_global(g: &mut Fields, d: &mut Diagnostics) -> Global {
     if let Some(s) = g.string("admin_socket", d) {
         out.admin_socket = Some(s.into());
     }
-    if let Some(n) = g.int("threads", 1, 256, d) {
+    if let Some(n) = g.int("threads", 1, limits::MAX_THREADS as i64, d) {
         out.threads = Some(n as usize);
     }
     if let Some(n) = g.int("max_header_size", 1024, 1 << 20, d) {
@@ -212,13 +213,13 @@ pub(crate) fn parse_log_target(s: &str) -> Result<LogTarget, String> {
 fn read_settings(t: &mut Fields, base: &Settings, d: &mut Diagnostics) -> Settings {
     let src = t.source();
     let mut s = base.clone();
-    if let Some(n) = t.int("retries", 0, 100, d) {
+    if let Some(n) = t.int("retries", 0, limits::MAX_RETRIES as i64, d) {
         s.retries = n as u32;
     }
     if let Some(b) = t.bool("redispatch", d) {
         s.redispatch = b;
     }
-    if let Some(n) = t.int("maxconn", 1, 1_000_000, d) {
+    if let Some(n) = t.int("maxconn", 1, limits::MAX_CONN as i64, d) {
         s.maxconn = n as usize;
     }
     if let Some(b) = t.bool("http_close", d) {
@@ -327,10 +328,10 @@ fn read_check(
         }
         c.interval = v;
     }
-    if let Some(n) = t.int("rise", 1, 1000, d) {
+    if let Some(n) = t.int("rise", 1, limits::MAX_RISE_FALL as i64, d) {
         c.rise = n as u32;
     }
-    if let Some(n) = t.int("fall", 1, 1000, d) {
+    if let Some(n) = t.int("fall", 1, limits::MAX_RISE_FALL as i64, d) {
         c.fall = n as u32;
     }
     if let Some((e, span)) = t.str("expect", d) {
@@ -549,7 +550,9 @@ fn read_listen(
             );
         }
         let weight = sv.int("weight", 0, 256, d).unwrap_or(1) as u32;
-        let maxconn = sv.int("maxconn", 0, 1_000_000, d).unwrap_or(0) as usize;
+        let maxconn = sv
+            .int("maxconn", 0, limits::MAX_CONN as i64, d)
+            .unwrap_or(0) as usize;
         let backup = sv.bool("backup", d).unwrap_or(false);
         let scheck = match sv.get("check") {
             None => check.clone(),
