@@ -27,7 +27,6 @@ const fn bad(reason: &'static str) -> Reject {
 }
 
 const MAX_HEADERS: usize = 128;
-const MAX_CHUNK_LINE: usize = 4096;
 
 #[derive(Debug)]
 enum State {
@@ -35,13 +34,14 @@ enum State {
     Head,
     /// Skipping a body of known length.
     Body(u64),
-    /// Reading a chunk-size line (length so far).
-    ChunkSize(usize),
+    /// Collecting a chunk-size line into `line`.
+    ChunkSize,
     /// Skipping chunk data, then its CRLF.
     ChunkData(u64),
+    /// Collecting the CRLF after chunk data into `line`.
     ChunkCrlf,
-    /// Reading trailer lines after the last chunk (length of current line).
-    Trailer(usize),
+    /// Collecting trailer lines after the last chunk into `line`.
+    Trailer,
 }
 
 #[derive(Debug)]
@@ -49,9 +49,13 @@ pub struct Scanner {
     state: State,
     head: Vec<u8>,
     max_head: usize,
-    /// Bytes of the chunk-size line being read (hex digits only matter).
-    chunk_size: Option<u64>,
-    chunk_ext: bool,
+    /// The chunk-size, chunk-end or trailer line being collected: chunked
+    /// framing is checked a whole line at a time by [`crate::chunked`].
+    line: Vec<u8>,
+    /// Extension bytes in this body so far.
+    extensions: usize,
+    /// Trailer bytes and fields in this body so far.
+    trailers: (usize, usize),
 }
 
 impl Scanner {
@@ -60,8 +64,9 @@ impl Scanner {
             state: State::Head,
             head: Vec::new(),
             max_head,
-            chunk_size: Some(0),
-            chunk_ext: false,
+            line: Vec::new(),
+            extensions: 0,
+            trailers: (0, 0),
         }
     }
 
@@ -80,6 +85,9 @@ impl Scanner {
     /// before it belong to earlier, good requests, and why.
     pub fn feed(&mut self, data: &[u8]) -> Result<(), (usize, Reject)> {
         let mut i = 0;
+        // Where the request being scanned starts in `data` (0 when it began
+        // in an earlier read): a refusal hands hyper the bytes before it.
+        let mut req_start = 0;
         while i < data.len() {
             match &mut self.state {
                 State::Head => {
@@ -95,6 +103,9 @@ impl Scanner {
                         }
                     }
                     let head_start_in_data = if self.head.is_empty() { i } else { start };
+                    if self.head.is_empty() {
+                        req_start = i;
+                    }
                     let room = self.max_head + 1 - self.head.len().min(self.max_head + 1);
                     let take = room.min(data.len() - i);
                     let already = self.head.len();
@@ -109,9 +120,10 @@ impl Scanner {
                                 Framing::None | Framing::Length(0) => State::Head,
                                 Framing::Length(n) => State::Body(n),
                                 Framing::Chunked => {
-                                    self.chunk_size = Some(0);
-                                    self.chunk_ext = false;
-                                    State::ChunkSize(0)
+                                    self.line.clear();
+                                    self.extensions = 0;
+                                    self.trailers = (0, 0);
+                                    State::ChunkSize
                                 }
                             };
                         }
@@ -141,99 +153,106 @@ impl Scanner {
                         self.state = State::Head;
                     }
                 }
-                State::ChunkSize(len) => {
-                    let b = data[i];
-                    i += 1;
-                    *len += 1;
-                    if *len > MAX_CHUNK_LINE {
-                        return Err((0, bad("chunk size line too long")));
-                    }
-                    match b {
-                        b'\n' => {
-                            let size = self.chunk_size.ok_or((0, bad("invalid chunk size")))?;
-                            if *len == 1 {
-                                return Err((0, bad("empty chunk size line")));
-                            }
-                            self.state = if size == 0 {
-                                State::Trailer(0)
-                            } else {
-                                State::ChunkData(size)
-                            };
-                        }
-                        b'\r' => {
-                            if data.get(i).is_some_and(|&c| c != b'\n') {
-                                return Err((0, bad("bare CR in chunk size line")));
-                            }
-                        }
-                        b';' => self.chunk_ext = true,
-                        _ if self.chunk_ext => {
-                            if b == 0 || (b < 0x20 && b != b'\t') {
-                                return Err((0, bad("control byte in chunk extension")));
-                            }
-                        }
-                        _ => {
-                            let digit = (b as char).to_digit(16).map(u64::from);
-                            self.chunk_size = match (self.chunk_size, digit) {
-                                (Some(s), Some(d)) if s < (1 << 59) => Some(s * 16 + d),
-                                (Some(s), None) if b == b' ' || b == b'\t' => Some(s),
-                                _ => return Err((0, bad("invalid chunk size"))),
-                            };
-                        }
-                    }
-                }
                 State::ChunkData(n) => {
                     let take = (*n).min((data.len() - i) as u64);
                     *n -= take;
                     i += take as usize;
                     if *n == 0 {
                         self.state = State::ChunkCrlf;
-                        self.head.clear();
                     }
                 }
-                State::ChunkCrlf => {
-                    let b = data[i];
-                    i += 1;
-                    match b {
-                        b'\r' if self.head.is_empty() => self.head.push(b'\r'),
-                        b'\n' => {
-                            self.head.clear();
-                            self.chunk_size = Some(0);
-                            self.chunk_ext = false;
-                            self.state = State::ChunkSize(0);
-                        }
-                        _ => return Err((0, bad("chunk data longer than its size"))),
+                State::ChunkSize | State::ChunkCrlf | State::Trailer => {
+                    let (taken, complete) = take_line(&mut self.line, &data[i..]);
+                    i += taken;
+                    if let Some(r) = self.check_line_so_far() {
+                        return Err((req_start, r));
                     }
-                }
-                State::Trailer(len) => {
-                    let b = data[i];
-                    i += 1;
-                    match b {
-                        b'\n' => {
-                            if *len == 0 {
-                                self.state = State::Head;
-                            } else {
-                                *len = 0;
-                            }
-                        }
-                        b'\r' => {}
-                        0 => return Err((0, bad("NUL in trailer"))),
-                        _ => {
-                            *len += 1;
-                            if *len > self.max_head {
-                                return Err((
-                                    0,
-                                    Reject {
-                                        status: 431,
-                                        reason: "trailer too large",
-                                    },
-                                ));
-                            }
-                        }
+                    if complete {
+                        self.end_line().map_err(|r| (req_start, r))?;
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Limits that hold before a line is whole, so a client cannot make us
+    /// buffer without end.
+    fn check_line_so_far(&self) -> Option<Reject> {
+        let line = &self.line;
+        match self.state {
+            State::ChunkSize if line.len() > crate::chunked::MAX_LINE => {
+                Some(bad("chunk-size line too long"))
+            }
+            State::ChunkCrlf if !b"\r\n".starts_with(line) => {
+                Some(bad("chunk data longer than its size"))
+            }
+            State::Trailer if self.trailers.0 + line.len() > crate::chunked::MAX_TRAILERS => {
+                Some(Reject {
+                    status: 431,
+                    reason: "trailers too large",
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// A whole line (ending in LF) of chunked framing.
+    fn end_line(&mut self) -> Result<(), Reject> {
+        let line = std::mem::take(&mut self.line);
+        match self.state {
+            State::ChunkSize => {
+                let (size, ext) = crate::chunked::size_line(&line).map_err(bad)?;
+                self.extensions += ext;
+                if self.extensions > crate::chunked::MAX_EXTENSIONS {
+                    return Err(bad("chunk extensions too large"));
+                }
+                self.state = if size == 0 {
+                    State::Trailer
+                } else {
+                    State::ChunkData(size)
+                };
+            }
+            State::ChunkCrlf => {
+                if line != b"\r\n" {
+                    return Err(bad("chunk data not ended by CRLF"));
+                }
+                self.state = State::ChunkSize;
+            }
+            State::Trailer => {
+                if line == b"\r\n" {
+                    self.state = State::Head;
+                } else {
+                    crate::chunked::trailer_line(&line).map_err(bad)?;
+                    self.trailers.0 += line.len();
+                    self.trailers.1 += 1;
+                    if self.trailers.1 > crate::chunked::MAX_TRAILER_FIELDS {
+                        return Err(bad("too many trailer fields"));
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.line = line;
+        self.line.clear();
+        Ok(())
+    }
+}
+
+/// Appends `data` to `line` up to and including the first LF; returns how
+/// many bytes were taken and whether the line is now whole.
+fn take_line(line: &mut Vec<u8>, data: &[u8]) -> (usize, bool) {
+    match data.iter().position(|&b| b == b'\n') {
+        Some(p) => {
+            line.extend_from_slice(&data[..=p]);
+            (p + 1, true)
+        }
+        None => {
+            // Bound what one call may add; the caller checks the limits.
+            let n = data.len().min(crate::chunked::MAX_LINE + 1);
+            line.extend_from_slice(&data[..n]);
+            (n, false)
+        }
     }
 }
 
@@ -289,6 +308,9 @@ fn check_head(buf: &[u8]) -> Result<Option<(usize, Framing)>, Reject> {
         }
         Err(_) => return Err(bad("malformed request head")),
     };
+    if let Some(target) = req.path {
+        check_target(target.as_bytes())?;
+    }
     let mut content_length: Option<u64> = None;
     let mut te = false;
     let mut hosts = 0;
@@ -336,6 +358,46 @@ fn check_head(buf: &[u8]) -> Result<Option<(usize, Framing)>, Reject> {
         (false, None) => Framing::None,
     };
     Ok(Some((len, framing)))
+}
+
+/// The request target (RFC 9112 §3.2): a fragment is never sent by a
+/// client (RFC 9110 §4.2.5) and raw bytes above 0x7F are not URI characters;
+/// forwarding either lets the server read another URI than we routed.
+/// In absolute form, userinfo (`http://user@host/`) is refused as RFC 9110
+/// §4.2.4 says senders must not send it, and it hides the real host.
+fn check_target(t: &[u8]) -> Result<(), Reject> {
+    if t.contains(&b'#') {
+        return Err(bad("fragment in request target"));
+    }
+    if t.iter().any(|&b| b >= 0x80) {
+        return Err(bad("raw non-ASCII byte in request target"));
+    }
+    if let Some(rest) = absolute_form_rest(t) {
+        let authority_end = rest
+            .iter()
+            .position(|&b| b == b'/' || b == b'?')
+            .unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        if authority.contains(&b'@') {
+            return Err(bad("userinfo in request target"));
+        }
+        if authority.is_empty() {
+            return Err(bad("absolute-form target without a host"));
+        }
+    }
+    Ok(())
+}
+
+/// For `http://host/path` or `https://…`, what follows `://`.
+fn absolute_form_rest(t: &[u8]) -> Option<&[u8]> {
+    let lower = |p: &[u8]| t.len() >= p.len() && t[..p.len()].eq_ignore_ascii_case(p);
+    if lower(b"http://") {
+        Some(&t[7..])
+    } else if lower(b"https://") {
+        Some(&t[8..])
+    } else {
+        None
+    }
 }
 
 fn trim(v: &[u8]) -> &[u8] {
@@ -466,5 +528,76 @@ mod tests {
             scan(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
                 .is_err()
         );
+    }
+
+    fn chunked(body: &[u8]) -> Result<(), (usize, Reject)> {
+        let mut req = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        req.extend_from_slice(body);
+        req.extend_from_slice(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        let whole = Scanner::new(16384).feed(&req);
+        // The verdict must not depend on how the bytes arrive.
+        let mut s = Scanner::new(16384);
+        let split = req.iter().try_for_each(|b| s.feed(std::slice::from_ref(b)));
+        assert_eq!(
+            whole.is_ok(),
+            split.is_ok(),
+            "{:?}",
+            String::from_utf8_lossy(body)
+        );
+        whole
+    }
+
+    #[test]
+    fn chunked_framing_that_hyper_refuses_is_refused_here_first() {
+        for bad in [
+            &b" 5\r\nhello\r\n0\r\n\r\n"[..],
+            b"1 0\r\n0123456789abcdef\r\n0\r\n\r\n",
+            b"5\nhello\r\n0\r\n\r\n",
+            b"5;ext\nhello\r\n0\r\n\r\n",
+            b"5\r\nhello\n0\r\n\r\n",
+            b"5\r\nhello\r\n0\r\nno colon\r\n\r\n",
+            b"5\r\nhello\r\n0\r\n\n",
+            b"0x10\r\n0123456789abcdef\r\n0\r\n\r\n",
+        ] {
+            assert!(chunked(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+        for good in [
+            &b"5\r\nhello\r\n0\r\n\r\n"[..],
+            b"5 ;a=b\r\nhello\r\n0\r\nX-T: 1\r\n\r\n",
+            b"A\r\n0123456789\r\n0\r\n\r\n",
+        ] {
+            assert_eq!(chunked(good), Ok(()), "{:?}", String::from_utf8_lossy(good));
+        }
+    }
+
+    #[test]
+    fn a_good_request_before_a_bad_chunk_in_the_same_read_is_kept() {
+        let good = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        let mut two = good.to_vec();
+        two.extend_from_slice(
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1 0\r\n",
+        );
+        assert_eq!(scan(&two).unwrap_err().0, good.len());
+    }
+
+    #[test]
+    fn targets_with_fragments_raw_utf8_or_userinfo_are_refused() {
+        assert_eq!(
+            reason(b"GET /a#frag HTTP/1.1\r\nHost: a\r\n\r\n"),
+            "fragment in request target"
+        );
+        assert_eq!(
+            reason("GET /bl\u{e5}b\u{e6}r HTTP/1.1\r\nHost: a\r\n\r\n".as_bytes()),
+            "raw non-ASCII byte in request target"
+        );
+        assert_eq!(
+            reason(b"GET http://u:p@other.test/ HTTP/1.1\r\nHost: a\r\n\r\n"),
+            "userinfo in request target"
+        );
+        assert_eq!(
+            scan(b"GET http://other.test/abs?q=@ HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Ok(())
+        );
+        assert_eq!(scan(b"GET /%C3%A5 HTTP/1.1\r\nHost: a\r\n\r\n"), Ok(()));
     }
 }

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod auth;
 mod balance;
 mod body;
+mod chunked;
 mod client_io;
 pub mod config;
 pub mod demo;
