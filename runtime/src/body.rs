@@ -140,9 +140,9 @@ impl Body for ResponseBody {
                             ex.finish(true);
                         }
                     }
-                    Poll::Ready(Some(Err(_))) => {
+                    Poll::Ready(Some(Err(e))) => {
                         if let Some(mut ex) = this.exchange.take() {
-                            ex.server_aborted();
+                            ex.server_aborted(crate::h1::is_server_timeout(e));
                             ex.finish(false);
                         }
                     }

@@ -7,6 +7,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -18,6 +19,30 @@ use tokio::net::TcpStream;
 
 use crate::hygiene::{Reject, Scanner};
 
+/// What the connection task and the proxy learn from the client socket.
+#[derive(Debug, Default)]
+pub(crate) struct ClientState {
+    /// Set once the scanner refused a request; hyper then sees the end of
+    /// the stream.
+    pub rejected: std::sync::Mutex<Option<Reject>>,
+    /// True while a head is half-received.
+    pub mid_head: AtomicBool,
+    /// True while a request body is being received (the scanner's view).
+    pub in_body: AtomicBool,
+    /// The client stalled mid-body past `timeout client`.
+    pub timed_out: AtomicBool,
+    /// The proxy already answered the refused request itself (its body
+    /// failed while being forwarded): the connection task must not answer
+    /// a second time.
+    pub answered: AtomicBool,
+}
+
+impl ClientState {
+    pub fn rejection(&self) -> Option<Reject> {
+        *self.rejected.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct ClientIo {
     stream: Arc<TcpStream>,
@@ -25,10 +50,8 @@ pub(crate) struct ClientIo {
     /// A refusal found in the last read, reported on the next one (the good
     /// bytes before it were handed to hyper first).
     pending: Option<Reject>,
-    /// Set once a refusal has been reported; read by the connection task.
-    pub rejected: Arc<std::sync::Mutex<Option<Reject>>>,
-    /// Shared with the connection task: true while a head is half-received.
-    pub mid_head: Arc<std::sync::atomic::AtomicBool>,
+    /// Shared with the connection task and the proxy.
+    pub state: Arc<ClientState>,
     /// `timeout client`: how long the client may stall while we wait for its
     /// request body or for it to take our response. Idle time between
     /// requests is hyper's header-read timeout instead.
@@ -64,8 +87,7 @@ impl ClientIo {
             stream,
             scanner: Scanner::new(max_head),
             pending: None,
-            rejected: Default::default(),
-            mid_head: Default::default(),
+            state: Default::default(),
             client_timeout,
             read_stall: None,
             write_stall: None,
@@ -76,14 +98,15 @@ impl ClientIo {
     /// any request already read (with `half_close`) and returns, and the
     /// connection task answers the refused one.
     fn refuse(&mut self, r: Reject) {
-        *self.rejected.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        *self
+            .state
+            .rejected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(r);
     }
 
     fn is_refused(&self) -> bool {
-        self.rejected
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
+        self.state.rejection().is_some()
     }
 }
 
@@ -104,6 +127,7 @@ impl AsyncRead for ClientIo {
             if this.stream.poll_read_ready(cx)?.is_pending() {
                 if this.scanner.in_body() && stalled(&mut this.read_stall, this.client_timeout, cx)
                 {
+                    this.state.timed_out.store(true, Relaxed);
                     return Poll::Ready(Err(timed_out()));
                 }
                 return Poll::Pending;
@@ -117,10 +141,8 @@ impl AsyncRead for ClientIo {
                         drained(&this.stream);
                     }
                     let res = this.scanner.feed(&buf.filled()[before..before + n]);
-                    this.mid_head.store(
-                        this.scanner.mid_head(),
-                        std::sync::atomic::Ordering::Relaxed,
-                    );
+                    this.state.mid_head.store(this.scanner.mid_head(), Relaxed);
+                    this.state.in_body.store(this.scanner.in_body(), Relaxed);
                     if let Err((good, r)) = res {
                         buf.set_filled(before + good);
                         if good == 0 {

@@ -15,6 +15,14 @@ use crate::log::LogRecord;
 use crate::pool::Pool;
 use crate::state::FrontendState;
 
+/// HAProxy's four termination characters: who ended the session (`C`
+/// client, `S` server, `P` proxy, `c`/`s` a client/server timeout), in which
+/// phase (`R` request, `Q` queue, `C` connect, `H` response head, `D` data),
+/// and the cookie's status on the request (`-` when no cookie is set up).
+pub(crate) fn termination(who: u8, phase: u8, cookie: u8) -> [u8; 4] {
+    [who, phase, cookie, b'-']
+}
+
 #[derive(Debug)]
 pub(crate) struct Exchange {
     pub fe: Arc<FrontendState>,
@@ -70,9 +78,11 @@ impl Exchange {
         self.bytes_out += n;
     }
 
-    pub fn server_aborted(&mut self) {
+    /// The server's body ended in an error: `SD`, or `sD` when the server
+    /// went silent for `timeout server`.
+    pub fn server_aborted(&mut self, timed_out: bool) {
         if self.termination[0] == b'-' {
-            self.termination[0] = b'S';
+            self.termination[0] = if timed_out { b's' } else { b'S' };
             self.termination[1] = b'D';
         }
     }

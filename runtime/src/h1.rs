@@ -20,13 +20,11 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::body::RequestBody;
 use crate::pool::ServerRuntime;
 
-const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 128;
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -52,6 +50,34 @@ pub enum SendError {
     Io(#[from] io::Error),
     #[error("the server sent an invalid response: {0}")]
     Invalid(&'static str),
+    /// The server took nothing and said nothing for `timeout server`.
+    #[error("the server was silent for `timeout server`")]
+    Timeout,
+    /// The client's request body failed (refused framing, client timeout,
+    /// client gone): not the server's fault.
+    #[error("client body: {0}")]
+    Client(String),
+}
+
+/// How sending a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// The whole request went out.
+    Whole,
+    /// The server answered before taking the whole body (a 413, a 401, a
+    /// redirect): the rest is not sent and the connection is not reused.
+    Early,
+}
+
+/// Limits the head reader applies to a server's answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `timeout server`: the longest the server may stay silent, between
+    /// any two reads or writes (HAProxy's meaning: inactivity, not a
+    /// deadline on the whole exchange).
+    pub timeout: Duration,
+    /// The largest response head buffered (`max_header_size`).
+    pub max_head: usize,
 }
 
 impl ServerConn {
@@ -83,12 +109,17 @@ impl ServerConn {
         self.buf.is_empty() && self.stream.poll_read_ready(&mut cx).is_pending()
     }
 
-    /// Sends a request: head, then the body to its end.
+    /// Sends a request: head, then the body as the client sends it. Waiting
+    /// for the client is not the server's silence: only writes the server
+    /// does not take count against `timeout`, and the client's own stalls
+    /// are `timeout client`'s (see `client_io`). Stops early when the server
+    /// answers before taking the whole body.
     pub async fn send(
         &mut self,
         req: &mut Request<RequestBody>,
         close: bool,
-    ) -> Result<(), SendError> {
+        timeout: Duration,
+    ) -> Result<Sent, SendError> {
         self.uses += 1;
         let mut head = Vec::with_capacity(512);
         head.extend_from_slice(req.method().as_str().as_bytes());
@@ -120,39 +151,59 @@ impl ServerConn {
         }
         head.extend_from_slice(b"\r\n");
         let body = req.body_mut();
-        if body.is_end_stream() {
-            return self.write(&head).await;
+        // A failed head write is a dead connection (Closed: maybe replayed);
+        // past the head, a failed write may mean the server answered and
+        // closed, so the answer is read before anything is concluded.
+        match self.write(&head, timeout).await? {
+            Sent::Whole => {}
+            Sent::Early => return Ok(Sent::Early),
         }
-        self.write(&head).await?;
-        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
-        {
-            let frame =
-                frame.map_err(|e| SendError::Io(io::Error::other(format!("client body: {e}"))))?;
+        if body.is_end_stream() {
+            return Ok(Sent::Whole);
+        }
+        loop {
+            let frame = tokio::select! {
+                biased;
+                r = self.stream.readable() => {
+                    r?;
+                    if self.server_spoke().await? {
+                        return Ok(Sent::Early);
+                    }
+                    continue;
+                }
+                f = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)) => f,
+            };
+            let Some(frame) = frame else { break };
+            let frame = frame.map_err(|e| SendError::Client(e.to_string()))?;
             let Ok(data) = frame.into_data() else {
                 continue;
             };
             if data.is_empty() {
                 continue;
             }
-            if chunked {
-                self.write(format!("{:x}\r\n", data.len()).as_bytes())
-                    .await?;
-                self.write(&data).await?;
-                self.write(b"\r\n").await?;
+            let step = if chunked {
+                let mut framed = Vec::with_capacity(data.len() + 20);
+                framed.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                framed.extend_from_slice(&data);
+                framed.extend_from_slice(b"\r\n");
+                self.write_body(&framed, timeout).await?
             } else {
-                self.write(&data).await?;
+                self.write_body(&data, timeout).await?
+            };
+            if step == Sent::Early {
+                return Ok(Sent::Early);
             }
         }
         if chunked {
-            self.write(b"0\r\n\r\n").await?;
+            return self.write_body(b"0\r\n\r\n", timeout).await;
         }
-        Ok(())
+        Ok(Sent::Whole)
     }
 
-    async fn write(&mut self, data: &[u8]) -> Result<(), SendError> {
-        match self.stream.write_all(data).await {
-            Ok(()) => Ok(()),
-            Err(e)
+    /// Writes the head: a write error is a dead connection.
+    async fn write(&mut self, data: &[u8], timeout: Duration) -> Result<Sent, SendError> {
+        match self.write_or_hear(data, timeout).await {
+            Err(SendError::Io(e))
                 if matches!(
                     e.kind(),
                     io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
@@ -160,7 +211,81 @@ impl ServerConn {
             {
                 Err(SendError::Closed)
             }
-            Err(e) => Err(e.into()),
+            r => r,
+        }
+    }
+
+    /// Writes body bytes: a write error after the head may hide an answer
+    /// the server sent before closing (a 413 for an upload too large).
+    async fn write_body(&mut self, data: &[u8], timeout: Duration) -> Result<Sent, SendError> {
+        match self.write_or_hear(data, timeout).await {
+            Err(SendError::Io(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                Ok(Sent::Early)
+            }
+            r => r,
+        }
+    }
+
+    /// Writes `data`, unless the server speaks first; the server must take
+    /// some of it every `timeout`.
+    async fn write_or_hear(
+        &mut self,
+        mut data: &[u8],
+        timeout: Duration,
+    ) -> Result<Sent, SendError> {
+        while !data.is_empty() {
+            match self.stream.try_write(data) {
+                Ok(n) => {
+                    data = &data[n..];
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e.into()),
+            }
+            tokio::select! {
+                biased;
+                r = self.stream.readable() => {
+                    r?;
+                    if self.server_spoke().await? {
+                        return Ok(Sent::Early);
+                    }
+                }
+                r = self.stream.writable() => r?,
+                () = tokio::time::sleep(timeout) => return Err(SendError::Timeout),
+            }
+        }
+        Ok(Sent::Whole)
+    }
+
+    /// The server sent something while we were still sending: reads it and
+    /// drops interim 1xx answers (a `100 Continue` means go on). True when
+    /// a final answer has begun, or the server closed: stop sending.
+    async fn server_spoke(&mut self) -> Result<bool, SendError> {
+        if self.fill().await? == 0 {
+            return Ok(true);
+        }
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut resp = httparse::Response::new(&mut headers);
+            match resp.parse(&self.buf) {
+                Ok(httparse::Status::Complete(len))
+                    if resp
+                        .code
+                        .is_some_and(|c| (100..200).contains(&c) && c != 101) =>
+                {
+                    self.buf.advance(len);
+                    if self.buf.is_empty() {
+                        return Ok(false);
+                    }
+                }
+                // A final answer, or the start of one: stop sending.
+                _ => return Ok(true),
+            }
         }
     }
 
@@ -170,19 +295,24 @@ impl ServerConn {
     }
 
     /// Reads the response head (skipping 1xx interim answers); the body
-    /// comes with it as an [`UpstreamBody`] that owns the connection.
+    /// comes with it as an [`UpstreamBody`] that owns the connection. The
+    /// bool in the error says whether the server had begun to answer.
     pub async fn response(
         mut self,
         method: &Method,
         rt: Arc<ServerRuntime>,
         reuse: bool,
+        limits: Limits,
     ) -> Result<Response<UpstreamBody>, (SendError, bool)> {
-        let mut answered = false;
+        let mut answered = !self.buf.is_empty();
         loop {
             let parsed = {
                 let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
                 let mut resp = httparse::Response::new(&mut headers);
-                match resp.parse(&self.buf) {
+                // The limit holds on what is buffered, however the bytes
+                // arrived: a head must end within `max_head` bytes.
+                let window = &self.buf[..self.buf.len().min(limits.max_head)];
+                match resp.parse(window) {
                     Ok(httparse::Status::Complete(len)) => {
                         let code = resp.code.unwrap_or(0);
                         let version = resp.version.unwrap_or(1);
@@ -199,6 +329,9 @@ impl ServerConn {
                         Some((len, code, version, map))
                     }
                     Ok(httparse::Status::Partial) => None,
+                    Err(httparse::Error::TooManyHeaders) => {
+                        return Err((SendError::Invalid("too many response headers"), true));
+                    }
                     Err(_) => return Err((SendError::Invalid("unparsable head"), true)),
                 }
             };
@@ -224,19 +357,21 @@ impl ServerConn {
                     headers.remove(CONTENT_LENGTH);
                 }
                 let keep = reuse && framing != Framing::Close && keeps_alive(version, &headers);
-                let mut r = Response::new(UpstreamBody::new(self, framing, keep.then_some(rt)));
+                let body = UpstreamBody::new(self, framing, keep.then_some(rt), limits.timeout);
+                let mut r = Response::new(body);
                 *r.status_mut() = status;
                 *r.version_mut() = Version::HTTP_11;
                 *r.headers_mut() = headers;
                 return Ok(r);
             }
-            if self.buf.len() > MAX_HEAD {
+            if self.buf.len() >= limits.max_head {
                 return Err((SendError::Invalid("response head too large"), true));
             }
-            match self.fill().await {
-                Ok(0) => return Err((SendError::Closed, answered || !self.buf.is_empty())),
-                Ok(_) => answered = true,
-                Err(e)
+            match tokio::time::timeout(limits.timeout, self.fill()).await {
+                Err(_) => return Err((SendError::Timeout, answered)),
+                Ok(Ok(0)) => return Err((SendError::Closed, answered || !self.buf.is_empty())),
+                Ok(Ok(_)) => answered = true,
+                Ok(Err(e))
                     if !answered
                         && matches!(
                             e.kind(),
@@ -245,7 +380,7 @@ impl ServerConn {
                 {
                     return Err((SendError::Closed, false));
                 }
-                Err(e) => return Err((e.into(), true)),
+                Ok(Err(e)) => return Err((e.into(), true)),
             }
         }
     }
@@ -346,16 +481,34 @@ enum Decode {
 
 /// A server's response body, decoded from its framing. At its end the
 /// connection goes back to the server's idle pool when it may be reused.
+/// The server must send something every `timeout` (`timeout server`), or
+/// the body ends in an error (HAProxy's `sD`).
 #[derive(Debug)]
 pub struct UpstreamBody {
     conn: Option<ServerConn>,
     decode: Decode,
     /// Where the connection goes back when it can be reused.
     pool: Option<Arc<ServerRuntime>>,
+    timeout: Duration,
+    /// Armed while a read waits; reset, not reallocated, on the next wait.
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    armed: bool,
+    /// Trailer bytes and fields so far.
+    trailers: (usize, usize),
+}
+
+/// The error a body read ends in when the server went silent.
+pub fn is_server_timeout(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::TimedOut
 }
 
 impl UpstreamBody {
-    fn new(conn: ServerConn, framing: Framing, pool: Option<Arc<ServerRuntime>>) -> Self {
+    fn new(
+        conn: ServerConn,
+        framing: Framing,
+        pool: Option<Arc<ServerRuntime>>,
+        timeout: Duration,
+    ) -> Self {
         let decode = match framing {
             Framing::Empty => Decode::Done,
             Framing::Length(n) => Decode::Length(n),
@@ -366,6 +519,10 @@ impl UpstreamBody {
             conn: Some(conn),
             decode,
             pool,
+            timeout,
+            stall: None,
+            armed: false,
+            trailers: (0, 0),
         };
         b.finish_if_done();
         b
@@ -383,24 +540,54 @@ impl UpstreamBody {
         }
     }
 
-    /// Reads the next line (chunk size or trailer) out of the buffer.
-    fn poll_line(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Bytes>> {
+    /// Reads more from the server, with `timeout server` as the longest
+    /// silence.
+    fn poll_more(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let Some(conn) = self.conn.as_mut() else {
-            return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
+            return Poll::Ready(Ok(0));
         };
+        conn.buf.reserve(READ_CHUNK);
+        match poll_fill(&conn.stream, &mut conn.buf, cx) {
+            Poll::Ready(r) => {
+                self.armed = false;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let deadline = tokio::time::Instant::now() + self.timeout;
+                let timer = self
+                    .stall
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if !self.armed {
+                    timer.as_mut().reset(deadline);
+                    self.armed = true;
+                }
+                if timer.as_mut().poll(cx).is_ready() {
+                    self.armed = false;
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the server was silent for `timeout server`",
+                    )));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Reads the next line (chunk size, chunk end or trailer) out of the
+    /// buffer, at most `max` bytes long.
+    fn poll_line(&mut self, max: usize, cx: &mut Context<'_>) -> Poll<io::Result<Bytes>> {
         loop {
+            let Some(conn) = self.conn.as_mut() else {
+                return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
+            };
             if let Some(i) = conn.buf.iter().position(|&b| b == b'\n') {
                 let line = conn.buf.split_to(i + 1).freeze();
                 return Poll::Ready(Ok(line));
             }
-            if conn.buf.len() > 8192 {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "chunk line too long",
-                )));
+            if conn.buf.len() > max {
+                return Poll::Ready(Err(invalid("chunked framing line too long")));
             }
-            conn.buf.reserve(READ_CHUNK);
-            if ready!(poll_fill(&conn.stream, &mut conn.buf, cx))? == 0 {
+            if ready!(self.poll_more(cx))? == 0 {
                 return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
             }
         }
@@ -408,18 +595,22 @@ impl UpstreamBody {
 
     /// Up to `max` bytes of body data (at least one, or EOF as 0 bytes).
     fn poll_data(&mut self, max: u64, cx: &mut Context<'_>) -> Poll<io::Result<Bytes>> {
+        let Some(conn) = self.conn.as_ref() else {
+            return Poll::Ready(Ok(Bytes::new()));
+        };
+        if conn.buf.is_empty() && ready!(self.poll_more(cx))? == 0 {
+            return Poll::Ready(Ok(Bytes::new()));
+        }
         let Some(conn) = self.conn.as_mut() else {
             return Poll::Ready(Ok(Bytes::new()));
         };
-        if conn.buf.is_empty() {
-            conn.buf.reserve(READ_CHUNK);
-            if ready!(poll_fill(&conn.stream, &mut conn.buf, cx))? == 0 {
-                return Poll::Ready(Ok(Bytes::new()));
-            }
-        }
         let n = (conn.buf.len() as u64).min(max) as usize;
         Poll::Ready(Ok(conn.buf.split_to(n).freeze()))
     }
+}
+
+fn invalid(what: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
 }
 
 impl Body for UpstreamBody {
@@ -461,14 +652,8 @@ impl Body for UpstreamBody {
                     return Poll::Ready(Some(Ok(Frame::data(d))));
                 }
                 Decode::ChunkSize => {
-                    let line = ready!(this.poll_line(cx))?;
-                    let text = std::str::from_utf8(&line).map_err(|_| {
-                        io::Error::new(io::ErrorKind::InvalidData, "bad chunk size")
-                    })?;
-                    let size = text.split(';').next().unwrap_or("").trim();
-                    let n = u64::from_str_radix(size, 16).map_err(|_| {
-                        io::Error::new(io::ErrorKind::InvalidData, "bad chunk size")
-                    })?;
+                    let line = ready!(this.poll_line(crate::chunked::MAX_LINE, cx))?;
+                    let (n, _) = crate::chunked::size_line(&line).map_err(invalid)?;
                     this.decode = if n == 0 {
                         Decode::Trailers
                     } else {
@@ -492,23 +677,28 @@ impl Body for UpstreamBody {
                     return Poll::Ready(Some(Ok(Frame::data(d))));
                 }
                 Decode::ChunkCrlf => {
-                    let line = ready!(this.poll_line(cx))?;
-                    if line.as_ref() != b"\r\n" && line.as_ref() != b"\n" {
-                        return Poll::Ready(Some(Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "chunk longer than its size",
-                        ))));
+                    let line = ready!(this.poll_line(2, cx))?;
+                    if line.as_ref() != b"\r\n" {
+                        return Poll::Ready(Some(Err(invalid("chunk longer than its size"))));
                     }
                     this.decode = Decode::ChunkSize;
                 }
                 Decode::Trailers => {
-                    // Trailers are read and dropped: few servers send them and
-                    // HTTP/1.1 clients behind a proxy rarely use them.
-                    let line = ready!(this.poll_line(cx))?;
-                    if line.as_ref() == b"\r\n" || line.as_ref() == b"\n" {
+                    // Trailers are checked and dropped: few servers send them
+                    // and HTTP/1.1 clients behind a proxy rarely use them.
+                    let line = ready!(this.poll_line(crate::chunked::MAX_TRAILERS, cx))?;
+                    if line.as_ref() == b"\r\n" {
                         this.decode = Decode::Done;
                         this.finish_if_done();
                         return Poll::Ready(None);
+                    }
+                    crate::chunked::trailer_line(&line).map_err(invalid)?;
+                    this.trailers.0 += line.len();
+                    this.trailers.1 += 1;
+                    if this.trailers.0 > crate::chunked::MAX_TRAILERS
+                        || this.trailers.1 > crate::chunked::MAX_TRAILER_FIELDS
+                    {
+                        return Poll::Ready(Some(Err(invalid("trailers too large"))));
                     }
                 }
             }
@@ -532,7 +722,12 @@ impl Body for UpstreamBody {
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
-    use tokio::io::AsyncReadExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const LIMITS: Limits = Limits {
+        timeout: Duration::from_secs(5),
+        max_head: 16384,
+    };
 
     /// A server that reads one request head and answers `reply` raw.
     async fn server(reply: &'static [u8]) -> std::net::SocketAddr {
@@ -557,9 +752,9 @@ mod tests {
         // A request with no body to send: an empty client body stands in.
         let mut head = Vec::new();
         head.extend_from_slice(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n");
-        conn.write(&head).await.unwrap();
+        conn.write(&head, LIMITS.timeout).await.unwrap();
         let r = conn
-            .response(&Method::GET, rt.clone(), true)
+            .response(&Method::GET, rt.clone(), true, LIMITS)
             .await
             .map_err(|(e, _)| e)
             .unwrap();
@@ -602,5 +797,33 @@ mod tests {
         let body = r.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"abc");
         assert!(rt.idle.take(Duration::from_secs(5)).is_some());
+    }
+
+    /// `timeout server` is inactivity on the body too (paused time: the
+    /// 5 s pass at once, and exactly).
+    #[tokio::test(start_paused = true)]
+    async fn a_body_the_server_stops_sending_ends_in_a_server_timeout() {
+        let (r, rt) = get(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789").await;
+        let start = tokio::time::Instant::now();
+        let mut body = r.into_body();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&first[..], b"0123456789");
+        let err = body.frame().await.unwrap().unwrap_err();
+        assert!(is_server_timeout(&err), "{err}");
+        assert_eq!(start.elapsed().as_secs(), LIMITS.timeout.as_secs());
+        assert!(
+            rt.idle.take(Duration::from_secs(5)).is_none(),
+            "never reused"
+        );
+    }
+
+    #[tokio::test]
+    async fn chunked_bodies_from_servers_follow_the_same_grammar() {
+        let (r, _) =
+            get(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n 5\r\nhello\r\n0\r\n\r\n")
+                .await;
+        assert!(r.into_body().collect().await.is_err());
+        let (r, _) = get(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nno colon\r\n\r\n").await;
+        assert!(r.into_body().collect().await.is_err());
     }
 }

@@ -116,8 +116,7 @@ async fn serve(
     let _ = stream.set_nodelay(true);
     let stream = Arc::new(stream);
     let io = ClientIo::new(stream.clone(), fe.max_header_size, fe.conf.timeout_client);
-    let rejected = io.rejected.clone();
-    let mid_head = io.mid_head.clone();
+    let client_state = io.state.clone();
     let info = Arc::new(ConnInfo {
         client: peer,
         accepted,
@@ -125,6 +124,7 @@ async fn serve(
         xff: http::HeaderValue::from_str(&crate::state::client_ip(peer).to_string())
             .unwrap_or_else(|_| http::HeaderValue::from_static("unknown")),
         shared: shared.clone(),
+        client_state: client_state.clone(),
     });
     let svc_slot = slot.clone();
     let svc_info = info.clone();
@@ -149,16 +149,29 @@ async fn serve(
             conn.await
         }
     };
-    let reject = *rejected.lock().unwrap_or_else(|e| e.into_inner());
+    let reject = client_state.rejection();
+    let answered = client_state.answered.load(Relaxed);
+    // A connection that never carried a request and timed out gets a 408,
+    // as HAProxy answers it; an idle keep-alive connection just closes.
+    let first = info.requests.load(Relaxed) == 0;
     let answer = match (&result, reject) {
+        (_, Some(_)) if answered => None,
         (_, Some(r)) => Some((r.status, *b"PR--")),
-        (Err(e), None) if e.is_timeout() && mid_head.load(Relaxed) => Some((408, *b"cR--")),
+        (Err(e), None) if e.is_timeout() && (first || client_state.mid_head.load(Relaxed)) => {
+            Some((408, *b"cR--"))
+        }
         (Err(e), None) => {
             tracing::debug!(client = %peer, cause = %e, "client connection ended");
             None
         }
         (Ok(()), None) => None,
     };
+    if answer.is_none() && (answered || client_state.in_body.load(Relaxed)) {
+        // We answered before reading the whole request body (the server
+        // answered early, or the body was refused): closing now with unread
+        // bytes would reset the connection and could destroy the answer.
+        linger(&stream).await;
+    }
     {
         if let Some((status, term)) = answer {
             let code = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST);

@@ -16,8 +16,8 @@ use hyper::body::Incoming;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::body::{RequestBody, ResponseBody};
-use crate::exchange::Exchange;
-use crate::h1::{SendError, ServerConn, UpstreamBody};
+use crate::exchange::{Exchange, termination};
+use crate::h1::{Limits, SendError, Sent, ServerConn, UpstreamBody};
 use crate::persist;
 use crate::pool::Pool;
 use crate::state::{FrontendState, client_ip};
@@ -33,10 +33,12 @@ pub(crate) struct ConnInfo {
     /// The client address as an X-Forwarded-For value, built once.
     pub xff: HeaderValue,
     pub shared: Arc<crate::supervisor::Shared>,
+    /// What the client socket learnt (refusals, stalls), shared with it.
+    pub client_state: Arc<crate::client_io::ClientState>,
 }
 
 pub(crate) async fn handle(
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     fe: Arc<FrontendState>,
     conn: &ConnInfo,
 ) -> Response<ResponseBody> {
@@ -66,6 +68,14 @@ pub(crate) async fn handle(
         return stats_page(&req, rest, ex, conn);
     }
 
+    // RFC 9112 §3.2.2: with an absolute-form target the URI's authority is
+    // the host; the Host header is replaced by it, for routing and for the
+    // server (which gets the origin form).
+    if let Some(authority) = req.uri().authority()
+        && let Ok(v) = HeaderValue::from_str(authority.as_str())
+    {
+        req.headers_mut().insert(header::HOST, v);
+    }
     let host = req
         .headers()
         .get(header::HOST)
@@ -167,31 +177,27 @@ async fn forward(
 
     // Connect and send, with retries; the last retry may go elsewhere.
     let connect_start = Instant::now();
+    let limits = Limits {
+        timeout: conf.timeout_server,
+        max_head: fe.max_header_size,
+    };
     let mut attempts = 0u32;
+    let mut moved_after_drop = false;
     let resp = loop {
         let server = &pool.servers[idx];
-        match send(
-            server,
-            req,
-            conf.timeout_connect,
-            conf.timeout_server,
-            http_close,
-        )
-        .await
-        {
-            Sent::Ok(resp, tc) => {
+        match send(server, req, conf.timeout_connect, limits, http_close).await {
+            Attempt::Ok(resp, tc) => {
                 ex.tc = tc;
                 break resp;
             }
-            Sent::ConnectFailed(back, err) => {
+            Attempt::ConnectFailed(back, err) => {
                 tracing::debug!(server = %server.name, cause = %err, "connect failed");
                 server.rt.counters.econ.fetch_add(1, Relaxed);
                 pool.counters.econ.fetch_add(1, Relaxed);
                 req = back;
                 if attempts >= conf.retries {
                     ex.tc = connect_start.elapsed().as_millis() as i64;
-                    ex.termination = *b"SC--";
-                    ex.termination[2] = ck.seen;
+                    ex.termination = termination(b'S', b'C', ck.seen);
                     return local(StatusCode::SERVICE_UNAVAILABLE, ex, false);
                 }
                 attempts += 1;
@@ -216,20 +222,65 @@ async fn forward(
                 // HAProxy's turn-around timer before retrying the same server.
                 tokio::time::sleep(conf.timeout_connect.min(Duration::from_secs(1))).await;
             }
-            Sent::Timeout => {
+            Attempt::Dropped(back, err) => {
+                // The server took a replayable request and closed without a
+                // byte. It may be the request that kills it (a "query of
+                // death"): never again on this server, and at most once on
+                // another, at once.
+                tracing::debug!(server = %server.name, cause = %err, "server closed without answering");
                 server.rt.counters.eresp.fetch_add(1, Relaxed);
                 pool.counters.eresp.fetch_add(1, Relaxed);
-                ex.termination = *b"sH--";
-                ex.termination[2] = ck.seen;
+                req = back;
+                let deadline = Instant::now() + conf.timeout_queue;
+                let other = if moved_after_drop {
+                    None
+                } else {
+                    acquire(&pool, None, ip, Some(idx), deadline).await.ok()
+                };
+                let Some((other, permit)) = other else {
+                    ex.termination = termination(b'S', b'H', ck.seen);
+                    return local(StatusCode::BAD_GATEWAY, ex, false);
+                };
+                moved_after_drop = true;
+                leave_server(&pool, idx, &mut ex);
+                idx = other;
+                enter_server(&pool, idx, &mut ex, permit);
+                attempts += 1;
+                ex.retries = attempts;
+                ex.redispatched = true;
+                pool.counters.wredis.fetch_add(1, Relaxed);
+                pool.servers[idx].rt.counters.wredis.fetch_add(1, Relaxed);
+            }
+            Attempt::Timeout => {
+                server.rt.counters.eresp.fetch_add(1, Relaxed);
+                pool.counters.eresp.fetch_add(1, Relaxed);
+                ex.termination = termination(b's', b'H', ck.seen);
                 return local(StatusCode::GATEWAY_TIMEOUT, ex, false);
             }
-            Sent::Failed(err) => {
+            Attempt::Failed(err) => {
                 tracing::debug!(server = %server.name, cause = %err, "server failed before answering");
                 server.rt.counters.eresp.fetch_add(1, Relaxed);
                 pool.counters.eresp.fetch_add(1, Relaxed);
-                ex.termination = *b"SH--";
-                ex.termination[2] = ck.seen;
+                ex.termination = termination(b'S', b'H', ck.seen);
                 return local(StatusCode::BAD_GATEWAY, ex, false);
+            }
+            Attempt::Client(err) => {
+                // The client's body failed while being forwarded: the answer
+                // is the client's (one answer per request), never a 502.
+                tracing::debug!(client = %conn.client, cause = %err, "client body failed");
+                let state = &conn.client_state;
+                let (status, term) = if let Some(r) = state.rejection() {
+                    state.answered.store(true, Relaxed);
+                    fe.counters.ereq.fetch_add(1, Relaxed);
+                    (r.status, termination(b'P', b'R', ck.seen))
+                } else if state.timed_out.load(Relaxed) {
+                    (408, termination(b'c', b'D', ck.seen))
+                } else {
+                    (400, termination(b'C', b'D', ck.seen))
+                };
+                ex.termination = term;
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+                return local(status, ex, true);
             }
         }
     };
@@ -377,14 +428,19 @@ async fn acquire(
     result
 }
 
-enum Sent {
+enum Attempt {
     Ok(Response<UpstreamBody>, i64),
-    /// Nothing reached the server, or it closed before answering a request
-    /// that may be sent again: the request comes back for a retry.
+    /// Nothing reached the server: the request comes back for a retry.
     ConnectFailed(Request<RequestBody>, String),
+    /// The server took a request that may be sent again and closed without
+    /// a byte of answer: it comes back to try another server.
+    Dropped(Request<RequestBody>, String),
+    /// The server was silent for `timeout server`.
     Timeout,
     /// The server took the request and failed before answering.
     Failed(String),
+    /// The client's request body failed while being forwarded.
+    Client(String),
 }
 
 /// One attempt on one server: a pooled connection if one is idle (sending
@@ -394,9 +450,9 @@ async fn send(
     server: &crate::pool::Server,
     mut req: Request<RequestBody>,
     connect_timeout: Duration,
-    server_timeout: Duration,
+    limits: Limits,
     http_close: bool,
-) -> Sent {
+) -> Attempt {
     let start = Instant::now();
     // Without a body, a request is still whole after sending: it can go
     // again if the server closes without a word (the keep-alive race, or a
@@ -416,7 +472,6 @@ async fn send(
         server.rt.idle.take(max_idle)
     };
     let method = req.method().clone();
-    let mut replayed = false;
     loop {
         let reused = pooled.is_some();
         let conn = match pooled.take() {
@@ -424,7 +479,7 @@ async fn send(
             None => match ServerConn::connect(server.rt.addr, connect_timeout).await {
                 Ok(c) => c,
                 Err(e) => {
-                    return Sent::ConnectFailed(
+                    return Attempt::ConnectFailed(
                         req,
                         format!("cannot connect to {}: {e}", server.rt.addr),
                     );
@@ -435,26 +490,30 @@ async fn send(
         let rt = server.rt.clone();
         let exchange = async {
             let mut conn = conn;
-            conn.send(&mut req, http_close)
+            let sent = conn
+                .send(&mut req, http_close, limits.timeout)
                 .await
                 .map_err(|e| (e, false))?;
-            conn.response(&method, rt, !http_close).await
+            // After an early answer the rest of the body was not sent: the
+            // connection cannot carry another request.
+            let reuse = !http_close && sent == Sent::Whole;
+            conn.response(&method, rt, reuse, limits).await
         };
-        match tokio::time::timeout(server_timeout, exchange).await {
-            Err(_) => return Sent::Timeout,
-            Ok(Ok(resp)) => return Sent::Ok(resp, tc),
-            Ok(Err((SendError::Closed, false))) if replayable => {
-                if reused && !replayed {
+        match exchange.await {
+            Ok(resp) => return Attempt::Ok(resp, tc),
+            Err((SendError::Closed, false)) if replayable => {
+                if reused {
                     tracing::debug!(server = %server.name, "idle connection was closed; sending again on a fresh one");
-                    replayed = true;
                     continue;
                 }
-                return Sent::ConnectFailed(
+                return Attempt::Dropped(
                     req,
                     format!("{} closed the connection without answering", server.rt.addr),
                 );
             }
-            Ok(Err((e, _))) => return Sent::Failed(e.to_string()),
+            Err((SendError::Timeout, _)) => return Attempt::Timeout,
+            Err((SendError::Client(e), _)) => return Attempt::Client(e),
+            Err((e, _)) => return Attempt::Failed(e.to_string()),
         }
     }
 }
@@ -463,18 +522,27 @@ fn is_idempotent(m: &Method) -> bool {
     matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// Removes hop-by-hop headers (RFC 9110 §7.6.1): the fixed list and any
-/// header that `Connection` names.
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1): the fixed list, and the
+/// fields a `Connection` header names, except the end-to-end fields that
+/// define the request or response ([`is_end_to_end`]).
+///
+/// Honouring every name lets any client delete fields the server relies on
+/// (`Connection: Host` made the server see an HTTP/1.1 request without
+/// Host; `Connection: Authorization` or `Cookie` drops credentials or the
+/// persistence cookie; `Connection: X-Forwarded-For` what a proxy in front
+/// added): the "hop-by-hop header abuse" that has bypassed access rules
+/// behind other proxies. HAProxy keeps every named field; vakt still drops
+/// names that are really hop-by-hop (a custom `X-Secret` meant for us only).
 fn strip_hop_by_hop(h: &mut HeaderMap) {
-    if let Some(conn) = h.get(header::CONNECTION) {
+    if h.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = h
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|s| s.split(','))
             .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .filter(|n| !is_end_to_end(n))
             .collect();
-        let _ = conn;
         for n in named {
             h.remove(n);
         }
@@ -491,6 +559,26 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
     h.remove("keep-alive");
     h.remove("proxy-connection");
+}
+
+/// Fields a `Connection` header may name but never removes: they define the
+/// message or who sent it, end to end.
+fn is_end_to_end(n: &HeaderName) -> bool {
+    matches!(
+        n.as_str(),
+        "host"
+            | "authorization"
+            | "cookie"
+            | "set-cookie"
+            | "content-length"
+            | "content-type"
+            | "content-encoding"
+            | "cache-control"
+            | "forwarded"
+            | "x-forwarded-for"
+            | "x-forwarded-proto"
+            | "x-real-ip"
+    )
 }
 
 /// A response the proxy makes itself, HAProxy-style.

@@ -2,6 +2,7 @@
 //! HTTP client so every assertion is about what crossed the wire.
 
 mod balance;
+mod faults;
 mod hygiene;
 mod limits;
 mod operate;

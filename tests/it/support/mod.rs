@@ -294,6 +294,13 @@ impl Conn {
         }
     }
 
+    /// A client on a socket the test already opened.
+    pub fn from_stream(s: TcpStream) -> Self {
+        Conn {
+            reader: BufReader::new(s),
+        }
+    }
+
     pub fn stream(&mut self) -> &mut TcpStream {
         self.reader.get_mut()
     }
