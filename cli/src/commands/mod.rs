@@ -178,7 +178,17 @@ fn init_tracing(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
         .try_init();
+}
+
+/// Colour only for a person at a terminal: never in pipes or files (the local
+/// cluster's `proxy.log` is the proxy's stderr), and never with `NO_COLOR`
+/// set (<https://no-color.org>). tracing-subscriber colours by default even
+/// when stderr is a file, so this has to be said explicitly.
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
 fn hash_password() -> anyhow::Result<ExitCode> {

@@ -2,6 +2,7 @@
 //! of local clusters (up, up again, plan, down, a host that fails).
 
 mod audit;
+mod colour;
 mod deploy;
 mod render;
 mod vagrant;
