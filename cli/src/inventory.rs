@@ -12,6 +12,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use vakt_runtime::config::Diagnostics;
 use vakt_runtime::config::Source;
+use vakt_runtime::config::closest;
 use vakt_runtime::config::reader::{self, Fields};
 
 /// The inventory `vakt up` uses when no `-i` is given.
@@ -364,14 +365,63 @@ fn ip(
     }
 }
 
+/// How many TOML syntax errors one check reports at most.
+const SYNTAX_ERRORS_MAX: usize = 10;
+
+/// Every TOML syntax error it can find in `src`. toml_edit stops at the
+/// first error and gives one message, so after each error the offending line
+/// is blanked (same byte length, so later positions stay right) and the text
+/// parsed again. It stops where blanking would invent errors: an error on a
+/// table header (`[[hosts]`), whose keys would then land in the previous
+/// table, or one that spans several lines (an unterminated string or array).
+fn syntax_errors(src: &Source) -> Diagnostics {
+    let mut all = Diagnostics::new();
+    let mut text = src.text().to_string();
+    while all.items.len() < SYNTAX_ERRORS_MAX {
+        // Lines keep their numbers and the lines after a blanked one keep
+        // their columns, so each diagnostic points into the file as written.
+        let Err(one) = reader::parse(&Source::new(src.name(), text.clone())) else {
+            break;
+        };
+        let Some(diag) = one.items.into_iter().next() else {
+            break;
+        };
+        let Some(span) = diag.span.clone() else {
+            all.items.push(diag);
+            break;
+        };
+        let start = text[..span.start.min(text.len())]
+            .rfind('\n')
+            .map_or(0, |i| i + 1);
+        let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        all.items.push(diag);
+        let multi_line = span.end > end + 1;
+        let header = text[start..end].trim_start().starts_with('[');
+        if multi_line || header || start == end {
+            break;
+        }
+        text.replace_range(start..end, &" ".repeat(end - start));
+    }
+    all
+}
+
 pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
-    let doc = reader::parse(src)?;
+    let doc = reader::parse(src).map_err(|_| syntax_errors(src))?;
     let mut d = Diagnostics::new();
     let mut root = Fields::root(src, &doc);
 
-    let (mut name, mut vip, mut port, mut vip_span) = ("cluster".to_string(), None, 80u16, None);
+    let (mut name, mut vip, mut port, mut vip_span) = (String::new(), None, 80u16, None);
     match root.table("cluster", &mut d) {
         Some(mut c) => {
+            let named = c.get("name").is_some();
+            if !named {
+                d.error_hint(
+                    src,
+                    c.span(),
+                    "[cluster] has no name",
+                    "add name = \"shop\" (it names the state folder, the rendered files and the VRRP instance)",
+                );
+            }
             if let Some((n, span)) = c.str("name", &mut d) {
                 if n.is_empty()
                     || !n
@@ -420,11 +470,23 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
 
     let mut hosts: Vec<Host> = Vec::new();
     let mut spans: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut no_private_ip: Vec<(String, std::ops::Range<usize>)> = Vec::new();
+    // A host dropped (no name) or whose roles could not be read was already
+    // reported; the rules about the whole inventory's roles ("no web hosts")
+    // would only repeat that problem in other words, so they wait.
+    let mut roles_known = true;
     for mut h in root.tables("hosts", &mut d) {
         let span = h.span().unwrap_or(0..0);
-        if let Some(host) = read_host(&mut h, &ssh, &mut d) {
-            hosts.push(host);
-            spans.push(span);
+        match read_host(&mut h, &ssh, &mut d) {
+            Some(entry) => {
+                roles_known &= entry.roles_readable;
+                if entry.private_ip_missing {
+                    no_private_ip.push((entry.host.name.clone(), span.clone()));
+                }
+                hosts.push(entry.host);
+                spans.push(span);
+            }
+            None => roles_known = false,
         }
         h.finish(&mut d);
     }
@@ -456,7 +518,9 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
         max_rtt_ms: None,
         data_ports: vec![3306, 5432, 6379, 27017, 9200, 11211],
     };
+    let mut policy_span = None;
     if let Some(mut p) = root.table("policy", &mut d) {
+        policy_span = p.span();
         if let Some(list) = p.strings("data_countries", &mut d) {
             policy.data_countries = Vec::new();
             for (c, span) in list {
@@ -661,8 +725,27 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
             );
         }
     }
+    for (host, span) in &no_private_ip {
+        d.error_hint(
+            src,
+            Some(span.clone()),
+            format!("host `{host}` has no private_ip"),
+            format!(
+                "add private_ip = \"{}\" (an address no other host has)",
+                free_private_ip(&hosts, vip)
+            ),
+        );
+    }
+    if policy.require.iter().any(|r| r == "geoip") && policy.geoip_db.is_none() {
+        d.error_hint(
+            src,
+            policy_span.clone(),
+            "policy.require lists \"geoip\" but there is no policy.geoip_db to look addresses up in",
+            "add geoip_db = \"geo.mmdb\" (an IP-to-country database in MaxMind's mmdb format), or drop \"geoip\" from require",
+        );
+    }
     let lbs = hosts.iter().filter(|h| h.has(Role::Lb)).count();
-    if hosts.iter().all(|h| !h.has(Role::Web)) {
+    if roles_known && hosts.iter().all(|h| !h.has(Role::Web)) {
         d.error_hint(
             src,
             None,
@@ -670,7 +753,7 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
             "add a [[hosts]] with roles = [\"web\"]",
         );
     }
-    if lbs == 0 {
+    if roles_known && lbs == 0 {
         d.error_hint(
             src,
             None,
@@ -769,9 +852,23 @@ fn read_ssh(s: &mut Fields, out: &mut Ssh, d: &mut Diagnostics) {
     }
 }
 
-fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<Host> {
+/// One `[[hosts]]` entry as read, with what the whole-inventory rules need
+/// to know about the problems already reported in it.
+struct HostEntry {
+    host: Host,
+    /// No `private_ip` key: reported with the whole inventory, where the hint
+    /// can suggest an address that no other host has.
+    private_ip_missing: bool,
+    /// False when the roles were missing, misspelt or unknown (reported).
+    roles_readable: bool,
+}
+
+/// Reads one `[[hosts]]` entry, every key of it even when the name is
+/// missing (so that `finish` does not call the other keys unknown); an
+/// entry without a name is reported and dropped.
+fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<HostEntry> {
     let src = h.source();
-    let name = match h.str("name", d) {
+    let given_name = match h.str("name", d) {
         Some((n, span)) => {
             if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
                 d.error_hint(
@@ -781,7 +878,7 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<Host> {
                     "use letters, digits and -",
                 );
             }
-            n.to_string()
+            Some(n.to_string())
         }
         None => {
             d.error_hint(
@@ -790,10 +887,13 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<Host> {
                 format!("`{}` has no name", h.path()),
                 "add name = \"web01\"",
             );
-            return None;
+            None
         }
     };
+    // Messages about the rest of a nameless entry name it by position.
+    let name = given_name.clone().unwrap_or_else(|| h.path().to_string());
     let mut roles = Vec::new();
+    let mut roles_readable = true;
     match h.strings("roles", d) {
         Some(list) => {
             for (r, span) in list {
@@ -801,32 +901,38 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<Host> {
                     "lb" => roles.push(Role::Lb),
                     "web" => roles.push(Role::Web),
                     "db" => roles.push(Role::Db),
-                    _ => d.error_hint(
-                        src,
-                        Some(span),
-                        format!("`{name}`: unknown role \"{r}\""),
-                        "roles are \"lb\", \"web\" and \"db\"",
-                    ),
+                    _ => {
+                        roles_readable = false;
+                        d.error_hint(
+                            src,
+                            Some(span),
+                            format!("`{name}`: unknown role \"{r}\""),
+                            "roles are \"lb\", \"web\" and \"db\"",
+                        )
+                    }
                 }
             }
         }
-        None => d.error_hint(
-            src,
-            h.span(),
-            format!("host `{name}` has no roles"),
-            "add roles = [\"web\"]",
-        ),
+        None => {
+            roles_readable = false;
+            // A misspelt key (`rolse`) is reported by `finish` with "did you
+            // mean `roles`?"; "no roles" as well would report one typo twice.
+            // A value of the wrong type was reported by `strings`.
+            let misspelt = h
+                .keys()
+                .any(|k| k != "roles" && closest(k, &["roles"]).is_some());
+            if h.get("roles").is_none() && !misspelt {
+                d.error_hint(
+                    src,
+                    h.span(),
+                    format!("host `{name}` has no roles"),
+                    "add roles = [\"web\"]",
+                );
+            }
+        }
     }
     let private = ip(h, "private_ip", &name, d);
-    let private_given = h.get("private_ip").is_some();
-    if !private_given {
-        d.error_hint(
-            src,
-            h.span(),
-            format!("host `{name}` has no private_ip"),
-            "add private_ip = \"10.10.0.11\"",
-        );
-    }
+    let private_ip_missing = h.get("private_ip").is_none();
     if let Some((a, span)) = &private
         && !is_private(*a)
     {
@@ -907,8 +1013,8 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<Host> {
     // A bad or missing address was reported above; keep the host (with no
     // address) so that rules about the whole inventory do not cascade.
     let private_ip = private.map_or(Ipv4Addr::UNSPECIFIED, |(a, _)| a);
-    Some(Host {
-        name,
+    let host = Host {
+        name: given_name?,
         roles,
         public_ip: public.map(|(a, _)| a),
         private_ip,
@@ -923,7 +1029,35 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<Host> {
         box_name,
         memory,
         cpus,
+    };
+    Some(HostEntry {
+        host,
+        private_ip_missing,
+        roles_readable,
     })
+}
+
+/// A private address to suggest for a host that has none: the first free
+/// one from .11 up in the network of the first host that has an address
+/// (10.10.0.0/24 when none has), never one another host or the VIP holds.
+fn free_private_ip(hosts: &[Host], vip: Option<Ipv4Addr>) -> Ipv4Addr {
+    let taken: Vec<Ipv4Addr> = hosts
+        .iter()
+        .flat_map(|h| [Some(h.private_ip), h.public_ip])
+        .flatten()
+        .chain(vip)
+        .collect();
+    let [a, b, c, _] = hosts
+        .iter()
+        .map(|h| h.private_ip)
+        .find(|ip| !ip.is_unspecified())
+        .unwrap_or(Ipv4Addr::new(10, 10, 0, 0))
+        .octets();
+    (11..=254)
+        .chain(2..=10)
+        .map(|last| Ipv4Addr::new(a, b, c, last))
+        .find(|ip| !taken.contains(ip))
+        .unwrap_or(Ipv4Addr::new(a, b, c, 254))
 }
 
 fn read_balancer(b: &mut Fields, out: &mut Balancer, d: &mut Diagnostics) {
