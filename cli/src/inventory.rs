@@ -581,10 +581,11 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
     }
 
     let mut ha = Ha {
-        advert_int: "100ms".into(),
+        // keepalived wants seconds ("0.1"), never a unit.
+        advert_int: "0.1".into(),
         interface: "eth0".into(),
         nopreempt: false,
-        virtual_router_id: 51,
+        virtual_router_id: virtual_router_id(&name),
     };
     if let Some(mut h) = root.table("ha", &mut d) {
         if let Some(v) = h.duration("advert_int", &mut d) {
@@ -610,8 +611,6 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
             ha.virtual_router_id = n as u8;
         }
         h.finish(&mut d);
-    } else {
-        ha.advert_int = "0.1".into();
     }
     let mut binary = None;
     if let Some(mut a) = root.table("artifacts", &mut d) {
@@ -1060,6 +1059,17 @@ fn free_private_ip(hosts: &[Host], vip: Option<Ipv4Addr>) -> Ipv4Addr {
         .unwrap_or(Ipv4Addr::new(a, b, c, 254))
 }
 
+/// keepalived's `virtual_router_id` when the inventory sets none: derived
+/// from the cluster name (sha256, into 1..=255) so that two clusters on one
+/// network rarely collide, and stable across runs so a redeploy keeps it.
+/// VRRP routers with the same id on one segment would join one group.
+fn virtual_router_id(cluster: &str) -> u8 {
+    let digest = Sha256::digest(cluster.as_bytes());
+    let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    // n % 255 is 0..=254, so the sum fits in a u8 and is never 0.
+    (n % 255) as u8 + 1
+}
+
 fn read_balancer(b: &mut Fields, out: &mut Balancer, d: &mut Diagnostics) {
     let src = b.source();
     if let Some((v, span)) = b.str("balance", d) {
@@ -1145,5 +1155,33 @@ mod tests {
         assert_eq!(inv.lbs().count(), 1);
         assert_eq!(inv.webs().count(), 2);
         assert!(inv.hosts.iter().all(Host::is_local));
+    }
+
+    #[test]
+    fn virtual_router_id_is_stable_nonzero_and_differs_between_clusters() {
+        let a = virtual_router_id("oslo-ha");
+        assert_eq!(a, virtual_router_id("oslo-ha"));
+        assert_ne!(a, virtual_router_id("bergen-ha"));
+        assert!((1..=255).contains(&a));
+        assert!((0..2000).all(|i| virtual_router_id(&format!("c{i}")) != 0));
+    }
+
+    #[test]
+    fn ha_defaults_are_keepalived_seconds_and_a_derived_id_unless_set() {
+        let base = LOCAL_DEFAULT.to_string();
+        let (inv, _) = parse(&Source::new(
+            "t",
+            format!("{base}\n[ha]\ninterface = \"eth1\"\n"),
+        ))
+        .unwrap();
+        assert_eq!(inv.ha.advert_int, "0.1");
+        assert_eq!(inv.ha.virtual_router_id, virtual_router_id("local"));
+        let (inv, _) = parse(&Source::new(
+            "t",
+            format!("{base}\n[ha]\nadvert_int = \"1s\"\nvirtual_router_id = 7\n"),
+        ))
+        .unwrap();
+        assert_eq!(inv.ha.advert_int, "1");
+        assert_eq!(inv.ha.virtual_router_id, 7);
     }
 }
