@@ -7,6 +7,7 @@ mod import;
 mod inspect;
 mod lab;
 mod ops;
+mod password;
 mod proxy;
 pub(crate) mod target;
 mod vagrant;
@@ -73,7 +74,8 @@ enum Command {
         #[arg(long)]
         name: String,
     },
-    /// Print a $6$ (sha-512 crypt) hash of a password read from stdin.
+    /// Print a $6$ (sha-512 crypt) hash of a password: asked twice without echo on a
+    /// terminal, or one line read from stdin in a pipe.
     HashPassword,
     /// Translate a haproxy.cfg into vakt's proxy TOML.
     Import(import::ImportArgs),
@@ -133,7 +135,7 @@ pub fn run() -> ExitCode {
         Command::DemoDb { bind, name } => vakt_runtime::demo::run_db_blocking(bind, name)
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
-        Command::HashPassword => hash_password(),
+        Command::HashPassword => password::run(),
         Command::Import(a) => import::run(a),
         Command::Rollback(a) => deploy::rollback(a),
         Command::Drain(a) => ops::drain(a),
@@ -189,20 +191,4 @@ fn init_tracing(verbose: u8) {
 fn colour_on_stderr() -> bool {
     use std::io::IsTerminal;
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-}
-
-fn hash_password() -> anyhow::Result<ExitCode> {
-    use std::io::{BufRead, IsTerminal};
-    let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        eprint!("Password (input is shown; pipe it in to hide it): ");
-    }
-    let mut line = String::new();
-    stdin.lock().read_line(&mut line)?;
-    let pw = line.trim_end_matches(['\n', '\r']);
-    if pw.is_empty() {
-        anyhow::bail!("empty password; pipe one in: `printf '%s' \"$PW\" | vakt hash-password`");
-    }
-    println!("{}", vakt_runtime::auth::hash_password(pw));
-    Ok(ExitCode::SUCCESS)
 }
