@@ -6,6 +6,7 @@ mod failover;
 mod import;
 mod inspect;
 mod lab;
+mod manual;
 mod ops;
 mod password;
 mod proxy;
@@ -102,8 +103,8 @@ enum Command {
     Rollback(deploy::RollbackArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
-    /// Print the manual page (roff), e.g. `vakt man > /usr/local/share/man/man1/vakt.1`.
-    Man,
+    /// Print the manual page vakt(1) (roff), or write it and one page per command with --out.
+    Man(manual::ManArgs),
 }
 
 pub fn run() -> ExitCode {
@@ -152,13 +153,7 @@ pub fn run() -> ExitCode {
             clap_complete::generate(shell, &mut cmd, "vakt", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Man => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(cmd)
-                .render(&mut std::io::stdout())
-                .map(|()| ExitCode::SUCCESS)
-                .map_err(Into::into)
-        }
+        Command::Man(a) => manual::run(a, <Cli as clap::CommandFactory>::command()),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,7 @@
 mod audit;
 mod colour;
 mod deploy;
+mod manual;
 mod password;
 mod render;
 mod vagrant;
