@@ -187,3 +187,16 @@ fn colour_on_stderr() -> bool {
     use std::io::IsTerminal;
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
+
+/// One word of a command line printed for the user to paste into a shell:
+/// as it is when that is safe, single-quoted otherwise.
+pub(crate) fn shell_word(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:=@,%".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        crate::transport::sh(s)
+    }
+}
