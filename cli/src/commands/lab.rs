@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+use crate::lab::RootfsSettings;
+
 /// The lab's name when `--name` is not given.
 const DEFAULT_NAME: &str = "vakt";
 
@@ -27,18 +29,21 @@ enum LabCommand {
         /// of running sshd on this machine's filesystem: the systemd path.
         #[arg(long, value_delimiter = ',', value_name = "HOST,...")]
         systemd: Vec<String>,
-        /// A Debian root filesystem with systemd and sshd (`vakt lab rootfs`).
+        /// A Debian root filesystem with systemd and sshd (`vakt lab rootfs`;
+        /// default: $VAKT_LAB_ROOTFS, else /var/cache/vakt-lab/rootfs).
         #[arg(long, value_name = "DIR")]
         rootfs: Option<PathBuf>,
     },
-    /// Build a root filesystem for --systemd hosts with debootstrap
-    /// (needs the Debian mirror; kept for later labs).
+    /// Build a root filesystem for --systemd hosts with debootstrap: downloads
+    /// from a Debian mirror, leaves about 350 MB, kept for later labs.
     Rootfs {
-        dir: PathBuf,
+        /// Where to build it (default: $VAKT_LAB_ROOTFS, else /var/cache/vakt-lab/rootfs).
+        dir: Option<PathBuf>,
         #[arg(long, default_value = "bookworm")]
         suite: String,
-        #[arg(long, default_value = "http://deb.debian.org/debian")]
-        mirror: String,
+        /// The Debian mirror (default: $VAKT_LAB_MIRROR, else http://deb.debian.org/debian).
+        #[arg(long, value_name = "URL")]
+        mirror: Option<String>,
     },
     /// Remove the lab (safe to run twice, and after a crash).
     Down {
@@ -61,6 +66,7 @@ pub fn run(a: LabArgs) -> anyhow::Result<ExitCode> {
             rootfs,
         } => {
             let inv = super::target::inventory(Some(&inventory))?;
+            let rootfs = (!systemd.is_empty()).then(|| RootfsSettings::new(rootfs, None).dir);
             crate::lab::up(&inv, &a.name, &systemd, rootfs.as_deref())?;
             println!(
                 "lab `{}` is up: {} hosts; control namespace {}-ctl",
@@ -72,11 +78,11 @@ pub fn run(a: LabArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Rootfs { dir, suite, mirror } => {
-            crate::lab::rootfs(&dir, &suite, &mirror)?;
+            let settings = RootfsSettings::new(dir, mirror);
+            crate::lab::rootfs(&settings, &suite)?;
+            let dir = super::shell_word(&settings.dir.display().to_string());
             println!(
-                "{} holds a {suite} root filesystem for `vakt lab up --systemd HOST --rootfs {}`",
-                dir.display(),
-                dir.display()
+                "{dir} holds a {suite} root filesystem for `vakt lab up --systemd HOST --rootfs {dir}`"
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -136,7 +136,7 @@ fn sections(roff: &mut Roff) {
             ),
             (
                 "VAKT_LAB_MIRROR",
-                "The Debian mirror debootstrap downloads that root filesystem from (default https://deb.debian.org/debian).",
+                "The Debian mirror debootstrap downloads that root filesystem from (default http://deb.debian.org/debian).",
             ),
         ],
     );
