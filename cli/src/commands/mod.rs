@@ -200,3 +200,24 @@ pub(crate) fn shell_word(s: &str) -> String {
         crate::transport::sh(s)
     }
 }
+
+/// How to run this very binary in a printed next step: `vakt` when that is
+/// what the shell finds on PATH, else its full path (after a quick start
+/// with `cargo run`, `vakt` is not on PATH, and a printed `vakt down` would
+/// fail as printed).
+pub(crate) fn vakt_command() -> String {
+    let Ok(me) = std::env::current_exe().and_then(|p| p.canonicalize()) else {
+        return "vakt".to_string();
+    };
+    let on_path = std::env::var_os("PATH")
+        .map(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join("vakt"))
+                .find(|candidate| candidate.is_file())
+        })
+        .unwrap_or_default();
+    match on_path.and_then(|p| p.canonicalize().ok()) {
+        Some(found) if found == me => "vakt".to_string(),
+        _ => shell_word(&me.display().to_string()),
+    }
+}

@@ -3,6 +3,7 @@
 
 mod audit;
 mod colour;
+mod demo_shop;
 mod deploy;
 mod manual;
 mod password;
