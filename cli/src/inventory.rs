@@ -851,6 +851,33 @@ fn read_ssh(s: &mut Fields, out: &mut Ssh, d: &mut Diagnostics) {
     }
 }
 
+/// Whether the table holds a near miss of `key` (`rolse`): `finish` reports
+/// it as unknown with "did you mean `roles`?", so saying "no roles" as well
+/// would report one typo twice.
+fn misspelt(h: &Fields, key: &str) -> bool {
+    h.keys()
+        .filter(|k| !HOST_KEYS.contains(k))
+        .any(|k| closest(k, &HOST_KEYS) == Some(key))
+}
+
+/// The keys `read_host` reads (`finish` knows them once they are read).
+const HOST_KEYS: [&str; 14] = [
+    "name",
+    "roles",
+    "private_ip",
+    "public_ip",
+    "location",
+    "web",
+    "db",
+    "data",
+    "ssh",
+    "ha",
+    "os",
+    "box",
+    "memory",
+    "cpus",
+];
+
 /// One `[[hosts]]` entry as read, with what the whole-inventory rules need
 /// to know about the problems already reported in it.
 struct HostEntry {
@@ -880,12 +907,14 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<HostEntry
             Some(n.to_string())
         }
         None => {
-            d.error_hint(
-                src,
-                h.span(),
-                format!("`{}` has no name", h.path()),
-                "add name = \"web01\"",
-            );
+            if h.get("name").is_none() && !misspelt(h, "name") {
+                d.error_hint(
+                    src,
+                    h.span(),
+                    format!("`{}` has no name", h.path()),
+                    "add name = \"web01\"",
+                );
+            }
             None
         }
     };
@@ -914,13 +943,8 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<HostEntry
         }
         None => {
             roles_readable = false;
-            // A misspelt key (`rolse`) is reported by `finish` with "did you
-            // mean `roles`?"; "no roles" as well would report one typo twice.
             // A value of the wrong type was reported by `strings`.
-            let misspelt = h
-                .keys()
-                .any(|k| k != "roles" && closest(k, &["roles"]).is_some());
-            if h.get("roles").is_none() && !misspelt {
+            if h.get("roles").is_none() && !misspelt(h, "roles") {
                 d.error_hint(
                     src,
                     h.span(),
@@ -931,7 +955,7 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<HostEntry
         }
     }
     let private = ip(h, "private_ip", &name, d);
-    let private_ip_missing = h.get("private_ip").is_none();
+    let private_ip_missing = h.get("private_ip").is_none() && !misspelt(h, "private_ip");
     if let Some((a, span)) = &private
         && !is_private(*a)
     {
@@ -1183,5 +1207,29 @@ mod tests {
         .unwrap();
         assert_eq!(inv.ha.advert_int, "1");
         assert_eq!(inv.ha.virtual_router_id, 7);
+    }
+
+    #[test]
+    fn host_keys_lists_every_key_read_host_reads() {
+        // A key read_host reads but HOST_KEYS lacks would count as a typo.
+        // (Calls on `h`, the host's table; sub-tables have their own keys.)
+        let src = include_str!("inventory.rs");
+        let body =
+            &src[src.find("fn read_host(").unwrap()..src.find("fn free_private_ip(").unwrap()];
+        for call in [
+            "h.str(\"",
+            "h.string(\"",
+            "h.strings(\"",
+            "h.table(\"",
+            "h.bool(\"",
+            "h.int(\"",
+            "h.get(\"",
+        ] {
+            for (i, _) in body.match_indices(call) {
+                let rest = &body[i + call.len()..];
+                let key = &rest[..rest.find('"').unwrap()];
+                assert!(HOST_KEYS.contains(&key), "HOST_KEYS lacks {key}");
+            }
+        }
     }
 }

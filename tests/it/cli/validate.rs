@@ -251,3 +251,33 @@ fn requiring_geoip_without_a_database_is_an_error() {
     let (ok, err) = check(&with_db);
     assert!(ok, "{err}");
 }
+
+#[test]
+fn a_misspelt_name_or_private_ip_is_one_error_each() {
+    let text = BASE
+        .replacen("name = \"web01\"", "nmae = \"web01\"", 1)
+        .replacen(
+            "private_ip = \"10.10.0.20\"",
+            "privat_ip = \"10.10.0.20\"",
+            1,
+        );
+    let (ok, err) = check(&text);
+    assert!(!ok);
+    assert!(
+        err.contains("unknown key `nmae` in `hosts[2]`\n  hint: did you mean `name`?"),
+        "{err}"
+    );
+    assert!(
+        err.contains("unknown key `privat_ip` in `hosts[3]`\n  hint: did you mean `private_ip`?"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("has no name") && !err.contains("has no private_ip"),
+        "{err}"
+    );
+    assert!(err.contains("error: 2 problems in the inventory"), "{err}");
+    // `data` is a key of its own, not a near miss of `name`.
+    let text = BASE.replacen("name = \"web01\"\n", "data = true\n", 1);
+    let (ok, err) = check(&text);
+    assert!(!ok && err.contains("`hosts[2]` has no name"), "{err}");
+}
