@@ -12,6 +12,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use vakt_runtime::config::Diagnostics;
 use vakt_runtime::config::Source;
+use vakt_runtime::config::closest;
 use vakt_runtime::config::reader::{self, Fields};
 
 /// The inventory `vakt up` uses when no `-i` is given.
@@ -364,14 +365,63 @@ fn ip(
     }
 }
 
+/// How many TOML syntax errors one check reports at most.
+const SYNTAX_ERRORS_MAX: usize = 10;
+
+/// Every TOML syntax error it can find in `src`. toml_edit stops at the
+/// first error and gives one message, so after each error the offending line
+/// is blanked (same byte length, so later positions stay right) and the text
+/// parsed again. It stops where blanking would invent errors: an error on a
+/// table header (`[[hosts]`), whose keys would then land in the previous
+/// table, or one that spans several lines (an unterminated string or array).
+fn syntax_errors(src: &Source) -> Diagnostics {
+    let mut all = Diagnostics::new();
+    let mut text = src.text().to_string();
+    while all.items.len() < SYNTAX_ERRORS_MAX {
+        // Lines keep their numbers and the lines after a blanked one keep
+        // their columns, so each diagnostic points into the file as written.
+        let Err(one) = reader::parse(&Source::new(src.name(), text.clone())) else {
+            break;
+        };
+        let Some(diag) = one.items.into_iter().next() else {
+            break;
+        };
+        let Some(span) = diag.span.clone() else {
+            all.items.push(diag);
+            break;
+        };
+        let start = text[..span.start.min(text.len())]
+            .rfind('\n')
+            .map_or(0, |i| i + 1);
+        let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        all.items.push(diag);
+        let multi_line = span.end > end + 1;
+        let header = text[start..end].trim_start().starts_with('[');
+        if multi_line || header || start == end {
+            break;
+        }
+        text.replace_range(start..end, &" ".repeat(end - start));
+    }
+    all
+}
+
 pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
-    let doc = reader::parse(src)?;
+    let doc = reader::parse(src).map_err(|_| syntax_errors(src))?;
     let mut d = Diagnostics::new();
     let mut root = Fields::root(src, &doc);
 
-    let (mut name, mut vip, mut port, mut vip_span) = ("cluster".to_string(), None, 80u16, None);
+    let (mut name, mut vip, mut port, mut vip_span) = (String::new(), None, 80u16, None);
     match root.table("cluster", &mut d) {
         Some(mut c) => {
+            let named = c.get("name").is_some();
+            if !named {
+                d.error_hint(
+                    src,
+                    c.span(),
+                    "[cluster] has no name",
+                    "add name = \"shop\" (it names the state folder, the rendered files and the VRRP instance)",
+                );
+            }
             if let Some((n, span)) = c.str("name", &mut d) {
                 if n.is_empty()
                     || !n
@@ -420,11 +470,23 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
 
     let mut hosts: Vec<Host> = Vec::new();
     let mut spans: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut no_private_ip: Vec<(String, std::ops::Range<usize>)> = Vec::new();
+    // A host dropped (no name) or whose roles could not be read was already
+    // reported; the rules about the whole inventory's roles ("no web hosts")
+    // would only repeat that problem in other words, so they wait.
+    let mut roles_known = true;
     for mut h in root.tables("hosts", &mut d) {
         let span = h.span().unwrap_or(0..0);
-        if let Some(host) = read_host(&mut h, &ssh, &mut d) {
-            hosts.push(host);
-            spans.push(span);
+        match read_host(&mut h, &ssh, &mut d) {
+            Some(entry) => {
+                roles_known &= entry.roles_readable;
+                if entry.private_ip_missing {
+                    no_private_ip.push((entry.host.name.clone(), span.clone()));
+                }
+                hosts.push(entry.host);
+                spans.push(span);
+            }
+            None => roles_known = false,
         }
         h.finish(&mut d);
     }
@@ -456,7 +518,9 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
         max_rtt_ms: None,
         data_ports: vec![3306, 5432, 6379, 27017, 9200, 11211],
     };
+    let mut policy_span = None;
     if let Some(mut p) = root.table("policy", &mut d) {
+        policy_span = p.span();
         if let Some(list) = p.strings("data_countries", &mut d) {
             policy.data_countries = Vec::new();
             for (c, span) in list {
@@ -517,10 +581,11 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
     }
 
     let mut ha = Ha {
-        advert_int: "100ms".into(),
+        // keepalived wants seconds ("0.1"), never a unit.
+        advert_int: "0.1".into(),
         interface: "eth0".into(),
         nopreempt: false,
-        virtual_router_id: 51,
+        virtual_router_id: virtual_router_id(&name),
     };
     if let Some(mut h) = root.table("ha", &mut d) {
         if let Some(v) = h.duration("advert_int", &mut d) {
@@ -546,8 +611,6 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
             ha.virtual_router_id = n as u8;
         }
         h.finish(&mut d);
-    } else {
-        ha.advert_int = "0.1".into();
     }
     let mut binary = None;
     if let Some(mut a) = root.table("artifacts", &mut d) {
@@ -661,8 +724,27 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
             );
         }
     }
+    for (host, span) in &no_private_ip {
+        d.error_hint(
+            src,
+            Some(span.clone()),
+            format!("host `{host}` has no private_ip"),
+            format!(
+                "add private_ip = \"{}\" (an address no other host has)",
+                free_private_ip(&hosts, vip)
+            ),
+        );
+    }
+    if policy.require.iter().any(|r| r == "geoip") && policy.geoip_db.is_none() {
+        d.error_hint(
+            src,
+            policy_span.clone(),
+            "policy.require lists \"geoip\" but there is no policy.geoip_db to look addresses up in",
+            "add geoip_db = \"geo.mmdb\" (an IP-to-country database in MaxMind's mmdb format), or drop \"geoip\" from require",
+        );
+    }
     let lbs = hosts.iter().filter(|h| h.has(Role::Lb)).count();
-    if hosts.iter().all(|h| !h.has(Role::Web)) {
+    if roles_known && hosts.iter().all(|h| !h.has(Role::Web)) {
         d.error_hint(
             src,
             None,
@@ -670,7 +752,7 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
             "add a [[hosts]] with roles = [\"web\"]",
         );
     }
-    if lbs == 0 {
+    if roles_known && lbs == 0 {
         d.error_hint(
             src,
             None,
@@ -769,9 +851,50 @@ fn read_ssh(s: &mut Fields, out: &mut Ssh, d: &mut Diagnostics) {
     }
 }
 
-fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<Host> {
+/// Whether the table holds a near miss of `key` (`rolse`): `finish` reports
+/// it as unknown with "did you mean `roles`?", so saying "no roles" as well
+/// would report one typo twice.
+fn misspelt(h: &Fields, key: &str) -> bool {
+    h.keys()
+        .filter(|k| !HOST_KEYS.contains(k))
+        .any(|k| closest(k, &HOST_KEYS) == Some(key))
+}
+
+/// The keys `read_host` reads (`finish` knows them once they are read).
+const HOST_KEYS: [&str; 14] = [
+    "name",
+    "roles",
+    "private_ip",
+    "public_ip",
+    "location",
+    "web",
+    "db",
+    "data",
+    "ssh",
+    "ha",
+    "os",
+    "box",
+    "memory",
+    "cpus",
+];
+
+/// One `[[hosts]]` entry as read, with what the whole-inventory rules need
+/// to know about the problems already reported in it.
+struct HostEntry {
+    host: Host,
+    /// No `private_ip` key: reported with the whole inventory, where the hint
+    /// can suggest an address that no other host has.
+    private_ip_missing: bool,
+    /// False when the roles were missing, misspelt or unknown (reported).
+    roles_readable: bool,
+}
+
+/// Reads one `[[hosts]]` entry, every key of it even when the name is
+/// missing (so that `finish` does not call the other keys unknown); an
+/// entry without a name is reported and dropped.
+fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<HostEntry> {
     let src = h.source();
-    let name = match h.str("name", d) {
+    let given_name = match h.str("name", d) {
         Some((n, span)) => {
             if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
                 d.error_hint(
@@ -781,19 +904,24 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<Host> {
                     "use letters, digits and -",
                 );
             }
-            n.to_string()
+            Some(n.to_string())
         }
         None => {
-            d.error_hint(
-                src,
-                h.span(),
-                format!("`{}` has no name", h.path()),
-                "add name = \"web01\"",
-            );
-            return None;
+            if h.get("name").is_none() && !misspelt(h, "name") {
+                d.error_hint(
+                    src,
+                    h.span(),
+                    format!("`{}` has no name", h.path()),
+                    "add name = \"web01\"",
+                );
+            }
+            None
         }
     };
+    // Messages about the rest of a nameless entry name it by position.
+    let name = given_name.clone().unwrap_or_else(|| h.path().to_string());
     let mut roles = Vec::new();
+    let mut roles_readable = true;
     match h.strings("roles", d) {
         Some(list) => {
             for (r, span) in list {
@@ -801,32 +929,33 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<Host> {
                     "lb" => roles.push(Role::Lb),
                     "web" => roles.push(Role::Web),
                     "db" => roles.push(Role::Db),
-                    _ => d.error_hint(
-                        src,
-                        Some(span),
-                        format!("`{name}`: unknown role \"{r}\""),
-                        "roles are \"lb\", \"web\" and \"db\"",
-                    ),
+                    _ => {
+                        roles_readable = false;
+                        d.error_hint(
+                            src,
+                            Some(span),
+                            format!("`{name}`: unknown role \"{r}\""),
+                            "roles are \"lb\", \"web\" and \"db\"",
+                        )
+                    }
                 }
             }
         }
-        None => d.error_hint(
-            src,
-            h.span(),
-            format!("host `{name}` has no roles"),
-            "add roles = [\"web\"]",
-        ),
+        None => {
+            roles_readable = false;
+            // A value of the wrong type was reported by `strings`.
+            if h.get("roles").is_none() && !misspelt(h, "roles") {
+                d.error_hint(
+                    src,
+                    h.span(),
+                    format!("host `{name}` has no roles"),
+                    "add roles = [\"web\"]",
+                );
+            }
+        }
     }
     let private = ip(h, "private_ip", &name, d);
-    let private_given = h.get("private_ip").is_some();
-    if !private_given {
-        d.error_hint(
-            src,
-            h.span(),
-            format!("host `{name}` has no private_ip"),
-            "add private_ip = \"10.10.0.11\"",
-        );
-    }
+    let private_ip_missing = h.get("private_ip").is_none() && !misspelt(h, "private_ip");
     if let Some((a, span)) = &private
         && !is_private(*a)
     {
@@ -907,8 +1036,8 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<Host> {
     // A bad or missing address was reported above; keep the host (with no
     // address) so that rules about the whole inventory do not cascade.
     let private_ip = private.map_or(Ipv4Addr::UNSPECIFIED, |(a, _)| a);
-    Some(Host {
-        name,
+    let host = Host {
+        name: given_name?,
         roles,
         public_ip: public.map(|(a, _)| a),
         private_ip,
@@ -923,7 +1052,46 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<Host> {
         box_name,
         memory,
         cpus,
+    };
+    Some(HostEntry {
+        host,
+        private_ip_missing,
+        roles_readable,
     })
+}
+
+/// A private address to suggest for a host that has none: the first free
+/// one from .11 up in the network of the first host that has an address
+/// (10.10.0.0/24 when none has), never one another host or the VIP holds.
+fn free_private_ip(hosts: &[Host], vip: Option<Ipv4Addr>) -> Ipv4Addr {
+    let taken: Vec<Ipv4Addr> = hosts
+        .iter()
+        .flat_map(|h| [Some(h.private_ip), h.public_ip])
+        .flatten()
+        .chain(vip)
+        .collect();
+    let [a, b, c, _] = hosts
+        .iter()
+        .map(|h| h.private_ip)
+        .find(|ip| !ip.is_unspecified())
+        .unwrap_or(Ipv4Addr::new(10, 10, 0, 0))
+        .octets();
+    (11..=254)
+        .chain(2..=10)
+        .map(|last| Ipv4Addr::new(a, b, c, last))
+        .find(|ip| !taken.contains(ip))
+        .unwrap_or(Ipv4Addr::new(a, b, c, 254))
+}
+
+/// keepalived's `virtual_router_id` when the inventory sets none: derived
+/// from the cluster name (sha256, into 1..=255) so that two clusters on one
+/// network rarely collide, and stable across runs so a redeploy keeps it.
+/// VRRP routers with the same id on one segment would join one group.
+fn virtual_router_id(cluster: &str) -> u8 {
+    let digest = Sha256::digest(cluster.as_bytes());
+    let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    // n % 255 is 0..=254, so the sum fits in a u8 and is never 0.
+    (n % 255) as u8 + 1
 }
 
 fn read_balancer(b: &mut Fields, out: &mut Balancer, d: &mut Diagnostics) {
@@ -1011,5 +1179,57 @@ mod tests {
         assert_eq!(inv.lbs().count(), 1);
         assert_eq!(inv.webs().count(), 2);
         assert!(inv.hosts.iter().all(Host::is_local));
+    }
+
+    #[test]
+    fn virtual_router_id_is_stable_nonzero_and_differs_between_clusters() {
+        let a = virtual_router_id("oslo-ha");
+        assert_eq!(a, virtual_router_id("oslo-ha"));
+        assert_ne!(a, virtual_router_id("bergen-ha"));
+        assert!((1..=255).contains(&a));
+        assert!((0..2000).all(|i| virtual_router_id(&format!("c{i}")) != 0));
+    }
+
+    #[test]
+    fn ha_defaults_are_keepalived_seconds_and_a_derived_id_unless_set() {
+        let base = LOCAL_DEFAULT.to_string();
+        let (inv, _) = parse(&Source::new(
+            "t",
+            format!("{base}\n[ha]\ninterface = \"eth1\"\n"),
+        ))
+        .unwrap();
+        assert_eq!(inv.ha.advert_int, "0.1");
+        assert_eq!(inv.ha.virtual_router_id, virtual_router_id("local"));
+        let (inv, _) = parse(&Source::new(
+            "t",
+            format!("{base}\n[ha]\nadvert_int = \"1s\"\nvirtual_router_id = 7\n"),
+        ))
+        .unwrap();
+        assert_eq!(inv.ha.advert_int, "1");
+        assert_eq!(inv.ha.virtual_router_id, 7);
+    }
+
+    #[test]
+    fn host_keys_lists_every_key_read_host_reads() {
+        // A key read_host reads but HOST_KEYS lacks would count as a typo.
+        // (Calls on `h`, the host's table; sub-tables have their own keys.)
+        let src = include_str!("inventory.rs");
+        let body =
+            &src[src.find("fn read_host(").unwrap()..src.find("fn free_private_ip(").unwrap()];
+        for call in [
+            "h.str(\"",
+            "h.string(\"",
+            "h.strings(\"",
+            "h.table(\"",
+            "h.bool(\"",
+            "h.int(\"",
+            "h.get(\"",
+        ] {
+            for (i, _) in body.match_indices(call) {
+                let rest = &body[i + call.len()..];
+                let key = &rest[..rest.find('"').unwrap()];
+                assert!(HOST_KEYS.contains(&key), "HOST_KEYS lacks {key}");
+            }
+        }
     }
 }

@@ -18,7 +18,7 @@ use anyhow::{Context, bail};
 use crate::inventory::{Host, Inventory};
 
 mod systemd;
-pub use systemd::rootfs;
+pub use systemd::{RootfsSettings, rootfs};
 
 /// Paths vakt writes on a host, private to each lab host.
 pub const PRIVATE_PATHS: &[&str] = &[

@@ -1,11 +1,16 @@
 //! `vakt demo-web`: a tiny shop used by the local demo and the tests. Every
 //! answer carries `X-Served-By: <name>`.
 //!
-//! - `GET /`: a page naming the server; `GET /health`: `OK` (200), or 503
-//!   after `POST /health/fail` until `POST /health/ok`.
+//! - `GET /`: the shop's page (plain HTML, no scripts, nothing from
+//!   elsewhere): which server answered, a catalogue with "Add to cart"
+//!   buttons, links to the cart and the other pages. `GET /cart/view`: the
+//!   cart as a page. `GET /health`: `OK` (200), or 503 after
+//!   `POST /health/fail` until `POST /health/ok`.
 //! - `POST /cart?item=X`, `GET /cart`: a cart per `DEMOSESSID` session kept in
 //!   this process's memory only, so a session that bounces between servers
-//!   loses its cart: the demonstration of why persistence matters.
+//!   loses its cart: the demonstration of why persistence matters. Answers
+//!   are JSON; a browser's form post (`Accept: text/html`) is sent on to
+//!   `/cart/view` instead (303).
 //! - `/echo` (any method): the request as received, as JSON (method, target,
 //!   version, headers in order, body length). Query parameters shape the
 //!   answer: `status=NNN`, `cache-control=...`, `set-cookie=...`,
@@ -31,6 +36,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use rand::Rng;
 use tokio::net::TcpListener;
+
+/// What the shop's page offers; the cart API takes any item name.
+const PRODUCTS: [&str; 4] = ["apple", "bread", "cheese", "coffee"];
 
 const MAX_SESSIONS: usize = 10_000;
 const MAX_ITEMS: usize = 100;
@@ -213,10 +221,16 @@ async fn handle(shop: &Shop, req: Request<Incoming>) -> Response<Full<Bytes>> {
         (Method::GET | Method::HEAD, "/") => {
             let (sid, new) = sid_or_new(&req);
             let items = cart(shop, &sid).len();
-            let body = format!(
-                "<!DOCTYPE html><html><head><title>vakt demo shop</title></head><body><h1>Served by {}</h1><p>Your cart holds {items} item(s).</p></body></html>\n",
-                shop.name.replace('<', "&lt;")
-            );
+            let body = shop_page(shop, items);
+            with_session(
+                reply(shop, StatusCode::OK, "text/html; charset=utf-8", body),
+                &sid,
+                new,
+            )
+        }
+        (Method::GET | Method::HEAD, "/cart/view") => {
+            let (sid, new) = sid_or_new(&req);
+            let body = cart_page(shop, &cart(shop, &sid));
             with_session(
                 reply(shop, StatusCode::OK, "text/html; charset=utf-8", body),
                 &sid,
@@ -242,10 +256,79 @@ async fn handle(shop: &Shop, req: Request<Incoming>) -> Response<Full<Bytes>> {
             };
             let (sid, new) = sid_or_new(&req);
             let items = add(shop, &sid, item);
+            if wants_html(&req) {
+                // Post/redirect/get: reloading the cart page adds nothing.
+                let mut r = reply(
+                    shop,
+                    StatusCode::SEE_OTHER,
+                    "text/plain",
+                    "see /cart/view\n",
+                );
+                r.headers_mut().insert(
+                    http::header::LOCATION,
+                    HeaderValue::from_static("/cart/view"),
+                );
+                return with_session(r, &sid, new);
+            }
             with_session(cart_json(shop, &items), &sid, new)
         }
         _ => reply(shop, StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
+}
+
+/// A browser navigating (a form post) asks for HTML first; curl and API
+/// clients send `*/*` or `application/json`.
+fn wants_html(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// One page of the shop: a title, the links every page has, and `main`
+/// (already HTML). Inline style only, so the page needs nothing else.
+fn page(shop: &Shop, title: &str, main: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title} · vakt demo shop</title>\n\
+         <style>body{{font-family:sans-serif;max-width:40em;margin:2em auto}}nav a{{margin-right:1em}}li{{margin:.3em 0}}form{{display:inline}}</style>\n\
+         </head><body>\n<nav><a href=\"/\">Shop</a><a href=\"/cart/view\">Cart</a><a href=\"/cart\">Cart as JSON</a><a href=\"/health\">Health</a><a href=\"/echo\">Echo your request</a></nav>\n\
+         <h1>{title}</h1>\n<p>Served by <strong>{}</strong>.</p>\n{main}</body></html>\n",
+        escape_html(&shop.name)
+    )
+}
+
+fn shop_page(shop: &Shop, items_in_cart: usize) -> String {
+    let mut main = String::from("<ul>\n");
+    for p in PRODUCTS {
+        main.push_str(&format!(
+            "<li>{p} <form method=\"post\" action=\"/cart?item={p}\"><button type=\"submit\">Add to cart</button></form></li>\n"
+        ));
+    }
+    main.push_str(&format!(
+        "</ul>\n<p>Your cart holds {items_in_cart} item(s): <a href=\"/cart/view\">view cart</a>.</p>\n\
+         <p>Carts live in each web server's memory: without the load balancer's persistence cookie, a cart seems to empty when another server answers.</p>\n"
+    ));
+    page(shop, "vakt demo shop", &main)
+}
+
+fn cart_page(shop: &Shop, items: &[String]) -> String {
+    let main = if items.is_empty() {
+        "<p>Your cart is empty. <a href=\"/\">Back to the shop</a>.</p>\n".to_string()
+    } else {
+        let list: String = items
+            .iter()
+            .map(|i| format!("<li>{}</li>\n", escape_html(i)))
+            .collect();
+        format!("<ul>\n{list}</ul>\n<p><a href=\"/\">Back to the shop</a>.</p>\n")
+    };
+    page(shop, "Your cart", &main)
 }
 
 fn sid_or_new(req: &Request<Incoming>) -> (String, bool) {

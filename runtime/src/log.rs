@@ -249,6 +249,13 @@ impl Logger {
         })
     }
 
+    /// Whether lines go to stdout, which usually shares a file with stderr
+    /// (an init script's `>>LOG 2>&1`): the caller then skips repeating an
+    /// event on stderr.
+    pub fn writes_to_stdout(&self) -> bool {
+        matches!(self.sink, Sink::Stdout(_))
+    }
+
     /// Lines lost so far because the sink was full or failing.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Relaxed)

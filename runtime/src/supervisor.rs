@@ -139,7 +139,11 @@ pub async fn run(
     publish_sockets(&shared, &bound);
     let mut checks = health::spawn_all(&shared.state.load().pools, spread, &logger);
     started.await;
-    tracing::info!(listeners = bound.len(), "vakt proxy started");
+    // With `log = "stdout"` the event below already says it, and stdout and
+    // stderr share the local cluster's proxy.log: say it once.
+    if !logger.writes_to_stdout() {
+        tracing::info!(listeners = bound.len(), "vakt proxy started");
+    }
     logger.event(&format!("Proxy started ({} listeners).", bound.len()), 5);
 
     tokio::pin!(shutdown);

@@ -14,7 +14,21 @@ use std::time::{Duration, Instant};
 use crate::lab::{Lab, is_root};
 use crate::support::vakt;
 
-const ROOTFS: &str = "/var/cache/vakt-lab/rootfs";
+/// The root filesystem's folder and mirror, read as `vakt lab rootfs` reads
+/// them (the binary inherits this environment): `VAKT_LAB_ROOTFS` and
+/// `VAKT_LAB_MIRROR`, else the defaults.
+fn rootfs_settings() -> (String, String) {
+    let var = |k: &str, default: &str| {
+        std::env::var(k)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| default.to_string())
+    };
+    (
+        var("VAKT_LAB_ROOTFS", "/var/cache/vakt-lab/rootfs"),
+        var("VAKT_LAB_MIRROR", "http://deb.debian.org/debian"),
+    )
+}
 
 /// A unit property as systemd reports it on a lab host.
 fn prop(lab: &Lab, host: &str, unit: &str, p: &str) -> String {
@@ -39,8 +53,17 @@ fn systemd_hosts_get_units_enabled_started_reloaded_and_restarted_only_on_change
         println!("skipped: the lab needs root (CI runs as root)");
         return;
     }
+    let (rootfs, mirror) = rootfs_settings();
+    if !std::path::Path::new(&rootfs)
+        .join(".vakt-rootfs-complete")
+        .exists()
+    {
+        println!(
+            "first run: `vakt lab rootfs` downloads Debian bookworm with debootstrap from {mirror} into {rootfs} (about 350 MB on disk, kept for later runs; takes minutes). VAKT_LAB_ROOTFS and VAKT_LAB_MIRROR change the folder and the mirror."
+        );
+    }
     let t = Instant::now();
-    let out = vakt().args(["lab", "rootfs", ROOTFS]).output().unwrap();
+    let out = vakt().args(["lab", "rootfs", &rootfs]).output().unwrap();
     assert!(
         out.status.success(),
         "vakt lab rootfs: {}{}",
@@ -61,7 +84,7 @@ fn systemd_hosts_get_units_enabled_started_reloaded_and_restarted_only_on_change
     let name = format!("sd{}", std::process::id() % 100_000);
     let out = vakt()
         .args(["lab", "--name", &name, "up", "-i", &inv_s])
-        .args(["--systemd", "lb01,web02", "--rootfs", ROOTFS])
+        .args(["--systemd", "lb01,web02", "--rootfs", &rootfs])
         .output()
         .unwrap();
     let lab = Lab {

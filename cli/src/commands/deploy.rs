@@ -480,7 +480,7 @@ fn print_access(t: &Target) {
         .as_ref()
         .map(|_| format!(" -i {}", t.inv.file))
         .unwrap_or_default();
-    println!("stop it with: vakt down{inv_flag}");
+    println!("stop it with: {} down{inv_flag}", super::vakt_command());
 }
 
 pub fn down(a: DeployArgs) -> anyhow::Result<ExitCode> {

@@ -6,7 +6,9 @@ mod failover;
 mod import;
 mod inspect;
 mod lab;
+mod manual;
 mod ops;
+mod password;
 mod proxy;
 pub(crate) mod target;
 mod vagrant;
@@ -73,7 +75,8 @@ enum Command {
         #[arg(long)]
         name: String,
     },
-    /// Print a $6$ (sha-512 crypt) hash of a password read from stdin.
+    /// Print a $6$ (sha-512 crypt) hash of a password: asked twice without echo on a
+    /// terminal, or one line read from stdin in a pipe.
     HashPassword,
     /// Translate a haproxy.cfg into vakt's proxy TOML.
     Import(import::ImportArgs),
@@ -100,8 +103,8 @@ enum Command {
     Rollback(deploy::RollbackArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
-    /// Print the manual page (roff), e.g. `vakt man > /usr/local/share/man/man1/vakt.1`.
-    Man,
+    /// Print the manual page vakt(1) (roff), or write it and one page per command with --out.
+    Man(manual::ManArgs),
 }
 
 pub fn run() -> ExitCode {
@@ -133,7 +136,7 @@ pub fn run() -> ExitCode {
         Command::DemoDb { bind, name } => vakt_runtime::demo::run_db_blocking(bind, name)
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
-        Command::HashPassword => hash_password(),
+        Command::HashPassword => password::run(),
         Command::Import(a) => import::run(a),
         Command::Rollback(a) => deploy::rollback(a),
         Command::Drain(a) => ops::drain(a),
@@ -150,13 +153,7 @@ pub fn run() -> ExitCode {
             clap_complete::generate(shell, &mut cmd, "vakt", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Man => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(cmd)
-                .render(&mut std::io::stdout())
-                .map(|()| ExitCode::SUCCESS)
-                .map_err(Into::into)
-        }
+        Command::Man(a) => manual::run(a, <Cli as clap::CommandFactory>::command()),
     };
     match result {
         Ok(code) => code,
@@ -178,21 +175,49 @@ fn init_tracing(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
         .try_init();
 }
 
-fn hash_password() -> anyhow::Result<ExitCode> {
-    use std::io::{BufRead, IsTerminal};
-    let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        eprint!("Password (input is shown; pipe it in to hide it): ");
+/// Colour only for a person at a terminal: never in pipes or files (the local
+/// cluster's `proxy.log` is the proxy's stderr), and never with `NO_COLOR`
+/// set (<https://no-color.org>). tracing-subscriber colours by default even
+/// when stderr is a file, so this has to be said explicitly.
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// One word of a command line printed for the user to paste into a shell:
+/// as it is when that is safe, single-quoted otherwise.
+pub(crate) fn shell_word(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:=@,%".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        crate::transport::sh(s)
     }
-    let mut line = String::new();
-    stdin.lock().read_line(&mut line)?;
-    let pw = line.trim_end_matches(['\n', '\r']);
-    if pw.is_empty() {
-        anyhow::bail!("empty password; pipe one in: `printf '%s' \"$PW\" | vakt hash-password`");
+}
+
+/// How to run this very binary in a printed next step: `vakt` when that is
+/// what the shell finds on PATH, else its full path (after a quick start
+/// with `cargo run`, `vakt` is not on PATH, and a printed `vakt down` would
+/// fail as printed).
+pub(crate) fn vakt_command() -> String {
+    let Ok(me) = std::env::current_exe().and_then(|p| p.canonicalize()) else {
+        return "vakt".to_string();
+    };
+    let on_path = std::env::var_os("PATH")
+        .map(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join("vakt"))
+                .find(|candidate| candidate.is_file())
+        })
+        .unwrap_or_default();
+    match on_path.and_then(|p| p.canonicalize().ok()) {
+        Some(found) if found == me => "vakt".to_string(),
+        _ => shell_word(&me.display().to_string()),
     }
-    println!("{}", vakt_runtime::auth::hash_password(pw));
-    Ok(ExitCode::SUCCESS)
 }

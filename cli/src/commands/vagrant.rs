@@ -12,6 +12,9 @@ use super::target;
 use crate::render::Templates;
 use crate::vagrant;
 
+/// Where `vakt vagrant inventory` looks for the Vagrantfile by default.
+const DEFAULT_DIR: &str = "vagrant";
+
 #[derive(Args)]
 pub struct VagrantArgs {
     /// The inventory (default: inventory/vagrant.toml).
@@ -33,7 +36,7 @@ pub enum VagrantCommand {
         #[arg(long, value_name = "FILE")]
         ssh_config: Option<PathBuf>,
         /// The Vagrantfile's folder, where `vagrant ssh-config` runs.
-        #[arg(long, value_name = "DIR", default_value = "vagrant")]
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_DIR)]
         dir: PathBuf,
         /// Where to write the overlay (default: the inventory's first
         /// `overlays` entry).
@@ -75,6 +78,26 @@ pub fn write_keeping(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What to run after writing `vagrantfile`, from the current folder: the
+/// VMs start in the Vagrantfile's folder, and `vakt vagrant inventory` is
+/// told that folder (`--dir`) unless it is the default it looks in.
+fn next_steps(vagrantfile: &Path, inventory: &Path) -> String {
+    let dir = vagrantfile
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir_word = super::shell_word(&dir.display().to_string());
+    let inv = super::shell_word(&inventory.display().to_string());
+    let dir_flag = if dir == Path::new(DEFAULT_DIR) {
+        String::new()
+    } else {
+        format!(" --dir {dir_word}")
+    };
+    format!(
+        "(cd {dir_word} && vagrant up) && vakt vagrant inventory -i {inv}{dir_flag} && vakt up -i {inv}"
+    )
+}
+
 pub fn run(a: VagrantArgs) -> anyhow::Result<ExitCode> {
     let inv_path = a
         .inventory
@@ -95,15 +118,7 @@ pub fn run(a: VagrantArgs) -> anyhow::Result<ExitCode> {
                 vagrant::vagrantfile(&inv, &machines, &inv_path.display().to_string(), &templates)
                     .context("rendering Vagrantfile.j2")?;
             write_keeping(&a.out, &text)?;
-            let dir = a
-                .out
-                .parent()
-                .map_or(".".into(), |d| d.display().to_string());
-            eprintln!(
-                "next: (cd {dir} && vagrant up) && vakt vagrant inventory -i {} && vakt up -i {}",
-                inv_path.display(),
-                inv_path.display()
-            );
+            eprintln!("next: {}", next_steps(&a.out, &inv_path));
         }
         Some(VagrantCommand::Inventory {
             ssh_config,

@@ -89,6 +89,13 @@ impl<'a> Fields<'a> {
         })
     }
 
+    /// Every key this table holds, asked for or not: lets a reader tell a
+    /// missing key from a misspelt one (which `finish` reports).
+    pub fn keys(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        let table: &'a dyn TableLike = self.table;
+        table.iter().map(|(k, _)| k)
+    }
+
     /// Marks keys as known without reading them (read elsewhere).
     pub fn allow(&mut self, keys: &[&'static str]) {
         self.known.extend_from_slice(keys);

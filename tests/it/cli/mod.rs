@@ -2,7 +2,11 @@
 //! of local clusters (up, up again, plan, down, a host that fails).
 
 mod audit;
+mod colour;
+mod demo_shop;
 mod deploy;
+mod manual;
+mod password;
 mod render;
 mod vagrant;
 mod validate;

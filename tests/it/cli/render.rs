@@ -25,12 +25,16 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn render(inventory: &str, out: &Path, state: &Path) {
+    render_path(&format!("inventory/{inventory}"), out, state);
+}
+
+/// Renders the inventory at `inv`, a path relative to the repository.
+fn render_path(inv: &str, out: &Path, state: &Path) {
     // Relative to the repository, as a user names it: the path is part of
     // the rendered header, so an absolute one would differ per checkout.
-    let inv = format!("inventory/{inventory}");
     let r = vakt()
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .args(["render", "-i", &inv, "--state-dir"])
+        .args(["render", "-i", inv, "--state-dir"])
         .arg(state)
         .arg("--out")
         .arg(out)
@@ -58,6 +62,27 @@ fn rendered_files_match_their_snapshots() {
             );
             insta::assert_snapshot!(name, content);
         }
+    }
+}
+
+/// `[ha]` with neither `advert_int` nor `virtual_router_id`: keepalived gets
+/// seconds (`advert_int 0.1`, never `100ms`) and an id from the cluster name.
+#[test]
+fn ha_defaults_render_keepalived_seconds_and_a_derived_router_id() {
+    let out = TempDir::new("render");
+    let state = TempDir::new("state");
+    render_path(
+        "tests/it/cli/fixtures/ha-defaults.toml",
+        out.path(),
+        state.path(),
+    );
+    for lb in ["lb01", "lb02"] {
+        let conf =
+            std::fs::read_to_string(out.path().join(lb).join("etc/keepalived/keepalived.conf"))
+                .unwrap();
+        assert!(conf.contains("    advert_int 0.1\n"), "{conf}");
+        assert!(!conf.contains("ms\n"), "{conf}");
+        insta::assert_snapshot!(format!("ha-defaults__{lb}__keepalived.conf"), conf);
     }
 }
 

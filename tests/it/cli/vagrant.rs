@@ -165,3 +165,45 @@ fn vagrant_ssh_config_becomes_the_overlay_the_inventory_reads() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_next_step_runs_vagrant_and_ssh_config_in_the_out_folder() {
+    let dir = TempDir::new("vagrant out");
+    let (ok, err) = render_to(dir.path(), "inventory/vagrant.toml");
+    assert!(ok, "{err}");
+    let next = err
+        .lines()
+        .find_map(|l| l.strip_prefix("next: "))
+        .unwrap_or_else(|| panic!("no next step:\n{err}"));
+    // The folder has a space: it is quoted for the shell.
+    let quoted = format!("'{}'", dir.path().display());
+    assert_eq!(
+        next,
+        format!(
+            "(cd {quoted} && vagrant up) && vakt vagrant inventory -i inventory/vagrant.toml --dir {quoted} && vakt up -i inventory/vagrant.toml"
+        )
+    );
+    // With the default folder the printed step needs no --dir. (In a copy,
+    // so that the checked-in Vagrantfile is never written by a test.)
+    let work = TempDir::new("vagrant-default");
+    std::fs::create_dir(work.path().join("inventory")).unwrap();
+    std::fs::copy(
+        root().join("inventory/vagrant.toml"),
+        work.path().join("inventory/vagrant.toml"),
+    )
+    .unwrap();
+    let default = vakt()
+        .current_dir(work.path())
+        .args(["vagrant", "-i", "inventory/vagrant.toml"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&default.stderr);
+    assert!(default.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "next: (cd vagrant && vagrant up) && vakt vagrant inventory -i inventory/vagrant.toml && vakt up"
+        ),
+        "{err}"
+    );
+    assert!(work.path().join("vagrant/Vagrantfile").is_file());
+}

@@ -171,3 +171,113 @@ fn completions_and_the_manual_page_are_printed() {
     let out = vakt().arg("man").output().unwrap();
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains(".TH vakt 1"));
 }
+
+#[test]
+fn a_host_without_a_name_gives_one_error_not_unknown_keys() {
+    let text = BASE.replacen("name = \"web01\"\n", "", 1);
+    let (ok, err) = check(&text);
+    assert!(!ok);
+    assert!(
+        err.contains("bad.toml:17:1: error: `hosts[2]` has no name"),
+        "{err}"
+    );
+    assert!(!err.contains("unknown key"), "{err}");
+    assert!(err.contains("error: 1 problem in the inventory"), "{err}");
+}
+
+#[test]
+fn a_misspelt_roles_key_is_one_error_with_did_you_mean() {
+    let text = BASE.replacen("roles = [\"web\"]", "rolse = [\"web\"]", 1);
+    let (ok, err) = check(&text);
+    assert!(!ok);
+    assert!(
+        err.starts_with(
+            "bad.toml:19:1: error: unknown key `rolse` in `hosts[2]`\n  hint: did you mean `roles`?"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("has no roles"), "{err}");
+    assert!(!err.contains("no web hosts"), "{err}");
+    assert!(err.contains("error: 1 problem in the inventory"), "{err}");
+}
+
+#[test]
+fn the_private_ip_hint_suggests_a_free_address() {
+    // Old hint: always "10.10.0.11", which web01 has here.
+    let text = BASE.replacen("private_ip = \"10.10.0.20\"\n", "", 1);
+    let (ok, err) = check(&text);
+    assert!(!ok);
+    assert!(err.contains("host `db01` has no private_ip"), "{err}");
+    assert!(err.contains("add private_ip = \"10.10.0.12\""), "{err}");
+}
+
+#[test]
+fn every_toml_syntax_error_is_reported() {
+    let text = BASE
+        .replacen("vip = \"203.0.113.10\"", "vip = = \"203.0.113.10\"", 1)
+        .replacen("private_ip = \"10.10.0.11\"", "private_ip = 10.10.0.11", 1);
+    let (ok, err) = check(&text);
+    assert!(!ok);
+    assert!(
+        err.contains("bad.toml:3:7: error: invalid TOML: extra `=`"),
+        "{err}"
+    );
+    assert!(err.contains("bad.toml:20:"), "{err}");
+    assert!(err.contains("error: 2 problems in the inventory"), "{err}");
+}
+
+#[test]
+fn a_cluster_without_a_name_is_an_error() {
+    let text = BASE.replacen("name = \"shop\"\n", "", 1);
+    let (ok, err) = check(&text);
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("error: [cluster] has no name\n  hint: add name = \"shop\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn requiring_geoip_without_a_database_is_an_error() {
+    let text = format!("{BASE}\n[policy]\nrequire = [\"declared\", \"geoip\"]\n");
+    let (ok, err) = check(&text);
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("policy.require lists \"geoip\" but there is no policy.geoip_db"),
+        "{err}"
+    );
+    assert!(err.contains("add geoip_db = \"geo.mmdb\""), "{err}");
+    let with_db = format!("{text}geoip_db = \"geo.mmdb\"\n");
+    let (ok, err) = check(&with_db);
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn a_misspelt_name_or_private_ip_is_one_error_each() {
+    let text = BASE
+        .replacen("name = \"web01\"", "nmae = \"web01\"", 1)
+        .replacen(
+            "private_ip = \"10.10.0.20\"",
+            "privat_ip = \"10.10.0.20\"",
+            1,
+        );
+    let (ok, err) = check(&text);
+    assert!(!ok);
+    assert!(
+        err.contains("unknown key `nmae` in `hosts[2]`\n  hint: did you mean `name`?"),
+        "{err}"
+    );
+    assert!(
+        err.contains("unknown key `privat_ip` in `hosts[3]`\n  hint: did you mean `private_ip`?"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("has no name") && !err.contains("has no private_ip"),
+        "{err}"
+    );
+    assert!(err.contains("error: 2 problems in the inventory"), "{err}");
+    // `data` is a key of its own, not a near miss of `name`.
+    let text = BASE.replacen("name = \"web01\"\n", "data = true\n", 1);
+    let (ok, err) = check(&text);
+    assert!(!ok && err.contains("`hosts[2]` has no name"), "{err}");
+}
