@@ -35,7 +35,7 @@ use tokio::net::UnixListener;
 use tokio::task::JoinHandle;
 
 use crate::pool::AdminState;
-use crate::supervisor::Shared;
+use crate::shared::Shared;
 
 const HELP: &str = "\
 Commands:

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use crate::h1::UpstreamBody;
+use crate::upstream::UpstreamBody;
 
 use crate::exchange::Exchange;
 use crate::pool::Counters;
@@ -142,7 +142,7 @@ impl Body for ResponseBody {
                     }
                     Poll::Ready(Some(Err(e))) => {
                         if let Some(mut ex) = this.exchange.take() {
-                            ex.server_aborted(crate::h1::is_server_timeout(e));
+                            ex.server_aborted(crate::upstream::is_server_timeout(e));
                             ex.finish(false);
                         }
                     }

@@ -1,5 +1,5 @@
 //! The one grammar of the chunked transfer coding (RFC 9112 §7.1) that both
-//! sides of the proxy use: the request [`Scanner`](crate::hygiene::Scanner)
+//! sides of the proxy use: the request scanner (`hygiene`)
 //! checks client bodies with it before hyper reads them, and the upstream
 //! client decodes server bodies with it. Lines are whole, CRLF included.
 //!

@@ -67,16 +67,6 @@ fn stalled(timer: &mut Option<Pin<Box<Sleep>>>, limit: Duration, cx: &mut Contex
     t.as_mut().poll(cx).is_ready()
 }
 
-/// A read that did not fill the buffer emptied the socket: clear its read
-/// readiness now instead of learning it from one more `recv` that fails with
-/// EAGAIN (a syscall per request saved). tokio only clears readiness that
-/// predates the last event, so data arriving meanwhile is not missed.
-pub(crate) fn drained(stream: &TcpStream) {
-    let _ = stream.try_io(tokio::io::Interest::READABLE, || {
-        Err::<(), _>(io::ErrorKind::WouldBlock.into())
-    });
-}
-
 fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "client timeout")
 }
@@ -138,7 +128,7 @@ impl AsyncRead for ClientIo {
                 Ok(0) => return Poll::Ready(Ok(())),
                 Ok(n) => {
                     if buf.remaining() > 0 {
-                        drained(&this.stream);
+                        crate::readiness::drained(&this.stream);
                     }
                     let res = this.scanner.feed(&buf.filled()[before..before + n]);
                     this.state.mid_head.store(this.scanner.mid_head(), Relaxed);

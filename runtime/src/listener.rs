@@ -20,8 +20,8 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 use crate::client_io::ClientIo;
 use crate::exchange::Exchange;
 use crate::proxy::{self, ConnInfo};
+use crate::shared::Shared;
 use crate::state::FrontendState;
-use crate::supervisor::Shared;
 
 /// One bound address and the frontend it currently serves. A reload swaps
 /// the frontend; connections pick up the new one at their next request.

@@ -173,7 +173,7 @@ pub(crate) fn now_unix() -> u64 {
 #[derive(Debug)]
 pub struct ServerRuntime {
     pub addr: SocketAddr,
-    /// 1 = UP, 0 = DOWN. Servers start UP, like HAProxy; see [`crate::health`].
+    /// 1 = UP, 0 = DOWN. Servers start UP, like HAProxy; see the `health` module.
     up: AtomicU8,
     /// Whether a check has ever passed: until then one failure marks DOWN.
     confirmed: AtomicU8,
@@ -191,7 +191,7 @@ pub struct ServerRuntime {
     /// `CheckResult as u64 | code << 8 | duration_ms << 24`.
     pub(crate) last_check: AtomicU64,
     pub(crate) counters: Counters,
-    pub(crate) idle: IdlePool,
+    pub(crate) idle: Arc<IdlePool>,
 }
 
 impl ServerRuntime {
@@ -211,7 +211,7 @@ impl ServerRuntime {
             chkdown: AtomicU64::new(0),
             last_check: AtomicU64::new(0),
             counters: Counters::default(),
-            idle: IdlePool::new(),
+            idle: Arc::new(IdlePool::new()),
         }
     }
 

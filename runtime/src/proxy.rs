@@ -17,10 +17,10 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::body::{RequestBody, ResponseBody};
 use crate::exchange::{Exchange, termination};
-use crate::h1::{Limits, SendError, Sent, ServerConn, UpstreamBody};
 use crate::persist;
 use crate::pool::Pool;
 use crate::state::{FrontendState, client_ip};
+use crate::upstream::{Limits, SendError, Sent, ServerConn, UpstreamBody};
 
 /// What a connection knows when a request arrives.
 #[derive(Debug)]
@@ -32,7 +32,7 @@ pub(crate) struct ConnInfo {
     pub requests: std::sync::atomic::AtomicU64,
     /// The client address as an X-Forwarded-For value, built once.
     pub xff: HeaderValue,
-    pub shared: Arc<crate::supervisor::Shared>,
+    pub shared: Arc<crate::shared::Shared>,
     /// What the client socket learnt (refusals, stalls), shared with it.
     pub client_state: Arc<crate::client_io::ClientState>,
 }
@@ -487,7 +487,7 @@ async fn send(
             },
         };
         let tc = start.elapsed().as_millis() as i64;
-        let rt = server.rt.clone();
+        let idle = server.rt.idle.clone();
         let exchange = async {
             let mut conn = conn;
             let sent = conn
@@ -497,7 +497,7 @@ async fn send(
             // After an early answer the rest of the body was not sent: the
             // connection cannot carry another request.
             let reuse = !http_close && sent == Sent::Whole;
-            conn.response(&method, rt, reuse, limits).await
+            conn.response(&method, idle, reuse, limits).await
         };
         match exchange.await {
             Ok(resp) => return Attempt::Ok(resp, tc),

@@ -14,55 +14,16 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::ServeError;
 use crate::config::{Config, Diagnostics};
 use crate::listener::{self, Slot};
 use crate::log::Logger;
+use crate::shared::Shared;
 use crate::state::State;
 use crate::{admin, health};
-
-/// What every connection and task shares.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub state: ArcSwap<State>,
-    pub global_limit: Arc<Semaphore>,
-    pub global_conns: Arc<AtomicU64>,
-    /// Runtimes that serve connections, taken in turn; empty = serve on the
-    /// current runtime.
-    workers: Vec<tokio::runtime::Handle>,
-    next_worker: std::sync::atomic::AtomicUsize,
-    /// Flips to true once: connections then finish their current request.
-    stop: watch::Sender<bool>,
-    /// Listening sockets by address, for handing over to a new process.
-    pub sockets: std::sync::Mutex<Vec<(SocketAddr, Arc<std::os::fd::OwnedFd>)>>,
-    /// Inode of the admin socket file we created (0 = none yet).
-    pub admin_inode: AtomicU64,
-    /// Reload requests from the admin socket; answered with the outcome.
-    pub reload: mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>,
-}
-
-impl Shared {
-    pub fn stop_signal(&self) -> watch::Receiver<bool> {
-        self.stop.subscribe()
-    }
-
-    /// Runs a connection on the next worker runtime.
-    pub fn spawn_conn<F: Future<Output = ()> + Send + 'static>(&self, f: F) {
-        if self.workers.is_empty() {
-            tokio::spawn(f);
-        } else {
-            let i = self.next_worker.fetch_add(1, Relaxed) % self.workers.len();
-            self.workers[i].spawn(f);
-        }
-    }
-
-    pub fn stopping(&self) -> bool {
-        *self.stop.borrow()
-    }
-}
 
 struct Bound {
     slot: Arc<Slot>,
@@ -118,19 +79,14 @@ pub async fn run(
             sockets.push((addr, fe.clone(), l));
         }
     }
-    let (stop_tx, _) = watch::channel(false);
     let (reload_tx, mut reload_rx) = mpsc::channel(4);
-    let shared = Arc::new(Shared {
-        state: ArcSwap::from_pointee(state),
-        global_limit: Arc::new(Semaphore::new(maxconn)),
+    let shared = Arc::new(Shared::new(
+        state,
+        maxconn,
         global_conns,
         workers,
-        next_worker: Default::default(),
-        sockets: Default::default(),
-        admin_inode: AtomicU64::new(0),
-        stop: stop_tx,
-        reload: reload_tx,
-    });
+        reload_tx,
+    ));
     let admin_task = admin_path.as_ref().map(|p| admin::serve(p, shared.clone()));
     let mut bound: HashMap<SocketAddr, Bound> = HashMap::new();
     for (addr, fe, l) in sockets {
@@ -186,7 +142,7 @@ pub async fn run(
     for b in bound.values() {
         let _ = b.stop.send(true);
     }
-    let _ = shared.stop.send(true);
+    shared.stop();
     for c in checks {
         c.abort();
     }

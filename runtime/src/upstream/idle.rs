@@ -1,11 +1,11 @@
-//! The idle connections to each server: a small LIFO of [`ServerConn`]s
+//! The idle connections to each server: a small LIFO of [`ServerConn`](super::ServerConn)s
 //! whose last response was read to its end. Connections the server closed
 //! while idle are noticed without a system call (see
 //! [`ServerConn::looks_alive`]) and dropped.
 
 use std::sync::Mutex;
 
-use crate::h1::ServerConn;
+use super::conn::ServerConn;
 
 /// Idle connections kept per server. Past it, finished connections close.
 const MAX_IDLE: usize = 256;

@@ -1,0 +1,81 @@
+//! [`Shared`]: what every listener, connection and task of one proxy
+//! process sees — the current [`State`] (swapped whole on reload), the
+//! global `maxconn` semaphore, the worker runtimes connections run on, the
+//! stop signal, and the sockets an upgrade may take over. It is built by
+//! the supervisor and only read below it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use arc_swap::ArcSwap;
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use crate::state::State;
+
+/// What every connection and task shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub state: ArcSwap<State>,
+    pub global_limit: Arc<Semaphore>,
+    pub global_conns: Arc<AtomicU64>,
+    /// Runtimes that serve connections, taken in turn; empty = serve on the
+    /// current runtime.
+    workers: Vec<tokio::runtime::Handle>,
+    next_worker: std::sync::atomic::AtomicUsize,
+    /// Flips to true once: connections then finish their current request.
+    stop: watch::Sender<bool>,
+    /// Listening sockets by address, for handing over to a new process.
+    pub sockets: std::sync::Mutex<Vec<(SocketAddr, Arc<std::os::fd::OwnedFd>)>>,
+    /// Inode of the admin socket file we created (0 = none yet).
+    pub admin_inode: AtomicU64,
+    /// Reload requests from the admin socket; answered with the outcome.
+    pub reload: mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>,
+}
+
+impl Shared {
+    pub fn new(
+        state: State,
+        maxconn: usize,
+        global_conns: Arc<AtomicU64>,
+        workers: Vec<tokio::runtime::Handle>,
+        reload: mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    ) -> Self {
+        let (stop, _) = watch::channel(false);
+        Shared {
+            state: ArcSwap::from_pointee(state),
+            global_limit: Arc::new(Semaphore::new(maxconn)),
+            global_conns,
+            workers,
+            next_worker: Default::default(),
+            sockets: Default::default(),
+            admin_inode: AtomicU64::new(0),
+            stop,
+            reload,
+        }
+    }
+
+    pub fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// Runs a connection on the next worker runtime.
+    pub fn spawn_conn<F: Future<Output = ()> + Send + 'static>(&self, f: F) {
+        if self.workers.is_empty() {
+            tokio::spawn(f);
+        } else {
+            let i = self.next_worker.fetch_add(1, Relaxed) % self.workers.len();
+            self.workers[i].spawn(f);
+        }
+    }
+
+    /// Tells every connection to finish its current request and close.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    pub fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+}
