@@ -341,6 +341,61 @@ pub fn stop_all(t: &dyn Transport, services: &[Service]) -> Result<Vec<Service>,
     Ok(stopped)
 }
 
+/// One line of the proxy's `show servers`: a server as one LB sees it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServerRow {
+    pub backend: String,
+    pub server: String,
+    pub addr: String,
+    /// UP, DOWN, DRAIN, MAINT, no_check, ...
+    pub status: String,
+    pub admin: String,
+    pub weight: u32,
+    /// Sessions now.
+    pub scur: u64,
+    /// Sessions since start.
+    pub stot: u64,
+    /// The last health check (`L7OK/200`, `L4CON`, `-`).
+    pub check: String,
+}
+
+/// Reads `show servers` (`# backend server addr status admin weight scur
+/// stot check`); lines that do not have that shape are skipped.
+pub fn parse_servers(answer: &str) -> Vec<ServerRow> {
+    answer
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let [
+                backend,
+                server,
+                addr,
+                status,
+                admin,
+                weight,
+                scur,
+                stot,
+                check,
+            ] = f[..]
+            else {
+                return None;
+            };
+            Some(ServerRow {
+                backend: backend.to_string(),
+                server: server.to_string(),
+                addr: addr.to_string(),
+                status: status.to_string(),
+                admin: admin.to_string(),
+                weight: weight.parse().ok()?,
+                scur: scur.parse().ok()?,
+                stot: stot.parse().ok()?,
+                check: check.to_string(),
+            })
+        })
+        .collect()
+}
+
 /// Sends a command to the proxy's admin socket on the host, with the vakt
 /// binary there (the socket is local to the host).
 pub fn admin(t: &dyn Transport, socket: &str, command: &str) -> io::Result<String> {

@@ -39,18 +39,23 @@ pub enum Format {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate the inventory and print a summary of the cluster.
+    /// Validate the inventory and print a summary of the cluster. Writes
+    /// nothing. Exit 0 valid, 1 problems.
     Check(inspect::CheckArgs),
     /// Write every host's files under a folder, to read before deploying.
+    /// Writes only under --out; needs no secret (without the stats
+    /// password the hash is a marked placeholder).
     Render(inspect::RenderArgs),
-    /// Show what `up` would change on each host (exit 0 none, 2 changes).
-    Plan(deploy::DeployArgs),
+    /// Show what `up` would change on each host. Writes nothing. Exit 0 no
+    /// changes, 2 changes, 1 error.
+    Plan(deploy::PlanArgs),
     /// Bring the cluster to what the inventory says (default: the local demo).
-    Up(deploy::DeployArgs),
-    /// Stop what `up` started.
-    Down(deploy::DeployArgs),
+    Up(deploy::UpArgs),
+    /// Stop what `up` started (--check: only show what would stop).
+    Down(deploy::DownArgs),
     /// What runs where, and the load balancers' view of their servers.
-    Status(inspect::CheckArgs),
+    /// Writes nothing. Exit 0 all running and healthy, 1 otherwise.
+    Status(inspect::StatusArgs),
     /// A rehearsal cluster of network namespaces with real sshd (root only).
     Lab(lab::LabArgs),
     /// Run the load balancer (or check its configuration).
@@ -80,14 +85,16 @@ enum Command {
     /// Drain a web host on every load balancer and wait for its sessions to end.
     Drain(ops::StateArgs),
     /// Take a web host out of traffic entirely on every load balancer.
-    Maint(ops::StateArgs),
+    Maint(ops::HostArgs),
     /// Put a web host back into traffic on every load balancer.
-    Ready(ops::StateArgs),
+    Ready(ops::HostArgs),
     /// Drain, run a command, wait for health, ready: web host by web host.
     Rolling(ops::RollingArgs),
-    /// Prove the cluster works: health, round robin, persistence, VIP, DB, policy.
+    /// Prove the cluster works: health, round robin, persistence, VIP, DB,
+    /// policy. Writes nothing.
     Verify(verify::VerifyArgs),
-    /// Report where personal data lives, with evidence, under the inventory's policy.
+    /// Report where personal data lives, with evidence, under the
+    /// inventory's policy. Writes only --out; --offline needs no secret.
     Audit(verify::AuditArgs),
     /// Measure from this host (used by verify and audit over SSH).
     #[command(hide = true)]

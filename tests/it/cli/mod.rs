@@ -3,6 +3,7 @@
 
 mod audit;
 mod deploy;
+mod promises;
 mod render;
 mod vagrant;
 mod validate;
