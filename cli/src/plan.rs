@@ -234,6 +234,16 @@ mod tests {
     }
 
     #[test]
+    fn a_plan_in_json_gives_modes_as_octal_strings() {
+        let mut f = file("/etc/init.d/vakt-proxy", "#!/bin/sh");
+        f.mode = 0o750;
+        let p = build("lb01", vec![f], &[], &HostState::default(), "abc");
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["files"][0]["file"]["mode"], "0750");
+        assert_eq!(v["files"][0]["file"]["path"], "/etc/init.d/vakt-proxy");
+    }
+
+    #[test]
     fn nothing_to_do_when_everything_matches_and_runs() {
         let mut st = HostState {
             binary_sha256: Some("abc".into()),

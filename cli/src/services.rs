@@ -413,3 +413,22 @@ pub fn admin(t: &dyn Transport, socket: &str, command: &str) -> io::Result<Strin
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn show_servers_rows_become_typed_fields_and_other_lines_are_skipped() {
+        let answer = "# backend server addr status admin weight scur stot check\n\
+                      shop web01 10.0.0.11:80 UP ready 1 3 120 L7OK/200\n\
+                      shop web02 10.0.0.12:80 MAINT maint 2 0 7 -\n\
+                      error: something else\n";
+        let rows = parse_servers(answer);
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows[0].server, "web01");
+        assert_eq!((rows[0].scur, rows[0].stot, rows[0].weight), (3, 120, 1));
+        assert_eq!(rows[0].check, "L7OK/200");
+        assert_eq!(rows[1].status, "MAINT");
+    }
+}
