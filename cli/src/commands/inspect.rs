@@ -171,8 +171,9 @@ fn host_status(h: &target::HostTarget) -> HostStatus {
         let running = services::is_running(tr, s).unwrap_or(false);
         if !running {
             st.problems.push(format!(
-                "{} is stopped (`vakt up` starts it; its log is under /var/log/vakt)",
-                s.name()
+                "{} is stopped (`vakt up` starts it; its log is under {}/var/log/vakt)",
+                s.name(),
+                tr.root()
             ));
         }
         st.services.push(ServiceStatus {
