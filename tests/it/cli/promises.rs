@@ -507,3 +507,31 @@ fn verify_audit_and_drain_report_progress_as_plain_lines_off_a_terminal() {
     );
     assert!(!err.contains('\x1b'), "{err}");
 }
+
+#[test]
+fn down_draws_progress_on_a_terminal() {
+    // `script` (util-linux) gives the command a pseudo-terminal.
+    let dir = tmp("down-tty");
+    let (inv, _, _) = local_inventory(dir.path(), "");
+    let state = dir.path().join("state");
+    let cmd = format!(
+        "'{}' down --check -i '{}' --state-dir '{}'",
+        env!("CARGO_BIN_EXE_vakt"),
+        inv.display(),
+        state.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm")
+        .output()
+        .expect("script (util-linux) runs the command on a pseudo-terminal");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    // indicatif redraws its lines in place (cursor movements).
+    assert!(
+        text.contains("\x1b[1A") || text.contains("\x1b[2K"),
+        "{text:?}"
+    );
+    assert!(text.contains("nothing running"), "{text:?}");
+}
