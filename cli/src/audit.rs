@@ -419,7 +419,8 @@ pub fn geoip_country(
 
 /// Reads what the report needs from the hosts: GeoIP (local file), data
 /// ports (`ss -ltn` over SSH, unless `offline`), RTT from the probe.
-pub fn gather(t: &Target, offline: bool) -> anyhow::Result<Observed> {
+/// Gathers the evidence; `step` hears what is being looked at (progress).
+pub fn gather(t: &Target, offline: bool, step: &dyn Fn(&str)) -> anyhow::Result<Observed> {
     use anyhow::Context;
     let inv = &t.inv;
     let mut obs = Observed::default();
@@ -441,6 +442,7 @@ pub fn gather(t: &Target, offline: bool) -> anyhow::Result<Observed> {
         return Ok(obs);
     }
     for h in &t.hosts {
+        step(&format!("listening ports on {}", h.host.name));
         let r = h.transport().map_err(|e| format!("{e:#}")).and_then(|tr| {
             let out = tr.run("ss -Hltn").map_err(|e| e.to_string())?;
             if !out.ok() {
@@ -471,6 +473,7 @@ pub fn gather(t: &Target, offline: bool) -> anyhow::Result<Observed> {
                 format!("policy.rtt_probe `{probe}` is not a host of the inventory")
             })?;
         let tr = p.transport()?;
+        step(&format!("round trips from {probe}"));
         let bin = sh(&format!("{}{}", tr.root(), crate::services::BINARY_PATH));
         for h in inv.hosts.iter().filter(|h| h.data || h.has(Role::Db)) {
             if h.name == *probe {

@@ -32,10 +32,28 @@ pub enum Change {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FilePlan {
+    #[serde(serialize_with = "file_with_octal_mode")]
     pub file: File,
     pub change: Change,
     /// Unified diff against the host's version, when changed.
     pub diff: Option<String>,
+}
+
+/// A file as `plan --format json` shows it: its mode as people write modes,
+/// an octal string ("0640"), not the number 416.
+fn file_with_octal_mode<S: serde::Serializer>(f: &File, s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Shown<'a> {
+        path: &'a str,
+        mode: String,
+        content: &'a str,
+    }
+    Shown {
+        path: &f.path,
+        mode: format!("{:04o}", f.mode),
+        content: &f.content,
+    }
+    .serialize(s)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -213,6 +231,16 @@ mod tests {
             mode: 0o644,
             content: content.into(),
         }
+    }
+
+    #[test]
+    fn a_plan_in_json_gives_modes_as_octal_strings() {
+        let mut f = file("/etc/init.d/vakt-proxy", "#!/bin/sh");
+        f.mode = 0o750;
+        let p = build("lb01", vec![f], &[], &HostState::default(), "abc");
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["files"][0]["file"]["mode"], "0750");
+        assert_eq!(v["files"][0]["file"]["path"], "/etc/init.d/vakt-proxy");
     }
 
     #[test]

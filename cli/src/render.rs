@@ -201,6 +201,19 @@ struct ServerCtx {
     weight: u32,
 }
 
+/// The inventory as a rendered header names it: the file name only, so the
+/// bytes do not depend on how its path was spelled (`-i x.toml`, `-i
+/// ./x.toml`, an absolute path); the embedded default is `local.toml`, as
+/// `-i inventory/local.toml` is.
+fn header_name(inv: &Inventory) -> String {
+    match inv.dir {
+        None => "local.toml".to_string(),
+        Some(_) => std::path::Path::new(&inv.file)
+            .file_name()
+            .map_or_else(|| inv.file.clone(), |n| n.to_string_lossy().into_owned()),
+    }
+}
+
 /// Every file `host` needs, in a stable order.
 pub fn render_host(
     inv: &Inventory,
@@ -252,7 +265,7 @@ pub fn render_host(
                         context! { uri => s.uri, realm => s.realm, user => s.user, hash => h }
                     });
                 let vars = context! {
-                    inventory => inv.file,
+                    inventory => header_name(inv),
                     cluster => inv.name,
                     global_maxconn => inv.balancer.maxconn.max(4096),
                     admin_socket => ctx.admin_socket,

@@ -96,7 +96,8 @@ pub fn entries(t: &Target) -> Vec<String> {
 }
 
 /// Every check, in report order.
-pub fn run(t: &Target, binary_sha: &str) -> Vec<Check> {
+/// Runs every check; `step` hears what is being checked (for progress).
+pub fn run(t: &Target, binary_sha: &str, step: &dyn Fn(&str)) -> Vec<Check> {
     let mut out = Vec::new();
     let lbs: Vec<&HostTarget> = t
         .hosts
@@ -104,16 +105,21 @@ pub fn run(t: &Target, binary_sha: &str) -> Vec<Check> {
         .filter(|h| h.services.contains(&Service::Proxy))
         .collect();
     for lb in &lbs {
+        step(&format!("checking load balancer {}", lb.host.name));
         out.extend(lb_checks(t, lb, binary_sha));
     }
     for web in t.hosts.iter().filter(|h| h.host.has(Role::Web)) {
+        step(&format!("checking web host {}", web.host.name));
         out.extend(web_checks(t, web, &lbs));
     }
+    step("checking round robin and persistence");
     out.extend(cluster_checks(t));
     if render::ha_enabled(&t.inv) {
+        step("checking the VIP");
         out.extend(ha_checks(t));
     }
     for db in t.hosts.iter().filter(|h| h.host.has(Role::Db)) {
+        step(&format!("checking database host {}", db.host.name));
         out.extend(db_checks(t, db));
     }
     let placement = crate::audit::declared_summary(&t.inv);

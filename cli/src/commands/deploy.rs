@@ -9,21 +9,37 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use super::target::{self, HostTarget, Target, TargetArgs};
+use super::target::{self, HostTarget, Secrets, Target, TargetArgs};
 use crate::plan::{self, Change, HostPlan};
 use crate::progress::Progress;
 use crate::render;
 use crate::services;
 
+/// `vakt plan`'s flags.
 #[derive(Args)]
-pub struct DeployArgs {
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The vakt binary `up` would push (default: `[artifacts] binary`, else
+    /// the running one, which must match the hosts' platform).
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<std::path::PathBuf>,
+    /// Report format (json: modes as octal strings, e.g. "0640").
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: super::Format,
+}
+
+/// `vakt up`'s flags.
+#[derive(Args)]
+pub struct UpArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// The vakt binary to push (default: `[artifacts] binary`, else the
     /// running one, which must match the hosts' platform).
     #[arg(long, value_name = "PATH")]
     pub binary: Option<std::path::PathBuf>,
-    /// Only show what would change (`vakt plan`); exit 2 when something would.
+    /// Only show what would change, change nothing (= `vakt plan`); exit 2
+    /// when something would.
     #[arg(long)]
     pub check: bool,
     /// Hosts worked on at once.
@@ -38,11 +54,20 @@ pub struct DeployArgs {
     pub format: super::Format,
 }
 
-/// The binary to push: `--binary`, `[artifacts] binary`, or the running one.
-/// The bool says whether it was chosen explicitly (then the operator vouches
-/// for its platform).
-fn binary(a: &DeployArgs, t: &Target) -> anyhow::Result<(Vec<u8>, String, bool)> {
-    pushed_binary(a.binary.clone(), t)
+/// `vakt down`'s flags.
+#[derive(Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Only show what would stop; stop nothing.
+    #[arg(long)]
+    pub check: bool,
+    /// Hosts worked on at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub forks: u16,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: super::Format,
 }
 
 /// The binary `up` pushes (`explicit`, `[artifacts] binary`, or the running
@@ -137,10 +162,10 @@ fn print_plan(p: &HostPlan) {
 }
 
 /// `vakt plan`: exit 0 = no changes, 2 = changes (terraform's
-/// `-detailed-exitcode`).
-pub fn plan(a: DeployArgs) -> anyhow::Result<ExitCode> {
-    let t = target::open(&a.target)?;
-    let (_, sha, explicit) = binary(&a, &t)?;
+/// `-detailed-exitcode`). Writes nothing.
+pub fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
+    let t = target::open_with(&a.target, true, Secrets::Require)?;
+    let (_, sha, explicit) = pushed_binary(a.binary, &t)?;
     let plans = t
         .hosts
         .iter()
@@ -265,17 +290,19 @@ struct HostResult {
     result: String,
 }
 
-pub fn up(a: DeployArgs) -> anyhow::Result<ExitCode> {
+pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     if a.check {
-        return plan(a);
+        return plan(PlanArgs {
+            target: a.target,
+            binary: a.binary,
+            format: a.format,
+        });
     }
     let started = Instant::now();
-    let t = target::open(&a.target)?;
+    let t = target::open_with(&a.target, true, Secrets::Create)?;
     tracing::debug!(elapsed = ?started.elapsed(), "connected to every host");
-    let (bytes, sha, explicit) = binary(&a, &t)?;
+    let (bytes, sha, explicit) = pushed_binary(a.binary.clone(), &t)?;
     let progress = Progress::new();
-    // `--forks` workers take hosts from a shared queue, in inventory order.
-    let next = std::sync::atomic::AtomicUsize::new(0);
     let slots: Vec<std::sync::Mutex<Option<HostResult>>> = t
         .hosts
         .iter()
@@ -298,34 +325,25 @@ pub fn up(a: DeployArgs) -> anyhow::Result<ExitCode> {
         lines[i].done(&r.result);
         *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
     };
-    std::thread::scope(|s| {
-        for _ in 0..usize::from(a.forks).min(t.hosts.len()) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(h) = t.hosts.get(i) else { break };
-                    let line = &lines[i];
-                    let start = Instant::now();
-                    line.step("planning");
-                    let planned = check_platform(h, explicit).and_then(|()| plan_host(&t, h, &sha));
-                    tracing::debug!(host = %h.host.name, took = ?start.elapsed(), "planned");
-                    match planned {
-                        Ok(p) if interrupts(&p) => {
-                            line.step("waits its turn (services restart one host at a time)");
-                            *deferred[i].lock().unwrap_or_else(|e| e.into_inner()) =
-                                Some((p, start));
-                        }
-                        Ok(p) => {
-                            line.step("applying");
-                            let r = h.transport().and_then(|tr| {
-                                services::apply(tr, &p, &bytes, !a.no_install).map_err(Into::into)
-                            });
-                            finish(i, host_result(h, Some(&p), r, start));
-                        }
-                        Err(e) => finish(i, host_result(h, None, Err(e), start)),
-                    }
-                }
-            });
+    t.each_host(usize::from(a.forks), |i, h| {
+        let line = &lines[i];
+        let start = Instant::now();
+        line.step("planning");
+        let planned = check_platform(h, explicit).and_then(|()| plan_host(&t, h, &sha));
+        tracing::debug!(host = %h.host.name, took = ?start.elapsed(), "planned");
+        match planned {
+            Ok(p) if interrupts(&p) => {
+                line.step("waits its turn (services restart one host at a time)");
+                *deferred[i].lock().unwrap_or_else(|e| e.into_inner()) = Some((p, start));
+            }
+            Ok(p) => {
+                line.step("applying");
+                let r = h.transport().and_then(|tr| {
+                    services::apply(tr, &p, &bytes, !a.no_install).map_err(Into::into)
+                });
+                finish(i, host_result(h, Some(&p), r, start));
+            }
+            Err(e) => finish(i, host_result(h, None, Err(e), start)),
         }
     });
     // The rolling phase: web hosts first, then the others, one at a time.
@@ -400,6 +418,7 @@ pub fn up(a: DeployArgs) -> anyhow::Result<ExitCode> {
             if results.iter().all(|r| r.result == "no changes") {
                 println!("no changes: every host already runs what the inventory says");
             }
+            print_state_dir(&t);
             println!("took {:.2}s", started.elapsed().as_secs_f64());
         }
     }
@@ -436,11 +455,8 @@ fn wait_healthy(t: &Target, timeout: Duration) -> anyhow::Result<()> {
                 .ok()
                 .and_then(|t| services::admin(t, &h.ctx.admin_socket, "show servers").ok())
                 .unwrap_or_default();
-            let rows: Vec<&str> = answer
-                .lines()
-                .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-                .collect();
-            if !rows.is_empty() && rows.iter().all(|l| l.split(' ').nth(3) == Some("UP")) {
+            let rows = services::parse_servers(&answer);
+            if !rows.is_empty() && rows.iter().all(|r| r.status == "UP") {
                 break;
             }
             if Instant::now() > deadline {
@@ -483,28 +499,96 @@ fn print_access(t: &Target) {
     println!("stop it with: {} down{inv_flag}", super::vakt_command());
 }
 
-pub fn down(a: DeployArgs) -> anyhow::Result<ExitCode> {
+/// Names the folder local hosts keep their files in (one fixed place per
+/// cluster unless `--state-dir` moves it), when the cluster has local hosts.
+fn print_state_dir(t: &Target) {
+    if t.hosts.iter().any(|h| h.host.is_local()) {
+        println!("local hosts' files: {}", t.state_dir.display());
+    }
+}
+
+/// One host's part of `vakt down`.
+#[derive(Serialize)]
+struct DownResult {
+    host: String,
+    /// The services that were running (with `--check`: that would stop).
+    running: Vec<&'static str>,
+    /// The services this run stopped (none with `--check`).
+    stopped: Vec<&'static str>,
+    /// Why the host could not be read or stopped.
+    error: Option<String>,
+}
+
+impl DownResult {
+    fn summary(&self, check: bool) -> String {
+        if let Some(e) = &self.error {
+            return format!("FAILED: {e}");
+        }
+        match (check, self.running.is_empty()) {
+            (_, true) => "nothing running".into(),
+            (true, false) => format!("would stop {}", self.running.join(", ")),
+            (false, false) => format!("stopped {}", self.stopped.join(", ")),
+        }
+    }
+}
+
+fn down_host(h: &HostTarget, check: bool, line: &crate::progress::HostLine) -> DownResult {
+    let mut r = DownResult {
+        host: h.host.name.clone(),
+        running: Vec::new(),
+        stopped: Vec::new(),
+        error: None,
+    };
+    let outcome = (|| -> anyhow::Result<()> {
+        let tr = h.transport()?;
+        line.step("reading what runs");
+        for &s in &h.services {
+            if services::is_running(tr, s)
+                .with_context(|| format!("{}: status of {}", h.host.name, s.name()))?
+            {
+                r.running.push(s.name());
+            }
+        }
+        if !check && !r.running.is_empty() {
+            line.step(&format!("stopping {}", r.running.join(", ")));
+            r.stopped = services::stop_all(tr, &h.services)?
+                .iter()
+                .map(|s| s.name())
+                .collect();
+        }
+        Ok(())
+    })();
+    r.error = outcome.err().map(|e| format!("{e:#}"));
+    r
+}
+
+/// `vakt down`: stops every host's services, hosts in parallel; with
+/// `--check`, only says what would stop.
+pub fn down(a: DownArgs) -> anyhow::Result<ExitCode> {
     let t = target::open(&a.target)?;
-    let mut failed = 0;
-    for h in &t.hosts {
-        match h
-            .transport()
-            .map_err(|e| e.to_string())
-            .and_then(|tr| services::stop_all(tr, &h.services).map_err(|e| e.to_string()))
-        {
-            Ok(s) if s.is_empty() => println!("{:<10} nothing running", h.host.name),
-            Ok(s) => println!(
-                "{:<10} stopped {}",
-                h.host.name,
-                s.iter().map(|x| x.name()).collect::<Vec<_>>().join(", ")
-            ),
-            Err(e) => {
-                failed += 1;
-                eprintln!("{e}");
+    let progress = Progress::new();
+    let lines: Vec<_> = t
+        .hosts
+        .iter()
+        .map(|h| progress.host(&h.host.name))
+        .collect();
+    let results = t.each_host(usize::from(a.forks), |i, h| {
+        let r = down_host(h, a.check, &lines[i]);
+        lines[i].done(&r.summary(a.check));
+        r
+    });
+    match a.format {
+        super::Format::Json => println!("{}", serde_json::to_string_pretty(&results)?),
+        super::Format::Text => {
+            for r in &results {
+                println!("{:<10} {}", r.host, r.summary(a.check));
+            }
+            if a.check {
+                println!("nothing was stopped (--check)");
             }
         }
     }
-    Ok(if failed > 0 {
+    Ok(if results.iter().any(|r| r.error.is_some()) {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -7,25 +7,41 @@ use std::process::ExitCode;
 use clap::Args;
 use serde::Serialize;
 
-use super::target::{self, TargetArgs};
+use super::target::{self, Secrets, TargetArgs};
 use crate::inventory::Role;
 use crate::render;
 use crate::services;
 
+/// `vakt check`'s flags: it reads the inventory and nothing else.
 #[derive(Args)]
 pub struct CheckArgs {
-    #[command(flatten)]
-    pub target: TargetArgs,
+    /// The inventory (default: the embedded local cluster, inventory/local.toml).
+    #[arg(short, long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    /// Report format (json: the inventory plus every diagnostic with file,
+    /// line, column, message and hint).
     #[arg(long, value_enum, default_value = "text")]
     pub format: super::Format,
 }
 
+/// `vakt check --format json`: `valid`, `diagnostics` (errors and
+/// warnings), and when valid the inventory's fields.
+fn check_json(inventory: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let (mut doc, diagnostics, code) = match crate::inventory::load(inventory) {
+        Ok((inv, warnings)) => (serde_json::to_value(&inv)?, warnings, ExitCode::SUCCESS),
+        Err(d) => (serde_json::json!({}), d, ExitCode::from(1)),
+    };
+    doc["valid"] = serde_json::Value::Bool(!diagnostics.has_errors());
+    doc["diagnostics"] = serde_json::to_value(&diagnostics.items)?;
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(code)
+}
+
 pub fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
-    let inv = target::inventory(a.target.inventory.as_deref())?;
     if a.format == super::Format::Json {
-        println!("{}", serde_json::to_string_pretty(&inv)?);
-        return Ok(ExitCode::SUCCESS);
+        return check_json(a.inventory.as_deref());
     }
+    let inv = target::inventory(a.inventory.as_deref())?;
     println!(
         "cluster `{}` ({}), port {}{}",
         inv.name,
@@ -83,7 +99,7 @@ pub struct RenderArgs {
 }
 
 pub fn render(a: RenderArgs) -> anyhow::Result<ExitCode> {
-    let t = target::open_with(&a.target, false)?;
+    let t = target::open_with(&a.target, false, Secrets::IfKnown)?;
     let mut n = 0;
     for h in &t.hosts {
         for f in render::render_host(&t.inv, &h.host, &h.ctx, &t.templates)? {
@@ -106,51 +122,132 @@ pub fn render(a: RenderArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `vakt status`'s flags.
+#[derive(Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Report format (json: typed fields per host, service and server).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: super::Format,
+}
+
+#[derive(Serialize)]
+struct ServiceStatus {
+    name: &'static str,
+    running: bool,
+}
+
 #[derive(Serialize)]
 struct HostStatus {
     host: String,
-    services: Vec<(String, bool)>,
+    services: Vec<ServiceStatus>,
     binary_sha256: Option<String>,
     config_sha256: Option<String>,
-    servers: Option<String>,
+    /// On a load balancer: its servers as its proxy reports them (`None`
+    /// elsewhere, or when the proxy does not answer).
+    servers: Option<Vec<services::ServerRow>>,
+    /// Why this host is not running and healthy; empty when it is.
+    problems: Vec<String>,
 }
 
-pub fn status(a: CheckArgs) -> anyhow::Result<ExitCode> {
-    let t = target::open(&a.target)?;
-    let mut all = Vec::new();
-    for h in &t.hosts {
-        let tr = h.transport()?;
-        let services = h
-            .services
-            .iter()
-            .map(|s| {
-                (
-                    s.name().to_string(),
-                    services::is_running(tr, *s).unwrap_or(false),
-                )
-            })
-            .collect();
-        let servers = h.services.contains(&render::Service::Proxy).then(|| {
-            services::admin(tr, &h.ctx.admin_socket, "show servers")
-                .unwrap_or_else(|e| format!("admin socket: {e}\n"))
-        });
-        all.push(HostStatus {
-            host: h.host.name.clone(),
-            services,
-            binary_sha256: tr.sha256(services::BINARY_PATH).ok().flatten(),
-            config_sha256: tr.sha256("/etc/vakt/proxy.toml").ok().flatten(),
-            servers,
+fn host_status(h: &target::HostTarget) -> HostStatus {
+    let mut st = HostStatus {
+        host: h.host.name.clone(),
+        services: Vec::new(),
+        binary_sha256: None,
+        config_sha256: None,
+        servers: None,
+        problems: Vec::new(),
+    };
+    let tr = match h.transport() {
+        Ok(tr) => tr,
+        Err(e) => {
+            st.problems.push(format!("{e:#}"));
+            return st;
+        }
+    };
+    for &s in &h.services {
+        let running = services::is_running(tr, s).unwrap_or(false);
+        if !running {
+            st.problems.push(format!(
+                "{} is stopped (`vakt up` starts it; its log is under {}/var/log/vakt)",
+                s.name(),
+                tr.root()
+            ));
+        }
+        st.services.push(ServiceStatus {
+            name: s.name(),
+            running,
         });
     }
+    st.binary_sha256 = tr.sha256(services::BINARY_PATH).ok().flatten();
+    st.config_sha256 = tr.sha256("/etc/vakt/proxy.toml").ok().flatten();
+    let proxy_running = st
+        .services
+        .iter()
+        .any(|s| s.name == render::Service::Proxy.name() && s.running);
+    if proxy_running {
+        match services::admin(tr, &h.ctx.admin_socket, "show servers") {
+            Ok(answer) => {
+                let rows = services::parse_servers(&answer);
+                for r in rows.iter().filter(|r| r.status != "UP") {
+                    st.problems.push(format!(
+                        "its proxy sees {}/{} {} (check {})",
+                        r.backend, r.server, r.status, r.check
+                    ));
+                }
+                if rows.is_empty() {
+                    st.problems.push("its proxy reports no servers".into());
+                }
+                st.servers = Some(rows);
+            }
+            Err(e) => {
+                tracing::debug!(host = %h.host.name, "admin socket: {e}");
+                st.problems.push(format!(
+                    "its proxy runs but its admin socket {} does not answer (see {}/var/log/vakt/proxy.log; `vakt up` restarts what is wrong)",
+                    h.ctx.admin_socket,
+                    tr.root()
+                ));
+            }
+        }
+    }
+    st
+}
+
+/// `vakt status`: exit 0 when every service runs and every LB sees every
+/// server UP, 1 otherwise (with the reason per host). Writes nothing.
+pub fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
+    let t = target::open(&a.target)?;
+    let all = t.each_host(10, |_, h| host_status(h));
+    let problems: usize = all.iter().map(|s| s.problems.len()).sum();
+    let code = if problems == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    };
     if a.format == super::Format::Json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
-        return Ok(ExitCode::SUCCESS);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "cluster": t.inv.name,
+                "ok": problems == 0,
+                "hosts": all,
+            }))?
+        );
+        return Ok(code);
     }
     for s in &all {
         let svc: Vec<String> = s
             .services
             .iter()
-            .map(|(n, up)| format!("{n} {}", if *up { "running" } else { "stopped" }))
+            .map(|x| {
+                format!(
+                    "{} {}",
+                    x.name,
+                    if x.running { "running" } else { "stopped" }
+                )
+            })
             .collect();
         println!(
             "{:<10} {:<40} binary {}  config {}",
@@ -163,11 +260,22 @@ pub fn status(a: CheckArgs) -> anyhow::Result<ExitCode> {
             s.binary_sha256.as_deref().map_or("-", |x| &x[..12]),
             s.config_sha256.as_deref().map_or("-", |x| &x[..12]),
         );
-        if let Some(servers) = &s.servers {
-            for l in servers.lines().filter(|l| !l.trim().is_empty()) {
-                println!("           {l}");
-            }
+        for r in s.servers.iter().flatten() {
+            println!(
+                "           {}/{} {} {} weight {} sessions {} check {}",
+                r.backend, r.server, r.addr, r.status, r.weight, r.scur, r.check
+            );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    if problems == 0 {
+        println!("all running and healthy");
+    } else {
+        for s in &all {
+            for p in &s.problems {
+                println!("{:<10} {p}", s.host);
+            }
+        }
+        println!("{problems} problem(s): not all running and healthy");
+    }
+    Ok(code)
 }

@@ -153,8 +153,8 @@ fn sections(roff: &mut Roff) {
                 "Next to an inventory, overrides the embedded templates by file name.",
             ),
             (
-                ".vakt/CLUSTER/",
-                "Local hosts' files (127.0.0.0/8 addresses); --state-dir moves it.",
+                "~/.local/state/vakt/CLUSTER/",
+                "Local hosts' files (127.0.0.0/8 addresses), one folder per cluster name ($XDG_STATE_HOME/vakt/CLUSTER when set); --state-dir moves it.",
             ),
             (
                 "/etc/vakt/proxy.toml",

@@ -42,17 +42,35 @@ pub enum Format {
 #[derive(Subcommand)]
 enum Command {
     /// Validate the inventory and print a summary of the cluster.
+    ///
+    /// Writes nothing and needs no secret. Exit 0 valid, 1 problems (every
+    /// one listed; with --format json as diagnostics on stdout).
     Check(inspect::CheckArgs),
     /// Write every host's files under a folder, to read before deploying.
+    ///
+    /// Writes only under --out and needs no secret: without the stats
+    /// password (its variable, file, or the local cluster's kept one) the
+    /// stats hash is a placeholder marked as such, which the proxy refuses.
     Render(inspect::RenderArgs),
-    /// Show what `up` would change on each host (exit 0 none, 2 changes).
-    Plan(deploy::DeployArgs),
+    /// Show what `up` would change on each host.
+    ///
+    /// Writes nothing. Exit 0 no changes, 2 changes, 1 error.
+    Plan(deploy::PlanArgs),
     /// Bring the cluster to what the inventory says (default: the local demo).
-    Up(deploy::DeployArgs),
-    /// Stop what `up` started.
-    Down(deploy::DeployArgs),
+    ///
+    /// Local hosts keep their files in one place per cluster (printed;
+    /// --state-dir moves it). Exit 0 deployed and healthy, 1 a host failed
+    /// (it keeps its previous files) or the cluster is not healthy.
+    Up(deploy::UpArgs),
+    /// Stop what `up` started (--check: only show what would stop).
+    ///
+    /// Hosts in parallel. Exit 0 stopped (or nothing ran), 1 a host failed.
+    Down(deploy::DownArgs),
     /// What runs where, and the load balancers' view of their servers.
-    Status(inspect::CheckArgs),
+    ///
+    /// Writes nothing. Exit 0 when every service runs and every load
+    /// balancer sees every server UP; 1 otherwise, with the reason per host.
+    Status(inspect::StatusArgs),
     /// A rehearsal cluster of network namespaces with real sshd (root only).
     Lab(lab::LabArgs),
     /// Run the load balancer (or check its configuration).
@@ -83,14 +101,20 @@ enum Command {
     /// Drain a web host on every load balancer and wait for its sessions to end.
     Drain(ops::StateArgs),
     /// Take a web host out of traffic entirely on every load balancer.
-    Maint(ops::StateArgs),
+    Maint(ops::HostArgs),
     /// Put a web host back into traffic on every load balancer.
-    Ready(ops::StateArgs),
+    Ready(ops::HostArgs),
     /// Drain, run a command, wait for health, ready: web host by web host.
     Rolling(ops::RollingArgs),
     /// Prove the cluster works: health, round robin, persistence, VIP, DB, policy.
+    ///
+    /// Writes nothing. Exit 0 every check passed, 1 not (nagios: 0 OK, 2
+    /// CRITICAL, 3 UNKNOWN).
     Verify(verify::VerifyArgs),
     /// Report where personal data lives, with evidence, under the inventory's policy.
+    ///
+    /// Writes nothing but --out FILE (its previous version kept as
+    /// FILE.bak); needs no secret. Exit 0 all comply, 1 not.
     Audit(verify::AuditArgs),
     /// Measure from this host (used by verify and audit over SSH).
     #[command(hide = true)]

@@ -15,15 +15,25 @@ use crate::progress::{HostLine, Progress};
 use crate::render::Service;
 use crate::services;
 
+/// `vakt drain`'s flags.
 #[derive(Args)]
 pub struct StateArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// The web host.
     pub host: String,
-    /// How long `drain` waits for the host's sessions to end.
+    /// How long to wait for the host's sessions to end.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
+}
+
+/// `vakt maint` and `vakt ready`'s flags (they wait for nothing).
+#[derive(Args)]
+pub struct HostArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The web host.
+    pub host: String,
 }
 
 #[derive(Args)]
@@ -49,11 +59,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// One `show servers` row as an LB sees a web host.
-pub(crate) struct Row {
-    pub status: String,
-    pub scur: u64,
-    pub check: String,
-}
+pub(crate) use services::ServerRow as Row;
 
 fn rows(t: &Target, host: &str) -> anyhow::Result<Vec<(String, Row)>> {
     let mut out = Vec::new();
@@ -64,19 +70,11 @@ fn rows(t: &Target, host: &str) -> anyhow::Result<Vec<(String, Row)>> {
     {
         let answer = services::admin(lb.transport()?, &lb.ctx.admin_socket, "show servers")
             .with_context(|| format!("{}: reading the proxy's servers", lb.host.name))?;
-        let row = answer
-            .lines()
-            .map(|l| l.split_whitespace().collect::<Vec<_>>())
-            .find(|f| f.len() >= 9 && f[0] == t.inv.name && f[1] == host)
+        let row = services::parse_servers(&answer)
+            .into_iter()
+            .find(|r| r.backend == t.inv.name && r.server == host)
             .with_context(|| format!("{}: the proxy has no server `{host}`", lb.host.name))?;
-        out.push((
-            lb.host.name.clone(),
-            Row {
-                status: row[3].to_string(),
-                scur: row[6].parse().unwrap_or(0),
-                check: row[8].to_string(),
-            },
-        ));
+        out.push((lb.host.name.clone(), row));
     }
     Ok(out)
 }
@@ -135,6 +133,26 @@ pub(crate) fn wait(
     }
 }
 
+/// What a command printed, for the operator: stdout and stderr each under
+/// its name, indented, or a note that it printed nothing.
+fn printed(out: &crate::transport::Output) -> String {
+    let mut s = String::new();
+    for (name, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        let text = text.trim_end();
+        if !text.is_empty() {
+            s.push_str(&format!("\n  {name}:"));
+            for l in text.lines() {
+                s.push_str(&format!("\n    {l}"));
+            }
+        }
+    }
+    if s.is_empty() {
+        " and printed nothing".into()
+    } else {
+        format!("; it printed:{s}")
+    }
+}
+
 pub(crate) fn healthy(r: &Row) -> bool {
     (r.status == "UP" || r.status == "DRAIN" || r.status == "no_check")
         && (r.check.starts_with("L7OK") || r.check.starts_with("L4OK") || r.check == "-")
@@ -142,10 +160,17 @@ pub(crate) fn healthy(r: &Row) -> bool {
 
 pub fn drain(a: StateArgs) -> anyhow::Result<ExitCode> {
     let t = target::open(&a.target)?;
-    set_state(&t, &a.host, "drain")?;
-    wait(&t, &a.host, a.timeout, "the end of its sessions", |r| {
-        r.scur == 0
-    })?;
+    let progress = Progress::new();
+    let line = progress.host(&a.host);
+    line.step("draining on every load balancer");
+    let r = set_state(&t, &a.host, "drain").and_then(|()| {
+        line.step("waiting for its sessions to end");
+        wait(&t, &a.host, a.timeout, "the end of its sessions", |r| {
+            r.scur == 0
+        })
+    });
+    line.done(if r.is_ok() { "drained" } else { "FAILED" });
+    r?;
     println!(
         "{} drained on every load balancer (no sessions left)",
         a.host
@@ -153,7 +178,7 @@ pub fn drain(a: StateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn maint(a: StateArgs) -> anyhow::Result<ExitCode> {
+pub fn maint(a: HostArgs) -> anyhow::Result<ExitCode> {
     let t = target::open(&a.target)?;
     set_state(&t, &a.host, "maint")?;
     println!(
@@ -163,7 +188,7 @@ pub fn maint(a: StateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn ready(a: StateArgs) -> anyhow::Result<ExitCode> {
+pub fn ready(a: HostArgs) -> anyhow::Result<ExitCode> {
     let t = target::open(&a.target)?;
     set_state(&t, &a.host, "ready")?;
     println!("{} takes traffic again on every load balancer", a.host);
@@ -253,22 +278,22 @@ pub fn rolling(a: RollingArgs) -> anyhow::Result<ExitCode> {
             line(h).say(&format!("{h}: running `{}`", a.exec));
             line(h).step(&format!("running `{}`", a.exec));
             let ht = t.hosts.iter().find(|x| &x.host.name == h).context("host")?;
-            let out = ht.transport()?.run(&a.exec)?;
+            let out = ht
+                .transport()?
+                .run(&a.exec)
+                .with_context(|| format!("{h}: running `{}`", a.exec))?;
             if !out.ok() {
                 set_state(&t, h, "maint")?;
                 line(h).done(&format!("FAILED (exit {}), in maintenance", out.status));
                 put_back(h)?;
-                let said = format!("{}{}", out.stdout, out.stderr);
-                let said = match said.trim() {
-                    "" => String::new(),
-                    s => format!(": {s}"),
-                };
                 bail!(
-                    "{h}: `{}` failed (exit {}){said}\n{h} stays in maintenance on every load balancer; fix it, then `vakt ready {h}`. The remaining hosts were not touched.",
+                    "{h}: `{}` failed (exit {}){}\n{h} stays in maintenance on every load balancer; fix it, then `vakt ready {h}`. The remaining hosts were not touched.",
                     a.exec,
                     out.status,
+                    printed(&out),
                 );
             }
+            line(h).say(&format!("{h}: `{}` exited 0{}", a.exec, printed(&out)));
         }
         for h in batch {
             line(h).step("waiting until every load balancer sees it UP");

@@ -18,7 +18,8 @@ pub struct TargetArgs {
     /// The inventory (default: the embedded local cluster, inventory/local.toml).
     #[arg(short, long, value_name = "FILE")]
     pub inventory: Option<PathBuf>,
-    /// Where local hosts keep their files (default: .vakt/<cluster>).
+    /// Where local hosts keep their files (default:
+    /// $XDG_STATE_HOME/vakt/<cluster>, else ~/.local/state/vakt/<cluster>).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 }
@@ -72,9 +73,35 @@ pub fn admin_socket(root: &str) -> String {
     format!("/tmp/vakt-{h}/admin.sock")
 }
 
+/// How a command treats the stats password.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// `up`: the password is needed; an all-local cluster gets one generated
+    /// once and kept in the state folder.
+    Create,
+    /// `plan`: the password is needed to compare the LBs' config, but never
+    /// created (a local cluster without a kept one was never brought up, so
+    /// its config is new anyway).
+    Require,
+    /// Every other command: the password when it is known, else nothing
+    /// (rendered files then carry [`PLACEHOLDER_HASH`]).
+    IfKnown,
+}
+
+/// What the stats users line holds when no password is known (`render`,
+/// `plan` before the first `up`). Not a sha-crypt hash, so the proxy's
+/// config check refuses a file that carries it.
+pub const PLACEHOLDER_HASH: &str =
+    "PLACEHOLDER-not-a-hash:no-stats-password-was-known;vakt-up-writes-the-real-hash";
+
 /// The stats password: `password_env`, `password_file`, or for an all-local
-/// cluster one generated once and kept in the state folder.
-fn stats_password(inv: &Inventory, state_dir: &Path) -> anyhow::Result<Option<String>> {
+/// cluster the one kept in the state folder (with `Secrets::Create`,
+/// generated once).
+fn stats_password(
+    inv: &Inventory,
+    state_dir: &Path,
+    secrets: Secrets,
+) -> anyhow::Result<Option<String>> {
     let Some(stats) = &inv.balancer.stats else {
         return Ok(None);
     };
@@ -89,10 +116,13 @@ fn stats_password(inv: &Inventory, state_dir: &Path) -> anyhow::Result<Option<St
             if let Ok(v) = std::fs::read_to_string(&saved) {
                 return Ok(Some(v.trim().to_string()));
             }
-            if !inv.hosts.iter().all(Host::is_local) {
-                bail!(
+            let all_local = inv.hosts.iter().all(Host::is_local);
+            match (secrets, all_local) {
+                (Secrets::IfKnown, _) | (Secrets::Require, true) => return Ok(None),
+                (Secrets::Require | Secrets::Create, false) => bail!(
                     "the stats password comes from ${var}, which is not set: export {var}=... and run again"
-                );
+                ),
+                (Secrets::Create, true) => {}
             }
             use rand::Rng;
             const CHARS: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -100,16 +130,48 @@ fn stats_password(inv: &Inventory, state_dir: &Path) -> anyhow::Result<Option<St
             let pw: String = (0..20)
                 .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
                 .collect();
-            std::fs::create_dir_all(state_dir)?;
-            write_private(&saved, &pw)?;
+            std::fs::create_dir_all(state_dir).with_context(|| {
+                format!(
+                    "creating the state folder {} (choose another with --state-dir)",
+                    state_dir.display()
+                )
+            })?;
+            write_private(&saved, &pw)
+                .with_context(|| format!("keeping the stats password in {}", saved.display()))?;
             Ok(Some(pw))
         }
-        Secret::File(p) => {
-            let v = std::fs::read_to_string(p)
-                .with_context(|| format!("reading the stats password from {}", p.display()))?;
-            Ok(Some(v.trim().to_string()))
-        }
+        Secret::File(p) => match std::fs::read_to_string(p) {
+            Ok(v) => Ok(Some(v.trim().to_string())),
+            Err(_) if secrets == Secrets::IfKnown => Ok(None),
+            Err(e) => Err(e).with_context(|| {
+                format!(
+                    "reading the stats password from {} (password_file in the inventory)",
+                    p.display()
+                )
+            }),
+        },
     }
+}
+
+/// Where local hosts keep their files when `--state-dir` is not given: one
+/// folder per cluster name in the user's state folder, whatever the working
+/// directory or the inventory's path. Local hosts are processes bound to
+/// this machine's loopback addresses, so their state is this machine's too:
+/// two folders could never both run the cluster.
+pub fn default_state_dir(cluster: &str) -> anyhow::Result<PathBuf> {
+    let base = match std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+    {
+        Some(p) => p,
+        None => match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            Some(home) => PathBuf::from(home).join(".local/state"),
+            None => bail!(
+                "neither XDG_STATE_HOME nor HOME is set, so local hosts have no state folder: pass --state-dir DIR"
+            ),
+        },
+    };
+    Ok(base.join("vakt").join(cluster))
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
@@ -138,6 +200,39 @@ pub fn stats_hash(inv: &Inventory, user: &str, pw: &str) -> String {
     vakt_runtime::auth::hash_password_with_salt(pw, &salt)
 }
 
+impl Target {
+    /// Runs `f` for every host, `forks` hosts at a time, taking them in
+    /// inventory order; the results come back in inventory order.
+    pub fn each_host<R: Send>(
+        &self,
+        forks: usize,
+        f: impl Fn(usize, &HostTarget) -> R + Sync,
+    ) -> Vec<R> {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let slots: Vec<std::sync::Mutex<Option<R>>> = self
+            .hosts
+            .iter()
+            .map(|_| std::sync::Mutex::new(None))
+            .collect();
+        std::thread::scope(|s| {
+            for _ in 0..forks.clamp(1, self.hosts.len().max(1)) {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(h) = self.hosts.get(i) else { break };
+                        let r = f(i, h);
+                        *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                    }
+                });
+            }
+        });
+        slots
+            .into_iter()
+            .filter_map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+            .collect()
+    }
+}
+
 impl HostTarget {
     /// The transport, or an error saying how this host would be reached.
     pub fn transport(&self) -> anyhow::Result<&dyn Transport> {
@@ -151,17 +246,21 @@ impl HostTarget {
     }
 }
 
-/// Opens the target; with `connect`, every remote host gets its SSH
-/// connection (in parallel) before anything else happens.
+/// Opens the target for a command that changes hosts: every remote host
+/// gets its SSH connection (in parallel) before anything else happens.
 pub fn open(args: &TargetArgs) -> anyhow::Result<Target> {
-    open_with(args, true)
+    open_with(args, true, Secrets::IfKnown)
 }
 
-pub fn open_with(args: &TargetArgs, connect: bool) -> anyhow::Result<Target> {
+/// Opens the target; with `connect`, every remote host gets its SSH
+/// connection. Only `Secrets::Create` writes anything on this machine (the
+/// generated stats password); local hosts' folders appear when files are
+/// put there.
+pub fn open_with(args: &TargetArgs, connect: bool, secrets: Secrets) -> anyhow::Result<Target> {
     let inv = inventory(args.inventory.as_deref())?;
     let state_dir = match &args.state_dir {
         Some(d) => d.clone(),
-        None => PathBuf::from(".vakt").join(&inv.name),
+        None => default_state_dir(&inv.name)?,
     };
     let state_dir = if state_dir.is_absolute() {
         state_dir
@@ -170,9 +269,10 @@ pub fn open_with(args: &TargetArgs, connect: bool) -> anyhow::Result<Target> {
     };
     let templates = Templates::with_overrides(inv.dir.as_deref())
         .context("reading templates/ next to the inventory")?;
-    let stats_password = stats_password(&inv, &state_dir)?;
+    let stats_password = stats_password(&inv, &state_dir, secrets)?;
     let hash = match (&inv.balancer.stats, &stats_password) {
         (Some(s), Some(p)) => Some(stats_hash(&inv, &s.user, p)),
+        (Some(_), None) => Some(PLACEHOLDER_HASH.to_string()),
         _ => None,
     };
     let remote = inv.hosts.iter().any(|h| !h.is_local());

@@ -47,8 +47,11 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e),
     };
-    let checks = crate::verify::run(&t, &sha);
+    let progress = crate::progress::Progress::new();
+    let line = progress.host("verify");
+    let checks = crate::verify::run(&t, &sha, &|s| line.step(s));
     let failed = checks.iter().filter(|c| !c.ok).count();
+    line.done(&format!("{} checks, {failed} failed", checks.len()));
     let secs = started.elapsed().as_secs_f64();
     match a.format {
         VerifyFormat::Text => {
@@ -178,8 +181,16 @@ pub struct AuditArgs {
 }
 
 pub fn audit(a: AuditArgs) -> anyhow::Result<ExitCode> {
-    let t = target::open_with(&a.target, !a.offline)?;
-    let obs = crate::audit::gather(&t, a.offline)?;
+    let t = target::open_with(&a.target, !a.offline, target::Secrets::IfKnown)?;
+    let progress = crate::progress::Progress::new();
+    let line = progress.host("audit");
+    let obs = crate::audit::gather(&t, a.offline, &|s| line.step(s));
+    line.done(if obs.is_ok() {
+        "evidence gathered"
+    } else {
+        "FAILED"
+    });
+    let obs = obs?;
     let report = crate::audit::judge_all(&t.inv, &obs, crate::audit::now());
     let body = match a.format {
         AuditFormat::Text => crate::audit_report::text(&report),

@@ -49,13 +49,20 @@ impl Transport for Local {
     }
 
     fn run(&self, cmd: &str) -> io::Result<Output> {
-        std::fs::create_dir_all(&self.root)?;
+        // Commands run in the host's folder, as on a real host from its
+        // root. A host never deployed has no folder yet, and looking at it
+        // (`status`, `plan`) must not create one: such commands run in `/`.
+        let cwd = if self.root.is_dir() {
+            self.root.as_path()
+        } else {
+            Path::new("/")
+        };
         let child = {
             let _spawning = FORK_LOCK.read().unwrap_or_else(|e| e.into_inner());
             Command::new("sh")
                 .arg("-c")
                 .arg(cmd)
-                .current_dir(&self.root)
+                .current_dir(cwd)
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::{local_inventory, tmp};
 use crate::support::{Conn, get, set_cookie_value, vakt};
 
-fn run(args: &[&str], inv: &Path, state: &Path) -> (i32, String, String) {
+pub(super) fn run(args: &[&str], inv: &Path, state: &Path) -> (i32, String, String) {
     let out = vakt()
         .args(args)
         .arg("-i")
@@ -36,16 +36,16 @@ impl Drop for Down<'_> {
 }
 
 /// A local cluster brought up by `vakt up`, stopped when dropped.
-struct Cluster {
-    dir: crate::support::TempDir,
-    inv: std::path::PathBuf,
-    state: std::path::PathBuf,
+pub(super) struct Cluster {
+    pub(super) dir: crate::support::TempDir,
+    pub(super) inv: std::path::PathBuf,
+    pub(super) state: std::path::PathBuf,
     /// The load balancer's listener.
-    lb: std::net::SocketAddr,
+    pub(super) lb: std::net::SocketAddr,
 }
 
 impl Cluster {
-    fn up(tag: &str) -> Cluster {
+    pub(super) fn up(tag: &str) -> Cluster {
         let dir = tmp(tag);
         let (inv, net, port) = local_inventory(dir.path(), "");
         let state = dir.path().join("state");
