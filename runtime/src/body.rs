@@ -18,20 +18,17 @@ use crate::upstream::UpstreamBody;
 use crate::exchange::Exchange;
 use crate::pool::Counters;
 
-/// The client's request body on its way to a server.
+/// The client's request body on its way to a server; counts its bytes in
+/// the frontend's `bin`.
 #[derive(Debug)]
 pub struct RequestBody {
-    /// `None` for a request rebuilt without a body (a replayed GET).
-    inner: Option<Incoming>,
-    frontend: Option<Arc<Counters>>,
+    inner: Incoming,
+    frontend: Arc<Counters>,
 }
 
 impl RequestBody {
     pub(crate) fn new(inner: Incoming, frontend: Arc<Counters>) -> Self {
-        RequestBody {
-            inner: Some(inner),
-            frontend: Some(frontend),
-        }
+        RequestBody { inner, frontend }
     }
 }
 
@@ -44,26 +41,21 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        let Some(inner) = &mut this.inner else {
-            return Poll::Ready(None);
-        };
-        let r = Pin::new(inner).poll_frame(cx);
+        let r = Pin::new(&mut this.inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(f))) = &r
-            && let (Some(d), Some(c)) = (f.data_ref(), &this.frontend)
+            && let Some(d) = f.data_ref()
         {
-            c.bin.fetch_add(d.len() as u64, Relaxed);
+            this.frontend.bin.fetch_add(d.len() as u64, Relaxed);
         }
         r
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+        self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner
-            .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), |b| b.size_hint())
+        self.inner.size_hint()
     }
 }
 

@@ -33,8 +33,6 @@ mod upstream;
 
 pub use config::Config;
 
-use std::path::Path;
-
 /// Why `vakt proxy` stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -48,11 +46,6 @@ pub enum ServeError {
     },
     #[error("{0}")]
     Io(#[from] std::io::Error),
-}
-
-/// `vakt proxy --check`: reads and checks a config file; `Ok` carries warnings.
-pub fn check(config_path: &Path) -> Result<config::Diagnostics, config::Diagnostics> {
-    config::load(config_path).map(|(_, warnings)| warnings)
 }
 
 /// How `vakt proxy` runs (its command-line flags).
@@ -81,15 +74,6 @@ pub fn load(opts: &ServeOptions) -> Result<(Config, config::Diagnostics), config
     } else {
         config::load(&opts.config)
     }
-}
-
-/// `vakt proxy --config FILE`: runs the proxy in the foreground until SIGTERM
-/// or SIGINT (graceful stop); SIGHUP reloads the file.
-pub fn serve(config_path: &Path) -> Result<(), ServeError> {
-    serve_with(ServeOptions {
-        config: config_path.to_path_buf(),
-        ..Default::default()
-    })
 }
 
 /// Runs the proxy as the options say; returns once it has stopped.
@@ -161,15 +145,14 @@ pub fn serve_with(opts: ServeOptions) -> Result<(), ServeError> {
     rt.block_on(async move {
         // Once we are accepting: systemd follows us, old processes finish.
         let started = process::handover(&soft_finish, upgrading);
-        supervisor::run(
+        supervisor::run(supervisor::Run {
             config,
             prebound,
             reload,
-            stop_signal(),
-            true,
+            shutdown: stop_signal(),
             workers,
             started,
-        )
+        })
         .await
     })
 }

@@ -8,7 +8,8 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use arc_swap::ArcSwap;
 use hyper::server::conn::http1;
@@ -18,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 
 use crate::client_io::ClientIo;
-use crate::exchange::Exchange;
+use crate::exchange::{Exchange, termination};
 use crate::proxy::{self, ConnInfo};
 use crate::shared::Shared;
 use crate::state::FrontendState;
@@ -156,9 +157,9 @@ async fn serve(
     let first = info.requests.load(Relaxed) == 0;
     let answer = match (&result, reject) {
         (_, Some(_)) if answered => None,
-        (_, Some(r)) => Some((r.status, *b"PR--")),
+        (_, Some(r)) => Some((r.status, termination(b'P', b'R', b'-'))),
         (Err(e), None) if e.is_timeout() && (first || client_state.mid_head.load(Relaxed)) => {
-            Some((408, *b"cR--"))
+            Some((408, termination(b'c', b'R', b'-')))
         }
         (Err(e), None) => {
             tracing::debug!(client = %peer, cause = %e, "client connection ended");
@@ -213,7 +214,7 @@ async fn linger(stream: &TcpStream) {
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut buf = [0u8; 4096];
     loop {
-        let Ok(Ok(())) = tokio::time::timeout_at(deadline.into(), stream.readable()).await else {
+        let Ok(Ok(())) = tokio::time::timeout_at(deadline, stream.readable()).await else {
             return;
         };
         match stream.try_read(&mut buf) {
@@ -228,7 +229,7 @@ async fn linger(stream: &TcpStream) {
 async fn write_all(stream: &TcpStream, mut data: &[u8]) -> std::io::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !data.is_empty() {
-        tokio::time::timeout_at(deadline.into(), stream.writable())
+        tokio::time::timeout_at(deadline, stream.writable())
             .await
             .map_err(|_| std::io::ErrorKind::TimedOut)??;
         match stream.try_write(data) {

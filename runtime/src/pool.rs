@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use crate::balance::Balancer;
 use crate::config;
@@ -349,6 +350,14 @@ impl Server {
     }
 }
 
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum QueueFail {
+    /// No server can take the request at all.
+    NoServer,
+    /// Servers exist but stayed full until `timeout queue`.
+    Timeout,
+}
+
 /// A backend: its servers, balancer and queue.
 #[derive(Debug)]
 pub struct Pool {
@@ -366,6 +375,83 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// A server for the request and its `maxconn` slot: the sticky one if any,
+    /// else the balancer's pick among usable servers with a free slot (backups
+    /// only when no active server is usable), waiting in queue while all are full.
+    pub(crate) async fn acquire(
+        &self,
+        sticky: Option<usize>,
+        ip: std::net::IpAddr,
+        exclude: Option<usize>,
+        deadline: Instant,
+    ) -> Result<(usize, Option<OwnedSemaphorePermit>), QueueFail> {
+        if let Some(i) = sticky {
+            let s = &self.servers[i];
+            let Some(sem) = &s.limit else {
+                return Ok((i, None));
+            };
+            if let Ok(p) = sem.clone().try_acquire_owned() {
+                return Ok((i, Some(p)));
+            }
+            s.rt.counters.enqueue();
+            let r = tokio::time::timeout_at(deadline, sem.clone().acquire_owned()).await;
+            s.rt.counters.dequeue();
+            return match r {
+                // The semaphore is never closed, so acquire cannot fail.
+                Ok(Ok(p)) => Ok((i, Some(p))),
+                _ => Err(QueueFail::Timeout),
+            };
+        }
+        let servers = &self.servers;
+        let free = |i: usize| {
+            servers[i]
+                .limit
+                .as_ref()
+                .is_none_or(|s| s.available_permits() > 0)
+        };
+        let usable = |i: usize| Some(i) != exclude && servers[i].usable();
+        let mut queued = false;
+        let result = loop {
+            let notified = self.slot_freed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let any_active = servers
+                .iter()
+                .enumerate()
+                .any(|(i, s)| !s.conf.backup && usable(i));
+            let balancer = if any_active {
+                &self.balancer
+            } else {
+                &self.backup_balancer
+            };
+            if let Some(i) = balancer.select(servers, ip, |i| usable(i) && free(i)) {
+                match &servers[i].limit {
+                    None => break Ok((i, None)),
+                    Some(sem) => {
+                        if let Ok(p) = sem.clone().try_acquire_owned() {
+                            break Ok((i, Some(p)));
+                        }
+                        continue;
+                    }
+                }
+            }
+            if balancer.select(servers, ip, usable).is_none() {
+                break Err(QueueFail::NoServer);
+            }
+            if !queued {
+                self.counters.enqueue();
+                queued = true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                break Err(QueueFail::Timeout);
+            }
+        };
+        if queued {
+            self.counters.dequeue();
+        }
+        result
+    }
+
     pub fn find(&self, name: &str) -> Option<&Server> {
         self.servers.iter().find(|s| &*s.name == name)
     }

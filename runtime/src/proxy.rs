@@ -6,7 +6,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
@@ -18,7 +19,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::body::{RequestBody, ResponseBody};
 use crate::exchange::{Exchange, termination};
 use crate::persist;
-use crate::pool::Pool;
+use crate::pool::{Pool, QueueFail};
 use crate::state::{FrontendState, client_ip};
 use crate::upstream::{Limits, SendError, Sent, ServerConn, UpstreamBody};
 
@@ -56,7 +57,7 @@ pub(crate) async fn handle(
 
     if req.method() == Method::CONNECT {
         fe.counters.ereq.fetch_add(1, Relaxed);
-        ex.termination = *b"PR--";
+        ex.termination = termination(b'P', b'R', b'-');
         return local(StatusCode::METHOD_NOT_ALLOWED, ex, true);
     }
 
@@ -81,7 +82,7 @@ pub(crate) async fn handle(
         .get(header::HOST)
         .and_then(|h| h.to_str().ok());
     let Some(pool) = fe.route(req.uri().path(), host).cloned() else {
-        ex.termination = *b"SC--";
+        ex.termination = termination(b'S', b'C', b'-');
         return local(StatusCode::SERVICE_UNAVAILABLE, ex, false);
     };
     ex.pool = Some(pool.clone());
@@ -112,19 +113,51 @@ async fn forward(
     let (mut parts, body) = req.into_parts();
     let conf = &pool.conf;
     let http_close = fe.conf.http_close || conf.http_close;
+    let (sticky, ck) = persistence(&pool, &mut parts.headers);
+    let forwardfor = fe.conf.forwardfor || conf.forwardfor;
+    prepare_request(&mut parts.headers, forwardfor, conn, http_close);
+    let method = parts.method.clone();
+    let req = Request::from_parts(parts, RequestBody::new(body, fe.counters.clone()));
 
-    // Persistence: a cookie naming a server that may serve it pins the request.
+    // Choose a server, waiting in queue if all slots are taken.
+    let queue_start = Instant::now();
+    let ip = client_ip(conn.client);
+    let deadline = queue_start + conf.timeout_queue;
+    let (idx, permit) = match pool.acquire(sticky, ip, None, deadline).await {
+        Ok(x) => x,
+        Err(q) => {
+            ex.tw = queue_start.elapsed().as_millis() as i64;
+            ex.termination = if q == QueueFail::Timeout {
+                termination(b's', b'Q', ck.seen)
+            } else {
+                termination(b'S', b'C', ck.seen)
+            };
+            return local(StatusCode::SERVICE_UNAVAILABLE, ex, false);
+        }
+    };
+    ex.tw = queue_start.elapsed().as_millis() as i64;
+    enter_server(&pool, idx, &mut ex, permit);
+
+    match dispatch(&pool, req, idx, ip, http_close, &mut ex, ck.seen, conn).await {
+        Ok((resp, idx)) => respond(resp, &pool, idx, sticky, ck, &method, http_close, ex),
+        Err((status, close)) => local(status, ex, close),
+    }
+}
+
+/// Persistence: a cookie naming a server that may serve it pins the
+/// request. Strips the cookie for `indirect`.
+fn persistence(pool: &Pool, headers: &mut HeaderMap) -> (Option<usize>, CookieLog) {
     let mut ck = CookieLog {
         seen: b'-',
         action: b'-',
     };
     let mut sticky = None;
-    if let Some(c) = &conf.cookie {
+    if let Some(c) = &pool.conf.cookie {
         ck = CookieLog {
             seen: b'N',
             action: b'N',
         };
-        if let Some(v) = persist::find(&parts.headers, &c.name) {
+        if let Some(v) = persist::find(headers, &c.name) {
             match pool.by_cookie(v) {
                 Some(i) if pool.servers[i].can_persist() => {
                     sticky = Some(i);
@@ -135,47 +168,43 @@ async fn forward(
             }
         }
         if c.indirect {
-            persist::strip(&mut parts.headers, &c.name);
+            persist::strip(headers, &c.name);
         }
     }
 
-    strip_hop_by_hop(&mut parts.headers);
-    if fe.conf.forwardfor || conf.forwardfor {
+    (sticky, ck)
+}
+
+/// The request as the server gets it: hop-by-hop fields out, our
+/// X-Forwarded-For in, `Connection: close` for `httpclose`.
+fn prepare_request(headers: &mut HeaderMap, forwardfor: bool, conn: &ConnInfo, http_close: bool) {
+    strip_hop_by_hop(headers);
+    if forwardfor {
         // HAProxy adds its own header line rather than editing an existing
         // one, so servers see every hop.
-        parts
-            .headers
-            .append(HeaderName::from_static("x-forwarded-for"), conn.xff.clone());
+        headers.append(HeaderName::from_static("x-forwarded-for"), conn.xff.clone());
     }
     if http_close {
-        parts
-            .headers
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    let method = parts.method.clone();
-    let mut req = Request::from_parts(parts, RequestBody::new(body, fe.counters.clone()));
+}
 
-    // Choose a server, waiting in queue if all slots are taken.
-    let queue_start = Instant::now();
-    let ip = client_ip(conn.client);
-    let deadline = queue_start + conf.timeout_queue;
-    let (mut idx, permit) = match acquire(&pool, sticky, ip, None, deadline).await {
-        Ok(x) => x,
-        Err(q) => {
-            ex.tw = queue_start.elapsed().as_millis() as i64;
-            ex.termination = if q == QueueFail::Timeout {
-                *b"sQ--"
-            } else {
-                *b"SC--"
-            };
-            ex.termination[2] = ck.seen;
-            return local(StatusCode::SERVICE_UNAVAILABLE, ex, false);
-        }
-    };
-    ex.tw = queue_start.elapsed().as_millis() as i64;
-    enter_server(&pool, idx, &mut ex, permit);
-
-    // Connect and send, with retries; the last retry may go elsewhere.
+/// Connects and sends, with retries; the last retry may go elsewhere. On
+/// success, the response and the server that gave it; on failure, the
+/// status the proxy answers (the exchange carries the termination state).
+#[allow(clippy::too_many_arguments)] // one request's context, used once
+async fn dispatch(
+    pool: &Pool,
+    mut req: Request<RequestBody>,
+    mut idx: usize,
+    ip: std::net::IpAddr,
+    http_close: bool,
+    ex: &mut Exchange,
+    cookie_seen: u8,
+    conn: &ConnInfo,
+) -> Result<(Response<UpstreamBody>, usize), (StatusCode, bool)> {
+    let fe = ex.fe.clone();
+    let conf = &pool.conf;
     let connect_start = Instant::now();
     let limits = Limits {
         timeout: conf.timeout_server,
@@ -183,12 +212,13 @@ async fn forward(
     };
     let mut attempts = 0u32;
     let mut moved_after_drop = false;
-    let resp = loop {
+    loop {
         let server = &pool.servers[idx];
         match send(server, req, conf.timeout_connect, limits, http_close).await {
             Attempt::Ok(resp, tc) => {
                 ex.tc = tc;
-                break resp;
+                ex.tr = connect_start.elapsed().as_millis() as i64 - ex.tc.max(0);
+                return Ok((resp, idx));
             }
             Attempt::ConnectFailed(back, err) => {
                 tracing::debug!(server = %server.name, cause = %err, "connect failed");
@@ -197,8 +227,8 @@ async fn forward(
                 req = back;
                 if attempts >= conf.retries {
                     ex.tc = connect_start.elapsed().as_millis() as i64;
-                    ex.termination = termination(b'S', b'C', ck.seen);
-                    return local(StatusCode::SERVICE_UNAVAILABLE, ex, false);
+                    ex.termination = termination(b'S', b'C', cookie_seen);
+                    return Err((StatusCode::SERVICE_UNAVAILABLE, false));
                 }
                 attempts += 1;
                 ex.retries = attempts;
@@ -208,11 +238,10 @@ async fn forward(
                 if conf.redispatch && last {
                     // Redispatch: give up the pinned server for any other.
                     let deadline = Instant::now() + conf.timeout_queue;
-                    if let Ok((other, permit)) = acquire(&pool, None, ip, Some(idx), deadline).await
-                    {
-                        leave_server(&pool, idx, &mut ex);
+                    if let Ok((other, permit)) = pool.acquire(None, ip, Some(idx), deadline).await {
+                        leave_server(pool, idx, ex);
                         idx = other;
-                        enter_server(&pool, idx, &mut ex, permit);
+                        enter_server(pool, idx, ex, permit);
                         ex.redispatched = true;
                         pool.counters.wredis.fetch_add(1, Relaxed);
                         pool.servers[idx].rt.counters.wredis.fetch_add(1, Relaxed);
@@ -235,16 +264,16 @@ async fn forward(
                 let other = if moved_after_drop {
                     None
                 } else {
-                    acquire(&pool, None, ip, Some(idx), deadline).await.ok()
+                    pool.acquire(None, ip, Some(idx), deadline).await.ok()
                 };
                 let Some((other, permit)) = other else {
-                    ex.termination = termination(b'S', b'H', ck.seen);
-                    return local(StatusCode::BAD_GATEWAY, ex, false);
+                    ex.termination = termination(b'S', b'H', cookie_seen);
+                    return Err((StatusCode::BAD_GATEWAY, false));
                 };
                 moved_after_drop = true;
-                leave_server(&pool, idx, &mut ex);
+                leave_server(pool, idx, ex);
                 idx = other;
-                enter_server(&pool, idx, &mut ex, permit);
+                enter_server(pool, idx, ex, permit);
                 attempts += 1;
                 ex.retries = attempts;
                 ex.redispatched = true;
@@ -254,15 +283,15 @@ async fn forward(
             Attempt::Timeout => {
                 server.rt.counters.eresp.fetch_add(1, Relaxed);
                 pool.counters.eresp.fetch_add(1, Relaxed);
-                ex.termination = termination(b's', b'H', ck.seen);
-                return local(StatusCode::GATEWAY_TIMEOUT, ex, false);
+                ex.termination = termination(b's', b'H', cookie_seen);
+                return Err((StatusCode::GATEWAY_TIMEOUT, false));
             }
             Attempt::Failed(err) => {
                 tracing::debug!(server = %server.name, cause = %err, "server failed before answering");
                 server.rt.counters.eresp.fetch_add(1, Relaxed);
                 pool.counters.eresp.fetch_add(1, Relaxed);
-                ex.termination = termination(b'S', b'H', ck.seen);
-                return local(StatusCode::BAD_GATEWAY, ex, false);
+                ex.termination = termination(b'S', b'H', cookie_seen);
+                return Err((StatusCode::BAD_GATEWAY, false));
             }
             Attempt::Client(err) => {
                 // The client's body failed while being forwarded: the answer
@@ -272,20 +301,35 @@ async fn forward(
                 let (status, term) = if let Some(r) = state.rejection() {
                     state.answered.store(true, Relaxed);
                     fe.counters.ereq.fetch_add(1, Relaxed);
-                    (r.status, termination(b'P', b'R', ck.seen))
+                    (r.status, termination(b'P', b'R', cookie_seen))
                 } else if state.timed_out.load(Relaxed) {
-                    (408, termination(b'c', b'D', ck.seen))
+                    (408, termination(b'c', b'D', cookie_seen))
                 } else {
-                    (400, termination(b'C', b'D', ck.seen))
+                    (400, termination(b'C', b'D', cookie_seen))
                 };
                 ex.termination = term;
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-                return local(status, ex, true);
+                return Err((status, true));
             }
         }
-    };
-    ex.tr = connect_start.elapsed().as_millis() as i64 - ex.tc.max(0);
+    }
+}
 
+/// The server's response as the client gets it: our version, hop-by-hop
+/// fields out, the persistence cookie (re)inserted, counters raised.
+#[allow(clippy::too_many_arguments)] // one request's context, used once
+fn respond(
+    resp: Response<UpstreamBody>,
+    pool: &Pool,
+    idx: usize,
+    sticky: Option<usize>,
+    mut ck: CookieLog,
+    method: &Method,
+    http_close: bool,
+    mut ex: Exchange,
+) -> Response<ResponseBody> {
+    let fe = ex.fe.clone();
+    let conf = &pool.conf;
     let (mut parts, body) = resp.into_parts();
     // The client talks to us, not to the server: our version, whatever the
     // server spoke (hyper answers an HTTP/1.0 client in kind).
@@ -306,7 +350,7 @@ async fn forward(
         {
             parts.headers.append(header::SET_COOKIE, set.clone());
             ck.action = b'I';
-            if c.nocache && persist::is_cacheable(&method, status, &parts.headers) {
+            if c.nocache && persist::is_cacheable(method, status, &parts.headers) {
                 parts
                     .headers
                     .append(header::CACHE_CONTROL, HeaderValue::from_static("private"));
@@ -338,94 +382,6 @@ fn leave_server(pool: &Pool, idx: usize, ex: &mut Exchange) {
     pool.servers[idx].rt.counters.leave();
     ex.server = None;
     ex.permit = None;
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum QueueFail {
-    /// No server can take the request at all.
-    NoServer,
-    /// Servers exist but stayed full until `timeout queue`.
-    Timeout,
-}
-
-/// A server for the request and its `maxconn` slot: the sticky one if any,
-/// else the balancer's pick among usable servers with a free slot (backups
-/// only when no active server is usable), waiting in queue while all are full.
-async fn acquire(
-    pool: &Pool,
-    sticky: Option<usize>,
-    ip: std::net::IpAddr,
-    exclude: Option<usize>,
-    deadline: Instant,
-) -> Result<(usize, Option<OwnedSemaphorePermit>), QueueFail> {
-    if let Some(i) = sticky {
-        let s = &pool.servers[i];
-        let Some(sem) = &s.limit else {
-            return Ok((i, None));
-        };
-        if let Ok(p) = sem.clone().try_acquire_owned() {
-            return Ok((i, Some(p)));
-        }
-        s.rt.counters.enqueue();
-        let r = tokio::time::timeout_at(deadline.into(), sem.clone().acquire_owned()).await;
-        s.rt.counters.dequeue();
-        return match r {
-            // The semaphore is never closed, so acquire cannot fail.
-            Ok(Ok(p)) => Ok((i, Some(p))),
-            _ => Err(QueueFail::Timeout),
-        };
-    }
-    let servers = &pool.servers;
-    let free = |i: usize| {
-        servers[i]
-            .limit
-            .as_ref()
-            .is_none_or(|s| s.available_permits() > 0)
-    };
-    let usable = |i: usize| Some(i) != exclude && servers[i].usable();
-    let mut queued = false;
-    let result = loop {
-        let notified = pool.slot_freed.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let any_active = servers
-            .iter()
-            .enumerate()
-            .any(|(i, s)| !s.conf.backup && usable(i));
-        let balancer = if any_active {
-            &pool.balancer
-        } else {
-            &pool.backup_balancer
-        };
-        if let Some(i) = balancer.select(servers, ip, |i| usable(i) && free(i)) {
-            match &servers[i].limit {
-                None => break Ok((i, None)),
-                Some(sem) => {
-                    if let Ok(p) = sem.clone().try_acquire_owned() {
-                        break Ok((i, Some(p)));
-                    }
-                    continue;
-                }
-            }
-        }
-        if balancer.select(servers, ip, usable).is_none() {
-            break Err(QueueFail::NoServer);
-        }
-        if !queued {
-            pool.counters.enqueue();
-            queued = true;
-        }
-        if tokio::time::timeout_at(deadline.into(), notified)
-            .await
-            .is_err()
-        {
-            break Err(QueueFail::Timeout);
-        }
-    };
-    if queued {
-        pool.counters.dequeue();
-    }
-    result
 }
 
 enum Attempt {
@@ -636,7 +592,7 @@ fn stats_page(
             .check(req.headers().get(header::AUTHORIZATION))
             .is_none()
     {
-        ex.termination = *b"PR--";
+        ex.termination = termination(b'P', b'R', b'-');
         let mut r = local(StatusCode::UNAUTHORIZED, ex, false);
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, page.challenge.clone());

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, watch};
@@ -34,21 +34,36 @@ struct Bound {
 /// Reads the config again (the file may have changed since start).
 pub type Reloader = Box<dyn Fn() -> Result<Config, Diagnostics> + Send + Sync>;
 
+/// What [`run`] needs: the config and the sockets bound for it before the
+/// runtime started, how to read the config again, when to stop, the worker
+/// runtimes connections run on, and what to do once every listener serves.
+pub struct Run<S, R> {
+    pub config: Config,
+    /// Sockets the caller bound (before daemonizing) or inherited (`-x`).
+    pub prebound: Vec<(SocketAddr, std::net::TcpListener)>,
+    pub reload: Reloader,
+    /// Resolves when the process should stop (SIGTERM, SIGINT, SIGUSR1).
+    pub shutdown: S,
+    /// Runtimes that serve connections; empty = serve on the current one.
+    pub workers: Vec<tokio::runtime::Handle>,
+    /// Awaited once every listener accepts (systemd, `-sf`, the upgrader).
+    pub started: R,
+}
+
+/// Binds, serves and reloads (SIGHUP or the admin socket) until `shutdown`.
 pub async fn run(
-    config: Config,
-    prebound: Vec<(SocketAddr, std::net::TcpListener)>,
-    reload: Reloader,
-    shutdown: impl Future<Output = ()>,
-    reload_on_sighup: bool,
-    workers: Vec<tokio::runtime::Handle>,
-    started: impl Future<Output = ()>,
+    run: Run<impl Future<Output = ()>, impl Future<Output = ()>>,
 ) -> Result<(), ServeError> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = if reload_on_sighup {
-        Some(signal(SignalKind::hangup())?)
-    } else {
-        None
-    };
+    let Run {
+        config,
+        prebound,
+        reload,
+        shutdown,
+        workers,
+        started,
+    } = run;
+    let mut hup = signal(SignalKind::hangup())?;
     let logger = Arc::new(Logger::new(&config.global.log, config.global.log_facility)?);
     let global_conns = Arc::new(AtomicU64::new(0));
     let maxconn = config.global.maxconn;
@@ -106,12 +121,7 @@ pub async fn run(
     loop {
         let outcome_tx = tokio::select! {
             _ = &mut shutdown => break,
-            _ = async {
-                match &mut hup {
-                    Some(h) => { h.recv().await; }
-                    None => std::future::pending::<()>().await,
-                }
-            } => None,
+            _ = hup.recv() => None,
             Some(tx) = reload_rx.recv() => Some(tx),
         };
         let result = match reload() {

@@ -145,7 +145,7 @@ impl UpstreamBody {
             && conn.buf.is_empty()
         {
             let mut conn = conn;
-            conn.idle_since = std::time::Instant::now();
+            conn.idle_since = tokio::time::Instant::now();
             idle.put(conn);
         }
     }

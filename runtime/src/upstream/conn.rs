@@ -36,7 +36,7 @@ pub struct ServerConn {
     /// Requests sent on it so far (0 = fresh).
     pub uses: u32,
     /// When it last went back to the idle pool.
-    pub idle_since: std::time::Instant,
+    pub idle_since: tokio::time::Instant,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +95,7 @@ impl ServerConn {
             stream,
             buf: BytesMut::with_capacity(READ_CHUNK),
             uses: 0,
-            idle_since: std::time::Instant::now(),
+            idle_since: tokio::time::Instant::now(),
         })
     }
 
