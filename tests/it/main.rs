@@ -14,3 +14,4 @@ mod lab_systemd;
 mod lab_verify;
 mod lab_zero_downtime;
 mod proxy;
+mod tidy;
