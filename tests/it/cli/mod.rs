@@ -7,6 +7,7 @@ mod demo_shop;
 mod deploy;
 mod manual;
 mod password;
+mod proxy_config;
 mod render;
 mod vagrant;
 mod validate;
