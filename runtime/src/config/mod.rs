@@ -7,12 +7,14 @@
 //! The model is HAProxy's: a [`Frontend`] accepts connections and picks a
 //! [`Backend`]; a TOML `[[listen]]` is one of each under the same name.
 
+mod defaults;
 mod diag;
 mod emit;
 mod haproxy;
 pub(crate) mod limits;
 pub mod reader;
 mod toml;
+mod value;
 
 pub use diag::{Diagnostic, Diagnostics, Severity, Source, closest};
 pub use emit::{to_inventory_fragment, to_toml};
