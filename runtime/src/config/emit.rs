@@ -1,27 +1,14 @@
 //! Writes a [`Config`] back out as the proxy's TOML (what `vakt import`
-//! prints for a haproxy.cfg), and the `[balancer]` fragment of an inventory.
+//! prints for a haproxy.cfg). The inventory's `[balancer]` fragment is the
+//! CLI's format and is written there (`commands::import`).
 //! Built with `toml_edit`, so every string is quoted and escaped correctly.
 //! Only what the TOML format can express is written: frontends that route
 //! to several backends are refused with the reason.
 
-use std::time::Duration;
-
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, value};
 
+use super::reader::format_duration;
 use super::*;
-
-fn dur(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms.is_multiple_of(3_600_000) && ms > 0 {
-        format!("{}h", ms / 3_600_000)
-    } else if ms.is_multiple_of(60_000) && ms > 0 {
-        format!("{}m", ms / 60_000)
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
-}
 
 /// The proxy TOML for `c`. `hash` turns a plain-text stats password into a
 /// crypt hash (plain text is refused in TOML).
@@ -86,14 +73,17 @@ pub fn to_toml(c: &Config, hash: &dyn Fn(&str) -> String) -> Result<String, Stri
         t["dontlognull"] = value(fe.dontlognull);
         let mut timeout = InlineTable::new();
         if let Some(be) = be {
-            timeout.insert("connect", dur(be.timeout_connect).into());
+            timeout.insert("connect", format_duration(be.timeout_connect).into());
         }
-        timeout.insert("client", dur(fe.timeout_client).into());
+        timeout.insert("client", format_duration(fe.timeout_client).into());
         if let Some(be) = be {
-            timeout.insert("server", dur(be.timeout_server).into());
-            timeout.insert("queue", dur(be.timeout_queue).into());
+            timeout.insert("server", format_duration(be.timeout_server).into());
+            timeout.insert("queue", format_duration(be.timeout_queue).into());
         }
-        timeout.insert("http_request", dur(fe.timeout_http_request).into());
+        timeout.insert(
+            "http_request",
+            format_duration(fe.timeout_http_request).into(),
+        );
         t["timeout"] = value(timeout);
         if let Some(ck) = be.and_then(|b| b.cookie.as_ref()) {
             let mut it = InlineTable::new();
@@ -122,7 +112,7 @@ pub fn to_toml(c: &Config, hash: &dyn Fn(&str) -> String) -> Result<String, Stri
             }
             it.insert("users", users.into());
             if let Some(r) = st.refresh {
-                it.insert("refresh", dur(r).into());
+                it.insert("refresh", format_duration(r).into());
             }
             t["stats"] = value(it);
         }
@@ -162,53 +152,13 @@ fn check_table(c: &Check) -> InlineTable {
     if let Some(p) = &c.path {
         it.insert("path", p.as_str().into());
     }
-    it.insert("interval", dur(c.interval).into());
+    it.insert("interval", format_duration(c.interval).into());
     it.insert("rise", i64::from(c.rise).into());
     it.insert("fall", i64::from(c.fall).into());
     if c.path.is_some() {
         it.insert("expect", c.expect.to_string().into());
     }
     it
-}
-
-/// The `[balancer]` table of an inventory, from the first listener.
-pub fn to_inventory_fragment(c: &Config) -> Result<String, String> {
-    let fe = c.frontends.first().ok_or("no listener to describe")?;
-    let be = fe
-        .default_backend
-        .map(|i| &c.backends[i])
-        .ok_or("the first listener has no backend")?;
-    let mut t = Table::new();
-    t["balance"] = value(be.balance.as_str());
-    if let Some(ck) = &be.cookie {
-        t["cookie"] = value(ck.name.as_str());
-    }
-    if let Some(ch) = be.servers.iter().find_map(|s| s.check.as_ref()) {
-        let mut it = InlineTable::new();
-        if let Some(p) = &ch.path {
-            it.insert("path", p.as_str().into());
-        }
-        it.insert("interval", dur(ch.interval).into());
-        it.insert("rise", i64::from(ch.rise).into());
-        it.insert("fall", i64::from(ch.fall).into());
-        t["health"] = value(it);
-    }
-    t["retries"] = value(i64::from(be.retries));
-    t["redispatch"] = value(be.redispatch);
-    t["maxconn"] = value(fe.maxconn as i64);
-    if let Some(st) = &fe.stats {
-        let mut it = InlineTable::new();
-        it.insert("uri", st.uri.as_str().into());
-        it.insert("realm", st.realm.as_str().into());
-        if let Some(u) = st.users.first() {
-            it.insert("user", u.name.as_str().into());
-        }
-        it.insert("password_env", "VAKT_STATS_PASSWORD".into());
-        t["stats"] = value(it);
-    }
-    let mut doc = DocumentMut::new();
-    doc["balancer"] = Item::Table(t);
-    Ok(doc.to_string())
 }
 
 #[cfg(test)]
@@ -232,10 +182,5 @@ mod tests {
         );
         assert_eq!(back.frontends[0].bind, c.frontends[0].bind);
         assert!(text.contains("admin:$6$x$22"), "{text}");
-        let frag = to_inventory_fragment(&c).unwrap();
-        assert!(
-            frag.contains("[balancer]") && frag.contains("cookie = \"SERVERID\""),
-            "{frag}"
-        );
     }
 }

@@ -17,7 +17,7 @@ mod toml;
 mod value;
 
 pub use diag::{Diagnostic, Diagnostics, Severity, Source, closest};
-pub use emit::{to_inventory_fragment, to_toml};
+pub use emit::to_toml;
 pub use haproxy::{from_haproxy, load_haproxy};
 pub use toml::{from_toml, load};
 
