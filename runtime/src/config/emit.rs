@@ -7,8 +7,8 @@
 
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, value};
 
-use super::reader::format_duration;
 use super::*;
+use crate::config::reader::format_duration;
 
 /// The proxy TOML for `c`. `hash` turns a plain-text stats password into a
 /// crypt hash (plain text is refused in TOML).

@@ -13,9 +13,9 @@ use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
-use super::limits::{MAX_CONN, MAX_RETRIES, MAX_RISE_FALL, MAX_THREADS};
 use super::*;
 use crate::config::defaults::{self, Settings};
+use crate::config::limits::{MAX_CONN, MAX_RETRIES, MAX_RISE_FALL, MAX_THREADS};
 use crate::config::value::{parse_addr, parse_balance};
 
 /// Reads and checks a haproxy.cfg file; environment variables come from the
@@ -146,10 +146,10 @@ fn parse_time(s: &str) -> Result<Duration, String> {
             .parse::<u64>()
             .ok()
             .map(Duration::from_millis)
-            .filter(|d| *d <= super::reader::MAX_DURATION)
+            .filter(|d| *d <= crate::config::reader::MAX_DURATION)
             .ok_or_else(|| format!("\"{s}\" is too large: at most 2147483647 (ms)"));
     }
-    super::reader::parse_duration(s)
+    crate::config::reader::parse_duration(s)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use toml_edit::{Item, TableLike};
 
-use super::diag::{Diagnostics, Source, closest};
+use crate::config::diag::{Diagnostics, Source, closest};
 
 /// Parses `src` as TOML; a syntax error becomes one diagnostic.
 pub fn parse(src: &Source) -> Result<toml_edit::Document<String>, Diagnostics> {

@@ -9,10 +9,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use super::limits;
-use super::reader::{self, Fields};
 use super::*;
 use crate::config::defaults::{self, Settings};
+use crate::config::limits;
+use crate::config::reader::{self, Fields};
 use crate::config::value::{parse_addr, parse_balance};
 
 /// Reads and checks a TOML config file.

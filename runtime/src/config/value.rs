@@ -18,7 +18,7 @@ pub(crate) fn parse_balance(v: &str) -> Option<Balance> {
     }
 }
 
-/// Parses "IP:PORT" (IPv6 as "[::1]:80"). Host names are refused: the proxy
+/// Parses `"IP:PORT"` (IPv6 as `"[::1]:80"`). Host names are refused: the proxy
 /// never resolves names (no NSS in a static binary, no surprise DNS at 3 a.m.).
 pub(crate) fn parse_addr(s: &str) -> Result<SocketAddr, String> {
     s.parse::<SocketAddr>().map_err(|_| {
