@@ -61,27 +61,26 @@ pub fn from_toml(src: &Source) -> Result<(Config, Diagnostics), Diagnostics> {
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut binds: HashMap<SocketAddr, String> = HashMap::new();
     for mut l in root.tables("listen", &mut d) {
-        if let Some((fe, be)) = read_listen(&mut l, &base, backends.len(), &mut d) {
-            if names.insert(fe.name.clone(), 0).is_some() {
-                d.error(
+        let (fe, be) = read_listen(&mut l, &base, backends.len(), &mut d);
+        if names.insert(fe.name.clone(), 0).is_some() {
+            d.error(
+                src,
+                l.span(),
+                format!("two [[listen]] sections are named `{}`", fe.name),
+            );
+        }
+        for b in &fe.bind {
+            if let Some(other) = binds.insert(*b, fe.name.clone()) {
+                d.error_hint(
                     src,
                     l.span(),
-                    format!("two [[listen]] sections are named `{}`", fe.name),
+                    format!("`{}` binds {b}, which `{other}` binds already", fe.name),
+                    "give each listener its own address or port",
                 );
             }
-            for b in &fe.bind {
-                if let Some(other) = binds.insert(*b, fe.name.clone()) {
-                    d.error_hint(
-                        src,
-                        l.span(),
-                        format!("`{}` binds {b}, which `{other}` binds already", fe.name),
-                        "give each listener its own address or port",
-                    );
-                }
-            }
-            frontends.push(fe);
-            backends.push(be);
         }
+        frontends.push(fe);
+        backends.push(be);
         l.finish(&mut d);
     }
     if frontends.is_empty() && !d.has_errors() {
@@ -281,7 +280,7 @@ fn read_listen(
     base: &Settings,
     index: usize,
     d: &mut Diagnostics,
-) -> Option<(Frontend, Backend)> {
+) -> (Frontend, Backend) {
     let name = read_listen_name(l, index, d);
     let s = read_settings(l, base, d);
     let bind = read_bind(l, &name, d);
@@ -322,7 +321,7 @@ fn read_listen(
         ..s.frontend(name.clone(), bind)
     };
     let be = s.backend(name, cookie, servers);
-    Some((fe, be))
+    (fe, be)
 }
 
 /// The listener's `name`; without one, `listen{index}` stands in so later

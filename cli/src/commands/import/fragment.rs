@@ -9,7 +9,7 @@ use vakt_runtime::config::Config;
 use vakt_runtime::config::reader::format_duration;
 
 /// The `[balancer]` table of an inventory, from the first listener.
-pub fn to_inventory_fragment(c: &Config) -> Result<String, String> {
+pub(crate) fn to_inventory_fragment(c: &Config) -> Result<String, String> {
     let fe = c.frontends.first().ok_or("no listener to describe")?;
     let be = fe
         .default_backend
