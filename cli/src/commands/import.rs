@@ -1,6 +1,10 @@
 //! `vakt import haproxy.cfg`: prints the equivalent proxy TOML (or, with
 //! `--inventory-fragment`, the `[balancer]` table of an inventory), with a
-//! comment for every keyword that was modernised on the way.
+//! comment for every keyword that was modernised on the way. The runtime
+//! reads haproxy.cfg and writes proxy TOML; the inventory fragment, being the
+//! CLI's format, is written by [`fragment`].
+
+mod fragment;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,7 +29,7 @@ pub fn run(a: ImportArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let body = if a.inventory_fragment {
-        vakt_runtime::config::to_inventory_fragment(&config)
+        fragment::to_inventory_fragment(&config)
     } else {
         vakt_runtime::config::to_toml(&config, &|pw| vakt_runtime::auth::hash_password(pw))
     }

@@ -161,6 +161,16 @@ impl Diagnostics {
             .sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     }
 
+    /// The end of a reader: sorted, `Err` with everything if any is an
+    /// error, else `value` with the warnings.
+    pub fn into_result<T>(mut self, value: T) -> Result<(T, Diagnostics), Diagnostics> {
+        self.sort();
+        if self.has_errors() {
+            return Err(self);
+        }
+        Ok((value, self))
+    }
+
     pub fn extend(&mut self, other: Diagnostics) {
         self.items.extend(other.items);
     }

@@ -1,33 +1,36 @@
 //! Writes a [`Config`] back out as the proxy's TOML (what `vakt import`
-//! prints for a haproxy.cfg), and the `[balancer]` fragment of an inventory.
+//! prints for a haproxy.cfg). The inventory's `[balancer]` fragment is the
+//! CLI's format and is written there (`commands::import`).
 //! Built with `toml_edit`, so every string is quoted and escaped correctly.
 //! Only what the TOML format can express is written: frontends that route
 //! to several backends are refused with the reason.
 
-use std::time::Duration;
-
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, value};
 
 use super::*;
-
-fn dur(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms.is_multiple_of(3_600_000) && ms > 0 {
-        format!("{}h", ms / 3_600_000)
-    } else if ms.is_multiple_of(60_000) && ms > 0 {
-        format!("{}m", ms / 60_000)
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
-}
+use crate::config::reader::format_duration;
 
 /// The proxy TOML for `c`. `hash` turns a plain-text stats password into a
 /// crypt hash (plain text is refused in TOML).
 pub fn to_toml(c: &Config, hash: &dyn Fn(&str) -> String) -> Result<String, String> {
     let mut doc = DocumentMut::new();
-    let g = &c.global;
+    doc["global"] = Item::Table(global_table(&c.global));
+    let mut listens = ArrayOfTables::new();
+    for fe in &c.frontends {
+        if !fe.routes.is_empty() {
+            return Err(format!(
+                "frontend `{}` routes requests with acls to several backends, which the TOML format cannot express yet; keep running it with `vakt proxy -f`",
+                fe.name
+            ));
+        }
+        let be = fe.default_backend.map(|i| &c.backends[i]);
+        listens.push(listen_table(fe, be, hash));
+    }
+    doc["listen"] = Item::ArrayOfTables(listens);
+    Ok(doc.to_string())
+}
+
+fn global_table(g: &Global) -> Table {
     let mut global = Table::new();
     global["maxconn"] = value(g.maxconn as i64);
     global["log"] = value(match g.log {
@@ -56,105 +59,110 @@ pub fn to_toml(c: &Config, hash: &dyn Fn(&str) -> String) -> Result<String, Stri
     if let Some(gr) = &g.group {
         global["group"] = value(gr.as_str());
     }
-    doc["global"] = Item::Table(global);
+    global
+}
 
-    let mut listens = ArrayOfTables::new();
-    for fe in &c.frontends {
-        if !fe.routes.is_empty() {
-            return Err(format!(
-                "frontend `{}` routes requests with acls to several backends, which the TOML format cannot express yet; keep running it with `vakt proxy -f`",
-                fe.name
-            ));
-        }
-        let be = fe.default_backend.map(|i| &c.backends[i]);
-        let mut t = Table::new();
-        t["name"] = value(fe.name.as_str());
-        let mut bind = Array::new();
-        for b in &fe.bind {
-            bind.push(b.to_string());
-        }
-        t["bind"] = value(bind);
-        if let Some(be) = be {
-            t["balance"] = value(be.balance.as_str());
-            t["retries"] = value(i64::from(be.retries));
-            t["redispatch"] = value(be.redispatch);
-        }
-        t["maxconn"] = value(fe.maxconn as i64);
-        t["http_close"] = value(fe.http_close || be.is_some_and(|b| b.http_close));
-        t["forwardfor"] = value(fe.forwardfor || be.is_some_and(|b| b.forwardfor));
-        t["log_format"] = value(if fe.log.is_some() { "httplog" } else { "off" });
-        t["dontlognull"] = value(fe.dontlognull);
-        let mut timeout = InlineTable::new();
-        if let Some(be) = be {
-            timeout.insert("connect", dur(be.timeout_connect).into());
-        }
-        timeout.insert("client", dur(fe.timeout_client).into());
-        if let Some(be) = be {
-            timeout.insert("server", dur(be.timeout_server).into());
-            timeout.insert("queue", dur(be.timeout_queue).into());
-        }
-        timeout.insert("http_request", dur(fe.timeout_http_request).into());
-        t["timeout"] = value(timeout);
-        if let Some(ck) = be.and_then(|b| b.cookie.as_ref()) {
-            let mut it = InlineTable::new();
-            it.insert("name", ck.name.as_str().into());
-            it.insert("mode", "insert".into());
-            it.insert("indirect", ck.indirect.into());
-            it.insert("nocache", ck.nocache.into());
-            t["cookie"] = value(it);
-        }
-        // The listener's check: the first checked server's.
-        let check = be.and_then(|b| b.servers.iter().find_map(|s| s.check.clone()));
-        if let Some(ch) = &check {
-            t["check"] = value(check_table(ch));
-        }
-        if let Some(st) = &fe.stats {
-            let mut it = InlineTable::new();
-            it.insert("uri", st.uri.as_str().into());
-            it.insert("realm", st.realm.as_str().into());
-            let mut users = Array::new();
-            for u in &st.users {
-                let h = match &u.password {
-                    Password::Hash(h) => h.clone(),
-                    Password::Plain(p) => hash(p),
-                };
-                users.push(format!("{}:{h}", u.name));
-            }
-            it.insert("users", users.into());
-            if let Some(r) = st.refresh {
-                it.insert("refresh", dur(r).into());
-            }
-            t["stats"] = value(it);
-        }
-        let mut servers = ArrayOfTables::new();
-        for s in be.map(|b| b.servers.as_slice()).unwrap_or(&[]) {
-            let mut st = Table::new();
-            st["name"] = value(s.name.as_str());
-            st["addr"] = value(s.addr.to_string());
-            if let Some(ck) = &s.cookie {
-                st["cookie"] = value(ck.as_str());
-            }
-            st["weight"] = value(i64::from(s.weight));
-            if s.maxconn > 0 {
-                st["maxconn"] = value(s.maxconn as i64);
-            }
-            match (&s.check, &check) {
-                (None, _) => st["check"] = value(false),
-                (Some(a), Some(b)) if a != b => st["check"] = value(check_table(a)),
-                _ => {}
-            }
-            if s.backup {
-                st["backup"] = value(true);
-            }
-            servers.push(st);
-        }
-        if !servers.is_empty() {
-            t["server"] = Item::ArrayOfTables(servers);
-        }
-        listens.push(t);
+/// One `[[listen]]`: the frontend with its default backend, if any.
+fn listen_table(fe: &Frontend, be: Option<&Backend>, hash: &dyn Fn(&str) -> String) -> Table {
+    let mut t = Table::new();
+    t["name"] = value(fe.name.as_str());
+    let mut bind = Array::new();
+    for b in &fe.bind {
+        bind.push(b.to_string());
     }
-    doc["listen"] = Item::ArrayOfTables(listens);
-    Ok(doc.to_string())
+    t["bind"] = value(bind);
+    if let Some(be) = be {
+        t["balance"] = value(be.balance.as_str());
+        t["retries"] = value(i64::from(be.retries));
+        t["redispatch"] = value(be.redispatch);
+    }
+    t["maxconn"] = value(fe.maxconn as i64);
+    t["http_close"] = value(fe.http_close || be.is_some_and(|b| b.http_close));
+    t["forwardfor"] = value(fe.forwardfor || be.is_some_and(|b| b.forwardfor));
+    t["log_format"] = value(if fe.log.is_some() { "httplog" } else { "off" });
+    t["dontlognull"] = value(fe.dontlognull);
+    let mut timeout = InlineTable::new();
+    if let Some(be) = be {
+        timeout.insert("connect", format_duration(be.timeout_connect).into());
+    }
+    timeout.insert("client", format_duration(fe.timeout_client).into());
+    if let Some(be) = be {
+        timeout.insert("server", format_duration(be.timeout_server).into());
+        timeout.insert("queue", format_duration(be.timeout_queue).into());
+    }
+    timeout.insert(
+        "http_request",
+        format_duration(fe.timeout_http_request).into(),
+    );
+    t["timeout"] = value(timeout);
+    if let Some(ck) = be.and_then(|b| b.cookie.as_ref()) {
+        let mut it = InlineTable::new();
+        it.insert("name", ck.name.as_str().into());
+        it.insert("mode", "insert".into());
+        it.insert("indirect", ck.indirect.into());
+        it.insert("nocache", ck.nocache.into());
+        t["cookie"] = value(it);
+    }
+    // The listener's check: the first checked server's.
+    let check = be.and_then(|b| b.servers.iter().find_map(|s| s.check.clone()));
+    if let Some(ch) = &check {
+        t["check"] = value(check_table(ch));
+    }
+    if let Some(st) = &fe.stats {
+        t["stats"] = value(stats_table(st, hash));
+    }
+    let mut servers = ArrayOfTables::new();
+    for s in be.map(|b| b.servers.as_slice()).unwrap_or(&[]) {
+        servers.push(server_table(s, check.as_ref()));
+    }
+    if !servers.is_empty() {
+        t["server"] = Item::ArrayOfTables(servers);
+    }
+    t
+}
+
+/// The `stats` table; plain-text passwords are hashed with `hash`.
+fn stats_table(st: &Stats, hash: &dyn Fn(&str) -> String) -> InlineTable {
+    let mut it = InlineTable::new();
+    it.insert("uri", st.uri.as_str().into());
+    it.insert("realm", st.realm.as_str().into());
+    let mut users = Array::new();
+    for u in &st.users {
+        let h = match &u.password {
+            Password::Hash(h) => h.clone(),
+            Password::Plain(p) => hash(p),
+        };
+        users.push(format!("{}:{h}", u.name));
+    }
+    it.insert("users", users.into());
+    if let Some(r) = st.refresh {
+        it.insert("refresh", format_duration(r).into());
+    }
+    it
+}
+
+/// One `[[listen.server]]`; its check is written only where it differs from
+/// the listener's `check`.
+fn server_table(s: &Server, listener_check: Option<&Check>) -> Table {
+    let mut st = Table::new();
+    st["name"] = value(s.name.as_str());
+    st["addr"] = value(s.addr.to_string());
+    if let Some(ck) = &s.cookie {
+        st["cookie"] = value(ck.as_str());
+    }
+    st["weight"] = value(i64::from(s.weight));
+    if s.maxconn > 0 {
+        st["maxconn"] = value(s.maxconn as i64);
+    }
+    match (&s.check, listener_check) {
+        (None, _) => st["check"] = value(false),
+        (Some(a), Some(b)) if a != b => st["check"] = value(check_table(a)),
+        _ => {}
+    }
+    if s.backup {
+        st["backup"] = value(true);
+    }
+    st
 }
 
 fn check_table(c: &Check) -> InlineTable {
@@ -162,53 +170,13 @@ fn check_table(c: &Check) -> InlineTable {
     if let Some(p) = &c.path {
         it.insert("path", p.as_str().into());
     }
-    it.insert("interval", dur(c.interval).into());
+    it.insert("interval", format_duration(c.interval).into());
     it.insert("rise", i64::from(c.rise).into());
     it.insert("fall", i64::from(c.fall).into());
     if c.path.is_some() {
         it.insert("expect", c.expect.to_string().into());
     }
     it
-}
-
-/// The `[balancer]` table of an inventory, from the first listener.
-pub fn to_inventory_fragment(c: &Config) -> Result<String, String> {
-    let fe = c.frontends.first().ok_or("no listener to describe")?;
-    let be = fe
-        .default_backend
-        .map(|i| &c.backends[i])
-        .ok_or("the first listener has no backend")?;
-    let mut t = Table::new();
-    t["balance"] = value(be.balance.as_str());
-    if let Some(ck) = &be.cookie {
-        t["cookie"] = value(ck.name.as_str());
-    }
-    if let Some(ch) = be.servers.iter().find_map(|s| s.check.as_ref()) {
-        let mut it = InlineTable::new();
-        if let Some(p) = &ch.path {
-            it.insert("path", p.as_str().into());
-        }
-        it.insert("interval", dur(ch.interval).into());
-        it.insert("rise", i64::from(ch.rise).into());
-        it.insert("fall", i64::from(ch.fall).into());
-        t["health"] = value(it);
-    }
-    t["retries"] = value(i64::from(be.retries));
-    t["redispatch"] = value(be.redispatch);
-    t["maxconn"] = value(fe.maxconn as i64);
-    if let Some(st) = &fe.stats {
-        let mut it = InlineTable::new();
-        it.insert("uri", st.uri.as_str().into());
-        it.insert("realm", st.realm.as_str().into());
-        if let Some(u) = st.users.first() {
-            it.insert("user", u.name.as_str().into());
-        }
-        it.insert("password_env", "VAKT_STATS_PASSWORD".into());
-        t["stats"] = value(it);
-    }
-    let mut doc = DocumentMut::new();
-    doc["balancer"] = Item::Table(t);
-    Ok(doc.to_string())
 }
 
 #[cfg(test)]
@@ -232,10 +200,5 @@ mod tests {
         );
         assert_eq!(back.frontends[0].bind, c.frontends[0].bind);
         assert!(text.contains("admin:$6$x$22"), "{text}");
-        let frag = to_inventory_fragment(&c).unwrap();
-        assert!(
-            frag.contains("[balancer]") && frag.contains("cookie = \"SERVERID\""),
-            "{frag}"
-        );
     }
 }

@@ -13,9 +13,10 @@ use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
-use super::limits::{MAX_CONN, MAX_RETRIES, MAX_RISE_FALL, MAX_THREADS};
-use super::toml::{parse_addr, parse_balance};
 use super::*;
+use crate::config::defaults::{self, Settings};
+use crate::config::limits::{MAX_CONN, MAX_RETRIES, MAX_RISE_FALL, MAX_THREADS};
+use crate::config::value::{parse_addr, parse_balance};
 
 /// Reads and checks a haproxy.cfg file; environment variables come from the
 /// process environment.
@@ -145,10 +146,10 @@ fn parse_time(s: &str) -> Result<Duration, String> {
             .parse::<u64>()
             .ok()
             .map(Duration::from_millis)
-            .filter(|d| *d <= super::reader::MAX_DURATION)
+            .filter(|d| *d <= crate::config::reader::MAX_DURATION)
             .ok_or_else(|| format!("\"{s}\" is too large: at most 2147483647 (ms)"));
     }
-    super::reader::parse_duration(s)
+    crate::config::reader::parse_duration(s)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,52 +162,17 @@ enum Kind {
     Userlist,
 }
 
-/// What a `defaults` section gives to the proxies after it.
-#[derive(Debug, Clone)]
+/// What a `defaults` section gives to the proxies after it: the [`Settings`]
+/// both front ends share, and what only haproxy.cfg has.
+#[derive(Debug, Clone, Default)]
 struct Defaults {
-    retries: u32,
-    redispatch: bool,
-    maxconn: usize,
-    http_close: bool,
-    forwardfor: bool,
-    log: Option<LogFormat>,
-    dontlognull: bool,
-    balance: Balance,
-    connect: Duration,
-    client: Duration,
-    server: Duration,
-    queue: Option<Duration>,
-    http_request: Option<Duration>,
+    settings: Settings,
     check_path: Option<String>,
     expect: Option<StatusExpect>,
     server_opts: ServerOpts,
     /// Whether `log global` was given: HAProxy logs nothing for a proxy
     /// without a log line.
     logs: bool,
-}
-
-impl Default for Defaults {
-    fn default() -> Self {
-        Defaults {
-            retries: 3,
-            redispatch: false,
-            maxconn: 2000,
-            http_close: false,
-            forwardfor: false,
-            log: None,
-            dontlognull: false,
-            balance: Balance::RoundRobin,
-            connect: Duration::from_secs(5),
-            client: Duration::from_secs(50),
-            server: Duration::from_secs(50),
-            queue: None,
-            http_request: None,
-            check_path: None,
-            expect: None,
-            server_opts: ServerOpts::default(),
-            logs: false,
-        }
-    }
 }
 
 /// `server` / `default-server` options.
@@ -264,22 +230,50 @@ pub fn from_haproxy(
 ) -> Result<(Config, Diagnostics), Diagnostics> {
     let mut d = Diagnostics::new();
     let lines = tokenize(src, env, &mut d);
-    let mut global = Global::default();
-    let mut global_log: Option<LogTarget> = None;
-    let mut defaults = Defaults::default();
-    let mut sections: Vec<Section> = Vec::new();
-    let mut kind = None::<Kind>;
-    let mut userlists: HashMap<String, Vec<StatsUser>> = HashMap::new();
-    let mut cur_userlist = String::new();
-
+    let mut file = File::default();
     for line in &lines {
-        let w = &line.words;
-        let Some(first) = w.first() else { continue };
-        let kw = first.text.as_str();
-        let arg = |i: usize| w.get(i).map(|x| x.text.as_str());
-        let span = |i: usize| w.get(i).map_or(first.span.clone(), |x| x.span.clone());
+        file.line(src, &line.words, &mut d);
+    }
+    let mut global = file.global;
+    global.log = file.global_log.unwrap_or(LogTarget::Off);
+    let (backends, backend_index) = build_backends(src, &file.sections, &mut d);
+    let frontends = build_frontends(src, &file.sections, &backend_index, &mut d);
+    if frontends.is_empty() && !d.has_errors() {
+        d.error_hint(
+            src,
+            None,
+            "no `listen` or `frontend` section",
+            "add `listen app` with `bind 0.0.0.0:80` and `server` lines",
+        );
+    }
+    d.into_result(Config {
+        global,
+        frontends,
+        backends,
+    })
+}
 
-        // Section headers.
+/// What the lines of a file have said so far, section by section.
+#[derive(Default)]
+struct File {
+    global: Global,
+    global_log: Option<LogTarget>,
+    /// The last `defaults` section (a new one starts from scratch).
+    defaults: Defaults,
+    sections: Vec<Section>,
+    /// The section the current line belongs to.
+    kind: Option<Kind>,
+    /// Read so that their lines are checked; nothing refers to them yet
+    /// (vakt has no `http_auth` acl).
+    userlists: HashMap<String, Vec<StatsUser>>,
+    userlist: String,
+}
+
+impl File {
+    /// One line: a section header, or a keyword of the current section.
+    fn line(&mut self, src: &Source, w: &[Word], d: &mut Diagnostics) {
+        let Some(first) = w.first() else { return };
+        let kw = first.text.as_str();
         let header = match kw {
             "global" => Some(Kind::Global),
             "defaults" => Some(Kind::Defaults),
@@ -290,112 +284,123 @@ pub fn from_haproxy(
             _ => None,
         };
         if let Some(k) = header {
-            kind = Some(k);
-            match k {
-                Kind::Global => {}
-                Kind::Defaults => defaults = Defaults::default(),
-                Kind::Userlist => {
-                    cur_userlist = arg(1).unwrap_or("").to_string();
-                    userlists.entry(cur_userlist.clone()).or_default();
-                }
-                _ => {
-                    let Some(name) = arg(1) else {
-                        d.error_hint(
-                            src,
-                            Some(first.span.clone()),
-                            format!("`{kw}` needs a name"),
-                            format!("{kw} app"),
-                        );
-                        continue;
-                    };
-                    if sections
-                        .iter()
-                        .any(|s| s.name == name && s.kind != Kind::Frontend && k != Kind::Frontend)
-                    {
-                        d.error(
-                            src,
-                            Some(span(1)),
-                            format!("a proxy named `{name}` is defined twice"),
-                        );
-                    }
-                    let whole = first.span.start..w.last().map_or(first.span.end, |x| x.span.end);
-                    let mut sec = Section::new(k, name, whole, &defaults);
-                    // HAProxy 1.4: `listen NAME ADDR:PORT`.
-                    if let Some(addr) = arg(2) {
-                        if k == Kind::Listen {
-                            d.warning(
-                                src,
-                                Some(span(2)),
-                                format!("`listen {name} {addr}` is HAProxy 1.4 syntax; HAProxy 2.x needs a `bind` line"),
-                                Some(format!("write `listen {name}` and `bind {addr}`")),
-                            );
-                        }
-                        if k == Kind::Backend {
-                            d.error(src, Some(span(2)), "a backend has no address");
-                        }
-                        for a in addr.split(',') {
-                            match parse_bind(a) {
-                                Ok(x) => sec.bind.push(x),
-                                Err(e) => d.error(src, Some(span(2)), e),
-                            }
-                        }
-                    }
-                    sections.push(sec);
-                }
-            }
-            continue;
+            self.open(src, w, k, d);
+            return;
         }
-
-        let Some(k) = kind else {
+        let Some(k) = self.kind else {
             d.error_hint(
                 src,
                 Some(first.span.clone()),
                 format!("`{kw}` outside of any section"),
                 "start with `global`, `defaults`, `listen`, `frontend` or `backend`",
             );
-            continue;
+            return;
         };
         match k {
-            Kind::Global => global_kw(src, w, &mut global, &mut global_log, &mut d),
-            Kind::Userlist => match (kw, arg(2), arg(3)) {
-                ("user", Some("password"), Some(h)) => userlists
-                    .entry(cur_userlist.clone())
-                    .or_default()
-                    .push(StatsUser {
-                        name: arg(1).unwrap_or("").into(),
-                        password: Password::Hash(h.into()),
-                    }),
-                ("user", Some("insecure-password"), Some(p)) => userlists
-                    .entry(cur_userlist.clone())
-                    .or_default()
-                    .push(StatsUser {
-                        name: arg(1).unwrap_or("").into(),
-                        password: Password::Plain(p.into()),
-                    }),
-                ("group", ..) => {}
-                _ => unsupported(src, &mut d, first, "userlist"),
-            },
+            Kind::Global => global_kw(src, w, &mut self.global, &mut self.global_log, d),
+            Kind::Userlist => self.userlist_kw(src, w, d),
             Kind::Defaults => {
-                let mut scratch = Section::new(Kind::Defaults, "", 0..0, &defaults);
-                proxy_kw(src, w, &mut scratch, &mut d);
-                defaults = scratch.s;
+                let mut scratch = Section::new(Kind::Defaults, "", 0..0, &self.defaults);
+                proxy_kw(src, w, &mut scratch, d);
+                self.defaults = scratch.s;
             }
             _ => {
-                let Some(sec) = sections.last_mut() else {
-                    continue;
-                };
-                proxy_kw(src, w, sec, &mut d);
+                if let Some(sec) = self.sections.last_mut() {
+                    proxy_kw(src, w, sec, d);
+                }
             }
         }
     }
 
-    if let Some(t) = global_log {
-        global.log = t;
-    } else {
-        global.log = LogTarget::Off;
+    /// A section header: `global`, `defaults`, `userlist NAME`, or a proxy
+    /// (`listen`, `frontend`, `backend`) with its name.
+    fn open(&mut self, src: &Source, w: &[Word], k: Kind, d: &mut Diagnostics) {
+        let first = &w[0];
+        let kw = first.text.as_str();
+        let arg = |i: usize| w.get(i).map(|x| x.text.as_str());
+        let span = |i: usize| w.get(i).map_or(first.span.clone(), |x| x.span.clone());
+        self.kind = Some(k);
+        match k {
+            Kind::Global => {}
+            Kind::Defaults => self.defaults = Defaults::default(),
+            Kind::Userlist => {
+                self.userlist = arg(1).unwrap_or("").to_string();
+                self.userlists.entry(self.userlist.clone()).or_default();
+            }
+            _ => {
+                let Some(name) = arg(1) else {
+                    d.error_hint(
+                        src,
+                        Some(first.span.clone()),
+                        format!("`{kw}` needs a name"),
+                        format!("{kw} app"),
+                    );
+                    return;
+                };
+                if self
+                    .sections
+                    .iter()
+                    .any(|s| s.name == name && s.kind != Kind::Frontend && k != Kind::Frontend)
+                {
+                    d.error(
+                        src,
+                        Some(span(1)),
+                        format!("a proxy named `{name}` is defined twice"),
+                    );
+                }
+                let whole = first.span.start..w.last().map_or(first.span.end, |x| x.span.end);
+                let mut sec = Section::new(k, name, whole, &self.defaults);
+                // HAProxy 1.4: `listen NAME ADDR:PORT`.
+                if let Some(addr) = arg(2) {
+                    if k == Kind::Listen {
+                        d.warning(
+                            src,
+                            Some(span(2)),
+                            format!("`listen {name} {addr}` is HAProxy 1.4 syntax; HAProxy 2.x needs a `bind` line"),
+                            Some(format!("write `listen {name}` and `bind {addr}`")),
+                        );
+                    }
+                    if k == Kind::Backend {
+                        d.error(src, Some(span(2)), "a backend has no address");
+                    }
+                    for a in addr.split(',') {
+                        match parse_bind(a) {
+                            Ok(x) => sec.bind.push(x),
+                            Err(e) => d.error(src, Some(span(2)), e),
+                        }
+                    }
+                }
+                self.sections.push(sec);
+            }
+        }
     }
 
-    // Build backends (listen + backend) then frontends (listen + frontend).
+    /// `user NAME password HASH` / `user NAME insecure-password PASS`, `group`.
+    fn userlist_kw(&mut self, src: &Source, w: &[Word], d: &mut Diagnostics) {
+        let arg = |i: usize| w.get(i).map(|x| x.text.as_str());
+        let password = match (w[0].text.as_str(), arg(2), arg(3)) {
+            ("user", Some("password"), Some(h)) => Password::Hash(h.into()),
+            ("user", Some("insecure-password"), Some(p)) => Password::Plain(p.into()),
+            ("group", ..) => return,
+            _ => return unsupported(src, d, &w[0], "userlist"),
+        };
+        self.userlists
+            .entry(self.userlist.clone())
+            .or_default()
+            .push(StatsUser {
+                name: arg(1).unwrap_or("").into(),
+                password,
+            });
+    }
+}
+
+/// The backends, from `listen` (with servers) and `backend` sections, and
+/// their indexes by name.
+fn build_backends(
+    src: &Source,
+    sections: &[Section],
+    d: &mut Diagnostics,
+) -> (Vec<Backend>, HashMap<String, usize>) {
     let mut backends = Vec::new();
     let mut backend_index: HashMap<String, usize> = HashMap::new();
     for sec in sections
@@ -405,53 +410,60 @@ pub fn from_haproxy(
         if sec.kind == Kind::Listen && sec.servers.is_empty() {
             continue;
         }
-        let s = &sec.s;
-        let check_timeout = s.connect + s.server;
-        let mut servers = Vec::new();
-        for (srv, o, span) in &sec.servers {
-            let mut srv = srv.clone();
-            if o.check == Some(true) {
-                let interval = o.inter.unwrap_or(Duration::from_secs(2));
-                srv.check = Some(Check {
-                    path: s.check_path.clone(),
-                    interval,
-                    rise: o.rise.unwrap_or(2),
-                    fall: o.fall.unwrap_or(3),
-                    expect: s.expect.clone().unwrap_or(StatusExpect(vec![
-                        StatusMatch::Class(2),
-                        StatusMatch::Class(3),
-                    ])),
-                    timeout: check_timeout.min(interval),
-                });
-            }
-            if sec.cookie.is_some() && srv.cookie.is_none() {
-                d.warning(
-                    src,
-                    Some(span.clone()),
-                    format!(
-                        "server `{}` has no cookie value: its sessions will not stick",
-                        srv.name
-                    ),
-                    Some("add `cookie w1` to the server line".into()),
-                );
-            }
-            servers.push(srv);
-        }
+        let servers = build_servers(src, sec, d);
         backend_index.insert(sec.name.clone(), backends.len());
-        backends.push(Backend {
-            name: sec.name.clone(),
-            balance: s.balance,
-            cookie: sec.cookie.clone(),
-            retries: s.retries,
-            redispatch: s.redispatch,
-            http_close: s.http_close,
-            forwardfor: s.forwardfor,
-            timeout_connect: s.connect,
-            timeout_server: s.server,
-            timeout_queue: s.queue.unwrap_or(s.connect),
-            servers,
-        });
+        backends.push(
+            sec.s
+                .settings
+                .backend(sec.name.clone(), sec.cookie.clone(), servers),
+        );
     }
+    (backends, backend_index)
+}
+
+/// A section's servers with their checks resolved (`option httpchk` and
+/// `http-check expect` of the section, `inter`/`rise`/`fall` of the line).
+fn build_servers(src: &Source, sec: &Section, d: &mut Diagnostics) -> Vec<Server> {
+    let s = &sec.s;
+    let check_timeout = s.settings.check_timeout();
+    let mut servers = Vec::new();
+    for (srv, o, span) in &sec.servers {
+        let mut srv = srv.clone();
+        if o.check == Some(true) {
+            let interval = o.inter.unwrap_or(defaults::CHECK_INTERVAL);
+            srv.check = Some(Check {
+                path: s.check_path.clone(),
+                interval,
+                rise: o.rise.unwrap_or(defaults::CHECK_RISE),
+                fall: o.fall.unwrap_or(defaults::CHECK_FALL),
+                expect: s.expect.clone().unwrap_or_else(defaults::check_expect),
+                timeout: check_timeout.min(interval),
+            });
+        }
+        if sec.cookie.is_some() && srv.cookie.is_none() {
+            d.warning(
+                src,
+                Some(span.clone()),
+                format!(
+                    "server `{}` has no cookie value: its sessions will not stick",
+                    srv.name
+                ),
+                Some("add `cookie w1` to the server line".into()),
+            );
+        }
+        servers.push(srv);
+    }
+    servers
+}
+
+/// The frontends, from `listen` and `frontend` sections, with their routes
+/// resolved against `backend_index`.
+fn build_frontends(
+    src: &Source,
+    sections: &[Section],
+    backend_index: &HashMap<String, usize>,
+    d: &mut Diagnostics,
+) -> Vec<Frontend> {
     let mut frontends = Vec::new();
     for sec in sections
         .iter()
@@ -466,28 +478,7 @@ pub fn from_haproxy(
             );
             continue;
         }
-        let mut routes = Vec::new();
-        for (be, acl, span) in &sec.use_backend {
-            let Some(&bi) = backend_index.get(be) else {
-                d.error(
-                    src,
-                    Some(span.clone()),
-                    format!("use_backend: no backend named `{be}`"),
-                );
-                continue;
-            };
-            match sec.acls.get(acl) {
-                Some(rule) => routes.push(Route {
-                    rule: rule.clone(),
-                    backend: bi,
-                }),
-                None => d.error(
-                    src,
-                    Some(span.clone()),
-                    format!("use_backend: no acl named `{acl}` in `{}`", sec.name),
-                ),
-            }
-        }
+        let routes = build_routes(src, sec, backend_index, d);
         let default_backend = match &sec.default_backend {
             Some((be, span)) => match backend_index.get(be) {
                 Some(&i) => Some(i),
@@ -505,25 +496,7 @@ pub fn from_haproxy(
                 .copied()
                 .filter(|_| sec.kind == Kind::Listen),
         };
-        let stats = if sec.stats_enabled || sec.stats.is_some() {
-            let mut st = sec.stats.clone().unwrap_or(Stats {
-                uri: "/haproxy?stats".into(),
-                realm: "HAProxy Statistics".into(),
-                users: Vec::new(),
-                refresh: None,
-            });
-            for u in &st.users {
-                if let Password::Plain(_) = u.password {
-                    d.warning(src, Some(sec.span.clone()), format!("`stats auth {}:...` stores the password in plain text", u.name), Some("run `vakt hash-password` and use a userlist with `user NAME password $6$...`, or `vakt import` to move to TOML".into()));
-                }
-            }
-            if st.realm.is_empty() {
-                st.realm = "HAProxy Statistics".into();
-            }
-            Some(st)
-        } else {
-            None
-        };
+        let stats = build_stats(src, sec, d);
         if default_backend.is_none() && routes.is_empty() && stats.is_none() {
             d.error_hint(
                 src,
@@ -534,45 +507,78 @@ pub fn from_haproxy(
         }
         let s = &sec.s;
         frontends.push(Frontend {
-            name: sec.name.clone(),
-            bind: sec.bind.clone(),
-            maxconn: s.maxconn,
-            timeout_client: s.client,
-            timeout_http_request: s.http_request.unwrap_or(s.client),
-            http_close: s.http_close,
-            forwardfor: s.forwardfor,
             log: if s.logs {
-                s.log.or(Some(LogFormat::HttpLog))
+                s.settings.log.or(Some(LogFormat::HttpLog))
             } else {
                 None
             },
-            dontlognull: s.dontlognull,
             stats,
             routes,
             default_backend,
+            ..s.settings.frontend(sec.name.clone(), sec.bind.clone())
         });
     }
-    if frontends.is_empty() && !d.has_errors() {
-        d.error_hint(
-            src,
-            None,
-            "no `listen` or `frontend` section",
-            "add `listen app` with `bind 0.0.0.0:80` and `server` lines",
-        );
+    frontends
+}
+
+/// `use_backend NAME if ACL` lines, in order, as routes.
+fn build_routes(
+    src: &Source,
+    sec: &Section,
+    backend_index: &HashMap<String, usize>,
+    d: &mut Diagnostics,
+) -> Vec<Route> {
+    let mut routes = Vec::new();
+    for (be, acl, span) in &sec.use_backend {
+        let Some(&bi) = backend_index.get(be) else {
+            d.error(
+                src,
+                Some(span.clone()),
+                format!("use_backend: no backend named `{be}`"),
+            );
+            continue;
+        };
+        match sec.acls.get(acl) {
+            Some(rule) => routes.push(Route {
+                rule: rule.clone(),
+                backend: bi,
+            }),
+            None => d.error(
+                src,
+                Some(span.clone()),
+                format!("use_backend: no acl named `{acl}` in `{}`", sec.name),
+            ),
+        }
     }
-    d.sort();
-    if d.has_errors() {
-        return Err(d);
+    routes
+}
+
+/// The stats page of a section with `stats enable` or any `stats` line;
+/// plain-text passwords are read but warned about.
+fn build_stats(src: &Source, sec: &Section, d: &mut Diagnostics) -> Option<Stats> {
+    if !sec.stats_enabled && sec.stats.is_none() {
+        return None;
     }
-    let _ = userlists;
-    Ok((
-        Config {
-            global,
-            frontends,
-            backends,
-        },
-        d,
-    ))
+    let mut st = sec.stats.clone().unwrap_or(Stats {
+        uri: "/haproxy?stats".into(),
+        realm: "HAProxy Statistics".into(),
+        users: Vec::new(),
+        refresh: None,
+    });
+    for u in &st.users {
+        if let Password::Plain(_) = u.password {
+            d.warning(
+                src,
+                Some(sec.span.clone()),
+                format!("`stats auth {}:...` stores the password in plain text", u.name),
+                Some("run `vakt hash-password` and use a userlist with `user NAME password $6$...`, or `vakt import` to move to TOML".into()),
+            );
+        }
+    }
+    if st.realm.is_empty() {
+        st.realm = "HAProxy Statistics".into();
+    }
+    Some(st)
 }
 
 fn parse_bind(a: &str) -> Result<SocketAddr, String> {
@@ -758,23 +764,25 @@ fn global_kw(
     }
 }
 
+/// One keyword of a `defaults`, `listen`, `frontend` or `backend` section.
+/// Keywords that need a proxy (bind, cookie, server, acl, routing) are
+/// refused in `defaults` by the last arm.
 fn proxy_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
     let kw = w[0].text.as_str();
-    let arg = |i: usize| w.get(i).map(|x| x.text.as_str());
     let in_defaults = sec.kind == Kind::Defaults;
     match kw {
-        "mode" => match arg(1) {
-            Some("http") => {}
-            Some(_) => d.error_hint(
+        "mode" => match w.get(1) {
+            Some(m) if m.text == "http" => {}
+            Some(m) => d.error_hint(
                 src,
-                Some(w[1].span.clone()),
-                format!("mode {} is not supported", w[1].text),
+                Some(m.span.clone()),
+                format!("mode {} is not supported", m.text),
                 "vakt proxies HTTP only: use `mode http`",
             ),
             None => d.error(src, Some(w[0].span.clone()), "`mode` needs a value"),
         },
-        "log" => match arg(1) {
-            Some("global") => sec.s.logs = true,
+        "log" => match w.get(1) {
+            Some(x) if x.text == "global" => sec.s.logs = true,
             _ => unsupported(
                 src,
                 d,
@@ -782,342 +790,45 @@ fn proxy_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
                 "a proxy (only `log global` is supported here)",
             ),
         },
-        "option" => {
-            let Some(o) = w.get(1) else {
-                d.error(src, Some(w[0].span.clone()), "`option` needs a name");
-                return;
-            };
-            match o.text.as_str() {
-                "httplog" => sec.s.log = Some(LogFormat::HttpLog),
-                "dontlognull" => sec.s.dontlognull = true,
-                "redispatch" => sec.s.redispatch = true,
-                "httpclose" | "forceclose" => sec.s.http_close = true,
-                "http-keep-alive" => sec.s.http_close = false,
-                "forwardfor" => {
-                    sec.s.forwardfor = true;
-                    if w.len() > 2 {
-                        unsupported(src, d, &w[2], "option forwardfor");
-                    }
-                }
-                "httpchk" => {
-                    // option httpchk [<method>] <uri> [<version>]
-                    let (method, uri) = match (arg(2), arg(3)) {
-                        (Some(m), Some(u)) => (m, u),
-                        (Some(u), None) => ("OPTIONS", u),
-                        _ => ("OPTIONS", "/"),
-                    };
-                    if method != "GET" && method != "OPTIONS" && method != "HEAD" {
-                        d.error(
-                            src,
-                            Some(w[2].span.clone()),
-                            format!("check method {method} is not supported; use GET"),
-                        );
-                    }
-                    if w.len() > 4 {
-                        unsupported(src, d, &w[4], "option httpchk (HTTP version and headers)");
-                    }
-                    sec.s.check_path = Some(uri.to_string());
-                }
-                _ => unsupported(src, d, o, "option"),
-            }
+        "option" => option_kw(src, w, &mut sec.s, d),
+        "no" if w.get(1).is_some_and(|x| x.text == "option") => {
+            no_option_kw(src, w, &mut sec.s.settings, d)
         }
-        "no" if arg(1) == Some("option") => match arg(2) {
-            Some("redispatch") => sec.s.redispatch = false,
-            Some("httpclose") => sec.s.http_close = false,
-            Some("forwardfor") => sec.s.forwardfor = false,
-            Some("dontlognull") => sec.s.dontlognull = false,
-            _ => unsupported(src, d, w.get(2).unwrap_or(&w[0]), "no option"),
-        },
-        "http-check" => match (arg(1), arg(2), arg(3)) {
-            (Some("expect"), Some("status"), Some(code)) => match StatusExpect::parse(code) {
-                Ok(e) => sec.s.expect = Some(e),
-                Err(e) => d.error(src, Some(w[3].span.clone()), e),
-            },
-            _ => unsupported(
-                src,
-                d,
-                w.get(1).unwrap_or(&w[0]),
-                "http-check (only `expect status N`)",
-            ),
-        },
+        "http-check" => http_check_kw(src, w, &mut sec.s, d),
         "retries" => {
             if let Some(n) = number(src, d, w, 1, kw, 0..=MAX_RETRIES) {
-                sec.s.retries = n;
+                sec.s.settings.retries = n;
             }
         }
         "maxconn" => {
             if let Some(n) = number(src, d, w, 1, kw, 1..=MAX_CONN) {
-                sec.s.maxconn = n;
+                sec.s.settings.maxconn = n;
             }
         }
-        // HAProxy 1.4 spellings, removed in 2.1; vakt still reads them.
         "contimeout" | "clitimeout" | "srvtimeout" => {
-            let modern = match kw {
-                "contimeout" => "timeout connect",
-                "clitimeout" => "timeout client",
-                _ => "timeout server",
-            };
-            d.warning(
-                src,
-                Some(w[0].span.clone()),
-                format!("`{kw}` is HAProxy 1.4's spelling of `{modern}` (removed in HAProxy 2.1)"),
-                Some(format!("write `{modern} {}`", arg(1).unwrap_or("..."))),
-            );
-            if let Some(t) = time(src, d, w, 1, kw) {
-                match kw {
-                    "contimeout" => sec.s.connect = t,
-                    "clitimeout" => sec.s.client = t,
-                    _ => sec.s.server = t,
-                }
-            }
+            legacy_timeout_kw(src, w, &mut sec.s.settings, d)
         }
-        "timeout" => {
-            let Some(which) = w.get(1) else {
-                d.error(src, Some(w[0].span.clone()), "`timeout` needs a name");
-                return;
-            };
-            let Some(t) = time(src, d, w, 2, &format!("timeout {}", which.text)) else {
-                return;
-            };
-            match which.text.as_str() {
-                "connect" => sec.s.connect = t,
-                "client" => sec.s.client = t,
-                "server" => sec.s.server = t,
-                "queue" => sec.s.queue = Some(t),
-                "http-request" => sec.s.http_request = Some(t),
-                _ => unsupported(src, d, which, "timeout"),
-            }
-        }
-        "balance" => match arg(1).and_then(parse_balance) {
-            Some(b) => sec.s.balance = b,
+        "timeout" => timeout_kw(src, w, &mut sec.s.settings, d),
+        "balance" => match w.get(1).and_then(|x| parse_balance(&x.text)) {
+            Some(b) => sec.s.settings.balance = b,
             None => d.error_hint(
                 src,
                 Some(w.get(1).unwrap_or(&w[0]).span.clone()),
-                format!("balance \"{}\" is not supported", arg(1).unwrap_or("")),
+                format!(
+                    "balance \"{}\" is not supported",
+                    w.get(1).map_or("", |x| x.text.as_str())
+                ),
                 "use roundrobin, leastconn or source",
             ),
         },
-        "bind" if !in_defaults => {
-            for (i, x) in w.iter().enumerate().skip(1) {
-                if i == 1 {
-                    for a in x.text.split(',') {
-                        match parse_bind(a) {
-                            Ok(b) => sec.bind.push(b),
-                            Err(e) => d.error(src, Some(x.span.clone()), e),
-                        }
-                    }
-                } else {
-                    unsupported(src, d, x, "bind options");
-                    break;
-                }
-            }
-        }
-        "stats" => {
-            let st = sec.stats.get_or_insert(Stats {
-                uri: "/haproxy?stats".into(),
-                realm: String::new(),
-                users: Vec::new(),
-                refresh: None,
-            });
-            match arg(1) {
-                Some("enable") => sec.stats_enabled = true,
-                Some("uri") => st.uri = arg(2).unwrap_or("/").to_string(),
-                Some("realm") => {
-                    st.realm = w[2..]
-                        .iter()
-                        .map(|x| x.text.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                }
-                Some("auth") => match arg(2).and_then(|a| a.split_once(':')) {
-                    Some((u, p)) => st.users.push(StatsUser {
-                        name: u.into(),
-                        password: if p.starts_with("$6$") || p.starts_with("$5$") {
-                            Password::Hash(p.into())
-                        } else {
-                            Password::Plain(p.into())
-                        },
-                    }),
-                    None => d.error(
-                        src,
-                        Some(w[0].span.clone()),
-                        "`stats auth` needs user:password",
-                    ),
-                },
-                Some("refresh") => st.refresh = time(src, d, w, 2, "stats refresh"),
-                Some("hide-version") | Some("show-legends") | Some("show-node") => {}
-                _ => unsupported(src, d, w.get(1).unwrap_or(&w[0]), "stats"),
-            }
-        }
-        "cookie" if !in_defaults => {
-            let Some(name) = arg(1) else {
-                d.error(src, Some(w[0].span.clone()), "`cookie` needs a name");
-                return;
-            };
-            let mut c = Cookie {
-                name: name.into(),
-                indirect: false,
-                nocache: false,
-            };
-            let mut insert = false;
-            for x in &w[2..] {
-                match x.text.as_str() {
-                    "insert" => insert = true,
-                    "indirect" => c.indirect = true,
-                    "nocache" => c.nocache = true,
-                    _ => unsupported(
-                        src,
-                        d,
-                        x,
-                        "cookie (vakt implements insert, indirect, nocache)",
-                    ),
-                }
-            }
-            if !insert {
-                d.error_hint(
-                    src,
-                    Some(w[0].span.clone()),
-                    "only `cookie NAME insert` is supported",
-                    "add `insert`",
-                );
-            }
-            sec.cookie = Some(c);
-        }
-        "server" | "default-server" => {
-            let is_default = kw == "default-server";
-            let first_opt = if is_default { 1 } else { 3 };
-            let mut o = sec.s.server_opts.clone();
-            let mut i = first_opt;
-            while i < w.len() {
-                let x = &w[i];
-                match x.text.as_str() {
-                    "check" => o.check = Some(true),
-                    "backup" => o.backup = Some(true),
-                    "cookie" => {
-                        o.cookie = arg(i + 1).map(str::to_string);
-                        i += 1;
-                    }
-                    "inter" => {
-                        o.inter = time(src, d, w, i + 1, "inter");
-                        i += 1;
-                    }
-                    "rise" => {
-                        o.rise = number(src, d, w, i + 1, "rise", 1..=MAX_RISE_FALL);
-                        i += 1;
-                    }
-                    "fall" => {
-                        o.fall = number(src, d, w, i + 1, "fall", 1..=MAX_RISE_FALL);
-                        i += 1;
-                    }
-                    "weight" => {
-                        o.weight = number(src, d, w, i + 1, "weight", 0..=256);
-                        i += 1;
-                    }
-                    "maxconn" => {
-                        o.maxconn = number(src, d, w, i + 1, "maxconn", 0..=MAX_CONN);
-                        i += 1;
-                    }
-                    _ => unsupported(src, d, x, "server options"),
-                }
-                i += 1;
-            }
-            if is_default {
-                sec.s.server_opts = o;
-                return;
-            }
-            if in_defaults {
-                d.error(
-                    src,
-                    Some(w[0].span.clone()),
-                    "`server` is not allowed in defaults",
-                );
-                return;
-            }
-            let (Some(name), Some(addr)) = (w.get(1), w.get(2)) else {
-                d.error_hint(
-                    src,
-                    Some(w[0].span.clone()),
-                    "`server` needs a name and an address",
-                    "server web01 10.0.0.11:80 check",
-                );
-                return;
-            };
-            let addr = match parse_addr(&addr.text) {
-                Ok(a) => a,
-                Err(e) => {
-                    d.error(
-                        src,
-                        Some(addr.span.clone()),
-                        format!("server `{}`: {e}", name.text),
-                    );
-                    return;
-                }
-            };
-            if sec.servers.iter().any(|(s, _, _)| s.name == name.text) {
-                d.error(
-                    src,
-                    Some(name.span.clone()),
-                    format!("two servers named `{}`", name.text),
-                );
-            }
-            let server = Server {
-                name: name.text.clone(),
-                addr,
-                cookie: o.cookie.clone(),
-                weight: o.weight.unwrap_or(1),
-                maxconn: o.maxconn.unwrap_or(0),
-                check: None,
-                backup: o.backup.unwrap_or(false),
-            };
-            let span = w[0].span.start..w.last().map_or(w[0].span.end, |x| x.span.end);
-            sec.servers.push((server, o, span));
-        }
-        "acl" if !in_defaults => {
-            // acl NAME path_beg /a /b | acl NAME hdr(host) -i a b
-            let (Some(name), Some(crit)) = (arg(1), arg(2)) else {
-                d.error(
-                    src,
-                    Some(w[0].span.clone()),
-                    "`acl` needs a name and a criterion",
-                );
-                return;
-            };
-            let values: Vec<String> = w[3..]
-                .iter()
-                .map(|x| x.text.clone())
-                .filter(|v| v != "-i")
-                .collect();
-            let rule = match crit {
-                "path_beg" => RouteRule::PathPrefix(values),
-                "hdr(host)" | "hdr(Host)" | "req.hdr(host)" => {
-                    RouteRule::Host(values.iter().map(|v| v.to_ascii_lowercase()).collect())
-                }
-                _ => {
-                    unsupported(
-                        src,
-                        d,
-                        &w[2],
-                        "acl (vakt implements path_beg and hdr(host))",
-                    );
-                    return;
-                }
-            };
-            sec.acls.insert(name.to_string(), rule);
-        }
-        "use_backend" if !in_defaults => match (arg(1), arg(2), arg(3), w.len()) {
-            (Some(be), Some("if"), Some(acl), 4) => {
-                sec.use_backend
-                    .push((be.into(), acl.into(), w[0].span.clone()))
-            }
-            _ => d.error_hint(
-                src,
-                Some(w[0].span.clone()),
-                "only `use_backend NAME if ACL` (one acl) is supported",
-                "combine conditions into one acl",
-            ),
-        },
-        "default_backend" if !in_defaults => match arg(1) {
-            Some(be) => sec.default_backend = Some((be.into(), w[1].span.clone())),
+        "bind" if !in_defaults => bind_kw(src, w, sec, d),
+        "stats" => stats_kw(src, w, sec, d),
+        "cookie" if !in_defaults => cookie_kw(src, w, sec, d),
+        "server" | "default-server" => server_kw(src, w, sec, d),
+        "acl" if !in_defaults => acl_kw(src, w, sec, d),
+        "use_backend" if !in_defaults => use_backend_kw(src, w, sec, d),
+        "default_backend" if !in_defaults => match w.get(1) {
+            Some(be) => sec.default_backend = Some((be.text.clone(), be.span.clone())),
             None => d.error(
                 src,
                 Some(w[0].span.clone()),
@@ -1133,6 +844,364 @@ fn proxy_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
             } else {
                 "a proxy section"
             },
+        ),
+    }
+}
+
+/// `option NAME ...`.
+fn option_kw(src: &Source, w: &[Word], p: &mut Defaults, d: &mut Diagnostics) {
+    let arg = |i: usize| w.get(i).map(|x| x.text.as_str());
+    let Some(o) = w.get(1) else {
+        d.error(src, Some(w[0].span.clone()), "`option` needs a name");
+        return;
+    };
+    let s = &mut p.settings;
+    match o.text.as_str() {
+        "httplog" => s.log = Some(LogFormat::HttpLog),
+        "dontlognull" => s.dontlognull = true,
+        "redispatch" => s.redispatch = true,
+        "httpclose" | "forceclose" => s.http_close = true,
+        "http-keep-alive" => s.http_close = false,
+        "forwardfor" => {
+            s.forwardfor = true;
+            if w.len() > 2 {
+                unsupported(src, d, &w[2], "option forwardfor");
+            }
+        }
+        "httpchk" => {
+            // option httpchk [<method>] <uri> [<version>]
+            let (method, uri) = match (arg(2), arg(3)) {
+                (Some(m), Some(u)) => (m, u),
+                (Some(u), None) => ("OPTIONS", u),
+                _ => ("OPTIONS", "/"),
+            };
+            if method != "GET" && method != "OPTIONS" && method != "HEAD" {
+                d.error(
+                    src,
+                    Some(w[2].span.clone()),
+                    format!("check method {method} is not supported; use GET"),
+                );
+            }
+            if w.len() > 4 {
+                unsupported(src, d, &w[4], "option httpchk (HTTP version and headers)");
+            }
+            p.check_path = Some(uri.to_string());
+        }
+        _ => unsupported(src, d, o, "option"),
+    }
+}
+
+/// `no option NAME`.
+fn no_option_kw(src: &Source, w: &[Word], s: &mut Settings, d: &mut Diagnostics) {
+    match w.get(2).map(|x| x.text.as_str()) {
+        Some("redispatch") => s.redispatch = false,
+        Some("httpclose") => s.http_close = false,
+        Some("forwardfor") => s.forwardfor = false,
+        Some("dontlognull") => s.dontlognull = false,
+        _ => unsupported(src, d, w.get(2).unwrap_or(&w[0]), "no option"),
+    }
+}
+
+/// `http-check expect status CODES`, the only form vakt implements.
+fn http_check_kw(src: &Source, w: &[Word], p: &mut Defaults, d: &mut Diagnostics) {
+    let arg = |i: usize| w.get(i).map(|x| x.text.as_str());
+    match (arg(1), arg(2), arg(3)) {
+        (Some("expect"), Some("status"), Some(code)) => match StatusExpect::parse(code) {
+            Ok(e) => p.expect = Some(e),
+            Err(e) => d.error(src, Some(w[3].span.clone()), e),
+        },
+        _ => unsupported(
+            src,
+            d,
+            w.get(1).unwrap_or(&w[0]),
+            "http-check (only `expect status N`)",
+        ),
+    }
+}
+
+/// HAProxy 1.4 spellings, removed in 2.1; vakt still reads them, with a
+/// warning that names the modern one.
+fn legacy_timeout_kw(src: &Source, w: &[Word], s: &mut Settings, d: &mut Diagnostics) {
+    let kw = w[0].text.as_str();
+    let modern = match kw {
+        "contimeout" => "timeout connect",
+        "clitimeout" => "timeout client",
+        _ => "timeout server",
+    };
+    d.warning(
+        src,
+        Some(w[0].span.clone()),
+        format!("`{kw}` is HAProxy 1.4's spelling of `{modern}` (removed in HAProxy 2.1)"),
+        Some(format!(
+            "write `{modern} {}`",
+            w.get(1).map_or("...", |x| x.text.as_str())
+        )),
+    );
+    if let Some(t) = time(src, d, w, 1, kw) {
+        match kw {
+            "contimeout" => s.connect = t,
+            "clitimeout" => s.client = t,
+            _ => s.server = t,
+        }
+    }
+}
+
+/// `timeout NAME TIME`.
+fn timeout_kw(src: &Source, w: &[Word], s: &mut Settings, d: &mut Diagnostics) {
+    let Some(which) = w.get(1) else {
+        d.error(src, Some(w[0].span.clone()), "`timeout` needs a name");
+        return;
+    };
+    let Some(t) = time(src, d, w, 2, &format!("timeout {}", which.text)) else {
+        return;
+    };
+    match which.text.as_str() {
+        "connect" => s.connect = t,
+        "client" => s.client = t,
+        "server" => s.server = t,
+        "queue" => s.queue = Some(t),
+        "http-request" => s.http_request = Some(t),
+        _ => unsupported(src, d, which, "timeout"),
+    }
+}
+
+/// `bind ADDR[,ADDR...]`; bind options (ssl, ...) are refused.
+fn bind_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
+    for (i, x) in w.iter().enumerate().skip(1) {
+        if i == 1 {
+            for a in x.text.split(',') {
+                match parse_bind(a) {
+                    Ok(b) => sec.bind.push(b),
+                    Err(e) => d.error(src, Some(x.span.clone()), e),
+                }
+            }
+        } else {
+            unsupported(src, d, x, "bind options");
+            break;
+        }
+    }
+}
+
+/// `stats enable|uri|realm|auth|refresh|...`; any `stats` line turns the
+/// page on, as in HAProxy.
+fn stats_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
+    let arg = |i: usize| w.get(i).map(|x| x.text.as_str());
+    let st = sec.stats.get_or_insert(Stats {
+        uri: "/haproxy?stats".into(),
+        realm: String::new(),
+        users: Vec::new(),
+        refresh: None,
+    });
+    match arg(1) {
+        Some("enable") => sec.stats_enabled = true,
+        Some("uri") => st.uri = arg(2).unwrap_or("/").to_string(),
+        Some("realm") => {
+            st.realm = w[2..]
+                .iter()
+                .map(|x| x.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+        Some("auth") => match arg(2).and_then(|a| a.split_once(':')) {
+            Some((u, p)) => st.users.push(StatsUser {
+                name: u.into(),
+                password: if p.starts_with("$6$") || p.starts_with("$5$") {
+                    Password::Hash(p.into())
+                } else {
+                    Password::Plain(p.into())
+                },
+            }),
+            None => d.error(
+                src,
+                Some(w[0].span.clone()),
+                "`stats auth` needs user:password",
+            ),
+        },
+        Some("refresh") => st.refresh = time(src, d, w, 2, "stats refresh"),
+        Some("hide-version") | Some("show-legends") | Some("show-node") => {}
+        _ => unsupported(src, d, w.get(1).unwrap_or(&w[0]), "stats"),
+    }
+}
+
+/// `cookie NAME insert [indirect] [nocache]`.
+fn cookie_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
+    let Some(name) = w.get(1) else {
+        d.error(src, Some(w[0].span.clone()), "`cookie` needs a name");
+        return;
+    };
+    let mut c = Cookie {
+        name: name.text.clone(),
+        indirect: false,
+        nocache: false,
+    };
+    let mut insert = false;
+    for x in &w[2..] {
+        match x.text.as_str() {
+            "insert" => insert = true,
+            "indirect" => c.indirect = true,
+            "nocache" => c.nocache = true,
+            _ => unsupported(
+                src,
+                d,
+                x,
+                "cookie (vakt implements insert, indirect, nocache)",
+            ),
+        }
+    }
+    if !insert {
+        d.error_hint(
+            src,
+            Some(w[0].span.clone()),
+            "only `cookie NAME insert` is supported",
+            "add `insert`",
+        );
+    }
+    sec.cookie = Some(c);
+}
+
+/// `server NAME ADDR [options]` or `default-server [options]`.
+fn server_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
+    let is_default = w[0].text == "default-server";
+    let first_opt = if is_default { 1 } else { 3 };
+    let o = server_opts(src, w, first_opt, sec.s.server_opts.clone(), d);
+    if is_default {
+        sec.s.server_opts = o;
+        return;
+    }
+    if sec.kind == Kind::Defaults {
+        d.error(
+            src,
+            Some(w[0].span.clone()),
+            "`server` is not allowed in defaults",
+        );
+        return;
+    }
+    let (Some(name), Some(addr)) = (w.get(1), w.get(2)) else {
+        d.error_hint(
+            src,
+            Some(w[0].span.clone()),
+            "`server` needs a name and an address",
+            "server web01 10.0.0.11:80 check",
+        );
+        return;
+    };
+    let addr = match parse_addr(&addr.text) {
+        Ok(a) => a,
+        Err(e) => {
+            d.error(
+                src,
+                Some(addr.span.clone()),
+                format!("server `{}`: {e}", name.text),
+            );
+            return;
+        }
+    };
+    if sec.servers.iter().any(|(s, _, _)| s.name == name.text) {
+        d.error(
+            src,
+            Some(name.span.clone()),
+            format!("two servers named `{}`", name.text),
+        );
+    }
+    let server = Server {
+        name: name.text.clone(),
+        addr,
+        cookie: o.cookie.clone(),
+        weight: o.weight.unwrap_or(1),
+        maxconn: o.maxconn.unwrap_or(0),
+        check: None,
+        backup: o.backup.unwrap_or(false),
+    };
+    let span = w[0].span.start..w.last().map_or(w[0].span.end, |x| x.span.end);
+    sec.servers.push((server, o, span));
+}
+
+/// The options of a server line from word `i` on, over `o` (the section's
+/// `default-server` ones).
+fn server_opts(
+    src: &Source,
+    w: &[Word],
+    mut i: usize,
+    mut o: ServerOpts,
+    d: &mut Diagnostics,
+) -> ServerOpts {
+    while i < w.len() {
+        let x = &w[i];
+        match x.text.as_str() {
+            "check" => o.check = Some(true),
+            "backup" => o.backup = Some(true),
+            "cookie" => {
+                o.cookie = w.get(i + 1).map(|x| x.text.clone());
+                i += 1;
+            }
+            "inter" => {
+                o.inter = time(src, d, w, i + 1, "inter");
+                i += 1;
+            }
+            "rise" => {
+                o.rise = number(src, d, w, i + 1, "rise", 1..=MAX_RISE_FALL);
+                i += 1;
+            }
+            "fall" => {
+                o.fall = number(src, d, w, i + 1, "fall", 1..=MAX_RISE_FALL);
+                i += 1;
+            }
+            "weight" => {
+                o.weight = number(src, d, w, i + 1, "weight", 0..=256);
+                i += 1;
+            }
+            "maxconn" => {
+                o.maxconn = number(src, d, w, i + 1, "maxconn", 0..=MAX_CONN);
+                i += 1;
+            }
+            _ => unsupported(src, d, x, "server options"),
+        }
+        i += 1;
+    }
+    o
+}
+
+/// `acl NAME path_beg /a /b` or `acl NAME hdr(host) [-i] a b`.
+fn acl_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
+    let (Some(name), Some(crit)) = (w.get(1), w.get(2)) else {
+        d.error(
+            src,
+            Some(w[0].span.clone()),
+            "`acl` needs a name and a criterion",
+        );
+        return;
+    };
+    let values: Vec<String> = w[3..]
+        .iter()
+        .map(|x| x.text.clone())
+        .filter(|v| v != "-i")
+        .collect();
+    let rule = match crit.text.as_str() {
+        "path_beg" => RouteRule::PathPrefix(values),
+        "hdr(host)" | "hdr(Host)" | "req.hdr(host)" => {
+            RouteRule::Host(values.iter().map(|v| v.to_ascii_lowercase()).collect())
+        }
+        _ => {
+            unsupported(src, d, crit, "acl (vakt implements path_beg and hdr(host))");
+            return;
+        }
+    };
+    sec.acls.insert(name.text.clone(), rule);
+}
+
+/// `use_backend NAME if ACL`, one acl per line.
+fn use_backend_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
+    let arg = |i: usize| w.get(i).map(|x| x.text.as_str());
+    match (arg(1), arg(2), arg(3), w.len()) {
+        (Some(be), Some("if"), Some(acl), 4) => {
+            sec.use_backend
+                .push((be.into(), acl.into(), w[0].span.clone()))
+        }
+        _ => d.error_hint(
+            src,
+            Some(w[0].span.clone()),
+            "only `use_backend NAME if ACL` (one acl) is supported",
+            "combine conditions into one acl",
         ),
     }
 }

@@ -2,7 +2,7 @@
 //! both front ends (TOML and haproxy.cfg), so one config means one thing in
 //! either spelling and no number is large enough to panic at run time (a
 //! semaphore or thread pool sized from it). Durations have theirs in
-//! [`super::reader::MAX_DURATION`].
+//! [`crate::config::reader::MAX_DURATION`].
 
 /// `maxconn` (global, per listener, per server).
 pub(crate) const MAX_CONN: u64 = 1_000_000;

@@ -1,21 +1,30 @@
 //! The proxy's configuration: one typed [`Config`] that every front end
-//! produces (the TOML file of [`toml`](self::toml), later haproxy.cfg) and the
-//! rest of the runtime consumes. Values here are resolved: defaults are folded
-//! in, addresses parsed, password hashes checked for form. Nothing in this
-//! module opens sockets.
+//! produces and the rest of the runtime consumes. Values here are resolved:
+//! defaults are folded in, addresses parsed, password hashes checked for
+//! form. Nothing in this module opens sockets.
 //!
 //! The model is HAProxy's: a [`Frontend`] accepts connections and picks a
 //! [`Backend`]; a TOML `[[listen]]` is one of each under the same name.
+//!
+//! # Layout
+//! Imports point down this list, never sideways between the front ends:
+//! - `toml`, `haproxy`: the two front ends (TOML, haproxy.cfg).
+//! - `emit`: a `Config` back out as proxy TOML (`vakt import`).
+//! - `defaults`: `Settings`, the defaults model both front ends fill.
+//! - `value`, `limits`: shared value parsers and numeric bounds.
+//! - `reader` (spanned TOML walker, durations) over `diag` (`Diagnostics`).
 
+mod defaults;
 mod diag;
 mod emit;
 mod haproxy;
 pub(crate) mod limits;
 pub mod reader;
 mod toml;
+mod value;
 
 pub use diag::{Diagnostic, Diagnostics, Severity, Source, closest};
-pub use emit::{to_inventory_fragment, to_toml};
+pub use emit::to_toml;
 pub use haproxy::{from_haproxy, load_haproxy};
 pub use toml::{from_toml, load};
 

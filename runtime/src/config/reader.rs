@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use toml_edit::{Item, TableLike};
 
-use super::diag::{Diagnostics, Source, closest};
+use crate::config::diag::{Diagnostics, Source, closest};
 
 /// Parses `src` as TOML; a syntax error becomes one diagnostic.
 pub fn parse(src: &Source) -> Result<toml_edit::Document<String>, Diagnostics> {
@@ -380,9 +380,39 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// Writes a duration the way [`parse_duration`] reads it back, in the largest
+/// whole unit ("2s", "5m", "1h", "1500ms"); what `vakt import` writes.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(3_600_000) && ms > 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms.is_multiple_of(60_000) && ms > 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formatted_durations_read_back() {
+        for (ms, text) in [
+            (0, "0s"),
+            (1500, "1500ms"),
+            (2000, "2s"),
+            (300_000, "5m"),
+            (7_200_000, "2h"),
+        ] {
+            let d = Duration::from_millis(ms);
+            assert_eq!(format_duration(d), text);
+            assert_eq!(parse_duration(text), Ok(d));
+        }
+    }
 
     #[test]
     fn durations_need_units() {

@@ -1,16 +1,19 @@
 //! The TOML front end: reads the proxy's TOML file into a [`Config`], checking
 //! everything up front and reporting every problem with file:line:column.
-//! `[defaults]` is folded into each `[[listen]]`, and each `[[listen]]` becomes
-//! one frontend plus one backend of the same name.
+//! `[defaults]` fills the shared [`Settings`], each `[[listen]]` overrides
+//! it and becomes one frontend plus one backend of the same name. One reader
+//! function per table; value parsers both front ends use are in `value`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use super::limits;
-use super::reader::{self, Fields};
 use super::*;
+use crate::config::defaults::{self, Settings};
+use crate::config::limits;
+use crate::config::reader::{self, Fields};
+use crate::config::value::{parse_addr, parse_balance};
 
 /// Reads and checks a TOML config file.
 pub fn load(path: &Path) -> Result<(Config, Diagnostics), Diagnostics> {
@@ -46,11 +49,11 @@ pub fn from_toml(src: &Source) -> Result<(Config, Diagnostics), Diagnostics> {
 
     let base = match root.table("defaults", &mut d) {
         Some(mut t) => {
-            let s = read_settings(&mut t, &Settings::default(), &mut d);
+            let s = read_settings(&mut t, &Settings::toml(), &mut d);
             t.finish(&mut d);
             s
         }
-        None => Settings::default(),
+        None => Settings::toml(),
     };
 
     let mut frontends = Vec::new();
@@ -58,27 +61,26 @@ pub fn from_toml(src: &Source) -> Result<(Config, Diagnostics), Diagnostics> {
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut binds: HashMap<SocketAddr, String> = HashMap::new();
     for mut l in root.tables("listen", &mut d) {
-        if let Some((fe, be)) = read_listen(&mut l, &base, &global, backends.len(), &mut d) {
-            if names.insert(fe.name.clone(), 0).is_some() {
-                d.error(
+        let (fe, be) = read_listen(&mut l, &base, backends.len(), &mut d);
+        if names.insert(fe.name.clone(), 0).is_some() {
+            d.error(
+                src,
+                l.span(),
+                format!("two [[listen]] sections are named `{}`", fe.name),
+            );
+        }
+        for b in &fe.bind {
+            if let Some(other) = binds.insert(*b, fe.name.clone()) {
+                d.error_hint(
                     src,
                     l.span(),
-                    format!("two [[listen]] sections are named `{}`", fe.name),
+                    format!("`{}` binds {b}, which `{other}` binds already", fe.name),
+                    "give each listener its own address or port",
                 );
             }
-            for b in &fe.bind {
-                if let Some(other) = binds.insert(*b, fe.name.clone()) {
-                    d.error_hint(
-                        src,
-                        l.span(),
-                        format!("`{}` binds {b}, which `{other}` binds already", fe.name),
-                        "give each listener its own address or port",
-                    );
-                }
-            }
-            frontends.push(fe);
-            backends.push(be);
         }
+        frontends.push(fe);
+        backends.push(be);
         l.finish(&mut d);
     }
     if frontends.is_empty() && !d.has_errors() {
@@ -90,56 +92,11 @@ pub fn from_toml(src: &Source) -> Result<(Config, Diagnostics), Diagnostics> {
         );
     }
     root.finish(&mut d);
-    d.sort();
-    if d.has_errors() {
-        return Err(d);
-    }
-    Ok((
-        Config {
-            global,
-            frontends,
-            backends,
-        },
-        d,
-    ))
-}
-
-/// Settings that `[defaults]` gives and `[[listen]]` may override.
-#[derive(Clone)]
-struct Settings {
-    retries: u32,
-    redispatch: bool,
-    maxconn: usize,
-    http_close: bool,
-    forwardfor: bool,
-    log: Option<LogFormat>,
-    dontlognull: bool,
-    balance: Balance,
-    connect: Duration,
-    client: Duration,
-    server: Duration,
-    queue: Duration,
-    http_request: Duration,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            retries: 3,
-            redispatch: false,
-            maxconn: 2000,
-            http_close: false,
-            forwardfor: false,
-            log: Some(LogFormat::HttpLog),
-            dontlognull: false,
-            balance: Balance::RoundRobin,
-            connect: Duration::from_secs(5),
-            client: Duration::from_secs(50),
-            server: Duration::from_secs(50),
-            queue: Duration::from_secs(5),
-            http_request: Duration::from_secs(10),
-        }
-    }
+    d.into_result(Config {
+        global,
+        frontends,
+        backends,
+    })
 }
 
 fn read_global(g: &mut Fields, d: &mut Diagnostics) -> Global {
@@ -265,35 +222,14 @@ fn read_settings(t: &mut Fields, base: &Settings, d: &mut Diagnostics) -> Settin
             s.server = v;
         }
         if let Some(v) = to.duration("queue", d) {
-            s.queue = v;
+            s.queue = Some(v);
         }
         if let Some(v) = to.duration("http_request", d) {
-            s.http_request = v;
+            s.http_request = Some(v);
         }
         to.finish(d);
     }
     s
-}
-
-pub(crate) fn parse_balance(v: &str) -> Option<Balance> {
-    match v {
-        "roundrobin" => Some(Balance::RoundRobin),
-        "leastconn" => Some(Balance::LeastConn),
-        "source" => Some(Balance::Source),
-        _ => None,
-    }
-}
-
-/// Parses "IP:PORT" (IPv6 as "[::1]:80"). Host names are refused: the proxy
-/// never resolves names (no NSS in a static binary, no surprise DNS at 3 a.m.).
-pub(crate) fn parse_addr(s: &str) -> Result<SocketAddr, String> {
-    s.parse::<SocketAddr>().map_err(|_| {
-        if s.rsplit_once(':').is_none() {
-            format!("\"{s}\" has no port; write IP:PORT, e.g. \"10.0.0.11:80\"")
-        } else {
-            format!("\"{s}\" is not an IP address and port (host names are not resolved)")
-        }
-    })
 }
 
 fn read_check(
@@ -303,14 +239,7 @@ fn read_check(
     d: &mut Diagnostics,
 ) -> Check {
     let src = t.source();
-    let mut c = base.cloned().unwrap_or(Check {
-        path: None,
-        interval: Duration::from_secs(2),
-        rise: 2,
-        fall: 3,
-        expect: StatusExpect(vec![StatusMatch::Class(2), StatusMatch::Class(3)]),
-        timeout,
-    });
+    let mut c = base.cloned().unwrap_or_else(|| defaults::check(timeout));
     if let Some((p, span)) = t.str("path", d) {
         if !p.starts_with('/') {
             d.error_hint(
@@ -344,15 +273,62 @@ fn read_check(
     c
 }
 
+/// One `[[listen]]`: a frontend and a backend of the same name, both at
+/// `index`.
 fn read_listen(
     l: &mut Fields,
     base: &Settings,
-    global: &Global,
     index: usize,
     d: &mut Diagnostics,
-) -> Option<(Frontend, Backend)> {
+) -> (Frontend, Backend) {
+    let name = read_listen_name(l, index, d);
+    let s = read_settings(l, base, d);
+    let bind = read_bind(l, &name, d);
+    let cookie = l.table("cookie", d).map(|mut c| {
+        let out = read_cookie(&mut c, d);
+        c.finish(d);
+        out
+    });
+    let check_timeout = s.check_timeout();
+    let check = l.table("check", d).map(|mut c| {
+        let out = read_check(&mut c, None, check_timeout, d);
+        c.finish(d);
+        out
+    });
+    let stats = l.table("stats", d).map(|mut t| {
+        let out = read_stats(&mut t, &name, d);
+        t.finish(d);
+        out
+    });
+    let listener = Listener {
+        name: &name,
+        sticky: cookie.is_some(),
+        check: check.as_ref(),
+        check_timeout,
+    };
+    let servers = read_servers(l, &listener, d);
+    if servers.is_empty() && stats.is_none() {
+        d.error_hint(
+            l.source(),
+            l.span(),
+            format!("listener `{name}` has no servers"),
+            "add a [[listen.server]] with name and addr",
+        );
+    }
+    let fe = Frontend {
+        stats,
+        default_backend: Some(index),
+        ..s.frontend(name.clone(), bind)
+    };
+    let be = s.backend(name, cookie, servers);
+    (fe, be)
+}
+
+/// The listener's `name`; without one, `listen{index}` stands in so later
+/// messages still name something.
+fn read_listen_name(l: &mut Fields, index: usize, d: &mut Diagnostics) -> String {
     let src = l.source();
-    let name = match l.str("name", d) {
+    match l.str("name", d) {
         Some((n, span)) => {
             if n.is_empty()
                 || !n
@@ -377,9 +353,11 @@ fn read_listen(
             );
             format!("listen{index}")
         }
-    };
-    let s = read_settings(l, base, d);
+    }
+}
 
+fn read_bind(l: &mut Fields, name: &str, d: &mut Diagnostics) -> Vec<SocketAddr> {
+    let src = l.source();
     let mut bind = Vec::new();
     match l.strings("bind", d) {
         Some(list) if !list.is_empty() => {
@@ -397,236 +375,235 @@ fn read_listen(
             "add bind = [\"0.0.0.0:80\"]",
         ),
     }
+    bind
+}
 
-    let cookie = l.table("cookie", d).map(|mut c| {
-        let cname = match c.str("name", d) {
-            Some((n, span)) => {
-                if n.is_empty() || n.contains([';', '=', ',', ' ']) {
-                    d.error(src, Some(span), format!("cookie name \"{n}\" is not a valid cookie name"));
-                }
-                n.to_string()
-            }
-            None => {
-                d.error_hint(src, c.span(), "the cookie has no name", "add name = \"SERVERID\"");
-                String::new()
-            }
-        };
-        if let Some((m, span)) = c.str("mode", d)
-            && m != "insert"
-        {
-            d.error_hint(src, Some(span), format!("cookie mode \"{m}\" is not supported"), "vakt supports mode = \"insert\" (HAProxy's rewrite and prefix modes are not implemented)");
-        }
-        let out = Cookie {
-            name: cname,
-            indirect: c.bool("indirect", d).unwrap_or(false),
-            nocache: c.bool("nocache", d).unwrap_or(false),
-        };
-        c.finish(d);
-        out
-    });
-
-    let check_timeout = s.connect + s.server;
-    let check = l.table("check", d).map(|mut c| {
-        let out = read_check(&mut c, None, check_timeout, d);
-        c.finish(d);
-        out
-    });
-
-    let stats = l.table("stats", d).map(|mut t| {
-        let uri = match t.str("uri", d) {
-            Some((u, span)) => {
-                if !u.starts_with('/') {
-                    d.error_hint(
-                        src,
-                        Some(span),
-                        format!("stats uri \"{u}\" must start with /"),
-                        "for example \"/haproxy?stats\"",
-                    );
-                }
-                u.to_string()
-            }
-            None => "/haproxy?stats".to_string(),
-        };
-        let realm = t
-            .string("realm", d)
-            .unwrap_or_else(|| "vakt statistics".into());
-        let mut users = Vec::new();
-        for (u, span) in t.strings("users", d).unwrap_or_default() {
-            match parse_stats_user(u) {
-                Ok(user) => users.push(user),
-                Err(e) => d.error_hint(
-                    src,
-                    Some(span),
-                    e,
-                    "store a hash: run `vakt hash-password` and write \"user:$6$...\"",
-                ),
-            }
-        }
-        if users.is_empty() {
-            d.warning(
-                src,
-                t.span(),
-                format!("the stats page of `{name}` has no users: anyone can read it"),
-                Some("add users = [\"admin:$6$...\"] (see `vakt hash-password`)".into()),
-            );
-        }
-        let refresh = t.duration("refresh", d);
-        t.finish(d);
-        Stats {
-            uri,
-            realm,
-            users,
-            refresh,
-        }
-    });
-
-    let mut servers = Vec::new();
-    let mut server_names: HashMap<String, ()> = HashMap::new();
-    let mut cookies: HashMap<String, String> = HashMap::new();
-    for mut sv in l.tables("server", d) {
-        let sname = match sv.str("name", d) {
-            Some((n, span)) => {
-                if server_names.insert(n.to_string(), ()).is_some() {
-                    d.error(
-                        src,
-                        Some(span),
-                        format!("`{name}` has two servers named `{n}`"),
-                    );
-                }
-                n.to_string()
-            }
-            None => {
-                d.error_hint(
-                    src,
-                    sv.span(),
-                    format!("a server of `{name}` has no name"),
-                    "add name = \"web01\"",
-                );
-                String::new()
-            }
-        };
-        let addr = match sv.str("addr", d) {
-            Some((a, span)) => match parse_addr(a) {
-                Ok(a) => Some(a),
-                Err(e) => {
-                    d.error(src, Some(span), format!("server `{sname}` addr: {e}"));
-                    None
-                }
-            },
-            None => {
-                d.error_hint(
-                    src,
-                    sv.span(),
-                    format!("server `{sname}` has no addr"),
-                    "add addr = \"10.0.0.11:80\"",
-                );
-                None
-            }
-        };
-        let scookie = sv.str("cookie", d).map(|(c, span)| {
-            if c.is_empty() || c.contains([';', ',', ' ', '"']) {
+/// The `cookie` table: the persistence cookie, insert mode only.
+fn read_cookie(c: &mut Fields, d: &mut Diagnostics) -> Cookie {
+    let src = c.source();
+    let name = match c.str("name", d) {
+        Some((n, span)) => {
+            if n.is_empty() || n.contains([';', '=', ',', ' ']) {
                 d.error(
                     src,
-                    Some(span.clone()),
-                    format!("server `{sname}` cookie \"{c}\" is not a valid cookie value"),
+                    Some(span),
+                    format!("cookie name \"{n}\" is not a valid cookie name"),
                 );
             }
-            if let Some(other) = cookies.insert(c.to_string(), sname.clone()) {
+            n.to_string()
+        }
+        None => {
+            d.error_hint(
+                src,
+                c.span(),
+                "the cookie has no name",
+                "add name = \"SERVERID\"",
+            );
+            String::new()
+        }
+    };
+    if let Some((m, span)) = c.str("mode", d)
+        && m != "insert"
+    {
+        d.error_hint(
+            src,
+            Some(span),
+            format!("cookie mode \"{m}\" is not supported"),
+            "vakt supports mode = \"insert\" (HAProxy's rewrite and prefix modes are not implemented)",
+        );
+    }
+    Cookie {
+        name,
+        indirect: c.bool("indirect", d).unwrap_or(false),
+        nocache: c.bool("nocache", d).unwrap_or(false),
+    }
+}
+
+/// The `stats` table of listener `name`.
+fn read_stats(t: &mut Fields, name: &str, d: &mut Diagnostics) -> Stats {
+    let src = t.source();
+    let uri = match t.str("uri", d) {
+        Some((u, span)) => {
+            if !u.starts_with('/') {
                 d.error_hint(
                     src,
                     Some(span),
-                    format!("servers `{other}` and `{sname}` share the cookie \"{c}\""),
-                    "give each server its own cookie value",
+                    format!("stats uri \"{u}\" must start with /"),
+                    "for example \"/haproxy?stats\"",
                 );
             }
-            c.to_string()
-        });
-        if cookie.is_some() && scookie.is_none() && !sname.is_empty() {
-            d.warning(
-                src,
-                sv.span(),
-                format!("server `{sname}` has no cookie value: its sessions will not stick"),
-                Some("add cookie = \"w1\"".into()),
-            );
+            u.to_string()
         }
-        let weight = sv.int("weight", 0, 256, d).unwrap_or(1) as u32;
-        let maxconn = sv
-            .int("maxconn", 0, limits::MAX_CONN as i64, d)
-            .unwrap_or(0) as usize;
-        let backup = sv.bool("backup", d).unwrap_or(false);
-        let scheck = match sv.get("check") {
-            None => check.clone(),
-            Some(f) if f.item.as_bool().is_some() => {
-                if f.item.as_bool() == Some(true) {
-                    Some(check.clone().unwrap_or_else(|| Check {
-                        path: None,
-                        interval: Duration::from_secs(2),
-                        rise: 2,
-                        fall: 3,
-                        expect: StatusExpect(vec![StatusMatch::Class(2), StatusMatch::Class(3)]),
-                        timeout: check_timeout.min(Duration::from_secs(2)),
-                    }))
-                } else {
-                    None
-                }
-            }
-            Some(f) => f.as_table(&sv.name("check"), d).map(|mut c| {
-                let out = read_check(&mut c, check.as_ref(), check_timeout, d);
-                c.finish(d);
-                out
-            }),
-        };
-        sv.finish(d);
-        if let Some(addr) = addr {
-            servers.push(Server {
-                name: sname,
-                addr,
-                cookie: scookie,
-                weight,
-                maxconn,
-                check: scheck,
-                backup,
-            });
+        None => "/haproxy?stats".to_string(),
+    };
+    let realm = t
+        .string("realm", d)
+        .unwrap_or_else(|| "vakt statistics".into());
+    let mut users = Vec::new();
+    for (u, span) in t.strings("users", d).unwrap_or_default() {
+        match parse_stats_user(u) {
+            Ok(user) => users.push(user),
+            Err(e) => d.error_hint(
+                src,
+                Some(span),
+                e,
+                "store a hash: run `vakt hash-password` and write \"user:$6$...\"",
+            ),
         }
     }
-    if servers.is_empty() && stats.is_none() {
-        d.error_hint(
+    if users.is_empty() {
+        d.warning(
             src,
-            l.span(),
-            format!("listener `{name}` has no servers"),
-            "add a [[listen.server]] with name and addr",
+            t.span(),
+            format!("the stats page of `{name}` has no users: anyone can read it"),
+            Some("add users = [\"admin:$6$...\"] (see `vakt hash-password`)".into()),
         );
     }
-    let _ = global;
+    let refresh = t.duration("refresh", d);
+    Stats {
+        uri,
+        realm,
+        users,
+        refresh,
+    }
+}
 
-    let fe = Frontend {
-        name: name.clone(),
-        bind,
-        maxconn: s.maxconn,
-        timeout_client: s.client,
-        timeout_http_request: s.http_request,
-        http_close: s.http_close,
-        forwardfor: s.forwardfor,
-        log: s.log,
-        dontlognull: s.dontlognull,
-        stats,
-        routes: Vec::new(),
-        default_backend: Some(index),
+/// What a `[[listen.server]]` takes from its listener.
+struct Listener<'a> {
+    name: &'a str,
+    /// The listener has a persistence cookie: servers need a value.
+    sticky: bool,
+    /// The listener's `check` table, every server's unless it says otherwise.
+    check: Option<&'a Check>,
+    check_timeout: Duration,
+}
+
+/// Every `[[listen.server]]`; names and cookie values are unique per listener.
+fn read_servers(l: &mut Fields, listener: &Listener, d: &mut Diagnostics) -> Vec<Server> {
+    let mut servers = Vec::new();
+    let mut names: HashMap<String, ()> = HashMap::new();
+    let mut cookies: HashMap<String, String> = HashMap::new();
+    for mut sv in l.tables("server", d) {
+        let server = read_server(&mut sv, listener, &mut names, &mut cookies, d);
+        sv.finish(d);
+        servers.extend(server);
+    }
+    servers
+}
+
+/// One server; `None` without a usable address (the error is recorded).
+fn read_server(
+    sv: &mut Fields,
+    listener: &Listener,
+    names: &mut HashMap<String, ()>,
+    cookies: &mut HashMap<String, String>,
+    d: &mut Diagnostics,
+) -> Option<Server> {
+    let src = sv.source();
+    let name = listener.name;
+    let sname = match sv.str("name", d) {
+        Some((n, span)) => {
+            if names.insert(n.to_string(), ()).is_some() {
+                d.error(
+                    src,
+                    Some(span),
+                    format!("`{name}` has two servers named `{n}`"),
+                );
+            }
+            n.to_string()
+        }
+        None => {
+            d.error_hint(
+                src,
+                sv.span(),
+                format!("a server of `{name}` has no name"),
+                "add name = \"web01\"",
+            );
+            String::new()
+        }
     };
-    let be = Backend {
-        name,
-        balance: s.balance,
-        cookie,
-        retries: s.retries,
-        redispatch: s.redispatch,
-        http_close: s.http_close,
-        forwardfor: s.forwardfor,
-        timeout_connect: s.connect,
-        timeout_server: s.server,
-        timeout_queue: s.queue,
-        servers,
+    let addr = match sv.str("addr", d) {
+        Some((a, span)) => match parse_addr(a) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                d.error(src, Some(span), format!("server `{sname}` addr: {e}"));
+                None
+            }
+        },
+        None => {
+            d.error_hint(
+                src,
+                sv.span(),
+                format!("server `{sname}` has no addr"),
+                "add addr = \"10.0.0.11:80\"",
+            );
+            None
+        }
     };
-    Some((fe, be))
+    let scookie = sv.str("cookie", d).map(|(c, span)| {
+        if c.is_empty() || c.contains([';', ',', ' ', '"']) {
+            d.error(
+                src,
+                Some(span.clone()),
+                format!("server `{sname}` cookie \"{c}\" is not a valid cookie value"),
+            );
+        }
+        if let Some(other) = cookies.insert(c.to_string(), sname.clone()) {
+            d.error_hint(
+                src,
+                Some(span),
+                format!("servers `{other}` and `{sname}` share the cookie \"{c}\""),
+                "give each server its own cookie value",
+            );
+        }
+        c.to_string()
+    });
+    if listener.sticky && scookie.is_none() && !sname.is_empty() {
+        d.warning(
+            src,
+            sv.span(),
+            format!("server `{sname}` has no cookie value: its sessions will not stick"),
+            Some("add cookie = \"w1\"".into()),
+        );
+    }
+    let weight = sv.int("weight", 0, 256, d).unwrap_or(1) as u32;
+    let maxconn = sv
+        .int("maxconn", 0, limits::MAX_CONN as i64, d)
+        .unwrap_or(0) as usize;
+    let backup = sv.bool("backup", d).unwrap_or(false);
+    let check = read_server_check(sv, listener, d);
+    Some(Server {
+        name: sname,
+        addr: addr?,
+        cookie: scookie,
+        weight,
+        maxconn,
+        check,
+        backup,
+    })
+}
+
+/// A server's `check`: absent = the listener's, `false` = none, `true` = the
+/// listener's or the default one, a table = the listener's with overrides.
+fn read_server_check(sv: &mut Fields, listener: &Listener, d: &mut Diagnostics) -> Option<Check> {
+    let base = listener.check;
+    match sv.get("check") {
+        None => base.cloned(),
+        Some(f) if f.item.as_bool().is_some() => {
+            if f.item.as_bool() == Some(true) {
+                Some(base.cloned().unwrap_or_else(|| {
+                    defaults::check(listener.check_timeout.min(defaults::CHECK_INTERVAL))
+                }))
+            } else {
+                None
+            }
+        }
+        Some(f) => f.as_table(&sv.name("check"), d).map(|mut c| {
+            let out = read_check(&mut c, base, listener.check_timeout, d);
+            c.finish(d);
+            out
+        }),
+    }
 }
 
 /// "user:$6$salt$hash". Plain passwords are refused in TOML.

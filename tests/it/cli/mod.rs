@@ -8,6 +8,7 @@ mod deploy;
 mod manual;
 mod password;
 mod promises;
+mod proxy_config;
 mod render;
 mod vagrant;
 mod validate;
