@@ -44,8 +44,8 @@ impl ClientState {
 }
 
 #[derive(Debug)]
-pub(crate) struct ClientIo {
-    stream: Arc<TcpStream>,
+pub(crate) struct ClientIo<S> {
+    stream: Arc<S>,
     scanner: Scanner,
     /// A refusal found in the last read, reported on the next one (the good
     /// bytes before it were handed to hyper first).
@@ -71,8 +71,8 @@ fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "client timeout")
 }
 
-impl ClientIo {
-    pub fn new(stream: Arc<TcpStream>, max_head: usize, client_timeout: Duration) -> Self {
+impl<S: Socket> ClientIo<S> {
+    pub fn new(stream: Arc<S>, max_head: usize, client_timeout: Duration) -> Self {
         ClientIo {
             stream,
             scanner: Scanner::new(max_head),
@@ -100,7 +100,7 @@ impl ClientIo {
     }
 }
 
-impl AsyncRead for ClientIo {
+impl<S: Socket> AsyncRead for ClientIo<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -113,48 +113,48 @@ impl AsyncRead for ClientIo {
         if this.is_refused() {
             return Poll::Ready(Ok(()));
         }
-        loop {
-            if this.stream.poll_read_ready(cx)?.is_pending() {
+        let before = buf.filled().len();
+        match this.stream.poll_read(cx, buf) {
+            Poll::Pending => {
                 if this.scanner.in_body() && stalled(&mut this.read_stall, this.client_timeout, cx)
                 {
                     this.state.timed_out.store(true, Relaxed);
                     return Poll::Ready(Err(timed_out()));
                 }
-                return Poll::Pending;
+                Poll::Pending
             }
-            this.read_stall = None;
-            let before = buf.filled().len();
-            match this.stream.try_read_buf(buf) {
-                Ok(0) => return Poll::Ready(Ok(())),
-                Ok(n) => {
-                    if buf.remaining() > 0 {
-                        crate::readiness::drained(&this.stream);
-                    }
-                    let res = this.scanner.feed(&buf.filled()[before..before + n]);
-                    this.state.mid_head.store(this.scanner.mid_head(), Relaxed);
-                    this.state.in_body.store(this.scanner.in_body(), Relaxed);
-                    if let Err((good, r)) = res {
-                        buf.set_filled(before + good);
-                        if good == 0 {
-                            this.refuse(r);
-                        } else {
-                            this.pending = Some(r);
-                        }
-                    }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) => {
+                this.read_stall = None;
+                let n = buf.filled().len() - before;
+                if n == 0 {
                     return Poll::Ready(Ok(()));
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
+                let res = this.scanner.feed(&buf.filled()[before..before + n]);
+                this.state.mid_head.store(this.scanner.mid_head(), Relaxed);
+                this.state.in_body.store(this.scanner.in_body(), Relaxed);
+                if let Err((good, r)) = res {
+                    buf.set_filled(before + good);
+                    if good == 0 {
+                        this.refuse(r);
+                    } else {
+                        this.pending = Some(r);
+                    }
+                }
+                Poll::Ready(Ok(()))
             }
         }
     }
 }
 
-impl ClientIo {
-    /// Ready to write, or Pending (with the stall timer running), or the
-    /// client has not taken data for `timeout client`.
-    fn write_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.stream.poll_write_ready(cx) {
+impl<S: Socket> ClientIo<S> {
+    /// A write's outcome, or the client's stall past `timeout client`.
+    fn stall_checked<T>(
+        &mut self,
+        r: Poll<io::Result<T>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<T>> {
+        match r {
             Poll::Ready(r) => {
                 self.write_stall = None;
                 Poll::Ready(r)
@@ -167,20 +167,15 @@ impl ClientIo {
     }
 }
 
-impl AsyncWrite for ClientIo {
+impl<S: Socket> AsyncWrite for ClientIo<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        loop {
-            ready!(this.write_ready(cx))?;
-            match this.stream.try_write(data) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                r => return Poll::Ready(r),
-            }
-        }
+        let r = this.stream.poll_write(cx, data);
+        this.stall_checked(r, cx)
     }
 
     fn poll_write_vectored(
@@ -189,33 +184,143 @@ impl AsyncWrite for ClientIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        loop {
-            ready!(this.write_ready(cx))?;
-            match this.stream.try_write_vectored(bufs) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                r => return Poll::Ready(r),
-            }
-        }
+        let r = this.stream.poll_write_vectored(cx, bufs);
+        this.stall_checked(r, cx)
     }
 
     fn is_write_vectored(&self) -> bool {
         true
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.stream.poll_flush(cx)
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // After a refusal the connection task still has an answer to write.
         if self.is_refused() {
             return Poll::Ready(Ok(()));
         }
         // Half-close our side so the client sees the end of the response.
-        let r = socket2::SockRef::from(&*self.stream).shutdown(std::net::Shutdown::Write);
-        Poll::Ready(match r {
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-            r => r,
-        })
+        self.stream.poll_shutdown(cx)
+    }
+}
+
+/// The client's socket as [`ClientIo`] and the connection task share it:
+/// plain TCP (read straight from the socket, with the readiness shortcut),
+/// or TLS (the session behind a mutex that is never held across an await).
+pub(crate) trait Socket: Send + Sync + 'static {
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>>;
+    fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>>;
+    fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>>;
+    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Ends our direction (a FIN; for TLS, close_notify first).
+    fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+impl Socket for TcpStream {
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.poll_read_ready(cx))?;
+            match self.try_read_buf(buf) {
+                Ok(n) => {
+                    if n > 0 && buf.remaining() > 0 {
+                        crate::readiness::drained(self);
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.poll_write_ready(cx))?;
+            match self.try_write(data) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.poll_write_ready(cx))?;
+            match self.try_write_vectored(bufs) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn poll_flush(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(
+            match socket2::SockRef::from(self).shutdown(std::net::Shutdown::Write) {
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+                r => r,
+            },
+        )
+    }
+}
+
+/// A TLS session on a client socket.
+#[derive(Debug)]
+pub(crate) struct TlsSocket {
+    session: std::sync::Mutex<tokio_rustls::server::TlsStream<TcpStream>>,
+}
+
+impl TlsSocket {
+    pub fn new(s: tokio_rustls::server::TlsStream<TcpStream>) -> Self {
+        TlsSocket {
+            session: std::sync::Mutex::new(s),
+        }
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(Pin<&mut tokio_rustls::server::TlsStream<TcpStream>>) -> T,
+    ) -> T {
+        let mut s = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        f(Pin::new(&mut *s))
+    }
+}
+
+impl Socket for TlsSocket {
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        self.with(|s| s.poll_read(cx, buf))
+    }
+
+    fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        self.with(|s| s.poll_write(cx, data))
+    }
+
+    fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.with(|s| s.poll_write_vectored(cx, bufs))
+    }
+
+    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.with(|s| s.poll_flush(cx))
+    }
+
+    fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.with(|s| s.poll_shutdown(cx))
     }
 }

@@ -29,6 +29,7 @@ mod shared;
 mod state;
 pub mod stats;
 mod supervisor;
+mod tls;
 mod upstream;
 
 pub use config::Config;
@@ -46,6 +47,8 @@ pub enum ServeError {
     },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// How `vakt proxy` runs (its command-line flags).
@@ -68,12 +71,21 @@ pub struct ServeOptions {
 }
 
 /// Reads a config file in the format the options name.
+/// Certificates are read too, so `--check` catches a missing or broken PEM
+/// file before a start or reload would.
 pub fn load(opts: &ServeOptions) -> Result<(Config, config::Diagnostics), config::Diagnostics> {
-    if opts.haproxy {
+    let (config, warnings) = if opts.haproxy {
         config::load_haproxy(&opts.config)
     } else {
         config::load(&opts.config)
+    }?;
+    if let Err(e) = tls::build_all(&config) {
+        let mut d = config::Diagnostics::new();
+        let src = config::Source::new(opts.config.display().to_string(), "");
+        d.error(&src, None, format!("TLS certificate: {e}"));
+        return Err(d);
     }
+    Ok((config, warnings))
 }
 
 /// Runs the proxy as the options say; returns once it has stopped.

@@ -12,13 +12,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use arc_swap::ArcSwap;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 
-use crate::client_io::ClientIo;
+use crate::client_io::{ClientIo, ClientState, Socket, TlsSocket};
 use crate::exchange::{Exchange, termination};
 use crate::proxy::{self, ConnInfo};
 use crate::shared::Shared;
@@ -115,18 +115,109 @@ async fn serve(
     fe.counters.enter();
     shared.global_conns.fetch_add(1, Relaxed);
     let _ = stream.set_nodelay(true);
-    let stream = Arc::new(stream);
-    let io = ClientIo::new(stream.clone(), fe.max_header_size, fe.conf.timeout_client);
-    let client_state = io.state.clone();
-    let info = Arc::new(ConnInfo {
+    match fe.tls.get(&slot.addr).cloned() {
+        None => serve_h1(Arc::new(stream), peer, &slot, &shared, accepted, false).await,
+        Some(tls) => {
+            // A client that opens TCP and never finishes the handshake is
+            // closed at `timeout http_request`, like a silent plain client.
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+            let handshake = acceptor.accept(stream);
+            match tokio::time::timeout(fe.conf.timeout_http_request, handshake).await {
+                Ok(Ok(session)) => {
+                    if session.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        serve_h2(session, peer, &slot, &shared, accepted).await;
+                    } else {
+                        let socket = Arc::new(TlsSocket::new(session));
+                        serve_h1(socket, peer, &slot, &shared, accepted, true).await;
+                    }
+                }
+                Ok(Err(e)) => tracing::debug!(client = %peer, cause = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(client = %peer, "TLS handshake too slow"),
+            }
+        }
+    }
+    fe.counters.leave();
+    shared.global_conns.fetch_sub(1, Relaxed);
+}
+
+fn conn_info(
+    peer: SocketAddr,
+    accepted: Instant,
+    shared: &Arc<Shared>,
+    client_state: Arc<ClientState>,
+    tls: bool,
+) -> Arc<ConnInfo> {
+    Arc::new(ConnInfo {
         client: peer,
         accepted,
         requests: Default::default(),
         xff: http::HeaderValue::from_str(&crate::state::client_ip(peer).to_string())
             .unwrap_or_else(|_| http::HeaderValue::from_static("unknown")),
         shared: shared.clone(),
-        client_state: client_state.clone(),
+        client_state,
+        tls,
+    })
+}
+
+/// HTTP/2 over TLS (ALPN `h2`): hyper's h2 server with limits that hold
+/// under hostile clients; hyper and the h2 crate bound rapid resets
+/// (CVE-2023-44487) and CONTINUATION floods (CVE-2024-27316).
+async fn serve_h2(
+    session: tokio_rustls::server::TlsStream<TcpStream>,
+    peer: SocketAddr,
+    slot: &Arc<Slot>,
+    shared: &Arc<Shared>,
+    accepted: Instant,
+) {
+    let fe = slot.fe.load_full();
+    let info = conn_info(peer, accepted, shared, Default::default(), true);
+    let svc_slot = slot.clone();
+    let service = service_fn(move |req| {
+        let fe = svc_slot.fe.load_full();
+        let info = info.clone();
+        async move { Ok::<_, Infallible>(proxy::handle(req, fe, &info).await) }
     });
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_H2_STREAMS)
+        .max_header_list_size(u32::try_from(fe.max_header_size).unwrap_or(u32::MAX))
+        .max_pending_accept_reset_streams(Some(MAX_H2_STREAMS as usize))
+        .max_local_error_reset_streams(Some(1024))
+        .keep_alive_interval(Some(fe.conf.timeout_client))
+        .keep_alive_timeout(fe.conf.timeout_http_request);
+    let conn = builder.serve_connection(TokioIo::new(session), service);
+    tokio::pin!(conn);
+    let mut stop = shared.stop_signal();
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(client = %peer, cause = %e, "h2 connection ended");
+    }
+}
+
+/// Streams one h2 connection may have open at once.
+const MAX_H2_STREAMS: u32 = 100;
+
+/// HTTP/1.1 on a plain or TLS socket, every byte through the hygiene
+/// scanner (`ClientIo`); answers what hyper could not (400/431/408).
+async fn serve_h1<S: Socket>(
+    stream: Arc<S>,
+    peer: SocketAddr,
+    slot: &Arc<Slot>,
+    shared: &Arc<Shared>,
+    accepted: Instant,
+    tls: bool,
+) {
+    let fe = slot.fe.load_full();
+    let io = ClientIo::new(stream.clone(), fe.max_header_size, fe.conf.timeout_client);
+    let client_state = io.state.clone();
+    let info = conn_info(peer, accepted, shared, client_state.clone(), tls);
     let svc_slot = slot.clone();
     let svc_info = info.clone();
     let service = service_fn(move |req| {
@@ -171,72 +262,73 @@ async fn serve(
         // We answered before reading the whole request body (the server
         // answered early, or the body was refused): closing now with unread
         // bytes would reset the connection and could destroy the answer.
-        linger(&stream).await;
+        linger(&*stream).await;
     }
-    {
-        if let Some((status, term)) = answer {
-            let code = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST);
-            fe.counters.ereq.fetch_add(1, Relaxed);
-            fe.counters.status(status);
-            let body = proxy::error_body(code);
-            let head = format!(
-                "HTTP/1.1 {} {}\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\nconnection: close\r\n\r\n",
-                status,
-                code.canonical_reason().unwrap_or(""),
-                body.len()
-            );
-            let mut out = head.into_bytes();
-            out.extend_from_slice(&body);
-            if write_all(&stream, &out).await.is_ok() {
-                linger(&stream).await;
-            }
-            let mut ex = Exchange::new(
-                fe.clone(),
-                peer,
-                accepted,
-                accepted.elapsed().as_millis() as i64,
-            );
-            ex.status = status;
-            ex.termination = term;
-            ex.bytes_out = out.len() as u64;
-            ex.finish(true);
+    if let Some((status, term)) = answer {
+        let code = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST);
+        fe.counters.ereq.fetch_add(1, Relaxed);
+        fe.counters.status(status);
+        let body = proxy::error_body(code);
+        let head = format!(
+            "HTTP/1.1 {} {}\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\nconnection: close\r\n\r\n",
+            status,
+            code.canonical_reason().unwrap_or(""),
+            body.len()
+        );
+        let mut out = head.into_bytes();
+        out.extend_from_slice(&body);
+        if write_all(&*stream, &out).await.is_ok() {
+            linger(&*stream).await;
         }
+        let mut ex = Exchange::new(
+            fe.clone(),
+            peer,
+            accepted,
+            accepted.elapsed().as_millis() as i64,
+        );
+        ex.status = status;
+        ex.termination = term;
+        ex.bytes_out = out.len() as u64;
+        ex.finish(true);
     }
-    fe.counters.leave();
-    shared.global_conns.fetch_sub(1, Relaxed);
 }
 
 /// Closes our side and reads what the client still sends for a moment, so
 /// that closing with unread data does not reset the connection and destroy
 /// the answer we just wrote (the "lingering close" of RFC 9112 §9.6).
-async fn linger(stream: &TcpStream) {
-    let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
+async fn linger<S: Socket>(stream: &S) {
     let deadline = Instant::now() + Duration::from_secs(2);
+    let _ = tokio::time::timeout_at(
+        deadline,
+        std::future::poll_fn(|cx| stream.poll_shutdown(cx)),
+    )
+    .await;
     let mut buf = [0u8; 4096];
     loop {
-        let Ok(Ok(())) = tokio::time::timeout_at(deadline, stream.readable()).await else {
-            return;
-        };
-        match stream.try_read(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(_) => return,
+        let mut rb = tokio::io::ReadBuf::new(&mut buf);
+        let read = std::future::poll_fn(|cx| stream.poll_read(cx, &mut rb));
+        match tokio::time::timeout_at(deadline, read).await {
+            Ok(Ok(())) if !rb.filled().is_empty() => {}
+            _ => return,
         }
     }
 }
 
-async fn write_all(stream: &TcpStream, mut data: &[u8]) -> std::io::Result<()> {
+async fn write_all<S: Socket>(stream: &S, mut data: &[u8]) -> std::io::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !data.is_empty() {
-        tokio::time::timeout_at(deadline, stream.writable())
-            .await
-            .map_err(|_| std::io::ErrorKind::TimedOut)??;
-        match stream.try_write(data) {
-            Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
+        let n = tokio::time::timeout_at(
+            deadline,
+            std::future::poll_fn(|cx| stream.poll_write(cx, data)),
+        )
+        .await
+        .map_err(|_| std::io::ErrorKind::TimedOut)??;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
         }
+        data = &data[n..];
     }
-    Ok(())
+    tokio::time::timeout_at(deadline, std::future::poll_fn(|cx| stream.poll_flush(cx)))
+        .await
+        .map_err(|_| std::io::ErrorKind::TimedOut)?
 }

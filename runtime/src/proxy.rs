@@ -36,6 +36,8 @@ pub(crate) struct ConnInfo {
     pub shared: Arc<crate::shared::Shared>,
     /// What the client socket learnt (refusals, stalls), shared with it.
     pub client_state: Arc<crate::client_io::ClientState>,
+    /// The connection came over TLS (HTTP/1.1 or h2).
+    pub tls: bool,
 }
 
 pub(crate) async fn handle(
@@ -59,6 +61,12 @@ pub(crate) async fn handle(
         fe.counters.ereq.fetch_add(1, Relaxed);
         ex.termination = termination(b'P', b'R', b'-');
         return local(StatusCode::METHOD_NOT_ALLOWED, ex, true);
+    }
+
+    if !conn.tls
+        && let Some(code) = fe.conf.redirect_https
+    {
+        return redirect_to_https(&req, code, ex);
     }
 
     if let Some(page) = &fe.stats
@@ -115,7 +123,13 @@ async fn forward(
     let http_close = fe.conf.http_close || conf.http_close;
     let (sticky, ck) = persistence(&pool, &mut parts.headers);
     let forwardfor = fe.conf.forwardfor || conf.forwardfor;
-    prepare_request(&mut parts.headers, forwardfor, conn, http_close);
+    prepare_request(
+        &mut parts.headers,
+        forwardfor,
+        fe.conf.forwarded_proto,
+        conn,
+        http_close,
+    );
     let method = parts.method.clone();
     let req = Request::from_parts(parts, RequestBody::new(body, fe.counters.clone()));
 
@@ -177,7 +191,21 @@ fn persistence(pool: &Pool, headers: &mut HeaderMap) -> (Option<usize>, CookieLo
 
 /// The request as the server gets it: hop-by-hop fields out, our
 /// X-Forwarded-For in, `Connection: close` for `httpclose`.
-fn prepare_request(headers: &mut HeaderMap, forwardfor: bool, conn: &ConnInfo, http_close: bool) {
+fn prepare_request(
+    headers: &mut HeaderMap,
+    forwardfor: bool,
+    forwarded_proto: bool,
+    conn: &ConnInfo,
+    http_close: bool,
+) {
+    if forwarded_proto {
+        // The client's own value is replaced: servers trust this one.
+        let proto = if conn.tls { "https" } else { "http" };
+        headers.insert(
+            HeaderName::from_static("x-forwarded-proto"),
+            HeaderValue::from_static(proto),
+        );
+    }
     strip_hop_by_hop(headers);
     if forwardfor {
         // HAProxy adds its own header line rather than editing an existing
@@ -364,6 +392,7 @@ fn respond(
             .headers
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    add_hsts(&fe, &mut parts.headers);
     server.rt.counters.status(status);
     pool.counters.status(status);
     fe.counters.status(status);
@@ -537,6 +566,47 @@ fn is_end_to_end(n: &HeaderName) -> bool {
     )
 }
 
+/// `Strict-Transport-Security`, when the frontend sets it (HAProxy's
+/// `http-response set-header`: on every response, the server's value
+/// replaced).
+fn add_hsts(fe: &FrontendState, h: &mut HeaderMap) {
+    if let Some(v) = &fe.conf.hsts
+        && let Ok(v) = HeaderValue::from_str(v)
+    {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, v);
+    }
+}
+
+/// Plain HTTP sent to https: same host, path and query. A configured 301
+/// becomes 308 for methods other than GET and HEAD, so that a POST stays a
+/// POST with its body (RFC 9110 §15.4.9).
+fn redirect_to_https(
+    req: &Request<Incoming>,
+    code: u16,
+    mut ex: Exchange,
+) -> Response<ResponseBody> {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let host = host.strip_suffix(":80").unwrap_or(host);
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let code = match code {
+        301 if !matches!(*req.method(), Method::GET | Method::HEAD) => 308,
+        c => c,
+    };
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::FOUND);
+    ex.termination = termination(b'L', b'R', b'-');
+    ex.pseudo_server = Some("<NOSRV>");
+    let location = HeaderValue::from_str(&format!("https://{host}{target}"));
+    let mut r = local(status, ex, false);
+    if let Ok(loc) = location {
+        r.headers_mut().insert(header::LOCATION, loc);
+    }
+    r
+}
+
 /// A response the proxy makes itself, HAProxy-style.
 pub(crate) fn local(status: StatusCode, mut ex: Exchange, close: bool) -> Response<ResponseBody> {
     let body = error_body(status);
@@ -545,9 +615,11 @@ pub(crate) fn local(status: StatusCode, mut ex: Exchange, close: bool) -> Respon
     if let Some(p) = &ex.pool {
         p.counters.status(status.as_u16());
     }
+    let fe = ex.fe.clone();
     let mut r = Response::new(ResponseBody::full(body, Some(ex)));
     *r.status_mut() = status;
     let h = r.headers_mut();
+    add_hsts(&fe, h);
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
     if close {

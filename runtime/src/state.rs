@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
@@ -42,6 +43,8 @@ pub(crate) struct FrontendState {
     /// Client connections of the whole process (HAProxy's actconn).
     pub global_conns: Arc<AtomicU64>,
     pub max_header_size: usize,
+    /// TLS server settings by listening address (certificates loaded).
+    pub tls: HashMap<SocketAddr, Arc<rustls::ServerConfig>>,
 }
 
 impl FrontendState {
@@ -78,6 +81,7 @@ impl State {
         previous: Option<&State>,
         logger: Arc<Logger>,
         global_conns: Arc<AtomicU64>,
+        tls: &HashMap<SocketAddr, Arc<rustls::ServerConfig>>,
     ) -> State {
         let mut old: HashMap<(&str, &str), &Server> = HashMap::new();
         let mut old_fe: HashMap<&str, &FrontendState> = HashMap::new();
@@ -160,6 +164,11 @@ impl State {
                     logger: logger.clone(),
                     global_conns: global_conns.clone(),
                     max_header_size: config.global.max_header_size,
+                    tls: f
+                        .tls
+                        .iter()
+                        .filter_map(|t| Some((t.addr, tls.get(&t.addr)?.clone())))
+                        .collect(),
                     conf: f.clone(),
                 })
             })

@@ -70,7 +70,8 @@ pub async fn run(
     let admin_path = config.global.admin_socket.clone();
     let stop_timeout = config.global.stop_timeout;
     let spread = config.global.spread_checks;
-    let state = State::build(config, None, logger.clone(), global_conns.clone());
+    let tls = crate::tls::build_all(&config)?;
+    let state = State::build(config, None, logger.clone(), global_conns.clone(), &tls);
 
     // Bind everything before serving anything: a port taken by another
     // process is an error at start, not a half-running proxy. Sockets bound
@@ -118,11 +119,24 @@ pub async fn run(
     logger.event(&format!("Proxy started ({} listeners).", bound.len()), 5);
 
     tokio::pin!(shutdown);
+    // Certificate files are watched (an ACME client renewing writes new
+    // ones): a change reloads, so new handshakes get the new certificate.
+    let mut certs_seen = cert_files(&shared);
+    let mut cert_poll = tokio::time::interval(CERT_POLL);
+    cert_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let outcome_tx = tokio::select! {
             _ = &mut shutdown => break,
             _ = hup.recv() => None,
             Some(tx) = reload_rx.recv() => Some(tx),
+            _ = cert_poll.tick() => {
+                let now = cert_files(&shared);
+                if now == certs_seen {
+                    continue;
+                }
+                tracing::info!("a certificate file changed; reloading");
+                None
+            }
         };
         let result = match reload() {
             Ok(new) => apply_reload(new, &shared, &mut bound, &mut checks, &logger),
@@ -143,6 +157,7 @@ pub async fn run(
         if let Some(tx) = outcome_tx {
             let _ = tx.send(result);
         }
+        certs_seen = cert_files(&shared);
     }
 
     // Graceful stop: no new connections, idle keep-alives close, requests in
@@ -202,6 +217,16 @@ fn start_listener(
     Bound { slot, stop, task }
 }
 
+/// How often certificate files are checked for a change.
+const CERT_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn cert_files(shared: &Shared) -> Vec<(std::path::PathBuf, Option<std::time::SystemTime>)> {
+    let state = shared.state.load();
+    let binds: Vec<&crate::config::TlsBind> =
+        state.config.frontends.iter().flat_map(|f| &f.tls).collect();
+    crate::tls::fingerprint(&binds)
+}
+
 /// Swaps in a new configuration. New addresses are bound first; if one
 /// cannot be bound nothing changes.
 fn apply_reload(
@@ -214,11 +239,15 @@ fn apply_reload(
     let spread = config.global.spread_checks;
     let maxconn = config.global.maxconn;
     let old = shared.state.load_full();
+    // New certificates are read here: a file that cannot be read keeps the
+    // old configuration (and its certificates) in place.
+    let tls = crate::tls::build_all(&config).map_err(|e| e.to_string())?;
     let state = State::build(
         config,
         Some(&old),
         logger.clone(),
         shared.global_conns.clone(),
+        &tls,
     );
 
     let mut fresh = Vec::new();

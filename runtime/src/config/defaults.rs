@@ -89,6 +89,10 @@ impl Settings {
             stats: None,
             routes: Vec::new(),
             default_backend: None,
+            tls: Vec::new(),
+            redirect_https: None,
+            hsts: None,
+            forwarded_proto: false,
         }
     }
 

@@ -195,6 +195,10 @@ struct Section {
     span: Range<usize>,
     s: Defaults,
     bind: Vec<SocketAddr>,
+    tls: Vec<TlsBind>,
+    redirect_https: Option<u16>,
+    hsts: Option<String>,
+    forwarded_proto: bool,
     stats: Option<Stats>,
     stats_enabled: bool,
     cookie: Option<Cookie>,
@@ -212,6 +216,10 @@ impl Section {
             span,
             s: defaults.clone(),
             bind: Vec::new(),
+            tls: Vec::new(),
+            redirect_https: None,
+            hsts: None,
+            forwarded_proto: false,
             stats: None,
             stats_enabled: false,
             cookie: None,
@@ -515,6 +523,10 @@ fn build_frontends(
             stats,
             routes,
             default_backend,
+            tls: sec.tls.clone(),
+            redirect_https: sec.redirect_https,
+            hsts: sec.hsts.clone(),
+            forwarded_proto: sec.forwarded_proto,
             ..s.settings.frontend(sec.name.clone(), sec.bind.clone())
         });
     }
@@ -822,6 +834,8 @@ fn proxy_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
             ),
         },
         "bind" if !in_defaults => bind_kw(src, w, sec, d),
+        "http-request" if !in_defaults => http_request_kw(src, w, sec, d),
+        "http-response" if !in_defaults => http_response_kw(src, w, sec, d),
         "stats" => stats_kw(src, w, sec, d),
         "cookie" if !in_defaults => cookie_kw(src, w, sec, d),
         "server" | "default-server" => server_kw(src, w, sec, d),
@@ -965,20 +979,172 @@ fn timeout_kw(src: &Source, w: &[Word], s: &mut Settings, d: &mut Diagnostics) {
     }
 }
 
-/// `bind ADDR[,ADDR...]`; bind options (ssl, ...) are refused.
+/// `bind ADDR[,ADDR...] [ssl crt FILE|DIR [crt ...]] [alpn h2,http/1.1]
+/// [ssl-min-ver TLSv1.2|TLSv1.3]`; other bind options are refused.
 fn bind_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
-    for (i, x) in w.iter().enumerate().skip(1) {
-        if i == 1 {
-            for a in x.text.split(',') {
-                match parse_bind(a) {
-                    Ok(b) => sec.bind.push(b),
-                    Err(e) => d.error(src, Some(x.span.clone()), e),
-                }
+    let mut addrs = Vec::new();
+    if let Some(x) = w.get(1) {
+        for a in x.text.split(',') {
+            match parse_bind(a) {
+                Ok(b) => addrs.push(b),
+                Err(e) => d.error(src, Some(x.span.clone()), e),
             }
-        } else {
-            unsupported(src, d, x, "bind options");
-            break;
         }
+    }
+    let (mut ssl, mut certs, mut alpn, mut min) = (false, Vec::new(), None, TlsVersion::Tls12);
+    let mut i = 2;
+    while let Some(x) = w.get(i) {
+        let value = w.get(i + 1);
+        match x.text.as_str() {
+            "ssl" => {
+                ssl = true;
+                i += 1;
+                continue;
+            }
+            "crt" | "alpn" | "ssl-min-ver" if value.is_none() => {
+                d.error(
+                    src,
+                    Some(x.span.clone()),
+                    format!("`{}` needs a value", x.text),
+                );
+                return;
+            }
+            "crt" => certs.push(PathBuf::from(&value.map_or("", |v| v.text.as_str()))),
+            "alpn" => {
+                let list: Vec<String> = value
+                    .map_or("", |v| v.text.as_str())
+                    .split(',')
+                    .map(str::to_string)
+                    .collect();
+                if let Some(bad) = list
+                    .iter()
+                    .find(|p| !matches!(p.as_str(), "h2" | "http/1.1"))
+                {
+                    d.error_hint(
+                        src,
+                        value.map(|v| v.span.clone()),
+                        format!("alpn protocol \"{bad}\" is not supported"),
+                        "write `alpn h2,http/1.1` (or one of them)",
+                    );
+                }
+                alpn = Some(list);
+            }
+            "ssl-min-ver" => match value.map_or("", |v| v.text.as_str()) {
+                "TLSv1.2" => min = TlsVersion::Tls12,
+                "TLSv1.3" => min = TlsVersion::Tls13,
+                other => d.error_hint(
+                    src,
+                    value.map(|v| v.span.clone()),
+                    format!("ssl-min-ver {other} is not supported"),
+                    "TLS 1.0 and 1.1 are broken: write `ssl-min-ver TLSv1.2` or `TLSv1.3`",
+                ),
+            },
+            _ => {
+                unsupported(src, d, x, "bind options (ssl, crt, alpn, ssl-min-ver)");
+                return;
+            }
+        }
+        i += 2;
+    }
+    if ssl && certs.is_empty() {
+        d.error_hint(
+            src,
+            Some(w[0].span.clone()),
+            "`bind ... ssl` needs a certificate",
+            "add `crt /etc/haproxy/certs/site.pem` (chain and key in one PEM file, or a folder of them)",
+        );
+    } else if !ssl && !certs.is_empty() {
+        d.error_hint(
+            src,
+            Some(w[0].span.clone()),
+            "`crt` without `ssl`",
+            "add `ssl` before `crt`",
+        );
+    }
+    for addr in addrs {
+        if ssl {
+            sec.tls.push(TlsBind {
+                addr,
+                certs: certs.clone(),
+                // HAProxy without `alpn` negotiates no ALPN: HTTP/1.1 only.
+                alpn: alpn.clone().unwrap_or_else(|| vec!["http/1.1".into()]),
+                min_version: min,
+            });
+        }
+        sec.bind.push(addr);
+    }
+}
+
+/// `http-request redirect scheme https [code N] unless { ssl_fc }` and
+/// `http-request set-header X-Forwarded-Proto https if { ssl_fc }`: the two
+/// `http-request` rules that HTTPS deployments write; others are refused.
+fn http_request_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
+    let words: Vec<&str> = w.iter().map(|x| x.text.as_str()).collect();
+    match words.as_slice() {
+        ["http-request", "redirect", "scheme", "https", rest @ ..] => {
+            let (code, cond) = match rest {
+                ["code", c, cond @ ..] => (c.parse::<u16>().ok(), cond),
+                cond => (Some(302), cond),
+            };
+            let Some(code @ (301 | 302 | 303 | 307 | 308)) = code else {
+                d.error_hint(
+                    src,
+                    Some(w[0].span.clone()),
+                    "redirect code must be 301, 302, 303, 307 or 308",
+                    "write `code 301` (or leave it out for HAProxy's 302)",
+                );
+                return;
+            };
+            if !matches!(
+                cond,
+                ["unless", "{", "ssl_fc", "}"] | ["unless", "{ssl_fc}"]
+            ) {
+                d.error_hint(
+                    src,
+                    Some(w[0].span.clone()),
+                    "only `unless { ssl_fc }` is supported as the redirect's condition",
+                    "write `http-request redirect scheme https unless { ssl_fc }`",
+                );
+                return;
+            }
+            sec.redirect_https = Some(code);
+        }
+        [
+            "http-request",
+            "set-header",
+            name,
+            "https",
+            "if",
+            "{",
+            "ssl_fc",
+            "}",
+        ] if name.eq_ignore_ascii_case("x-forwarded-proto") => {
+            sec.forwarded_proto = true;
+        }
+        _ => unsupported(
+            src,
+            d,
+            w.get(1).unwrap_or(&w[0]),
+            "http-request (only `redirect scheme https unless { ssl_fc }` and `set-header X-Forwarded-Proto https if { ssl_fc }`)",
+        ),
+    }
+}
+
+/// `http-response set-header Strict-Transport-Security "VALUE"`.
+fn http_response_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
+    match (w.get(1), w.get(2), w.get(3), w.get(4)) {
+        (Some(a), Some(n), Some(v), None)
+            if a.text == "set-header"
+                && n.text.eq_ignore_ascii_case("strict-transport-security") =>
+        {
+            sec.hsts = Some(v.text.clone());
+        }
+        _ => unsupported(
+            src,
+            d,
+            w.get(1).unwrap_or(&w[0]),
+            "http-response (only `set-header Strict-Transport-Security \"max-age=...\"`)",
+        ),
     }
 }
 
@@ -1279,8 +1445,10 @@ mod tests {
             ("defaults\n  option tcplog\n", "`tcplog`"),
             ("defaults\n  timeout tunnel 1h\n", "`tunnel`"),
             ("defaults\n  compression algo gzip\n", "`compression`"),
-            ("frontend f\n  bind :80 ssl crt /x.pem\n", "`ssl`"),
-            ("frontend f\n  http-request deny\n", "`http-request`"),
+            ("frontend f\n  bind :80 ssl crt /x.pem verify required\n", "`verify`"),
+            ("frontend f\n  bind :80 ssl-min-ver TLSv1.0\n", "TLSv1.0"),
+            ("frontend f\n  http-request deny\n", "`deny`"),
+            ("frontend f\n  http-response del-header Server\n", "`del-header`"),
             ("backend b\n  server a 10.0.0.1:80 check ssl\n", "`ssl`"),
             (
                 "backend b\n  stick-table type ip size 1m\n",

@@ -117,6 +117,39 @@ pub struct Frontend {
     pub routes: Vec<Route>,
     /// Index into [`Config::backends`].
     pub default_backend: Option<usize>,
+    /// The addresses of `bind` that speak TLS, and how.
+    pub tls: Vec<TlsBind>,
+    /// Plain-HTTP requests are redirected to https with this status
+    /// (HAProxy `http-request redirect scheme https unless { ssl_fc }`).
+    pub redirect_https: Option<u16>,
+    /// `Strict-Transport-Security` value added to every response.
+    pub hsts: Option<String>,
+    /// Servers get `X-Forwarded-Proto: https` or `http` (the client's own
+    /// is replaced).
+    pub forwarded_proto: bool,
+}
+
+/// A TLS listening address: certificates (PEM files with chain and key, or
+/// folders of them), ALPN protocols in order of preference, lowest version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsBind {
+    pub addr: SocketAddr,
+    pub certs: Vec<PathBuf>,
+    pub alpn: Vec<String>,
+    pub min_version: TlsVersion,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+impl Frontend {
+    /// The TLS settings of one of its addresses, if it speaks TLS.
+    pub fn tls_at(&self, addr: SocketAddr) -> Option<&TlsBind> {
+        self.tls.iter().find(|t| t.addr == addr)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

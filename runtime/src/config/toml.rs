@@ -315,11 +315,25 @@ fn read_listen(
             "add a [[listen.server]] with name and addr",
         );
     }
-    let fe = Frontend {
+    let mut bind = bind;
+    let tls = l.table("tls", d).map(|mut t| {
+        let out = read_tls(&mut t, &name, d);
+        t.finish(d);
+        out
+    });
+    let mut fe = Frontend {
         stats,
         default_backend: Some(index),
-        ..s.frontend(name.clone(), bind)
+        ..s.frontend(name.clone(), Vec::new())
     };
+    if let Some(t) = tls {
+        bind.extend(t.binds.iter().map(|b| b.addr));
+        fe.tls = t.binds;
+        fe.redirect_https = t.redirect.then_some(301);
+        fe.hsts = t.hsts;
+        fe.forwarded_proto = true;
+    }
+    fe.bind = bind;
     let be = s.backend(name, cookie, servers);
     (fe, be)
 }
@@ -376,6 +390,96 @@ fn read_bind(l: &mut Fields, name: &str, d: &mut Diagnostics) -> Vec<SocketAddr>
         ),
     }
     bind
+}
+
+/// What a listener's `tls` table says.
+struct Tls {
+    binds: Vec<TlsBind>,
+    redirect: bool,
+    hsts: Option<String>,
+}
+
+/// The `tls` table: `bind` (the TLS addresses), `crt` (PEM files or
+/// folders), `alpn`, `min_version`, `redirect` (plain HTTP to https,
+/// default on), `hsts`.
+fn read_tls(t: &mut Fields, name: &str, d: &mut Diagnostics) -> Tls {
+    let src = t.source();
+    let mut addrs = Vec::new();
+    match t.strings("bind", d) {
+        Some(list) if !list.is_empty() => {
+            for (b, span) in list {
+                match parse_addr(b) {
+                    Ok(a) => addrs.push(a),
+                    Err(e) => d.error(src, Some(span), format!("`{name}` tls.bind: {e}")),
+                }
+            }
+        }
+        _ => d.error_hint(
+            src,
+            t.span(),
+            format!("`{name}` tls has no bind address"),
+            "add bind = [\"0.0.0.0:443\"]",
+        ),
+    }
+    let certs: Vec<PathBuf> = match t.strings("crt", d) {
+        Some(list) if !list.is_empty() => list.iter().map(|(c, _)| PathBuf::from(c)).collect(),
+        _ => {
+            d.error_hint(
+                src,
+                t.span(),
+                format!("`{name}` tls has no certificate"),
+                "add crt = [\"/etc/vakt/tls/site.pem\"] (chain and key in one PEM file, or a folder of them)",
+            );
+            Vec::new()
+        }
+    };
+    let alpn = match t.strings("alpn", d) {
+        Some(list) => {
+            let mut out = Vec::new();
+            for (p, span) in list {
+                if matches!(p, "h2" | "http/1.1") {
+                    out.push(p.to_string());
+                } else {
+                    d.error_hint(
+                        src,
+                        Some(span),
+                        format!("alpn protocol \"{p}\" is not supported"),
+                        "use \"h2\" and/or \"http/1.1\"",
+                    );
+                }
+            }
+            out
+        }
+        None => vec!["h2".into(), "http/1.1".into()],
+    };
+    let min_version = match t.str("min_version", d) {
+        None | Some(("1.2", _)) => TlsVersion::Tls12,
+        Some(("1.3", _)) => TlsVersion::Tls13,
+        Some((v, span)) => {
+            d.error_hint(
+                src,
+                Some(span),
+                format!("min_version \"{v}\" is not supported"),
+                "TLS 1.0 and 1.1 are broken: use \"1.2\" or \"1.3\"",
+            );
+            TlsVersion::Tls12
+        }
+    };
+    let redirect = t.bool("redirect", d).unwrap_or(true);
+    let hsts = t.string("hsts", d);
+    Tls {
+        binds: addrs
+            .into_iter()
+            .map(|addr| TlsBind {
+                addr,
+                certs: certs.clone(),
+                alpn: alpn.clone(),
+                min_version,
+            })
+            .collect(),
+        redirect,
+        hsts,
+    }
 }
 
 /// The `cookie` table: the persistence cookie, insert mode only.
