@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::commands::target::Target;
 use crate::inventory::{Host, Inventory, Location, Policy, Role};
+use crate::target::Target;
 use crate::transport::sh;
 
 /// The EEA states (EU plus Iceland, Liechtenstein, Norway), for the policy

@@ -11,6 +11,8 @@ mod probe;
 mod progress;
 mod render;
 mod services;
+mod target;
+mod topology;
 mod transport;
 mod vagrant;
 mod verify;

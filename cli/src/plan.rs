@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::render::{File, Service};
+use crate::render::File;
+use crate::topology::Service;
 use crate::transport::Init;
 
 /// What the host has now.

@@ -6,7 +6,8 @@
 use std::io;
 
 use crate::plan::{Action, Change, HostPlan, HostState};
-use crate::render::{File, Service};
+use crate::render::File;
+use crate::topology::Service;
 use crate::transport::{Transport, sh};
 
 pub const BINARY_PATH: &str = "/usr/local/bin/vakt";

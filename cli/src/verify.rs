@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::commands::target::{HostTarget, Target};
 use crate::inventory::Role;
 use crate::probe;
-use crate::render::{self, Service};
+use crate::render;
 use crate::services::{self, BINARY_PATH};
+use crate::target::{HostTarget, Target};
+use crate::topology::{self, Service};
 use crate::transport::{Transport, sh};
 
 const TIMEOUT: Duration = Duration::from_secs(3);
@@ -114,7 +115,7 @@ pub fn run(t: &Target, binary_sha: &str, step: &dyn Fn(&str)) -> Vec<Check> {
     }
     step("checking round robin and persistence");
     out.extend(cluster_checks(t));
-    if render::ha_enabled(&t.inv) {
+    if topology::ha_enabled(&t.inv) {
         step("checking the VIP");
         out.extend(ha_checks(t));
     }

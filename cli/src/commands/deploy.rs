@@ -9,11 +9,12 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use super::target::{self, HostTarget, Secrets, Target, TargetArgs};
 use crate::plan::{self, Change, HostPlan};
 use crate::progress::Progress;
 use crate::render;
 use crate::services;
+use crate::target::{self, HostTarget, Secrets, Target, TargetArgs};
+use crate::topology;
 
 /// `vakt plan`'s flags.
 #[derive(Args)]
@@ -68,30 +69,6 @@ pub struct DownArgs {
     /// Report format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: super::Format,
-}
-
-/// The binary `up` pushes (`explicit`, `[artifacts] binary`, or the running
-/// one): its bytes, sha256, and whether it was chosen explicitly.
-pub fn pushed_binary(
-    explicit: Option<std::path::PathBuf>,
-    t: &Target,
-) -> anyhow::Result<(Vec<u8>, String, bool)> {
-    use sha2::Digest;
-    let chosen = explicit.or_else(|| {
-        t.inv
-            .binary
-            .as_ref()
-            .map(|b| t.inv.dir.as_deref().map_or(b.clone(), |d| d.join(b)))
-    });
-    let explicit = chosen.is_some();
-    let exe = match chosen {
-        Some(p) => p,
-        None => std::env::current_exe().context("finding the running vakt binary")?,
-    };
-    let bytes = std::fs::read(&exe)
-        .with_context(|| format!("reading the vakt binary {}", exe.display()))?;
-    let sha = hex::encode(sha2::Sha256::digest(&bytes));
-    Ok((bytes, sha, explicit))
 }
 
 /// The running binary fits a host whose `uname -sm` says this.
@@ -165,7 +142,7 @@ fn print_plan(p: &HostPlan) {
 /// `-detailed-exitcode`). Writes nothing.
 pub fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
     let t = target::open_with(&a.target, true, Secrets::Require)?;
-    let (_, sha, explicit) = pushed_binary(a.binary, &t)?;
+    let (_, sha, explicit) = target::pushed_binary(a.binary, &t)?;
     let plans = t
         .hosts
         .iter()
@@ -238,7 +215,7 @@ fn roll_one(
     let web = h.host.has(crate::inventory::Role::Web)
         && t.hosts
             .iter()
-            .any(|l| l.services.contains(&render::Service::Proxy) && l.host.name != *name);
+            .any(|l| l.services.contains(&topology::Service::Proxy) && l.host.name != *name);
     // Only a host the LBs already know can be drained (a new one is not in
     // rotation yet).
     let in_rotation = web && super::ops::set_state(t, name, "drain").is_ok();
@@ -301,7 +278,7 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let t = target::open_with(&a.target, true, Secrets::Create)?;
     tracing::debug!(elapsed = ?started.elapsed(), "connected to every host");
-    let (bytes, sha, explicit) = pushed_binary(a.binary.clone(), &t)?;
+    let (bytes, sha, explicit) = target::pushed_binary(a.binary.clone(), &t)?;
     let progress = Progress::new();
     let slots: Vec<std::sync::Mutex<Option<HostResult>>> = t
         .hosts
@@ -387,7 +364,7 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
             if t.inv.vip.is_some()
                 && t.hosts
                     .iter()
-                    .any(|h| h.services.contains(&render::Service::Keepalived))
+                    .any(|h| h.services.contains(&topology::Service::Keepalived))
             {
                 let holder = crate::ha::wait_settled(&t, Duration::from_secs(20))?;
                 tracing::debug!(%holder, elapsed = ?started.elapsed(), "the VIP has settled");
@@ -447,7 +424,7 @@ fn wait_healthy(t: &Target, timeout: Duration) -> anyhow::Result<()> {
     for h in t
         .hosts
         .iter()
-        .filter(|h| h.services.contains(&render::Service::Proxy))
+        .filter(|h| h.services.contains(&topology::Service::Proxy))
     {
         loop {
             let answer = h

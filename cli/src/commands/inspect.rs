@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use clap::Args;
 use serde::Serialize;
 
-use super::target::{self, Secrets, TargetArgs};
 use crate::inventory::Role;
 use crate::render;
 use crate::services;
+use crate::target::{self, Secrets, TargetArgs};
+use crate::topology;
 
 /// `vakt check`'s flags: it reads the inventory and nothing else.
 #[derive(Args)]
@@ -68,7 +69,10 @@ pub fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
             .as_ref()
             .map(|l| format!("{} {}", l.country, l.city.clone().unwrap_or_default()))
             .unwrap_or_else(|| "-".into());
-        let svcs: Vec<&str> = render::services(&inv, h).iter().map(|s| s.name()).collect();
+        let svcs: Vec<&str> = topology::services(&inv, h)
+            .iter()
+            .map(|s| s.name())
+            .collect();
         println!(
             "{:<10} {:<12} {:<15} {:<15} {:<20} {}",
             h.name,
@@ -186,7 +190,7 @@ fn host_status(h: &target::HostTarget) -> HostStatus {
     let proxy_running = st
         .services
         .iter()
-        .any(|s| s.name == render::Service::Proxy.name() && s.running);
+        .any(|s| s.name == topology::Service::Proxy.name() && s.running);
     if proxy_running {
         match services::admin(tr, &h.ctx.admin_socket, "show servers") {
             Ok(answer) => {

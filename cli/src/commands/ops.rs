@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::target::{self, Target, TargetArgs};
 use crate::progress::{HostLine, Progress};
-use crate::render::Service;
 use crate::services;
+use crate::target::{self, Target, TargetArgs};
+use crate::topology::Service;
 
 /// `vakt drain`'s flags.
 #[derive(Args)]
