@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::plan::{self, Change, HostPlan};
 use crate::progress::Progress;
 use crate::render;
+use crate::rotation;
 use crate::services;
 use crate::target::{self, HostTarget, Secrets, Target, TargetArgs};
 use crate::topology;
@@ -200,9 +201,10 @@ fn host_result(
     }
 }
 
-/// Applies one interrupting plan. A web host that the LBs route to is
-/// drained on every LB first, and readied when every LB sees it UP; if it
-/// does not come back it stays in maintenance and the error says so.
+/// Applies one interrupting plan. A web host that every LB knows goes
+/// through [`rotation::cycle`] (drained, applied, readied once every LB sees
+/// it healthy; the error says how it was left when not); any other host is
+/// applied as it is.
 fn roll_one(
     t: &Target,
     h: &HostTarget,
@@ -212,49 +214,27 @@ fn roll_one(
     line: &crate::progress::HostLine,
 ) -> anyhow::Result<()> {
     let name = &h.host.name;
+    let apply = |_: &str, line: &crate::progress::HostLine| -> anyhow::Result<()> {
+        line.step("applying");
+        let tr = h.transport()?;
+        services::apply(tr, p, binary, may_install)?;
+        Ok(())
+    };
     let web = h.host.has(crate::inventory::Role::Web)
         && t.hosts
             .iter()
             .any(|l| l.services.contains(&topology::Service::Proxy) && l.host.name != *name);
     // Only a host the LBs already know can be drained (a new one is not in
     // rotation yet).
-    let in_rotation = web && super::ops::set_state(t, name, "drain").is_ok();
-    if in_rotation {
-        line.step("draining on every load balancer");
-        let _ = super::ops::wait(
-            t,
-            name,
-            Duration::from_secs(30),
-            "the end of its sessions",
-            |r| r.scur == 0,
-        );
+    if !(web && rotation::known(t, name)) {
+        return apply(name, line);
     }
-    line.step("applying");
-    if let Err(e) = h
-        .transport()
-        .and_then(|tr| services::apply(tr, p, binary, may_install).map_err(Into::into))
-    {
-        if in_rotation {
-            let _ = super::ops::set_state(t, name, "ready");
-        }
-        return Err(e);
-    }
-    if in_rotation {
-        line.step("waiting until every load balancer sees it UP");
-        if let Err(e) = super::ops::wait(
-            t,
-            name,
-            Duration::from_secs(60),
-            "a passing health check",
-            super::ops::healthy,
-        ) {
-            let _ = super::ops::set_state(t, name, "maint");
-            anyhow::bail!(
-                "{e:#}; {name} stays in maintenance on every load balancer: fix it, then `vakt ready {name}`"
-            );
-        }
-        super::ops::set_state(t, name, "ready")?;
-    }
+    let opts = rotation::Options {
+        sessions: Duration::from_secs(30),
+        health: Duration::from_secs(60),
+        announce: false,
+    };
+    rotation::cycle(t, std::slice::from_ref(name), &[line], opts, &apply)?;
     Ok(())
 }
 
@@ -360,7 +340,7 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         .count();
     tracing::debug!(elapsed = ?started.elapsed(), "every host applied");
     let healthy = if failed == 0 {
-        wait_healthy(&t, Duration::from_secs(20)).and_then(|()| {
+        rotation::wait_all_serving(&t, Duration::from_secs(20)).and_then(|()| {
             if t.inv.vip.is_some()
                 && t.hosts
                     .iter()
@@ -416,37 +396,6 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         print_access(&t);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Waits until every load balancer reports every server UP.
-fn wait_healthy(t: &Target, timeout: Duration) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    for h in t
-        .hosts
-        .iter()
-        .filter(|h| h.services.contains(&topology::Service::Proxy))
-    {
-        loop {
-            let answer = h
-                .transport()
-                .ok()
-                .and_then(|t| services::admin(t, &h.ctx.admin_socket, "show servers").ok())
-                .unwrap_or_default();
-            let rows = services::parse_servers(&answer);
-            if !rows.is_empty() && rows.iter().all(|r| r.status == "UP") {
-                break;
-            }
-            if Instant::now() > deadline {
-                anyhow::bail!(
-                    "{}: servers not all UP after {}s:\n{answer}",
-                    h.host.name,
-                    timeout.as_secs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    Ok(())
 }
 
 fn print_access(t: &Target) {

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::inventory::Role;
 use crate::render;
+use crate::rotation;
 use crate::services;
 use crate::target::{self, Secrets, TargetArgs};
 use crate::topology;
@@ -150,7 +151,7 @@ struct HostStatus {
     config_sha256: Option<String>,
     /// On a load balancer: its servers as its proxy reports them (`None`
     /// elsewhere, or when the proxy does not answer).
-    servers: Option<Vec<services::ServerRow>>,
+    servers: Option<Vec<rotation::Row>>,
     /// Why this host is not running and healthy; empty when it is.
     problems: Vec<String>,
 }
@@ -192,10 +193,9 @@ fn host_status(h: &target::HostTarget) -> HostStatus {
         .iter()
         .any(|s| s.name == topology::Service::Proxy.name() && s.running);
     if proxy_running {
-        match services::admin(tr, &h.ctx.admin_socket, "show servers") {
-            Ok(answer) => {
-                let rows = services::parse_servers(&answer);
-                for r in rows.iter().filter(|r| r.status != "UP") {
+        match rotation::read(h) {
+            Ok(rows) => {
+                for r in rows.iter().filter(|r| !r.serving()) {
                     st.problems.push(format!(
                         "its proxy sees {}/{} {} (check {})",
                         r.backend, r.server, r.status, r.check
