@@ -10,6 +10,7 @@ mod plan;
 mod probe;
 mod progress;
 mod render;
+mod rollout;
 mod rotation;
 mod services;
 mod target;

@@ -95,6 +95,14 @@ impl HostPlan {
             || !self.actions.is_empty()
             || self.files.iter().any(|f| f.change != Change::Unchanged)
     }
+
+    /// Applying it interrupts a running service (a restart, a binary
+    /// upgrade), so `up` applies it in its one-host-at-a-time phase.
+    pub fn interrupts(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|a| matches!(a, Action::Restart(_) | Action::Upgrade(_)))
+    }
 }
 
 /// Which service a file belongs to on a host run by `init`, and whether a
