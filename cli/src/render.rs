@@ -154,6 +154,78 @@ fn header_name(inv: &Inventory) -> String {
     }
 }
 
+/// The variables of proxy.toml.j2 for LB `host`.
+fn proxy_vars(inv: &Inventory, host: &Host, ctx: &HostContext) -> minijinja::Value {
+    let servers: Vec<ServerCtx> = inv
+        .webs()
+        .filter_map(|w| {
+            let web = w.web.as_ref()?;
+            Some(ServerCtx {
+                name: w.name.clone(),
+                addr: format!("{}:{}", w.private_ip, web.port),
+                cookie: web.cookie.clone(),
+                weight: web.weight,
+            })
+        })
+        .collect();
+    // Production binds every address so the proxy answers on the
+    // VIP whichever LB holds it (no ip_nonlocal_bind needed);
+    // local hosts bind their own loopback address.
+    let bind = if host.is_local() {
+        format!("{}:{}", host.private_ip, inv.port)
+    } else {
+        format!("0.0.0.0:{}", inv.port)
+    };
+    let stats = inv
+        .balancer
+        .stats
+        .as_ref()
+        .zip(ctx.stats_hash.as_ref())
+        .map(|(s, h)| {
+            context! { uri => s.uri, realm => s.realm, user => s.user, hash => h }
+        });
+    context! {
+        inventory => header_name(inv),
+        cluster => inv.name,
+        global_maxconn => inv.balancer.maxconn.max(4096),
+        admin_socket => ctx.admin_socket,
+        balancer => inv.balancer,
+        bind => bind,
+        stats => stats,
+        servers => servers,
+    }
+}
+
+/// The variables of the keepalived templates for LB `host`.
+fn keepalived_vars(inv: &Inventory, host: &Host, ctx: &HostContext) -> minijinja::Value {
+    let root = ctx.root.as_str();
+    let lbs: Vec<&Host> = inv.lbs().collect();
+    let priority = vrrp_priority(inv, host);
+    let master = lbs
+        .iter()
+        .all(|o| o.name == host.name || vrrp_priority(inv, o) < priority);
+    let peers: Vec<String> = lbs
+        .iter()
+        .filter(|o| o.name != host.name)
+        .map(|o| o.private_ip.to_string())
+        .collect();
+    context! {
+        root => root,
+        name => host.name,
+        cluster => inv.name,
+        vip => inv.vip.map(|v| v.to_string()),
+        interface => inv.ha.interface,
+        virtual_router_id => inv.ha.virtual_router_id,
+        priority => priority,
+        master => master,
+        nopreempt => inv.ha.nopreempt,
+        advert_int => inv.ha.advert_int,
+        private_ip => host.private_ip.to_string(),
+        peers => peers,
+        admin_socket => ctx.admin_socket,
+    }
+}
+
 /// Every file `host` needs, in a stable order.
 pub fn render_host(
     inv: &Inventory,
@@ -176,44 +248,7 @@ pub fn render_host(
     for svc in services(inv, host) {
         match svc {
             Service::Proxy => {
-                let servers: Vec<ServerCtx> = inv
-                    .webs()
-                    .filter_map(|w| {
-                        let web = w.web.as_ref()?;
-                        Some(ServerCtx {
-                            name: w.name.clone(),
-                            addr: format!("{}:{}", w.private_ip, web.port),
-                            cookie: web.cookie.clone(),
-                            weight: web.weight,
-                        })
-                    })
-                    .collect();
-                // Production binds every address so the proxy answers on the
-                // VIP whichever LB holds it (no ip_nonlocal_bind needed);
-                // local hosts bind their own loopback address.
-                let bind = if host.is_local() {
-                    format!("{}:{}", host.private_ip, inv.port)
-                } else {
-                    format!("0.0.0.0:{}", inv.port)
-                };
-                let stats = inv
-                    .balancer
-                    .stats
-                    .as_ref()
-                    .zip(ctx.stats_hash.as_ref())
-                    .map(|(s, h)| {
-                        context! { uri => s.uri, realm => s.realm, user => s.user, hash => h }
-                    });
-                let vars = context! {
-                    inventory => header_name(inv),
-                    cluster => inv.name,
-                    global_maxconn => inv.balancer.maxconn.max(4096),
-                    admin_socket => ctx.admin_socket,
-                    balancer => inv.balancer,
-                    bind => bind,
-                    stats => stats,
-                    servers => servers,
-                };
+                let vars = proxy_vars(inv, host, ctx);
                 files.push(File {
                     path: "/etc/vakt/proxy.toml".into(),
                     mode: 0o640,
@@ -267,31 +302,7 @@ pub fn render_host(
                 });
             }
             Service::Keepalived => {
-                let lbs: Vec<&Host> = inv.lbs().collect();
-                let priority = vrrp_priority(inv, host);
-                let master = lbs
-                    .iter()
-                    .all(|o| o.name == host.name || vrrp_priority(inv, o) < priority);
-                let peers: Vec<String> = lbs
-                    .iter()
-                    .filter(|o| o.name != host.name)
-                    .map(|o| o.private_ip.to_string())
-                    .collect();
-                let vars = context! {
-                    root => root,
-                    name => host.name,
-                    cluster => inv.name,
-                    vip => inv.vip.map(|v| v.to_string()),
-                    interface => inv.ha.interface,
-                    virtual_router_id => inv.ha.virtual_router_id,
-                    priority => priority,
-                    master => master,
-                    nopreempt => inv.ha.nopreempt,
-                    advert_int => inv.ha.advert_int,
-                    private_ip => host.private_ip.to_string(),
-                    peers => peers,
-                    admin_socket => ctx.admin_socket,
-                };
+                let vars = keepalived_vars(inv, host, ctx);
                 files.push(File {
                     path: "/etc/keepalived/keepalived.conf".into(),
                     mode: 0o640,
