@@ -311,22 +311,23 @@ pub struct Options {
 }
 
 /// Why [`cycle`] stopped, and in which state it left the failed host. The
-/// hosts of the batch other than `host` are back in rotation.
+/// hosts of the batch other than `host` are back in rotation. One line, so
+/// that `up` can show it in its table.
 #[derive(Debug, thiserror::Error)]
 pub enum CycleError {
     /// The sessions did not end: nothing was done on `host`, and it is back
     /// in rotation.
-    #[error("{source:#}\nnothing was done on {host}; it is back in rotation")]
+    #[error("{source:#}; nothing was done on {host}, it is back in rotation")]
     Sessions { host: String, source: anyhow::Error },
     /// The act failed: `host` stays in maintenance.
     #[error(
-        "{source:#}\n{host} stays in maintenance on every load balancer; fix it, then `vakt ready {host}`"
+        "{source:#}; {host} stays in maintenance on every load balancer: fix it, then `vakt ready {host}`"
     )]
     Act { host: String, source: anyhow::Error },
     /// `host` did not pass its health checks after the act: it stays in
     /// maintenance.
     #[error(
-        "{source:#}\n{host} stays in maintenance on every load balancer; fix it, then `vakt ready {host}`"
+        "{source:#}; {host} stays in maintenance on every load balancer: fix it, then `vakt ready {host}`"
     )]
     Health { host: String, source: anyhow::Error },
     /// A load balancer refused a state change or could not be asked.

@@ -209,7 +209,6 @@ pub fn pushed_binary(
     explicit: Option<std::path::PathBuf>,
     t: &Target,
 ) -> anyhow::Result<(Vec<u8>, String, bool)> {
-    use sha2::Digest;
     let chosen = explicit.or_else(|| {
         t.inv
             .binary
