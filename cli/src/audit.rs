@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::commands::target::Target;
 use crate::inventory::{Host, Inventory, Location, Policy, Role};
+use crate::target::Target;
 use crate::transport::sh;
 
 /// The EEA states (EU plus Iceland, Liechtenstein, Norway), for the policy
@@ -238,7 +238,7 @@ fn judge(policy: &Policy, name: &str, evidence: &[Evidence]) -> (Verdict, Vec<St
         }
     }
     for r in &policy.require {
-        match evidence.iter().find(|e| e.kind == *r) {
+        match evidence.iter().find(|e| e.kind == r.as_str()) {
             Some(e) if e.agrees == Some(true) => {}
             Some(e) if e.agrees == Some(false) => violation.push(format!("{name}: {}", e.detail)),
             Some(e) => unverified.push(format!(

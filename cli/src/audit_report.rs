@@ -44,7 +44,7 @@ pub fn text(r: &Report) -> String {
         o,
         "policy: data in {}; required evidence: {}",
         r.policy.data_countries.join(", "),
-        r.policy.require.join(", ")
+        r.policy.required()
     );
     for s in &r.subjects {
         let _ = writeln!(o, "\n{:<10} {} ({}): {}", s.name, s.kind, s.why, s.verdict);
@@ -74,7 +74,7 @@ pub fn markdown(r: &Report) -> String {
         o,
         "- Policy: personal data may only be kept in **{}**; a place counts as compliant when this evidence agrees: **{}**",
         r.policy.data_countries.join(", "),
-        r.policy.require.join(", ")
+        r.policy.required()
     );
     if let Some(max) = r.policy.max_rtt_ms {
         let _ = writeln!(
@@ -138,7 +138,7 @@ pub fn html(r: &Report) -> String {
         esc(&r.inventory),
         esc(&r.inventory_sha256),
         esc(&r.policy.data_countries.join(", ")),
-        esc(&r.policy.require.join(", "))
+        esc(&r.policy.required())
     );
     let _ = writeln!(
         o,

@@ -7,9 +7,9 @@ use std::net::Ipv4Addr;
 
 use anyhow::Context;
 
-use crate::commands::target::{HostTarget, Target};
-use crate::render::{self, Service};
 use crate::services;
+use crate::target::{HostTarget, Target};
+use crate::topology::{self, Service};
 
 /// One load balancer's part in the VRRP group.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -67,7 +67,7 @@ pub fn survey(t: &Target) -> anyhow::Result<Vec<LbState>> {
                 holds_vip: holds(h, vip)?,
                 keepalived: services::is_running(h.transport()?, Service::Keepalived)
                     .with_context(|| format!("{}: keepalived status", h.host.name))?,
-                priority: render::vrrp_priority(&t.inv, &h.host),
+                priority: topology::vrrp_priority(&t.inv, &h.host),
                 configured_priority: configured_priority(h),
             })
         })

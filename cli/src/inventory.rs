@@ -48,12 +48,29 @@ pub struct Ssh {
     pub user: String,
     pub port: u16,
     pub identity: Option<String>,
-    pub host_keys: String,
+    pub host_keys: HostKeys,
     pub jump: Option<String>,
     pub sudo: bool,
     /// Where to connect instead of the host's addresses (a Vagrant VM's
     /// forwarded port on 127.0.0.1, say).
     pub address: Option<String>,
+}
+
+/// `ssh.host_keys`: how OpenSSH treats a host key it does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeys {
+    /// Only keys already in known_hosts (`StrictHostKeyChecking yes`).
+    Strict,
+    /// Trust a first contact, refuse a changed key (`accept-new`).
+    AcceptNew,
+}
+
+impl HostKeys {
+    const ALL: [(&'static str, HostKeys); 2] = [
+        ("strict", HostKeys::Strict),
+        ("accept-new", HostKeys::AcceptNew),
+    ];
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -115,9 +132,69 @@ pub struct Stats {
     pub password: Secret,
 }
 
+/// `balancer.balance`: the proxy's algorithm, written into proxy.toml as
+/// the inventory spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Balance {
+    RoundRobin,
+    LeastConn,
+    Source,
+}
+
+impl Balance {
+    const ALL: [(&'static str, Balance); 3] = [
+        ("roundrobin", Balance::RoundRobin),
+        ("leastconn", Balance::LeastConn),
+        ("source", Balance::Source),
+    ];
+}
+
+/// One kind of evidence `policy.require` asks the audit for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proof {
+    /// The location the inventory declares.
+    Declared,
+    /// A GeoIP lookup of the host's public address.
+    Geoip,
+    /// The round-trip time from the probe host.
+    Latency,
+}
+
+impl Proof {
+    /// "rtt" is accepted as another name for "latency".
+    const ALL: [(&'static str, Proof); 4] = [
+        ("declared", Proof::Declared),
+        ("geoip", Proof::Geoip),
+        ("latency", Proof::Latency),
+        ("rtt", Proof::Latency),
+    ];
+
+    /// The name the audit's evidence carries as its kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proof::Declared => "declared",
+            Proof::Geoip => "geoip",
+            Proof::Latency => "latency",
+        }
+    }
+}
+
+impl std::fmt::Display for Proof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The value named `v` among `choices` (name, value).
+fn lookup<T: Copy>(choices: &[(&str, T)], v: &str) -> Option<T> {
+    choices.iter().find(|(n, _)| *n == v).map(|(_, t)| *t)
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Balancer {
-    pub balance: String,
+    pub balance: Balance,
     pub cookie: String,
     pub health: Health,
     pub retries: u32,
@@ -129,11 +206,19 @@ pub struct Balancer {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Policy {
     pub data_countries: Vec<String>,
-    pub require: Vec<String>,
+    pub require: Vec<Proof>,
     pub geoip_db: Option<PathBuf>,
     pub rtt_probe: Option<String>,
     pub max_rtt_ms: Option<f64>,
     pub data_ports: Vec<u16>,
+}
+
+impl Policy {
+    /// `require` as written in reports: "declared, geoip".
+    pub fn required(&self) -> String {
+        let names: Vec<&str> = self.require.iter().map(|p| p.as_str()).collect();
+        names.join(", ")
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -405,60 +490,18 @@ fn syntax_errors(src: &Source) -> Diagnostics {
     all
 }
 
+/// Parses and validates an inventory: every table in turn, then the rules
+/// about the whole inventory; every problem is reported at once.
 pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
     let doc = reader::parse(src).map_err(|_| syntax_errors(src))?;
     let mut d = Diagnostics::new();
     let mut root = Fields::root(src, &doc);
-
-    let (mut name, mut vip, mut port, mut vip_span) = (String::new(), None, 80u16, None);
-    match root.table("cluster", &mut d) {
-        Some(mut c) => {
-            let named = c.get("name").is_some();
-            if !named {
-                d.error_hint(
-                    src,
-                    c.span(),
-                    "[cluster] has no name",
-                    "add name = \"shop\" (it names the state folder, the rendered files and the VRRP instance)",
-                );
-            }
-            if let Some((n, span)) = c.str("name", &mut d) {
-                if n.is_empty()
-                    || !n
-                        .chars()
-                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
-                {
-                    d.error_hint(
-                        src,
-                        Some(span),
-                        format!("cluster name \"{n}\" is not valid"),
-                        "use letters, digits, - and _",
-                    );
-                }
-                name = n.to_string();
-            }
-            if let Some((a, span)) = ip(&mut c, "vip", "cluster", &mut d) {
-                vip = Some(a);
-                vip_span = Some(span);
-            }
-            if let Some(p) = c.int("port", 1, 65535, &mut d) {
-                port = p as u16;
-            }
-            c.finish(&mut d);
-        }
-        None => d.error_hint(
-            src,
-            None,
-            "no [cluster] table",
-            "add [cluster] name = \"shop\"",
-        ),
-    }
-
+    let cluster = read_cluster(&mut root, &mut d);
     let mut ssh = Ssh {
         user: "root".into(),
         port: 22,
         identity: None,
-        host_keys: "strict".into(),
+        host_keys: HostKeys::Strict,
         jump: None,
         sudo: false,
         address: None,
@@ -467,32 +510,9 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
         read_ssh(&mut s, &mut ssh, &mut d);
         s.finish(&mut d);
     }
-
-    let mut hosts: Vec<Host> = Vec::new();
-    let mut spans: Vec<std::ops::Range<usize>> = Vec::new();
-    let mut no_private_ip: Vec<(String, std::ops::Range<usize>)> = Vec::new();
-    // A host dropped (no name) or whose roles could not be read was already
-    // reported; the rules about the whole inventory's roles ("no web hosts")
-    // would only repeat that problem in other words, so they wait.
-    let mut roles_known = true;
-    for mut h in root.tables("hosts", &mut d) {
-        let span = h.span().unwrap_or(0..0);
-        match read_host(&mut h, &ssh, &mut d) {
-            Some(entry) => {
-                roles_known &= entry.roles_readable;
-                if entry.private_ip_missing {
-                    no_private_ip.push((entry.host.name.clone(), span.clone()));
-                }
-                hosts.push(entry.host);
-                spans.push(span);
-            }
-            None => roles_known = false,
-        }
-        h.finish(&mut d);
-    }
-
+    let hosts = read_hosts(&mut root, &ssh, &mut d);
     let mut balancer = Balancer {
-        balance: "roundrobin".into(),
+        balance: Balance::RoundRobin,
         cookie: "SERVERID".into(),
         health: Health {
             path: "/health".into(),
@@ -509,117 +529,277 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
         read_balancer(&mut b, &mut balancer, &mut d);
         b.finish(&mut d);
     }
-
-    let mut policy = Policy {
-        data_countries: vec!["NO".into()],
-        require: vec!["declared".into()],
-        geoip_db: None,
-        rtt_probe: None,
-        max_rtt_ms: None,
-        data_ports: vec![3306, 5432, 6379, 27017, 9200, 11211],
-    };
-    let mut policy_span = None;
-    if let Some(mut p) = root.table("policy", &mut d) {
-        policy_span = p.span();
-        if let Some(list) = p.strings("data_countries", &mut d) {
-            policy.data_countries = Vec::new();
-            for (c, span) in list {
-                if c != "EEA" && !ISO_3166.split(' ').any(|x| x == c) {
-                    d.error_hint(
-                        src,
-                        Some(span),
-                        format!("\"{c}\" is not an ISO 3166 country code"),
-                        "use two capital letters, e.g. \"NO\", or the group \"EEA\"",
-                    );
-                }
-                policy.data_countries.push(c.to_string());
-            }
-        }
-        if let Some(list) = p.strings("require", &mut d) {
-            policy.require = Vec::new();
-            for (r, span) in list {
-                // "rtt" is accepted as another name for "latency".
-                let r = if r == "rtt" { "latency" } else { r };
-                if !["declared", "geoip", "latency"].contains(&r) {
-                    d.error_hint(
-                        src,
-                        Some(span),
-                        format!("unknown evidence \"{r}\""),
-                        "use \"declared\", \"geoip\" or \"latency\"",
-                    );
-                }
-                policy.require.push(r.to_string());
-            }
-        }
-        policy.geoip_db = p.string("geoip_db", &mut d).map(PathBuf::from);
-        policy.rtt_probe = p.string("rtt_probe", &mut d);
-        if let Some(f) = p.get("max_rtt_ms") {
-            match f
-                .item
-                .as_float()
-                .or_else(|| f.item.as_integer().map(|i| i as f64))
-            {
-                Some(v) if v > 0.0 => policy.max_rtt_ms = Some(v),
-                _ => d.error(
-                    src,
-                    Some(f.span()),
-                    "`policy.max_rtt_ms` must be a positive number",
-                ),
-            }
-        }
-        if let Some(f) = p.get("data_ports")
-            && let Some(arr) = f.item.as_array()
-        {
-            policy.data_ports = arr
-                .iter()
-                .filter_map(|v| v.as_integer())
-                .filter(|n| (1..=65535).contains(n))
-                .map(|n| n as u16)
-                .collect();
-        }
-        p.finish(&mut d);
-    }
-
-    let mut ha = Ha {
-        // keepalived wants seconds ("0.1"), never a unit.
-        advert_int: "0.1".into(),
-        interface: "eth0".into(),
-        nopreempt: false,
-        virtual_router_id: virtual_router_id(&name),
-    };
-    if let Some(mut h) = root.table("ha", &mut d) {
-        if let Some(v) = h.duration("advert_int", &mut d) {
-            if v < Duration::from_millis(10) || v > Duration::from_secs(255) {
-                d.error(
-                    src,
-                    h.span(),
-                    "`ha.advert_int` must be between 10ms and 255s",
-                );
-            }
-            ha.advert_int = format!("{:.2}", v.as_secs_f64())
-                .trim_end_matches('0')
-                .trim_end_matches('.')
-                .to_string();
-        }
-        if let Some(i) = h.string("interface", &mut d) {
-            ha.interface = i;
-        }
-        if let Some(b) = h.bool("nopreempt", &mut d) {
-            ha.nopreempt = b;
-        }
-        if let Some(n) = h.int("virtual_router_id", 1, 255, &mut d) {
-            ha.virtual_router_id = n as u8;
-        }
-        h.finish(&mut d);
-    }
+    let (policy, policy_span) = read_policy(&mut root, &mut d);
+    let ha = read_ha(&mut root, &cluster.name, &mut d);
     let mut binary = None;
     if let Some(mut a) = root.table("artifacts", &mut d) {
         binary = a.string("binary", &mut d).map(PathBuf::from);
         a.finish(&mut d);
     }
+    let backups = read_backups(&mut root, &mut d);
+    let vagrant = read_vagrant(&mut root, &mut d);
+    let overlays: Vec<String> = root
+        .strings("overlays", &mut d)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(o, _)| o.to_string())
+        .collect();
+    root.finish(&mut d);
+
+    let by_ip = check_unique(src, &hosts, cluster.vip, &mut d);
+    if policy.require.contains(&Proof::Geoip) && policy.geoip_db.is_none() {
+        d.error_hint(
+            src,
+            policy_span,
+            "policy.require lists \"geoip\" but there is no policy.geoip_db to look addresses up in",
+            "add geoip_db = \"geo.mmdb\" (an IP-to-country database in MaxMind's mmdb format), or drop \"geoip\" from require",
+        );
+    }
+    check_roles(src, &hosts, &cluster, &by_ip, &mut d);
+    d.sort();
+    if d.has_errors() {
+        return Err(d);
+    }
+    let sha256 = hex::encode(Sha256::digest(src.text().as_bytes()));
+    Ok((
+        Inventory {
+            file: src.name().to_string(),
+            sha256,
+            dir: None,
+            name: cluster.name,
+            vip: cluster.vip,
+            port: cluster.port,
+            hosts: hosts.hosts,
+            balancer,
+            policy,
+            backups,
+            vagrant,
+            overlays,
+            ha,
+            binary,
+        },
+        d,
+    ))
+}
+
+/// `[cluster]` as read (with the VIP's place, for later rules).
+struct Cluster {
+    name: String,
+    vip: Option<Ipv4Addr>,
+    vip_span: Option<std::ops::Range<usize>>,
+    port: u16,
+}
+
+/// Reads `[cluster]` (name, vip, port); a missing table or name is reported.
+fn read_cluster(root: &mut Fields, d: &mut Diagnostics) -> Cluster {
+    let src = root.source();
+    let mut out = Cluster {
+        name: String::new(),
+        vip: None,
+        vip_span: None,
+        port: 80,
+    };
+    let Some(mut c) = root.table("cluster", d) else {
+        d.error_hint(
+            src,
+            None,
+            "no [cluster] table",
+            "add [cluster] name = \"shop\"",
+        );
+        return out;
+    };
+    if c.get("name").is_none() {
+        d.error_hint(
+            src,
+            c.span(),
+            "[cluster] has no name",
+            "add name = \"shop\" (it names the state folder, the rendered files and the VRRP instance)",
+        );
+    }
+    if let Some((n, span)) = c.str("name", d) {
+        if n.is_empty()
+            || !n
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        {
+            d.error_hint(
+                src,
+                Some(span),
+                format!("cluster name \"{n}\" is not valid"),
+                "use letters, digits, - and _",
+            );
+        }
+        out.name = n.to_string();
+    }
+    if let Some((a, span)) = ip(&mut c, "vip", "cluster", d) {
+        out.vip = Some(a);
+        out.vip_span = Some(span);
+    }
+    if let Some(p) = c.int("port", 1, 65535, d) {
+        out.port = p as u16;
+    }
+    c.finish(d);
+    out
+}
+
+/// Every `[[hosts]]` entry as read, with what the whole-inventory rules
+/// need: each host's place, and the problems already reported.
+struct Hosts {
+    hosts: Vec<Host>,
+    spans: Vec<std::ops::Range<usize>>,
+    no_private_ip: Vec<(String, std::ops::Range<usize>)>,
+    /// False when a host was dropped (no name) or its roles could not be
+    /// read: that was reported, and the rules about the whole inventory's
+    /// roles ("no web hosts") would only repeat it in other words.
+    roles_known: bool,
+}
+
+/// Reads every `[[hosts]]` entry; `ssh` is the cluster-wide `[ssh]`.
+fn read_hosts(root: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Hosts {
+    let mut out = Hosts {
+        hosts: Vec::new(),
+        spans: Vec::new(),
+        no_private_ip: Vec::new(),
+        roles_known: true,
+    };
+    for mut h in root.tables("hosts", d) {
+        let span = h.span().unwrap_or(0..0);
+        match read_host(&mut h, ssh, d) {
+            Some(entry) => {
+                out.roles_known &= entry.roles_readable;
+                if entry.private_ip_missing {
+                    out.no_private_ip
+                        .push((entry.host.name.clone(), span.clone()));
+                }
+                out.hosts.push(entry.host);
+                out.spans.push(span);
+            }
+            None => out.roles_known = false,
+        }
+        h.finish(d);
+    }
+    out
+}
+
+/// Reads `[policy]` (defaults when absent) and its place.
+fn read_policy(root: &mut Fields, d: &mut Diagnostics) -> (Policy, Option<std::ops::Range<usize>>) {
+    let src = root.source();
+    let mut policy = Policy {
+        data_countries: vec!["NO".into()],
+        require: vec![Proof::Declared],
+        geoip_db: None,
+        rtt_probe: None,
+        max_rtt_ms: None,
+        data_ports: vec![3306, 5432, 6379, 27017, 9200, 11211],
+    };
+    let Some(mut p) = root.table("policy", d) else {
+        return (policy, None);
+    };
+    let span = p.span();
+    if let Some(list) = p.strings("data_countries", d) {
+        policy.data_countries = Vec::new();
+        for (c, span) in list {
+            if c != "EEA" && !ISO_3166.split(' ').any(|x| x == c) {
+                d.error_hint(
+                    src,
+                    Some(span),
+                    format!("\"{c}\" is not an ISO 3166 country code"),
+                    "use two capital letters, e.g. \"NO\", or the group \"EEA\"",
+                );
+            }
+            policy.data_countries.push(c.to_string());
+        }
+    }
+    if let Some(list) = p.strings("require", d) {
+        policy.require = Vec::new();
+        for (r, span) in list {
+            match lookup(&Proof::ALL, r) {
+                Some(proof) => policy.require.push(proof),
+                None => d.error_hint(
+                    src,
+                    Some(span),
+                    format!("unknown evidence \"{r}\""),
+                    "use \"declared\", \"geoip\" or \"latency\"",
+                ),
+            }
+        }
+    }
+    policy.geoip_db = p.string("geoip_db", d).map(PathBuf::from);
+    policy.rtt_probe = p.string("rtt_probe", d);
+    if let Some(f) = p.get("max_rtt_ms") {
+        match f
+            .item
+            .as_float()
+            .or_else(|| f.item.as_integer().map(|i| i as f64))
+        {
+            Some(v) if v > 0.0 => policy.max_rtt_ms = Some(v),
+            _ => d.error(
+                src,
+                Some(f.span()),
+                "`policy.max_rtt_ms` must be a positive number",
+            ),
+        }
+    }
+    if let Some(f) = p.get("data_ports")
+        && let Some(arr) = f.item.as_array()
+    {
+        policy.data_ports = arr
+            .iter()
+            .filter_map(|v| v.as_integer())
+            .filter(|n| (1..=65535).contains(n))
+            .map(|n| n as u16)
+            .collect();
+    }
+    p.finish(d);
+    (policy, span)
+}
+
+/// Reads `[ha]` (defaults when absent; the router id from `cluster`).
+fn read_ha(root: &mut Fields, cluster: &str, d: &mut Diagnostics) -> Ha {
+    let src = root.source();
+    let mut ha = Ha {
+        // keepalived wants seconds ("0.1"), never a unit.
+        advert_int: "0.1".into(),
+        interface: "eth0".into(),
+        nopreempt: false,
+        virtual_router_id: virtual_router_id(cluster),
+    };
+    let Some(mut h) = root.table("ha", d) else {
+        return ha;
+    };
+    if let Some(v) = h.duration("advert_int", d) {
+        if v < Duration::from_millis(10) || v > Duration::from_secs(255) {
+            d.error(
+                src,
+                h.span(),
+                "`ha.advert_int` must be between 10ms and 255s",
+            );
+        }
+        ha.advert_int = format!("{:.2}", v.as_secs_f64())
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string();
+    }
+    if let Some(i) = h.string("interface", d) {
+        ha.interface = i;
+    }
+    if let Some(b) = h.bool("nopreempt", d) {
+        ha.nopreempt = b;
+    }
+    if let Some(n) = h.int("virtual_router_id", 1, 255, d) {
+        ha.virtual_router_id = n as u8;
+    }
+    h.finish(d);
+    ha
+}
+
+/// Reads every `[[backups]]` entry; one without a location is reported and
+/// dropped.
+fn read_backups(root: &mut Fields, d: &mut Diagnostics) -> Vec<Backup> {
+    let src = root.source();
     let mut backups = Vec::new();
-    for mut b in root.tables("backups", &mut d) {
-        let name = b.string("name", &mut d).unwrap_or_else(|| {
+    for mut b in root.tables("backups", d) {
+        let name = b.string("name", d).unwrap_or_else(|| {
             d.error_hint(
                 src,
                 b.span(),
@@ -628,9 +808,9 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
             );
             String::new()
         });
-        let kind = b.string("kind", &mut d).unwrap_or_else(|| "backup".into());
-        let location = match b.table("location", &mut d) {
-            Some(l) => Some(parse_location(l, &format!("backups.{name}"), src, &mut d)),
+        let kind = b.string("kind", d).unwrap_or_else(|| "backup".into());
+        let location = match b.table("location", d) {
+            Some(l) => Some(parse_location(l, &format!("backups.{name}"), src, d)),
             None => {
                 d.error_hint(
                     src,
@@ -641,7 +821,7 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
                 None
             }
         };
-        b.finish(&mut d);
+        b.finish(d);
         if let Some(location) = location {
             backups.push(Backup {
                 name,
@@ -650,6 +830,11 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
             });
         }
     }
+    backups
+}
+
+/// Reads `[vagrant]` (defaults when absent).
+fn read_vagrant(root: &mut Fields, d: &mut Diagnostics) -> VagrantDefaults {
     let mut vagrant = VagrantDefaults {
         os: "rocky9".into(),
         memory: 1024,
@@ -657,37 +842,41 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
         ssh_public_key: "~/.ssh/id_ed25519.pub".into(),
         forward_port: 8080,
     };
-    if let Some(mut v) = root.table("vagrant", &mut d) {
-        if let Some(o) = v.string("os", &mut d) {
-            vagrant.os = o;
-        }
-        if let Some(m) = v.int("memory", 256, 1 << 20, &mut d) {
-            vagrant.memory = m as u32;
-        }
-        if let Some(c) = v.int("cpus", 1, 256, &mut d) {
-            vagrant.cpus = c as u32;
-        }
-        if let Some(k) = v.string("ssh_public_key", &mut d) {
-            vagrant.ssh_public_key = k;
-        }
-        if let Some(p) = v.int("forward_port", 1, 65535, &mut d) {
-            vagrant.forward_port = p as u16;
-        }
-        v.finish(&mut d);
+    let Some(mut v) = root.table("vagrant", d) else {
+        return vagrant;
+    };
+    if let Some(o) = v.string("os", d) {
+        vagrant.os = o;
     }
-    let overlays: Vec<String> = root
-        .strings("overlays", &mut d)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(o, _)| o.to_string())
-        .collect();
-    root.finish(&mut d);
+    if let Some(m) = v.int("memory", 256, 1 << 20, d) {
+        vagrant.memory = m as u32;
+    }
+    if let Some(c) = v.int("cpus", 1, 256, d) {
+        vagrant.cpus = c as u32;
+    }
+    if let Some(k) = v.string("ssh_public_key", d) {
+        vagrant.ssh_public_key = k;
+    }
+    if let Some(p) = v.int("forward_port", 1, 65535, d) {
+        vagrant.forward_port = p as u16;
+    }
+    v.finish(d);
+    vagrant
+}
 
-    // Whole-inventory rules.
+/// Whole-inventory rules about names, addresses and cookies: each unique,
+/// and a suggested free address for every host without one. Returns every
+/// host address and its host (the VIP rule needs them).
+fn check_unique<'h>(
+    src: &Source,
+    hosts: &'h Hosts,
+    vip: Option<Ipv4Addr>,
+    d: &mut Diagnostics,
+) -> HashMap<Ipv4Addr, &'h str> {
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     let mut by_ip: HashMap<Ipv4Addr, &str> = HashMap::new();
     let mut by_cookie: HashMap<&str, &str> = HashMap::new();
-    for (h, span) in hosts.iter().zip(&spans) {
+    for (h, span) in hosts.hosts.iter().zip(&hosts.spans) {
         if by_name.insert(&h.name, 0).is_some() {
             d.error_hint(
                 src,
@@ -724,27 +913,33 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
             );
         }
     }
-    for (host, span) in &no_private_ip {
+    for (host, span) in &hosts.no_private_ip {
         d.error_hint(
             src,
             Some(span.clone()),
             format!("host `{host}` has no private_ip"),
             format!(
                 "add private_ip = \"{}\" (an address no other host has)",
-                free_private_ip(&hosts, vip)
+                free_private_ip(&hosts.hosts, vip)
             ),
         );
     }
-    if policy.require.iter().any(|r| r == "geoip") && policy.geoip_db.is_none() {
-        d.error_hint(
-            src,
-            policy_span.clone(),
-            "policy.require lists \"geoip\" but there is no policy.geoip_db to look addresses up in",
-            "add geoip_db = \"geo.mmdb\" (an IP-to-country database in MaxMind's mmdb format), or drop \"geoip\" from require",
-        );
-    }
-    let lbs = hosts.iter().filter(|h| h.has(Role::Lb)).count();
-    if roles_known && hosts.iter().all(|h| !h.has(Role::Web)) {
+    by_ip
+}
+
+/// Whole-inventory rules about roles, the VIP and data: web hosts and a load
+/// balancer exist, the VIP is no host's address, every LB can be reached,
+/// every data-bearing host has a location.
+fn check_roles(
+    src: &Source,
+    hosts: &Hosts,
+    cluster: &Cluster,
+    by_ip: &HashMap<Ipv4Addr, &str>,
+    d: &mut Diagnostics,
+) {
+    let (list, vip) = (&hosts.hosts, cluster.vip);
+    let lbs = list.iter().filter(|h| h.has(Role::Lb)).count();
+    if hosts.roles_known && list.iter().all(|h| !h.has(Role::Web)) {
         d.error_hint(
             src,
             None,
@@ -752,7 +947,7 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
             "add a [[hosts]] with roles = [\"web\"]",
         );
     }
-    if roles_known && lbs == 0 {
+    if hosts.roles_known && lbs == 0 {
         d.error_hint(
             src,
             None,
@@ -763,7 +958,7 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
     if vip.is_some() && lbs == 1 {
         d.warning(
             src,
-            vip_span.clone(),
+            cluster.vip_span.clone(),
             "a VIP with a single load balancer moves nowhere when it fails",
             Some("add a second lb host, or drop cluster.vip".into()),
         );
@@ -773,11 +968,11 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
     {
         d.error(
             src,
-            vip_span.clone(),
+            cluster.vip_span.clone(),
             format!("the VIP {v} is also a host's address"),
         );
     }
-    for (h, span) in hosts.iter().zip(&spans) {
+    for (h, span) in list.iter().zip(&hosts.spans) {
         if h.has(Role::Lb) && h.public_ip.is_none() && vip.is_none() && !h.is_local() {
             d.error_hint(
                 src,
@@ -793,30 +988,6 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
             d.error_hint(src, Some(span.clone()), format!("`{}` holds data but has no location", h.name), "add location = { country = \"NO\", city = \"Oslo\" } (the data-placement policy needs it)");
         }
     }
-    d.sort();
-    if d.has_errors() {
-        return Err(d);
-    }
-    let sha256 = hex::encode(Sha256::digest(src.text().as_bytes()));
-    Ok((
-        Inventory {
-            file: src.name().to_string(),
-            sha256,
-            dir: None,
-            name,
-            vip,
-            port,
-            hosts,
-            balancer,
-            policy,
-            backups,
-            vagrant,
-            overlays,
-            ha,
-            binary,
-        },
-        d,
-    ))
 }
 
 fn read_ssh(s: &mut Fields, out: &mut Ssh, d: &mut Diagnostics) {
@@ -830,15 +1001,15 @@ fn read_ssh(s: &mut Fields, out: &mut Ssh, d: &mut Diagnostics) {
         out.identity = Some(i);
     }
     if let Some((k, span)) = s.str("host_keys", d) {
-        if k != "strict" && k != "accept-new" {
-            d.error_hint(
+        match lookup(&HostKeys::ALL, k) {
+            Some(keys) => out.host_keys = keys,
+            None => d.error_hint(
                 s.source(),
                 Some(span),
                 format!("host_keys \"{k}\" is not known"),
                 "use \"strict\" or \"accept-new\"",
-            );
+            ),
         }
-        out.host_keys = k.to_string();
     }
     if let Some(j) = s.string("jump", d) {
         out.jump = Some(j);
@@ -920,40 +1091,7 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<HostEntry
     };
     // Messages about the rest of a nameless entry name it by position.
     let name = given_name.clone().unwrap_or_else(|| h.path().to_string());
-    let mut roles = Vec::new();
-    let mut roles_readable = true;
-    match h.strings("roles", d) {
-        Some(list) => {
-            for (r, span) in list {
-                match r {
-                    "lb" => roles.push(Role::Lb),
-                    "web" => roles.push(Role::Web),
-                    "db" => roles.push(Role::Db),
-                    _ => {
-                        roles_readable = false;
-                        d.error_hint(
-                            src,
-                            Some(span),
-                            format!("`{name}`: unknown role \"{r}\""),
-                            "roles are \"lb\", \"web\" and \"db\"",
-                        )
-                    }
-                }
-            }
-        }
-        None => {
-            roles_readable = false;
-            // A value of the wrong type was reported by `strings`.
-            if h.get("roles").is_none() && !misspelt(h, "roles") {
-                d.error_hint(
-                    src,
-                    h.span(),
-                    format!("host `{name}` has no roles"),
-                    "add roles = [\"web\"]",
-                );
-            }
-        }
-    }
+    let (roles, roles_readable) = read_roles(h, &name, d);
     let private = ip(h, "private_ip", &name, d);
     let private_ip_missing = h.get("private_ip").is_none() && !misspelt(h, "private_ip");
     if let Some((a, span)) = &private
@@ -980,29 +1118,7 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<HostEntry
     let location = h
         .table("location", d)
         .map(|l| parse_location(l, &name, src, d));
-    let web = h.table("web", d).map(|mut w| {
-        let web = Web {
-            port: w.int("port", 1, 65535, d).unwrap_or(80) as u16,
-            cookie: w.string("cookie", d).unwrap_or_default(),
-            weight: w.int("weight", 0, 256, d).unwrap_or(1) as u32,
-            demo: w.bool("demo", d).unwrap_or(false),
-        };
-        if web.cookie.is_empty()
-            || !web
-                .cookie
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            d.error_hint(
-                src,
-                w.span(),
-                format!("{name}.web needs a cookie value (letters and digits)"),
-                "add cookie = \"w1\"",
-            );
-        }
-        w.finish(d);
-        web
-    });
+    let web = h.table("web", d).map(|w| read_web(w, &name, d));
     if roles.contains(&Role::Web) && web.is_none() {
         d.error_hint(
             src,
@@ -1060,6 +1176,73 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<HostEntry
     })
 }
 
+/// A host's `roles`, and whether they could be read (missing, misspelt or
+/// unknown roles are reported here).
+fn read_roles(h: &mut Fields, name: &str, d: &mut Diagnostics) -> (Vec<Role>, bool) {
+    let src = h.source();
+    let mut roles = Vec::new();
+    let mut roles_readable = true;
+    match h.strings("roles", d) {
+        Some(list) => {
+            for (r, span) in list {
+                match r {
+                    "lb" => roles.push(Role::Lb),
+                    "web" => roles.push(Role::Web),
+                    "db" => roles.push(Role::Db),
+                    _ => {
+                        roles_readable = false;
+                        d.error_hint(
+                            src,
+                            Some(span),
+                            format!("`{name}`: unknown role \"{r}\""),
+                            "roles are \"lb\", \"web\" and \"db\"",
+                        )
+                    }
+                }
+            }
+        }
+        None => {
+            roles_readable = false;
+            // A value of the wrong type was reported by `strings`.
+            if h.get("roles").is_none() && !misspelt(h, "roles") {
+                d.error_hint(
+                    src,
+                    h.span(),
+                    format!("host `{name}` has no roles"),
+                    "add roles = [\"web\"]",
+                );
+            }
+        }
+    }
+    (roles, roles_readable)
+}
+
+/// A host's `web` table (`name` is the host, for messages).
+fn read_web(mut w: Fields, name: &str, d: &mut Diagnostics) -> Web {
+    let src = w.source();
+    let web = Web {
+        port: w.int("port", 1, 65535, d).unwrap_or(80) as u16,
+        cookie: w.string("cookie", d).unwrap_or_default(),
+        weight: w.int("weight", 0, 256, d).unwrap_or(1) as u32,
+        demo: w.bool("demo", d).unwrap_or(false),
+    };
+    if web.cookie.is_empty()
+        || !web
+            .cookie
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        d.error_hint(
+            src,
+            w.span(),
+            format!("{name}.web needs a cookie value (letters and digits)"),
+            "add cookie = \"w1\"",
+        );
+    }
+    w.finish(d);
+    web
+}
+
 /// A private address to suggest for a host that has none: the first free
 /// one from .11 up in the network of the first host that has an address
 /// (10.10.0.0/24 when none has), never one another host or the VIP holds.
@@ -1097,15 +1280,15 @@ fn virtual_router_id(cluster: &str) -> u8 {
 fn read_balancer(b: &mut Fields, out: &mut Balancer, d: &mut Diagnostics) {
     let src = b.source();
     if let Some((v, span)) = b.str("balance", d) {
-        if !["roundrobin", "leastconn", "source"].contains(&v) {
-            d.error_hint(
+        match lookup(&Balance::ALL, v) {
+            Some(balance) => out.balance = balance,
+            None => d.error_hint(
                 src,
                 Some(span),
                 format!("unknown balance \"{v}\""),
                 "use \"roundrobin\", \"leastconn\" or \"source\"",
-            );
+            ),
         }
-        out.balance = v.to_string();
     }
     if let Some(c) = b.string("cookie", d) {
         out.cookie = c;

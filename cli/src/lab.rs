@@ -114,26 +114,15 @@ fn own_addresses() -> anyhow::Result<Vec<Ipv4Addr>> {
         .collect())
 }
 
-/// Builds the lab. Hosts named in `systemd` boot systemd from `rootfs`
-/// (see `systemd`); the others run sshd in a mount namespace of this
-/// machine's filesystem.
-pub fn up(
-    inv: &Inventory,
-    lab: &str,
-    systemd: &[String],
-    rootfs: Option<&Path>,
-) -> anyhow::Result<()> {
-    require_root()?;
+/// Refuses an inventory a lab cannot hold: `--systemd` names a host it
+/// does not have, a host uses one of this machine's addresses, or a host is
+/// local.
+fn check_fits(inv: &Inventory, systemd: &[String]) -> anyhow::Result<()> {
     for s in systemd {
         if !inv.hosts.iter().any(|h| &h.name == s) {
             bail!("--systemd {s}: no host `{s}` in {}", inv.file);
         }
     }
-    let rootfs = if systemd.is_empty() {
-        None
-    } else {
-        Some(systemd::check_rootfs(rootfs)?)
-    };
     let own = own_addresses()?;
     for h in &inv.hosts {
         for a in [Some(h.private_ip), h.public_ip].into_iter().flatten() {
@@ -152,6 +141,25 @@ pub fn up(
             );
         }
     }
+    Ok(())
+}
+
+/// Builds the lab. Hosts named in `systemd` boot systemd from `rootfs`
+/// (see `systemd`); the others run sshd in a mount namespace of this
+/// machine's filesystem.
+pub fn up(
+    inv: &Inventory,
+    lab: &str,
+    systemd: &[String],
+    rootfs: Option<&Path>,
+) -> anyhow::Result<()> {
+    require_root()?;
+    check_fits(inv, systemd)?;
+    let rootfs = if systemd.is_empty() {
+        None
+    } else {
+        Some(systemd::check_rootfs(rootfs)?)
+    };
     // A lab of the same name from before (or a crash) goes first.
     down(lab, Some(inv))?;
     let d = dir(lab);

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::render::{File, Service};
+use crate::render::File;
+use crate::topology::Service;
 use crate::transport::Init;
 
 /// What the host has now.
@@ -93,6 +94,14 @@ impl HostPlan {
             || !self.install.is_empty()
             || !self.actions.is_empty()
             || self.files.iter().any(|f| f.change != Change::Unchanged)
+    }
+
+    /// Applying it interrupts a running service (a restart, a binary
+    /// upgrade), so `up` applies it in its one-host-at-a-time phase.
+    pub fn interrupts(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|a| matches!(a, Action::Restart(_) | Action::Upgrade(_)))
     }
 }
 

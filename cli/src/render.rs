@@ -9,7 +9,8 @@ use std::path::Path;
 use minijinja::{Environment, context};
 use serde::Serialize;
 
-use crate::inventory::{Host, Inventory, Role};
+use crate::inventory::{Host, Inventory};
+use crate::topology::{Service, services, vrrp_priority};
 
 /// The embedded templates, by name.
 pub const TEMPLATES: &[(&str, &str)] = &[
@@ -112,35 +113,6 @@ pub struct File {
     pub content: String,
 }
 
-/// A service vakt runs on a host, named as its init script and unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub enum Service {
-    Proxy,
-    DemoWeb,
-    DemoDb,
-    Keepalived,
-}
-
-impl Service {
-    /// The systemd unit (keepalived's is the distribution's own).
-    pub fn name(self) -> &'static str {
-        match self {
-            Service::Proxy => "vakt-proxy",
-            Service::DemoWeb => "vakt-demo-web",
-            Service::DemoDb => "vakt-demo-db",
-            Service::Keepalived => "keepalived",
-        }
-    }
-
-    /// The SysV init script vakt installs in `/etc/init.d`.
-    pub fn script(self) -> &'static str {
-        match self {
-            Service::Keepalived => "vakt-keepalived",
-            other => other.name(),
-        }
-    }
-}
-
 /// What differs per host and is decided outside rendering.
 #[derive(Debug, Clone)]
 pub struct HostContext {
@@ -161,38 +133,6 @@ pub struct RenderError {
     pub source: minijinja::Error,
 }
 
-/// The services a host runs.
-pub fn services(inv: &Inventory, host: &Host) -> Vec<Service> {
-    let mut s = Vec::new();
-    if host.has(Role::Lb) {
-        s.push(Service::Proxy);
-        if ha_enabled(inv) {
-            s.push(Service::Keepalived);
-        }
-    }
-    if host.web.as_ref().is_some_and(|w| w.demo) {
-        s.push(Service::DemoWeb);
-    }
-    if host.has(Role::Db) && host.db_demo {
-        s.push(Service::DemoDb);
-    }
-    s
-}
-
-/// A load balancer's VRRP priority: `priority` in the inventory, else 150
-/// for the first LB, 140 for the second, and so on (inventory order).
-pub fn vrrp_priority(inv: &Inventory, host: &Host) -> u8 {
-    host.priority.unwrap_or_else(|| {
-        let idx = inv.lbs().position(|h| h.name == host.name).unwrap_or(0);
-        150u8.saturating_sub(u8::try_from(10 * idx).unwrap_or(u8::MAX))
-    })
-}
-
-/// keepalived runs with a VIP and two or more load balancers.
-pub fn ha_enabled(inv: &Inventory) -> bool {
-    inv.vip.is_some() && inv.lbs().count() >= 2
-}
-
 #[derive(Serialize)]
 struct ServerCtx {
     name: String,
@@ -211,6 +151,78 @@ fn header_name(inv: &Inventory) -> String {
         Some(_) => std::path::Path::new(&inv.file)
             .file_name()
             .map_or_else(|| inv.file.clone(), |n| n.to_string_lossy().into_owned()),
+    }
+}
+
+/// The variables of proxy.toml.j2 for LB `host`.
+fn proxy_vars(inv: &Inventory, host: &Host, ctx: &HostContext) -> minijinja::Value {
+    let servers: Vec<ServerCtx> = inv
+        .webs()
+        .filter_map(|w| {
+            let web = w.web.as_ref()?;
+            Some(ServerCtx {
+                name: w.name.clone(),
+                addr: format!("{}:{}", w.private_ip, web.port),
+                cookie: web.cookie.clone(),
+                weight: web.weight,
+            })
+        })
+        .collect();
+    // Production binds every address so the proxy answers on the
+    // VIP whichever LB holds it (no ip_nonlocal_bind needed);
+    // local hosts bind their own loopback address.
+    let bind = if host.is_local() {
+        format!("{}:{}", host.private_ip, inv.port)
+    } else {
+        format!("0.0.0.0:{}", inv.port)
+    };
+    let stats = inv
+        .balancer
+        .stats
+        .as_ref()
+        .zip(ctx.stats_hash.as_ref())
+        .map(|(s, h)| {
+            context! { uri => s.uri, realm => s.realm, user => s.user, hash => h }
+        });
+    context! {
+        inventory => header_name(inv),
+        cluster => inv.name,
+        global_maxconn => inv.balancer.maxconn.max(4096),
+        admin_socket => ctx.admin_socket,
+        balancer => inv.balancer,
+        bind => bind,
+        stats => stats,
+        servers => servers,
+    }
+}
+
+/// The variables of the keepalived templates for LB `host`.
+fn keepalived_vars(inv: &Inventory, host: &Host, ctx: &HostContext) -> minijinja::Value {
+    let root = ctx.root.as_str();
+    let lbs: Vec<&Host> = inv.lbs().collect();
+    let priority = vrrp_priority(inv, host);
+    let master = lbs
+        .iter()
+        .all(|o| o.name == host.name || vrrp_priority(inv, o) < priority);
+    let peers: Vec<String> = lbs
+        .iter()
+        .filter(|o| o.name != host.name)
+        .map(|o| o.private_ip.to_string())
+        .collect();
+    context! {
+        root => root,
+        name => host.name,
+        cluster => inv.name,
+        vip => inv.vip.map(|v| v.to_string()),
+        interface => inv.ha.interface,
+        virtual_router_id => inv.ha.virtual_router_id,
+        priority => priority,
+        master => master,
+        nopreempt => inv.ha.nopreempt,
+        advert_int => inv.ha.advert_int,
+        private_ip => host.private_ip.to_string(),
+        peers => peers,
+        admin_socket => ctx.admin_socket,
     }
 }
 
@@ -236,44 +248,7 @@ pub fn render_host(
     for svc in services(inv, host) {
         match svc {
             Service::Proxy => {
-                let servers: Vec<ServerCtx> = inv
-                    .webs()
-                    .filter_map(|w| {
-                        let web = w.web.as_ref()?;
-                        Some(ServerCtx {
-                            name: w.name.clone(),
-                            addr: format!("{}:{}", w.private_ip, web.port),
-                            cookie: web.cookie.clone(),
-                            weight: web.weight,
-                        })
-                    })
-                    .collect();
-                // Production binds every address so the proxy answers on the
-                // VIP whichever LB holds it (no ip_nonlocal_bind needed);
-                // local hosts bind their own loopback address.
-                let bind = if host.is_local() {
-                    format!("{}:{}", host.private_ip, inv.port)
-                } else {
-                    format!("0.0.0.0:{}", inv.port)
-                };
-                let stats = inv
-                    .balancer
-                    .stats
-                    .as_ref()
-                    .zip(ctx.stats_hash.as_ref())
-                    .map(|(s, h)| {
-                        context! { uri => s.uri, realm => s.realm, user => s.user, hash => h }
-                    });
-                let vars = context! {
-                    inventory => header_name(inv),
-                    cluster => inv.name,
-                    global_maxconn => inv.balancer.maxconn.max(4096),
-                    admin_socket => ctx.admin_socket,
-                    balancer => inv.balancer,
-                    bind => bind,
-                    stats => stats,
-                    servers => servers,
-                };
+                let vars = proxy_vars(inv, host, ctx);
                 files.push(File {
                     path: "/etc/vakt/proxy.toml".into(),
                     mode: 0o640,
@@ -327,31 +302,7 @@ pub fn render_host(
                 });
             }
             Service::Keepalived => {
-                let lbs: Vec<&Host> = inv.lbs().collect();
-                let priority = vrrp_priority(inv, host);
-                let master = lbs
-                    .iter()
-                    .all(|o| o.name == host.name || vrrp_priority(inv, o) < priority);
-                let peers: Vec<String> = lbs
-                    .iter()
-                    .filter(|o| o.name != host.name)
-                    .map(|o| o.private_ip.to_string())
-                    .collect();
-                let vars = context! {
-                    root => root,
-                    name => host.name,
-                    cluster => inv.name,
-                    vip => inv.vip.map(|v| v.to_string()),
-                    interface => inv.ha.interface,
-                    virtual_router_id => inv.ha.virtual_router_id,
-                    priority => priority,
-                    master => master,
-                    nopreempt => inv.ha.nopreempt,
-                    advert_int => inv.ha.advert_int,
-                    private_ip => host.private_ip.to_string(),
-                    peers => peers,
-                    admin_socket => ctx.admin_socket,
-                };
+                let vars = keepalived_vars(inv, host, ctx);
                 files.push(File {
                     path: "/etc/keepalived/keepalived.conf".into(),
                     mode: 0o640,

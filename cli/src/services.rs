@@ -6,7 +6,8 @@
 use std::io;
 
 use crate::plan::{Action, Change, HostPlan, HostState};
-use crate::render::{File, Service};
+use crate::render::File;
+use crate::topology::Service;
 use crate::transport::{Transport, sh};
 
 pub const BINARY_PATH: &str = "/usr/local/bin/vakt";
@@ -341,61 +342,6 @@ pub fn stop_all(t: &dyn Transport, services: &[Service]) -> Result<Vec<Service>,
     Ok(stopped)
 }
 
-/// One line of the proxy's `show servers`: a server as one LB sees it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ServerRow {
-    pub backend: String,
-    pub server: String,
-    pub addr: String,
-    /// UP, DOWN, DRAIN, MAINT, no_check, ...
-    pub status: String,
-    pub admin: String,
-    pub weight: u32,
-    /// Sessions now.
-    pub scur: u64,
-    /// Sessions since start.
-    pub stot: u64,
-    /// The last health check (`L7OK/200`, `L4CON`, `-`).
-    pub check: String,
-}
-
-/// Reads `show servers` (`# backend server addr status admin weight scur
-/// stot check`); lines that do not have that shape are skipped.
-pub fn parse_servers(answer: &str) -> Vec<ServerRow> {
-    answer
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let [
-                backend,
-                server,
-                addr,
-                status,
-                admin,
-                weight,
-                scur,
-                stot,
-                check,
-            ] = f[..]
-            else {
-                return None;
-            };
-            Some(ServerRow {
-                backend: backend.to_string(),
-                server: server.to_string(),
-                addr: addr.to_string(),
-                status: status.to_string(),
-                admin: admin.to_string(),
-                weight: weight.parse().ok()?,
-                scur: scur.parse().ok()?,
-                stot: stot.parse().ok()?,
-                check: check.to_string(),
-            })
-        })
-        .collect()
-}
-
 /// Sends a command to the proxy's admin socket on the host, with the vakt
 /// binary there (the socket is local to the host).
 pub fn admin(t: &dyn Transport, socket: &str, command: &str) -> io::Result<String> {
@@ -411,24 +357,5 @@ pub fn admin(t: &dyn Transport, socket: &str, command: &str) -> io::Result<Strin
         Err(io::Error::other(
             format!("{}{}", out.stdout, out.stderr).trim().to_string(),
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn show_servers_rows_become_typed_fields_and_other_lines_are_skipped() {
-        let answer = "# backend server addr status admin weight scur stot check\n\
-                      shop web01 10.0.0.11:80 UP ready 1 3 120 L7OK/200\n\
-                      shop web02 10.0.0.12:80 MAINT maint 2 0 7 -\n\
-                      error: something else\n";
-        let rows = parse_servers(answer);
-        assert_eq!(rows.len(), 2, "{rows:?}");
-        assert_eq!(rows[0].server, "web01");
-        assert_eq!((rows[0].scur, rows[0].stot, rows[0].weight), (3, 120, 1));
-        assert_eq!(rows[0].check, "L7OK/200");
-        assert_eq!(rows[1].status, "MAINT");
     }
 }

@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::commands::target::{HostTarget, Target};
 use crate::inventory::Role;
 use crate::probe;
-use crate::render::{self, Service};
+use crate::render;
+use crate::rotation;
 use crate::services::{self, BINARY_PATH};
+use crate::target::{HostTarget, Target};
+use crate::topology::{self, Service};
 use crate::transport::{Transport, sh};
 
 const TIMEOUT: Duration = Duration::from_secs(3);
@@ -114,7 +116,7 @@ pub fn run(t: &Target, binary_sha: &str, step: &dyn Fn(&str)) -> Vec<Check> {
     }
     step("checking round robin and persistence");
     out.extend(cluster_checks(t));
-    if render::ha_enabled(&t.inv) {
+    if topology::ha_enabled(&t.inv) {
         step("checking the VIP");
         out.extend(ha_checks(t));
     }
@@ -235,19 +237,6 @@ fn lb_checks(t: &Target, lb: &HostTarget, binary_sha: &str) -> Vec<Check> {
     out
 }
 
-/// `show servers` rows of an LB: (server, status).
-fn servers(lb: &HostTarget, cluster: &str) -> Result<Vec<(String, String)>, String> {
-    let tr = lb.transport().map_err(|e| format!("{e:#}"))?;
-    let answer = services::admin(tr, &lb.ctx.admin_socket, "show servers")
-        .map_err(|e| format!("admin socket: {e}"))?;
-    Ok(answer
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .filter(|f| f.len() >= 4 && f[0] == cluster)
-        .map(|f| (f[1].to_string(), f[3].to_string()))
-        .collect())
-}
-
 fn web_checks(t: &Target, web: &HostTarget, lbs: &[&HostTarget]) -> Vec<Check> {
     let name = &web.host.name;
     let port = web.host.web.as_ref().map_or(80, |w| w.port);
@@ -269,11 +258,20 @@ fn web_checks(t: &Target, web: &HostTarget, lbs: &[&HostTarget]) -> Vec<Check> {
                 }
             });
         out.push(check(name, &format!("health from {}", lb.host.name), r));
-        let up =
-            servers(lb, &t.inv.name).and_then(|rows| match rows.iter().find(|(s, _)| s == name) {
-                Some((_, st)) if st == "UP" => Ok(format!("{} reports it UP", lb.host.name)),
-                Some((_, st)) => Err(format!("{} reports it {st}", lb.host.name)),
-                None => Err(format!("{} has no server `{name}`", lb.host.name)),
+        let up = rotation::read(lb)
+            .map_err(|e| format!("admin socket: {e:#}"))
+            .and_then(|rows| {
+                match rows
+                    .iter()
+                    .find(|r| r.backend == t.inv.name && r.server == *name)
+                {
+                    Some(r) if r.serving() => Ok(format!("{} reports it UP", lb.host.name)),
+                    Some(r) => Err(format!(
+                        "{} reports it {} (check {})",
+                        lb.host.name, r.status, r.check
+                    )),
+                    None => Err(format!("{} has no server `{name}`", lb.host.name)),
+                }
             });
         out.push(check(name, &format!("UP on {}", lb.host.name), up));
     }

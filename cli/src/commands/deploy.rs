@@ -1,19 +1,21 @@
-//! `vakt plan`, `vakt up`, `vakt down`: compare every host with what the
-//! inventory renders, then (for `up`) push what changed and (re)start what
-//! needs it, hosts in parallel; a host that fails keeps its previous files.
+//! `vakt plan`, `vakt up`, `vakt down`, `vakt rollback`: the commands and
+//! their reports. `up` opens the target and hands the work to `rollout`
+//! (plan every host, apply, roll what restarts); a host that fails keeps
+//! its previous files.
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use super::target::{self, HostTarget, Secrets, Target, TargetArgs};
-use crate::plan::{self, Change, HostPlan};
+use crate::plan::{Change, HostPlan};
 use crate::progress::Progress;
 use crate::render;
+use crate::rollout::{self, HostOutcome};
 use crate::services;
+use crate::target::{self, HostTarget, Secrets, Target, TargetArgs};
 
 /// `vakt plan`'s flags.
 #[derive(Args)]
@@ -70,67 +72,6 @@ pub struct DownArgs {
     pub format: super::Format,
 }
 
-/// The binary `up` pushes (`explicit`, `[artifacts] binary`, or the running
-/// one): its bytes, sha256, and whether it was chosen explicitly.
-pub fn pushed_binary(
-    explicit: Option<std::path::PathBuf>,
-    t: &Target,
-) -> anyhow::Result<(Vec<u8>, String, bool)> {
-    use sha2::Digest;
-    let chosen = explicit.or_else(|| {
-        t.inv
-            .binary
-            .as_ref()
-            .map(|b| t.inv.dir.as_deref().map_or(b.clone(), |d| d.join(b)))
-    });
-    let explicit = chosen.is_some();
-    let exe = match chosen {
-        Some(p) => p,
-        None => std::env::current_exe().context("finding the running vakt binary")?,
-    };
-    let bytes = std::fs::read(&exe)
-        .with_context(|| format!("reading the vakt binary {}", exe.display()))?;
-    let sha = hex::encode(sha2::Sha256::digest(&bytes));
-    Ok((bytes, sha, explicit))
-}
-
-/// The running binary fits a host whose `uname -sm` says this.
-fn platform() -> String {
-    format!("Linux {}", std::env::consts::ARCH)
-}
-
-/// Refuses to push the running binary to a host of another platform.
-fn check_platform(h: &HostTarget, explicit: bool) -> anyhow::Result<()> {
-    if explicit || h.services.is_empty() {
-        return Ok(());
-    }
-    if let Some(u) = h
-        .transport
-        .as_ref()
-        .and_then(|t| t.uname())
-        .filter(|u| *u != platform())
-    {
-        anyhow::bail!(
-            "{} runs `{u}` and this vakt is built for `{}`: build vakt for that platform and pass it with --binary PATH (or [artifacts] binary in the inventory)",
-            h.host.name,
-            platform()
-        );
-    }
-    Ok(())
-}
-
-fn plan_host(t: &Target, h: &HostTarget, binary_sha: &str) -> anyhow::Result<HostPlan> {
-    let files = render::render_host(&t.inv, &h.host, &h.ctx, &t.templates)?;
-    let state = services::read_state(h.transport()?, &files, &h.services)
-        .with_context(|| format!("{}: reading what the host has", h.host.name))?;
-    let mut p = plan::build(&h.host.name, files, &h.services, &state, binary_sha);
-    // A host that runs nothing of ours needs no binary.
-    if h.services.is_empty() {
-        p.binary = Change::Unchanged;
-    }
-    Ok(p)
-}
-
 fn print_plan(p: &HostPlan) {
     println!("{}:", p.host);
     for f in &p.files {
@@ -165,11 +106,13 @@ fn print_plan(p: &HostPlan) {
 /// `-detailed-exitcode`). Writes nothing.
 pub fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
     let t = target::open_with(&a.target, true, Secrets::Require)?;
-    let (_, sha, explicit) = pushed_binary(a.binary, &t)?;
+    let (_, sha, explicit) = target::pushed_binary(a.binary, &t)?;
     let plans = t
         .hosts
         .iter()
-        .map(|h| check_platform(h, explicit).and_then(|()| plan_host(&t, h, &sha)))
+        .map(|h| {
+            rollout::check_platform(h, explicit).and_then(|()| rollout::plan_host(&t, h, &sha))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     match a.format {
         super::Format::Json => println!("{}", serde_json::to_string_pretty(&plans)?),
@@ -180,114 +123,6 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// Whether applying a plan interrupts a running service.
-fn interrupts(p: &HostPlan) -> bool {
-    p.actions
-        .iter()
-        .any(|a| matches!(a, plan::Action::Restart(_) | plan::Action::Upgrade(_)))
-}
-
-fn host_result(
-    h: &HostTarget,
-    p: Option<&HostPlan>,
-    r: anyhow::Result<()>,
-    start: Instant,
-) -> HostResult {
-    match (p, r) {
-        (Some(p), Ok(())) => HostResult {
-            host: h.host.name.clone(),
-            changed_files: p
-                .files
-                .iter()
-                .filter(|f| f.change != Change::Unchanged)
-                .count()
-                + usize::from(p.binary != Change::Unchanged),
-            actions: p.actions.iter().map(ToString::to_string).collect(),
-            seconds: start.elapsed().as_secs_f64(),
-            result: if p.changes() {
-                "changed".into()
-            } else {
-                "no changes".into()
-            },
-        },
-        (_, Err(e)) => HostResult {
-            host: h.host.name.clone(),
-            changed_files: 0,
-            actions: Vec::new(),
-            seconds: start.elapsed().as_secs_f64(),
-            result: format!("FAILED: {e:#}"),
-        },
-        (None, Ok(())) => unreachable!("a result without a plan is an error"),
-    }
-}
-
-/// Applies one interrupting plan. A web host that the LBs route to is
-/// drained on every LB first, and readied when every LB sees it UP; if it
-/// does not come back it stays in maintenance and the error says so.
-fn roll_one(
-    t: &Target,
-    h: &HostTarget,
-    p: &HostPlan,
-    binary: &[u8],
-    may_install: bool,
-    line: &crate::progress::HostLine,
-) -> anyhow::Result<()> {
-    let name = &h.host.name;
-    let web = h.host.has(crate::inventory::Role::Web)
-        && t.hosts
-            .iter()
-            .any(|l| l.services.contains(&render::Service::Proxy) && l.host.name != *name);
-    // Only a host the LBs already know can be drained (a new one is not in
-    // rotation yet).
-    let in_rotation = web && super::ops::set_state(t, name, "drain").is_ok();
-    if in_rotation {
-        line.step("draining on every load balancer");
-        let _ = super::ops::wait(
-            t,
-            name,
-            Duration::from_secs(30),
-            "the end of its sessions",
-            |r| r.scur == 0,
-        );
-    }
-    line.step("applying");
-    if let Err(e) = h
-        .transport()
-        .and_then(|tr| services::apply(tr, p, binary, may_install).map_err(Into::into))
-    {
-        if in_rotation {
-            let _ = super::ops::set_state(t, name, "ready");
-        }
-        return Err(e);
-    }
-    if in_rotation {
-        line.step("waiting until every load balancer sees it UP");
-        if let Err(e) = super::ops::wait(
-            t,
-            name,
-            Duration::from_secs(60),
-            "a passing health check",
-            super::ops::healthy,
-        ) {
-            let _ = super::ops::set_state(t, name, "maint");
-            anyhow::bail!(
-                "{e:#}; {name} stays in maintenance on every load balancer: fix it, then `vakt ready {name}`"
-            );
-        }
-        super::ops::set_state(t, name, "ready")?;
-    }
-    Ok(())
-}
-
-#[derive(Serialize)]
-struct HostResult {
-    host: String,
-    changed_files: usize,
-    actions: Vec<String>,
-    seconds: f64,
-    result: String,
 }
 
 pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
@@ -301,99 +136,23 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let t = target::open_with(&a.target, true, Secrets::Create)?;
     tracing::debug!(elapsed = ?started.elapsed(), "connected to every host");
-    let (bytes, sha, explicit) = pushed_binary(a.binary.clone(), &t)?;
+    let (bytes, sha, explicit) = target::pushed_binary(a.binary.clone(), &t)?;
     let progress = Progress::new();
-    let slots: Vec<std::sync::Mutex<Option<HostResult>>> = t
-        .hosts
-        .iter()
-        .map(|_| std::sync::Mutex::new(None))
-        .collect();
-    let lines: Vec<_> = t
-        .hosts
-        .iter()
-        .map(|h| progress.host(&h.host.name))
-        .collect();
-    // Plans whose actions interrupt a running service (a restart, a binary
-    // upgrade) wait for the rolling phase below; everything else is applied
-    // here, in parallel.
-    let deferred: Vec<std::sync::Mutex<Option<(HostPlan, Instant)>>> = t
-        .hosts
-        .iter()
-        .map(|_| std::sync::Mutex::new(None))
-        .collect();
-    let finish = |i: usize, r: HostResult| {
-        lines[i].done(&r.result);
-        *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-    };
-    t.each_host(usize::from(a.forks), |i, h| {
-        let line = &lines[i];
-        let start = Instant::now();
-        line.step("planning");
-        let planned = check_platform(h, explicit).and_then(|()| plan_host(&t, h, &sha));
-        tracing::debug!(host = %h.host.name, took = ?start.elapsed(), "planned");
-        match planned {
-            Ok(p) if interrupts(&p) => {
-                line.step("waits its turn (services restart one host at a time)");
-                *deferred[i].lock().unwrap_or_else(|e| e.into_inner()) = Some((p, start));
-            }
-            Ok(p) => {
-                line.step("applying");
-                let r = h.transport().and_then(|tr| {
-                    services::apply(tr, &p, &bytes, !a.no_install).map_err(Into::into)
-                });
-                finish(i, host_result(h, Some(&p), r, start));
-            }
-            Err(e) => finish(i, host_result(h, None, Err(e), start)),
-        }
-    });
-    // The rolling phase: web hosts first, then the others, one at a time.
-    // A web host in rotation is drained on every LB first and readied once
-    // every LB sees it UP again, so that no request meets a restart.
-    let mut order: Vec<usize> = (0..t.hosts.len()).collect();
-    order.sort_by_key(|&i| !t.hosts[i].host.has(crate::inventory::Role::Web));
-    let mut halted: Option<String> = None;
-    for i in order {
-        let Some((p, start)) = deferred[i].lock().unwrap_or_else(|e| e.into_inner()).take() else {
-            continue;
-        };
-        let h = &t.hosts[i];
-        if let Some(why) = &halted {
-            finish(
-                i,
-                host_result(h, None, Err(anyhow::anyhow!("not changed: {why}")), start),
-            );
-            continue;
-        }
-        let r = roll_one(&t, h, &p, &bytes, !a.no_install, &lines[i]);
-        if r.is_err() {
-            halted = Some(format!(
-                "{} failed before it in the rolling phase",
-                h.host.name
-            ));
-        }
-        finish(i, host_result(h, Some(&p), r, start));
-    }
-    let results: Vec<HostResult> = slots
-        .into_iter()
-        .filter_map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
-        .collect();
-    let failed = results
-        .iter()
-        .filter(|r| r.result.starts_with("FAILED"))
-        .count();
+    let results = rollout::run(
+        &t,
+        &rollout::Push {
+            binary: &bytes,
+            sha: &sha,
+            explicit,
+            may_install: !a.no_install,
+        },
+        usize::from(a.forks),
+        &progress,
+    );
+    let failed = results.iter().filter(|r| r.result.failed()).count();
     tracing::debug!(elapsed = ?started.elapsed(), "every host applied");
     let healthy = if failed == 0 {
-        wait_healthy(&t, Duration::from_secs(20)).and_then(|()| {
-            if t.inv.vip.is_some()
-                && t.hosts
-                    .iter()
-                    .any(|h| h.services.contains(&render::Service::Keepalived))
-            {
-                let holder = crate::ha::wait_settled(&t, Duration::from_secs(20))?;
-                tracing::debug!(%holder, elapsed = ?started.elapsed(), "the VIP has settled");
-            }
-            Ok(())
-        })
+        rollout::settle(&t, started)
     } else {
         Ok(())
     };
@@ -415,7 +174,7 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
                     r.host, r.changed_files, actions, r.seconds, r.result
                 );
             }
-            if results.iter().all(|r| r.result == "no changes") {
+            if results.iter().all(|r| r.result == HostOutcome::NoChanges) {
                 println!("no changes: every host already runs what the inventory says");
             }
             print_state_dir(&t);
@@ -439,37 +198,6 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         print_access(&t);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Waits until every load balancer reports every server UP.
-fn wait_healthy(t: &Target, timeout: Duration) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    for h in t
-        .hosts
-        .iter()
-        .filter(|h| h.services.contains(&render::Service::Proxy))
-    {
-        loop {
-            let answer = h
-                .transport()
-                .ok()
-                .and_then(|t| services::admin(t, &h.ctx.admin_socket, "show servers").ok())
-                .unwrap_or_default();
-            let rows = services::parse_servers(&answer);
-            if !rows.is_empty() && rows.iter().all(|r| r.status == "UP") {
-                break;
-            }
-            if Instant::now() > deadline {
-                anyhow::bail!(
-                    "{}: servers not all UP after {}s:\n{answer}",
-                    h.host.name,
-                    timeout.as_secs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    Ok(())
 }
 
 fn print_access(t: &Target) {

@@ -11,10 +11,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::target::{self, TargetArgs};
 use crate::ha;
-use crate::render::Service;
 use crate::services;
+use crate::target::{self, TargetArgs};
+use crate::topology::Service;
 
 #[derive(Args)]
 pub struct FailoverArgs {
@@ -40,7 +40,7 @@ pub fn run(a: FailoverArgs) -> anyhow::Result<ExitCode> {
             t.inv.file
         )
     })?;
-    if !crate::render::ha_enabled(&t.inv) {
+    if !crate::topology::ha_enabled(&t.inv) {
         bail!(
             "{} has one load balancer: failover needs two or more",
             t.inv.file

@@ -7,10 +7,12 @@ use std::process::ExitCode;
 use clap::Args;
 use serde::Serialize;
 
-use super::target::{self, Secrets, TargetArgs};
 use crate::inventory::Role;
 use crate::render;
+use crate::rotation;
 use crate::services;
+use crate::target::{self, Secrets, TargetArgs};
+use crate::topology;
 
 /// `vakt check`'s flags: it reads the inventory and nothing else.
 #[derive(Args)]
@@ -68,7 +70,10 @@ pub fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
             .as_ref()
             .map(|l| format!("{} {}", l.country, l.city.clone().unwrap_or_default()))
             .unwrap_or_else(|| "-".into());
-        let svcs: Vec<&str> = render::services(&inv, h).iter().map(|s| s.name()).collect();
+        let svcs: Vec<&str> = topology::services(&inv, h)
+            .iter()
+            .map(|s| s.name())
+            .collect();
         println!(
             "{:<10} {:<12} {:<15} {:<15} {:<20} {}",
             h.name,
@@ -146,7 +151,7 @@ struct HostStatus {
     config_sha256: Option<String>,
     /// On a load balancer: its servers as its proxy reports them (`None`
     /// elsewhere, or when the proxy does not answer).
-    servers: Option<Vec<services::ServerRow>>,
+    servers: Option<Vec<rotation::Row>>,
     /// Why this host is not running and healthy; empty when it is.
     problems: Vec<String>,
 }
@@ -186,12 +191,11 @@ fn host_status(h: &target::HostTarget) -> HostStatus {
     let proxy_running = st
         .services
         .iter()
-        .any(|s| s.name == render::Service::Proxy.name() && s.running);
+        .any(|s| s.name == topology::Service::Proxy.name() && s.running);
     if proxy_running {
-        match services::admin(tr, &h.ctx.admin_socket, "show servers") {
-            Ok(answer) => {
-                let rows = services::parse_servers(&answer);
-                for r in rows.iter().filter(|r| r.status != "UP") {
+        match rotation::read(h) {
+            Ok(rows) => {
+                for r in rows.iter().filter(|r| !r.serving()) {
                     st.problems.push(format!(
                         "its proxy sees {}/{} {} (check {})",
                         r.backend, r.server, r.status, r.check

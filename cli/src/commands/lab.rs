@@ -65,7 +65,7 @@ pub fn run(a: LabArgs) -> anyhow::Result<ExitCode> {
             systemd,
             rootfs,
         } => {
-            let inv = super::target::inventory(Some(&inventory))?;
+            let inv = crate::target::inventory(Some(&inventory))?;
             let rootfs = (!systemd.is_empty()).then(|| RootfsSettings::new(rootfs, None).dir);
             crate::lab::up(&inv, &a.name, &systemd, rootfs.as_deref())?;
             println!(
@@ -88,7 +88,7 @@ pub fn run(a: LabArgs) -> anyhow::Result<ExitCode> {
         }
         LabCommand::Down { inventory } => {
             let inv = inventory
-                .map(|p| super::target::inventory(Some(&p)))
+                .map(|p| crate::target::inventory(Some(&p)))
                 .transpose()?;
             crate::lab::down(&a.name, inv.as_ref())?;
             println!("lab `{}` is down", a.name);

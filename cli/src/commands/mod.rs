@@ -10,7 +10,6 @@ mod manual;
 mod ops;
 mod password;
 mod proxy;
-pub(crate) mod target;
 mod vagrant;
 mod verify;
 

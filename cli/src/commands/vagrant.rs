@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
-use super::target;
 use crate::render::Templates;
+use crate::target;
 use crate::vagrant;
 
 /// Where `vakt vagrant inventory` looks for the Vagrantfile by default.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::target::{self, TargetArgs};
+use crate::target::{self, TargetArgs};
 use crate::verify::Check;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -36,7 +36,7 @@ pub struct VerifyArgs {
 pub fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let opened = target::open(&a.target).and_then(|t| {
-        let (_, sha, _) = super::deploy::pushed_binary(a.binary.clone(), &t)?;
+        let (_, sha, _) = crate::target::pushed_binary(a.binary.clone(), &t)?;
         Ok((t, sha))
     });
     let (t, sha) = match opened {

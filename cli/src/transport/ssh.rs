@@ -122,7 +122,7 @@ impl Ssh {
         b.control_directory(control_dir()?)
             .connect_timeout(Duration::from_secs(10))
             .server_alive_interval(Duration::from_secs(15));
-        let accept_new = h.ssh.host_keys == "accept-new";
+        let accept_new = h.ssh.host_keys == crate::inventory::HostKeys::AcceptNew;
         if accept_new && client_version().is_some_and(|v| v < (7, 6)) {
             anyhow::bail!(
                 "{}: host_keys = \"accept-new\" needs OpenSSH 7.6 or newer on this machine (CentOS 7 has 7.4, which fails with an opaque error); add the host keys to known_hosts and use host_keys = \"strict\"",

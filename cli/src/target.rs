@@ -1,6 +1,8 @@
 //! What a deploy command works on: the validated inventory, the state
-//! folder, one transport and render context per host, and the stats secret.
-//! Nothing touches a host before the whole inventory has validated.
+//! folder, one transport and render context per host, the stats secret and
+//! the binary to push. Nothing touches a host before the whole inventory has
+//! validated. Below `commands/`: the commands and the pipeline modules that
+//! work on hosts (`ha`, `verify`, `audit`) import it, never the reverse.
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +11,8 @@ use clap::Args;
 use sha2::Digest;
 
 use crate::inventory::{self, Host, Inventory, Secret};
-use crate::render::{HostContext, Service, Templates};
+use crate::render::{HostContext, Templates};
+use crate::topology::Service;
 use crate::transport::Transport;
 use crate::transport::local::Local;
 
@@ -200,6 +203,29 @@ pub fn stats_hash(inv: &Inventory, user: &str, pw: &str) -> String {
     vakt_runtime::auth::hash_password_with_salt(pw, &salt)
 }
 
+/// The binary `up` pushes (`explicit`, `[artifacts] binary`, or the running
+/// one): its bytes, sha256, and whether it was chosen explicitly.
+pub fn pushed_binary(
+    explicit: Option<std::path::PathBuf>,
+    t: &Target,
+) -> anyhow::Result<(Vec<u8>, String, bool)> {
+    let chosen = explicit.or_else(|| {
+        t.inv
+            .binary
+            .as_ref()
+            .map(|b| t.inv.dir.as_deref().map_or(b.clone(), |d| d.join(b)))
+    });
+    let explicit = chosen.is_some();
+    let exe = match chosen {
+        Some(p) => p,
+        None => std::env::current_exe().context("finding the running vakt binary")?,
+    };
+    let bytes = std::fs::read(&exe)
+        .with_context(|| format!("reading the vakt binary {}", exe.display()))?;
+    let sha = hex::encode(sha2::Sha256::digest(&bytes));
+    Ok((bytes, sha, explicit))
+}
+
 impl Target {
     /// Runs `f` for every host, `forks` hosts at a time, taking them in
     /// inventory order; the results come back in inventory order.
@@ -343,7 +369,7 @@ pub fn open_with(args: &TargetArgs, connect: bool, secrets: Secrets) -> anyhow::
                     root: root_s,
                     stats_hash: hash.clone(),
                 },
-                services: crate::render::services(&inv, h),
+                services: crate::topology::services(&inv, h),
                 host: h.clone(),
                 transport,
             }

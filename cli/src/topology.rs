@@ -1,0 +1,69 @@
+//! The cluster's topology: which `Service`s each host runs, the load
+//! balancers' VRRP priorities, and whether the cluster runs keepalived at
+//! all. Derived from the inventory alone (pure); rendering, planning and
+//! every command that looks for "the LBs" or "the web hosts" ask here.
+
+use serde::Serialize;
+
+use crate::inventory::{Host, Inventory, Role};
+
+/// A service vakt runs on a host, named as its init script and unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Service {
+    Proxy,
+    DemoWeb,
+    DemoDb,
+    Keepalived,
+}
+
+impl Service {
+    /// The systemd unit (keepalived's is the distribution's own).
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Proxy => "vakt-proxy",
+            Service::DemoWeb => "vakt-demo-web",
+            Service::DemoDb => "vakt-demo-db",
+            Service::Keepalived => "keepalived",
+        }
+    }
+
+    /// The SysV init script vakt installs in `/etc/init.d`.
+    pub fn script(self) -> &'static str {
+        match self {
+            Service::Keepalived => "vakt-keepalived",
+            other => other.name(),
+        }
+    }
+}
+
+/// The services a host runs.
+pub fn services(inv: &Inventory, host: &Host) -> Vec<Service> {
+    let mut s = Vec::new();
+    if host.has(Role::Lb) {
+        s.push(Service::Proxy);
+        if ha_enabled(inv) {
+            s.push(Service::Keepalived);
+        }
+    }
+    if host.web.as_ref().is_some_and(|w| w.demo) {
+        s.push(Service::DemoWeb);
+    }
+    if host.has(Role::Db) && host.db_demo {
+        s.push(Service::DemoDb);
+    }
+    s
+}
+
+/// A load balancer's VRRP priority: `priority` in the inventory, else 150
+/// for the first LB, 140 for the second, and so on (inventory order).
+pub fn vrrp_priority(inv: &Inventory, host: &Host) -> u8 {
+    host.priority.unwrap_or_else(|| {
+        let idx = inv.lbs().position(|h| h.name == host.name).unwrap_or(0);
+        150u8.saturating_sub(u8::try_from(10 * idx).unwrap_or(u8::MAX))
+    })
+}
+
+/// keepalived runs with a VIP and two or more load balancers.
+pub fn ha_enabled(inv: &Inventory) -> bool {
+    inv.vip.is_some() && inv.lbs().count() >= 2
+}
