@@ -1445,10 +1445,16 @@ mod tests {
             ("defaults\n  option tcplog\n", "`tcplog`"),
             ("defaults\n  timeout tunnel 1h\n", "`tunnel`"),
             ("defaults\n  compression algo gzip\n", "`compression`"),
-            ("frontend f\n  bind :80 ssl crt /x.pem verify required\n", "`verify`"),
+            (
+                "frontend f\n  bind :80 ssl crt /x.pem verify required\n",
+                "`verify`",
+            ),
             ("frontend f\n  bind :80 ssl-min-ver TLSv1.0\n", "TLSv1.0"),
             ("frontend f\n  http-request deny\n", "`deny`"),
-            ("frontend f\n  http-response del-header Server\n", "`del-header`"),
+            (
+                "frontend f\n  http-response del-header Server\n",
+                "`del-header`",
+            ),
             ("backend b\n  server a 10.0.0.1:80 check ssl\n", "`ssl`"),
             (
                 "backend b\n  stick-table type ip size 1m\n",
