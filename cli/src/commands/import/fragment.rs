@@ -82,7 +82,8 @@ mod tests {
         let (inv, _) = crate::inventory::parse(&Source::new("inventory.toml", text.as_str()))
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         let (b, be) = (&inv.balancer, &c.backends[0]);
-        assert_eq!(b.balance, be.balance.as_str());
+        let spelled = serde_json::to_value(b.balance).unwrap();
+        assert_eq!(spelled.as_str(), Some(be.balance.as_str()));
         assert_eq!(b.cookie, "SERVERID");
         assert_eq!((b.retries, b.redispatch), (be.retries, be.redispatch));
         let check = be.servers[0].check.as_ref().unwrap();
