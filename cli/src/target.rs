@@ -332,7 +332,7 @@ pub fn open_with(args: &TargetArgs, connect: bool, secrets: Secrets) -> anyhow::
                 .collect();
             joins
                 .into_iter()
-                .map(|j| j.join().expect("connect thread"))
+                .map(|j| j.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
                 .collect()
         });
         let mut errors = Vec::new();

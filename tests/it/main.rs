@@ -1,6 +1,8 @@
 //! The one integration test program (see STYLE.md §7). It runs the real `vakt`
 //! binary against real backends on loopback and, for the lab suites, real sshd
 //! and keepalived inside network namespaces the tests create.
+// Helpers here are test code too: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
