@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::body::{RequestBody, ResponseBody};
-use crate::exchange::{Exchange, termination};
+use crate::exchange::{Exchange, request_head_len, response_head_len, termination};
 use crate::persist;
 use crate::pool::{Pool, QueueFail};
 use crate::state::{FrontendState, client_ip};
@@ -51,6 +51,7 @@ pub(crate) async fn handle(
     };
     fe.counters.req_tot.fetch_add(1, Relaxed);
     let mut ex = Exchange::new(fe.clone(), conn.client, now, tq);
+    ex.bytes_in = request_head_len(&req);
     if fe.conf.log.is_some() {
         ex.request_line = Some(request_line(&req));
     }
@@ -59,6 +60,12 @@ pub(crate) async fn handle(
         fe.counters.ereq.fetch_add(1, Relaxed);
         ex.termination = termination(b'P', b'R', b'-');
         return local(StatusCode::METHOD_NOT_ALLOWED, ex, true);
+    }
+
+    if let Some(page) = &fe.metrics
+        && req.uri().path() == page.conf.uri
+    {
+        return metrics_page(&req, ex, conn);
     }
 
     if let Some(page) = &fe.stats
@@ -117,7 +124,7 @@ async fn forward(
     let forwardfor = fe.conf.forwardfor || conf.forwardfor;
     prepare_request(&mut parts.headers, forwardfor, conn, http_close);
     let method = parts.method.clone();
-    let req = Request::from_parts(parts, RequestBody::new(body, fe.counters.clone()));
+    let req = Request::from_parts(parts, RequestBody::new(body, &mut ex));
 
     // Choose a server, waiting in queue if all slots are taken.
     let queue_start = Instant::now();
@@ -367,6 +374,7 @@ fn respond(
     server.rt.counters.status(status);
     pool.counters.status(status);
     fe.counters.status(status);
+    ex.bytes_out += response_head_len(parts.status, &parts.headers, &body.size_hint());
     Response::from_parts(parts, ResponseBody::upstream(body, ex))
 }
 
@@ -545,14 +553,28 @@ pub(crate) fn local(status: StatusCode, mut ex: Exchange, close: bool) -> Respon
     if let Some(p) = &ex.pool {
         p.counters.status(status.as_u16());
     }
-    let mut r = Response::new(ResponseBody::full(body, Some(ex)));
-    *r.status_mut() = status;
-    let h = r.headers_mut();
+    let mut h = HeaderMap::new();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
     if close {
         h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    full_response(status, h, body, ex)
+}
+
+/// A response made here with a body in memory; its head counts in the
+/// exchange's bytes out.
+fn full_response(
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+    mut ex: Exchange,
+) -> Response<ResponseBody> {
+    let hint = http_body::SizeHint::with_exact(body.len() as u64);
+    ex.bytes_out += response_head_len(status, &headers, &hint);
+    let mut r = Response::new(ResponseBody::full(body, Some(ex)));
+    *r.status_mut() = status;
+    *r.headers_mut() = headers;
     r
 }
 
@@ -593,13 +615,9 @@ fn stats_page(
             .is_none()
     {
         ex.termination = termination(b'P', b'R', b'-');
-        let mut r = local(StatusCode::UNAUTHORIZED, ex, false);
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, page.challenge.clone());
-        return r;
+        return unauthorized(ex, page.challenge.clone());
     }
-    let state = conn.shared.state.load();
-    let snap = state.snapshot(conn.shared.stopping());
+    let snap = conn.shared.snapshot();
     let (body, ctype) = if rest.contains(";csv") {
         (crate::stats::render_csv(&snap), "text/plain")
     } else if rest.contains(";json") {
@@ -615,11 +633,52 @@ fn stats_page(
             "text/html; charset=utf-8",
         )
     };
+    page_response(body, ctype, ex)
+}
+
+/// The Prometheus page, rendered from a snapshot taken now.
+fn metrics_page(
+    req: &Request<Incoming>,
+    mut ex: Exchange,
+    conn: &ConnInfo,
+) -> Response<ResponseBody> {
+    // HAProxy logs its exporter's requests under this pseudo-server.
+    ex.pseudo_server = Some("<PROMEX>");
+    let fe = ex.fe.clone();
+    let Some(page) = &fe.metrics else {
+        return local(StatusCode::NOT_FOUND, ex, false);
+    };
+    if !page.conf.users.is_empty()
+        && page
+            .credentials
+            .check(req.headers().get(header::AUTHORIZATION))
+            .is_none()
+    {
+        ex.termination = termination(b'P', b'R', b'-');
+        return unauthorized(ex, page.challenge.clone());
+    }
+    let body = crate::metrics::render(&conn.shared.snapshot());
+    page_response(body, "text/plain; version=0.0.4", ex)
+}
+
+/// A 200 with a page the proxy rendered (stats, metrics).
+fn page_response(body: String, ctype: &'static str, mut ex: Exchange) -> Response<ResponseBody> {
     ex.status = 200;
-    fe.counters.status(200);
-    let mut r = Response::new(ResponseBody::full(Bytes::from(body), Some(ex)));
-    let h = r.headers_mut();
+    ex.fe.counters.status(200);
+    let mut h = HeaderMap::new();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    r
+    full_response(StatusCode::OK, h, Bytes::from(body), ex)
+}
+
+/// 401 with the page's Basic challenge.
+fn unauthorized(mut ex: Exchange, challenge: HeaderValue) -> Response<ResponseBody> {
+    let status = StatusCode::UNAUTHORIZED;
+    ex.status = status.as_u16();
+    ex.fe.counters.status(status.as_u16());
+    let mut h = HeaderMap::new();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    h.insert(header::WWW_AUTHENTICATE, challenge);
+    full_response(status, h, error_body(status), ex)
 }

@@ -197,6 +197,7 @@ struct Section {
     bind: Vec<SocketAddr>,
     stats: Option<Stats>,
     stats_enabled: bool,
+    metrics: Option<Metrics>,
     cookie: Option<Cookie>,
     servers: Vec<(Server, ServerOpts, Range<usize>)>,
     acls: HashMap<String, RouteRule>,
@@ -214,6 +215,7 @@ impl Section {
             bind: Vec::new(),
             stats: None,
             stats_enabled: false,
+            metrics: None,
             cookie: None,
             servers: Vec::new(),
             acls: HashMap::new(),
@@ -497,7 +499,11 @@ fn build_frontends(
                 .filter(|_| sec.kind == Kind::Listen),
         };
         let stats = build_stats(src, sec, d);
-        if default_backend.is_none() && routes.is_empty() && stats.is_none() {
+        if default_backend.is_none()
+            && routes.is_empty()
+            && stats.is_none()
+            && sec.metrics.is_none()
+        {
             d.error_hint(
                 src,
                 Some(sec.span.clone()),
@@ -513,6 +519,7 @@ fn build_frontends(
                 None
             },
             stats,
+            metrics: sec.metrics.clone(),
             routes,
             default_backend,
             ..s.settings.frontend(sec.name.clone(), sec.bind.clone())
@@ -676,7 +683,7 @@ fn global_kw(
     let kw = w[0].text.as_str();
     match kw {
         "log" => {
-            // log <address> [len <n>] <facility> [<level> [<minlevel>]]
+            // log <address> [len <n>] [format <f>] <facility> [<level> [<minlevel>]]
             let Some(addr) = w.get(1) else {
                 d.error(
                     src,
@@ -702,13 +709,16 @@ fn global_kw(
                         .map_err(|_| format!("\"{}\" is not an IP address", addr.text))
                 }
             };
-            match target {
-                Ok(t) => *log = Some(t),
-                Err(e) => d.error(src, Some(addr.span.clone()), e),
-            }
+            let mut target = target.map_err(|e| d.error(src, Some(addr.span.clone()), e));
             let mut i = 2;
-            if w.get(i).is_some_and(|x| x.text == "len") {
+            while let Some(opt) = w.get(i).filter(|x| x.text == "len" || x.text == "format") {
+                if opt.text == "format" {
+                    target = target.and_then(|t| log_format(src, d, t, w.get(i + 1), opt));
+                }
                 i += 2;
+            }
+            if let Ok(t) = target {
+                *log = Some(t);
             }
             match w.get(i) {
                 Some(f) => match FACILITIES.iter().position(|x| *x == f.text) {
@@ -764,6 +774,40 @@ fn global_kw(
     }
 }
 
+/// `log ... format F`: `raw` and `rfc3164` (HAProxy's default for syslog)
+/// are what vakt writes; the target says where.
+fn log_format(
+    src: &Source,
+    d: &mut Diagnostics,
+    target: LogTarget,
+    format: Option<&Word>,
+    opt: &Word,
+) -> Result<LogTarget, ()> {
+    let Some(f) = format else {
+        d.error_hint(
+            src,
+            Some(opt.span.clone()),
+            "`format` needs a value",
+            "write `format rfc3164` or `format raw`",
+        );
+        return Err(());
+    };
+    match (f.text.as_str(), target) {
+        ("raw", LogTarget::Stdout | LogTarget::StdoutRfc3164) => Ok(LogTarget::Stdout),
+        ("rfc3164", LogTarget::Stdout | LogTarget::StdoutRfc3164) => Ok(LogTarget::StdoutRfc3164),
+        ("rfc3164", t @ LogTarget::Udp(_)) => Ok(t),
+        (other, _) => {
+            d.error_hint(
+                src,
+                Some(f.span.clone()),
+                format!("log format `{other}` is not supported here"),
+                "vakt writes `rfc3164` (syslog and stdout) and `raw` (stdout)",
+            );
+            Err(())
+        }
+    }
+}
+
 /// One keyword of a `defaults`, `listen`, `frontend` or `backend` section.
 /// Keywords that need a proxy (bind, cookie, server, acl, routing) are
 /// refused in `defaults` by the last arm.
@@ -791,6 +835,9 @@ fn proxy_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
             ),
         },
         "option" => option_kw(src, w, &mut sec.s, d),
+        // HAProxy's own exporter example ends with `no log`.
+        "no" if w.get(1).is_some_and(|x| x.text == "log") => sec.s.logs = false,
+        "http-request" if !in_defaults => http_request_kw(src, w, sec, d),
         "no" if w.get(1).is_some_and(|x| x.text == "option") => {
             no_option_kw(src, w, &mut sec.s.settings, d)
         }
@@ -844,6 +891,64 @@ fn proxy_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
             } else {
                 "a proxy section"
             },
+        ),
+    }
+}
+
+/// `http-request use-service prometheus-exporter if { path /metrics }`:
+/// the one `http-request` rule vakt has, the Prometheus page at that path.
+fn http_request_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
+    const FORM: &str = "http-request use-service prometheus-exporter if { path /metrics }";
+    let text: Vec<&str> = w.iter().map(|x| x.text.as_str()).collect();
+    let at = |i: usize| w.get(i).unwrap_or(&w[w.len() - 1]).span.clone();
+    match text.as_slice() {
+        [
+            _,
+            "use-service",
+            "prometheus-exporter",
+            "if",
+            "{",
+            "path",
+            p,
+            "}",
+        ] => {
+            if !p.starts_with('/') {
+                d.error_hint(
+                    src,
+                    Some(at(6)),
+                    format!("\"{p}\" is not a path"),
+                    format!("write `{FORM}`"),
+                );
+                return;
+            }
+            sec.metrics = Some(Metrics {
+                uri: p.to_string(),
+                users: Vec::new(),
+            });
+        }
+        [_, "use-service", "prometheus-exporter", ..] => d.error_hint(
+            src,
+            Some(at(3)),
+            "vakt serves the Prometheus exporter on one exact path only",
+            format!("write `{FORM}`"),
+        ),
+        [_, "use-service", ..] => d.error_hint(
+            src,
+            Some(at(2)),
+            format!(
+                "service `{}` is not supported",
+                text.get(2).copied().unwrap_or("")
+            ),
+            format!("vakt has the Prometheus exporter only: `{FORM}`"),
+        ),
+        _ => d.error_hint(
+            src,
+            Some(w.get(1).unwrap_or(&w[0]).span.clone()),
+            format!(
+                "`http-request {}` is not supported by vakt",
+                text.get(1).copied().unwrap_or("")
+            ),
+            format!("the one `http-request` rule vakt has is `{FORM}`"),
         ),
     }
 }
@@ -1280,7 +1385,7 @@ mod tests {
             ("defaults\n  timeout tunnel 1h\n", "`tunnel`"),
             ("defaults\n  compression algo gzip\n", "`compression`"),
             ("frontend f\n  bind :80 ssl crt /x.pem\n", "`ssl`"),
-            ("frontend f\n  http-request deny\n", "`http-request`"),
+            ("frontend f\n  http-request deny\n", "`http-request deny`"),
             ("backend b\n  server a 10.0.0.1:80 check ssl\n", "`ssl`"),
             (
                 "backend b\n  stick-table type ip size 1m\n",
@@ -1289,6 +1394,49 @@ mod tests {
             ("backend b\n  balance uri\n", "balance \"uri\""),
         ];
         for (text, what) in cases {
+            let e = read(text).unwrap_err().to_string();
+            let line = e
+                .lines()
+                .find(|l| l.contains(what))
+                .unwrap_or_else(|| panic!("{text:?}: {e}"));
+            assert!(line.starts_with("haproxy.cfg:2:"), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_prometheus_exporter_rule_and_rfc3164_stdout_log_are_read() {
+        let text = "global\n  log stdout format rfc3164 local0\ndefaults\n  mode http\n  log global\nfrontend prometheus\n  bind 127.0.0.1:8405\n  http-request use-service prometheus-exporter if { path /metrics }\n  no log\n";
+        let (c, _) = read(text).unwrap();
+        assert_eq!(c.global.log, LogTarget::StdoutRfc3164);
+        assert_eq!(c.global.log_facility, 16);
+        let fe = &c.frontends[0];
+        assert_eq!(
+            fe.metrics,
+            Some(Metrics {
+                uri: "/metrics".into(),
+                users: Vec::new()
+            })
+        );
+        assert_eq!(fe.log, None, "`no log`");
+        let raw = read("global\n  log stdout format raw daemon\nlisten a\n  bind :80\n  server s 10.0.0.1:80\n").unwrap().0;
+        assert_eq!(
+            (raw.global.log, raw.global.log_facility),
+            (LogTarget::Stdout, 3)
+        );
+        for (text, what) in [
+            (
+                "global\n  log stdout format rfc5424 local0\n",
+                "log format `rfc5424` is not supported",
+            ),
+            (
+                "frontend f\n  http-request use-service prometheus-exporter\n",
+                "one exact path",
+            ),
+            (
+                "frontend f\n  http-request use-service lua.hello if { path / }\n",
+                "service `lua.hello` is not supported",
+            ),
+        ] {
             let e = read(text).unwrap_err().to_string();
             let line = e
                 .lines()
