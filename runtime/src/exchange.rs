@@ -103,6 +103,9 @@ pub(crate) struct Exchange {
     /// Bytes to the client, head included (HAProxy's `bout` and the log's
     /// bytes_read).
     pub bytes_out: u64,
+    /// The client sent `Connection: close`: hyper then adds that field to
+    /// the response, which the head's byte count must include.
+    pub client_close: bool,
     /// HAProxy's four termination-state characters.
     pub termination: [u8; 4],
     pub retries: u32,
@@ -130,12 +133,27 @@ impl Exchange {
             bytes_in: 0,
             body_in: None,
             bytes_out: 0,
+            client_close: false,
             termination: *b"----",
             retries: 0,
             redispatched: false,
             request_line: None,
             pseudo_server: None,
         }
+    }
+
+    /// Counts the response head in `bytes_out` (see [`response_head_len`]).
+    pub fn count_head(
+        &mut self,
+        status: http::StatusCode,
+        headers: &http::HeaderMap,
+        body: &http_body::SizeHint,
+    ) {
+        let mut n = response_head_len(status, headers, body);
+        if self.client_close && !headers.contains_key(http::header::CONNECTION) {
+            n += "connection: close\r\n".len() as u64;
+        }
+        self.bytes_out += n;
     }
 
     pub fn add_bytes_out(&mut self, n: u64) {

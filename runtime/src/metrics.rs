@@ -842,3 +842,76 @@ fn escape_label(out: &mut String, v: &str) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{Counters, ProxyStats};
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            version: "0.1.0".into(),
+            proxies: vec![ProxyStats {
+                name: "a\"b".into(),
+                frontend: Some(FrontendRow {
+                    status: "OPEN".into(),
+                    ..Default::default()
+                }),
+                backend: Some(BackendRow {
+                    status: "UP".into(),
+                    counters: Counters {
+                        rtime: 1234,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                }),
+                servers: vec![ServerRow {
+                    name: "web01".into(),
+                    status: "no check".into(),
+                    ..Default::default()
+                }],
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn samples_carry_haproxys_labels_and_seconds() {
+        let page = render(&snapshot());
+        assert!(
+            page.contains("haproxy_frontend_status{proxy=\"a\\\"b\",state=\"UP\"} 1\n"),
+            "{page}"
+        );
+        assert!(
+            page.contains(
+                "haproxy_backend_response_time_average_seconds{proxy=\"a\\\"b\"} 1.234\n"
+            )
+        );
+        assert!(
+            page.contains(
+                "haproxy_server_status{proxy=\"a\\\"b\",server=\"web01\",state=\"UP\"} 1\n"
+            )
+        );
+        assert!(page.contains("haproxy_process_build_info{version=\"0.1.0\"} 1\n"));
+        // Every family has its HELP and TYPE once, right before its samples.
+        let types = page.lines().filter(|l| l.starts_with("# TYPE ")).count();
+        assert_eq!(
+            types,
+            page.lines().filter(|l| l.starts_with("# HELP ")).count()
+        );
+    }
+
+    #[test]
+    fn families_vakt_cannot_fill_are_absent_not_zero() {
+        let page = render(&snapshot());
+        // An unchecked server without maxconn: no check figures, no limit.
+        for name in [
+            "haproxy_server_check_status",
+            "haproxy_server_check_failures_total",
+            "haproxy_server_check_code",
+            "haproxy_server_limit_sessions",
+        ] {
+            assert!(!page.contains(name), "{name}");
+        }
+    }
+}

@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::body::{RequestBody, ResponseBody};
-use crate::exchange::{Exchange, request_head_len, response_head_len, termination};
+use crate::exchange::{Exchange, request_head_len, termination};
 use crate::persist;
 use crate::pool::{Pool, QueueFail};
 use crate::state::{FrontendState, client_ip};
@@ -52,6 +52,13 @@ pub(crate) async fn handle(
     fe.counters.req_tot.fetch_add(1, Relaxed);
     let mut ex = Exchange::new(fe.clone(), conn.client, now, tq);
     ex.bytes_in = request_head_len(&req);
+    ex.client_close = req
+        .headers()
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("close"));
     if fe.conf.log.is_some() {
         ex.request_line = Some(request_line(&req));
     }
@@ -374,7 +381,7 @@ fn respond(
     server.rt.counters.status(status);
     pool.counters.status(status);
     fe.counters.status(status);
-    ex.bytes_out += response_head_len(parts.status, &parts.headers, &body.size_hint());
+    ex.count_head(parts.status, &parts.headers, &body.size_hint());
     Response::from_parts(parts, ResponseBody::upstream(body, ex))
 }
 
@@ -571,7 +578,7 @@ fn full_response(
     mut ex: Exchange,
 ) -> Response<ResponseBody> {
     let hint = http_body::SizeHint::with_exact(body.len() as u64);
-    ex.bytes_out += response_head_len(status, &headers, &hint);
+    ex.count_head(status, &headers, &hint);
     let mut r = Response::new(ResponseBody::full(body, Some(ex)));
     *r.status_mut() = status;
     *r.headers_mut() = headers;
@@ -644,6 +651,10 @@ fn metrics_page(
 ) -> Response<ResponseBody> {
     // HAProxy logs its exporter's requests under this pseudo-server.
     ex.pseudo_server = Some("<PROMEX>");
+    // Locally processed, in the request phase: HAProxy's `LR`, with the
+    // zero timers HAProxy logs for its exporter (halog counts -1 as an error).
+    ex.termination = termination(b'L', b'R', b'-');
+    (ex.tw, ex.tc, ex.tr) = (0, 0, 0);
     let fe = ex.fe.clone();
     let Some(page) = &fe.metrics else {
         return local(StatusCode::NOT_FOUND, ex, false);

@@ -673,6 +673,30 @@ mod tests {
         from_toml(&Source::new("proxy.toml", text))
     }
 
+    #[test]
+    fn a_listener_with_only_metrics_is_the_prometheus_listener() {
+        let text = "[global]\nlog = \"stdout-rfc3164\"\n[[listen]]\nname = \"prometheus\"\nbind = [\"10.0.0.5:8405\"]\n[listen.metrics]\nuri = \"/metrics\"\nusers = [\"prom:$6$abc$def\"]\n";
+        let (c, _) = check(text).unwrap();
+        assert_eq!(c.global.log, LogTarget::StdoutRfc3164);
+        let m = c.frontends[0].metrics.as_ref().unwrap();
+        assert_eq!(
+            (m.uri.as_str(), m.users[0].name.as_str()),
+            ("/metrics", "prom")
+        );
+        let back = check(&to_toml(&c, &|p| p.to_string()).unwrap()).unwrap().0;
+        assert_eq!(
+            back.frontends[0].metrics, c.frontends[0].metrics,
+            "to_toml keeps it"
+        );
+        let e = check("[[listen]]\nname = \"m\"\nbind = [\"10.0.0.5:8405\"]\n[listen.metrics]\nuri = \"metrics?x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("proxy.toml:5:7: error: metrics uri \"metrics?x\" must be a path"),
+            "{e}"
+        );
+    }
+
     const GOOD: &str = r#"
 [global]
 maxconn = 4096
