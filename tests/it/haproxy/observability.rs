@@ -376,6 +376,28 @@ fn counters_move_as_traffic_passes_with_heads_in_the_bytes() {
         ) >= 1.0
     );
 
+    // The stats page reads the same counters (#15 item 18: `bin` was 0 for
+    // servers and backends): CSV bin/bout per server add up to the backend's.
+    let csv = get(v.app, "/haproxy?stats;csv", &[]).text();
+    let col = |row: &str, i: usize| -> f64 {
+        let line = csv
+            .lines()
+            .find(|l| l.starts_with(&format!("app,{row},")))
+            .unwrap_or_else(|| panic!("{csv}"));
+        line.split(',').nth(i).unwrap().parse().unwrap()
+    };
+    let (bin, bout) = (8, 9);
+    assert_eq!(
+        col("BACKEND", bin),
+        after.value("haproxy_backend_bytes_in_total", &app)
+    );
+    assert_eq!(col("web01", bin) + col("web02", bin), col("BACKEND", bin));
+    assert_eq!(
+        col("web01", bout) + col("web02", bout),
+        col("BACKEND", bout)
+    );
+    assert!(col("web01", bin) > 0.0 && col("web02", bout) > 0.0);
+
     // A server that dies goes DOWN in the metrics, with its check counters.
     b[1].stop();
     assert!(eventually(Duration::from_secs(5), || {
