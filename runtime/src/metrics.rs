@@ -67,10 +67,6 @@ const CHECK_STATES: [&str; 16] = [
     "L7OK", "L7OKC", "L7STS", "PROCERR", "PROCTOUT", "PROCOK",
 ];
 
-fn checked(r: &ServerRow) -> bool {
-    !r.check_status.is_empty() || r.status != "no check"
-}
-
 /// The exporter state of a server: the first word of its stats status
 /// ("UP 1/3" is UP), and UP for an unchecked server, as HAProxy reports it.
 fn server_state(status: &str) -> &'static str {
@@ -391,7 +387,7 @@ static SERVER: &[Family<ServerRow>] = &[
         Counter,
         "Total number of failed individual health checks per server/backend, since the worker process started",
         |r| {
-            if checked(r) { V::N(r.chkfail) } else { V::Skip }
+            if r.checked { V::N(r.chkfail) } else { V::Skip }
         },
     ),
     fam(
@@ -399,7 +395,7 @@ static SERVER: &[Family<ServerRow>] = &[
         Counter,
         "Total number of failed checks causing UP to DOWN server transitions, per server/backend, since the worker process started",
         |r| {
-            if checked(r) { V::N(r.chkdown) } else { V::Skip }
+            if r.checked { V::N(r.chkdown) } else { V::Skip }
         },
     ),
     fam(
@@ -413,11 +409,7 @@ static SERVER: &[Family<ServerRow>] = &[
         Counter,
         "Total time spent in DOWN state, for server or backend",
         |r| {
-            if checked(r) {
-                V::N(r.downtime)
-            } else {
-                V::Skip
-            }
+            if r.checked { V::N(r.downtime) } else { V::Skip }
         },
     ),
     fam(

@@ -548,6 +548,7 @@ impl Pool {
                 status: s.status_text(),
                 weight: rt.weight(),
                 backup: s.conf.backup,
+                checked: s.conf.check.is_some(),
                 chkfail: rt.chkfail.load(Relaxed),
                 chkdown: rt.chkdown.load(Relaxed),
                 lastchg: since,

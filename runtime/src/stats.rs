@@ -131,6 +131,9 @@ pub struct ServerRow {
     pub status: String,
     pub weight: u32,
     pub backup: bool,
+    /// Whether the server is health-checked (its status may say MAINT or
+    /// DRAIN instead of "no check").
+    pub checked: bool,
     /// Failed checks, and UP→DOWN transitions.
     pub chkfail: u64,
     pub chkdown: u64,
