@@ -6,7 +6,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -16,19 +16,25 @@ use hyper::body::Incoming;
 use crate::upstream::UpstreamBody;
 
 use crate::exchange::Exchange;
-use crate::pool::Counters;
 
-/// The client's request body on its way to a server; counts its bytes in
-/// the frontend's `bin`.
+/// The client's request body on its way to a server; counts its bytes for
+/// the request's [`Exchange`], which adds them to `bin` when it finishes.
 #[derive(Debug)]
 pub struct RequestBody {
     inner: Incoming,
-    frontend: Arc<Counters>,
+    /// Shared with the exchange; `None` when the request has no body.
+    counted: Option<Arc<AtomicU64>>,
 }
 
 impl RequestBody {
-    pub(crate) fn new(inner: Incoming, frontend: Arc<Counters>) -> Self {
-        RequestBody { inner, frontend }
+    /// Wraps `inner`; a request with a body gets a counter in `ex`.
+    pub(crate) fn new(inner: Incoming, ex: &mut Exchange) -> Self {
+        let counted = (!inner.is_end_stream()).then(|| {
+            let c = Arc::new(AtomicU64::new(0));
+            ex.body_in = Some(c.clone());
+            c
+        });
+        RequestBody { inner, counted }
     }
 }
 
@@ -44,8 +50,9 @@ impl Body for RequestBody {
         let r = Pin::new(&mut this.inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(f))) = &r
             && let Some(d) = f.data_ref()
+            && let Some(c) = &this.counted
         {
-            this.frontend.bin.fetch_add(d.len() as u64, Relaxed);
+            c.fetch_add(d.len() as u64, Relaxed);
         }
         r
     }

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::SystemTime;
 use tokio::time::Instant;
 
@@ -22,6 +22,59 @@ use crate::state::FrontendState;
 /// and the cookie's status on the request (`-` when no cookie is set up).
 pub(crate) fn termination(who: u8, phase: u8, cookie: u8) -> [u8; 4] {
     [who, phase, cookie, b'-']
+}
+
+/// Bytes of a request head as the client sent it: request line, fields,
+/// blank line. Computed from the parsed head (hyper keeps no raw copy); it
+/// differs from the wire only by optional whitespace around field values.
+pub(crate) fn request_head_len<B>(req: &http::Request<B>) -> u64 {
+    let uri = req.uri();
+    let mut target = uri.path_and_query().map_or(1, |p| p.as_str().len());
+    if let Some(a) = uri.authority() {
+        target += a.as_str().len() + uri.scheme_str().map_or(0, |s| s.len() + 3);
+    }
+    // "METHOD SP target SP HTTP/1.1 CRLF" ... CRLF
+    let line = req.method().as_str().len() + 1 + target + 1 + 8 + 2;
+    (line + fields_len(req.headers()) + 2) as u64
+}
+
+/// Bytes of a response head as hyper writes it for `status` and `headers`:
+/// status line, fields, the `date` and framing fields hyper adds when they
+/// are missing (`content-length` for a body of known size, else chunked),
+/// blank line.
+pub(crate) fn response_head_len(
+    status: http::StatusCode,
+    headers: &http::HeaderMap,
+    body: &http_body::SizeHint,
+) -> u64 {
+    use http::header;
+    let reason = status.canonical_reason().map_or(0, str::len);
+    let mut n = 9 + 3 + 1 + reason + 2 + fields_len(headers) + 2;
+    if !headers.contains_key(header::DATE) {
+        n += "date: Tue, 01 Dec 2026 15:04:41 GMT\r\n".len();
+    }
+    let bodiless = status.is_informational()
+        || status == http::StatusCode::NO_CONTENT
+        || status == http::StatusCode::NOT_MODIFIED;
+    if !bodiless
+        && !headers.contains_key(header::CONTENT_LENGTH)
+        && !headers.contains_key(header::TRANSFER_ENCODING)
+    {
+        n += match body.exact() {
+            Some(len) => "content-length: \r\n".len() + decimal_digits(len),
+            None => "transfer-encoding: chunked\r\n".len(),
+        };
+    }
+    n as u64
+}
+
+/// "name: value\r\n" for every field.
+fn fields_len(h: &http::HeaderMap) -> usize {
+    h.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum()
+}
+
+fn decimal_digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
 }
 
 #[derive(Debug)]
@@ -41,7 +94,18 @@ pub(crate) struct Exchange {
     pub tc: i64,
     pub tr: i64,
     pub status: u16,
+    /// Bytes from the client: the request head as received, plus the body
+    /// bytes counted in `body_in` as they pass (HAProxy's `bin`).
+    pub bytes_in: u64,
+    /// Shared with the `RequestBody` forwarding
+    /// the client's body; `None` for requests without a body.
+    pub body_in: Option<Arc<AtomicU64>>,
+    /// Bytes to the client, head included (HAProxy's `bout` and the log's
+    /// bytes_read).
     pub bytes_out: u64,
+    /// The client sent `Connection: close`: hyper then adds that field to
+    /// the response, which the head's byte count must include.
+    pub client_close: bool,
     /// HAProxy's four termination-state characters.
     pub termination: [u8; 4],
     pub retries: u32,
@@ -66,13 +130,30 @@ impl Exchange {
             tc: -1,
             tr: -1,
             status: 0,
+            bytes_in: 0,
+            body_in: None,
             bytes_out: 0,
+            client_close: false,
             termination: *b"----",
             retries: 0,
             redispatched: false,
             request_line: None,
             pseudo_server: None,
         }
+    }
+
+    /// Counts the response head in `bytes_out` (see [`response_head_len`]).
+    pub fn count_head(
+        &mut self,
+        status: http::StatusCode,
+        headers: &http::HeaderMap,
+        body: &http_body::SizeHint,
+    ) {
+        let mut n = response_head_len(status, headers, body);
+        if self.client_close && !headers.contains_key(http::header::CONNECTION) {
+            n += "connection: close\r\n".len() as u64;
+        }
+        self.bytes_out += n;
     }
 
     pub fn add_bytes_out(&mut self, n: u64) {
@@ -98,17 +179,34 @@ impl Exchange {
             self.termination[0] = b'C';
             self.termination[1] = b'D';
         }
+        if let Some(body) = &self.body_in {
+            self.bytes_in += body.load(Relaxed);
+        }
         // Logged first: HAProxy's connection counts include this request.
         if self.fe.conf.log.is_some() {
             self.log();
         }
         let fe = &self.fe;
+        fe.counters.bin.fetch_add(self.bytes_in, Relaxed);
         fe.counters.bout.fetch_add(self.bytes_out, Relaxed);
         if let Some(pool) = &self.pool {
+            pool.counters.bin.fetch_add(self.bytes_in, Relaxed);
             pool.counters.bout.fetch_add(self.bytes_out, Relaxed);
             if let Some(i) = self.server {
                 let s = &pool.servers[i];
+                s.rt.counters.bin.fetch_add(self.bytes_in, Relaxed);
                 s.rt.counters.bout.fetch_add(self.bytes_out, Relaxed);
+                // HAProxy averages the times of requests a server answered
+                // (a response head arrived: Tr >= 0).
+                if self.tr >= 0 {
+                    let total = self.elapsed_ms() + self.tq.max(0);
+                    for c in [&pool.counters, &s.rt.counters] {
+                        c.qtime.add(self.tw.max(0) as u64);
+                        c.ctime.add(self.tc.max(0) as u64);
+                        c.rtime.add(self.tr as u64);
+                        c.ttime.add(total.max(0) as u64);
+                    }
+                }
                 s.rt.counters.leave();
             }
             pool.counters.leave();
@@ -161,5 +259,45 @@ impl Exchange {
             request_line: self.request_line.as_deref().unwrap_or("<BADREQ>"),
         };
         fe.logger.log(&record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_heads_count_every_byte_of_the_wire_form() {
+        let raw = "GET /cart?x=1 HTTP/1.1\r\nHost: shop\r\nUser-Agent: t\r\n\r\n";
+        let req = http::Request::get("/cart?x=1")
+            .header("host", "shop")
+            .header("user-agent", "t")
+            .body(())
+            .unwrap();
+        assert_eq!(request_head_len(&req), raw.len() as u64);
+        let abs = http::Request::get("http://shop:8080/a").body(()).unwrap();
+        assert_eq!(
+            request_head_len(&abs),
+            "GET http://shop:8080/a HTTP/1.1\r\n\r\n".len() as u64
+        );
+    }
+
+    #[test]
+    fn response_heads_include_what_hyper_adds() {
+        let mut h = http::HeaderMap::new();
+        h.insert("content-type", http::HeaderValue::from_static("text/html"));
+        let wire = "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ndate: Tue, 01 Dec 2026 15:04:41 GMT\r\ncontent-length: 1234\r\n\r\n";
+        let hint = http_body::SizeHint::with_exact(1234);
+        assert_eq!(
+            response_head_len(http::StatusCode::OK, &h, &hint),
+            wire.len() as u64
+        );
+        let chunked = "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ndate: Tue, 01 Dec 2026 15:04:41 GMT\r\ntransfer-encoding: chunked\r\n\r\n";
+        assert_eq!(
+            response_head_len(http::StatusCode::OK, &h, &http_body::SizeHint::new()),
+            chunked.len() as u64
+        );
+        assert_eq!(decimal_digits(0), 1);
+        assert_eq!(decimal_digits(10), 2);
     }
 }

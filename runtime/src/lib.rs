@@ -20,6 +20,7 @@ mod health;
 mod hygiene;
 mod listener;
 pub mod log;
+pub mod metrics;
 mod persist;
 mod pool;
 mod process;

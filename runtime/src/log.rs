@@ -168,6 +168,16 @@ fn push_syslog_date(out: &mut String, now: SystemTime) {
     );
 }
 
+/// This host's name as syslog headers carry it (RFC 3164 §4.1.2: no
+/// domain); "localhost" when the kernel does not say.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .and_then(|h| h.trim().split('.').next().map(str::to_string))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 thread_local! {
     /// Each thread formats its datagrams here, so syslog logging allocates
     /// nothing once the buffer has grown to the longest line seen.
@@ -190,6 +200,9 @@ struct StdoutSink {
     /// `Drop` reads it, through `get_mut`; the mutex just makes the logger
     /// `Sync` (a `Receiver` is not).
     finished: Mutex<Receiver<()>>,
+    /// `" HOST vakt[PID]: "` for `stdout-rfc3164`, which puts a syslog
+    /// header (priority, date, this) before each line; `None` = raw lines.
+    syslog_tag: Option<String>,
 }
 
 /// Where log lines go: syslog over UDP, stdout, or nowhere. Shared by every
@@ -221,7 +234,7 @@ impl Logger {
                 s.set_nonblocking(true)?;
                 Sink::Udp(s)
             }
-            LogTarget::Stdout => {
+            LogTarget::Stdout | LogTarget::StdoutRfc3164 => {
                 let (tx, rx) = sync_channel::<String>(STDOUT_QUEUE);
                 let (done_tx, done_rx) = sync_channel::<()>(0);
                 let counter = dropped.clone();
@@ -238,6 +251,8 @@ impl Logger {
                 Sink::Stdout(StdoutSink {
                     lines: Some(tx),
                     finished: Mutex::new(done_rx),
+                    syslog_tag: (*target == LogTarget::StdoutRfc3164)
+                        .then(|| format!(" {} vakt[{}]: ", hostname(), std::process::id())),
                 })
             }
         };
@@ -295,9 +310,17 @@ impl Logger {
                 });
             }
             Sink::Stdout(StdoutSink {
-                lines: Some(tx), ..
+                lines: Some(tx),
+                syslog_tag,
+                ..
             }) => {
                 let mut line = String::with_capacity(256);
+                if let Some(tag) = syslog_tag {
+                    let pri = u16::from(self.facility) * 8 + u16::from(severity.min(7));
+                    let _ = write!(line, "<{pri}>");
+                    push_syslog_date(&mut line, SystemTime::now());
+                    line.push_str(tag);
+                }
                 body(&mut line);
                 line.push('\n');
                 // Full (the writer is behind) or disconnected (it died):
@@ -548,6 +571,7 @@ mod tests {
             sink: Sink::Stdout(StdoutSink {
                 lines: Some(tx),
                 finished: Mutex::new(done_rx),
+                syslog_tag: None,
             }),
             facility: 16,
             pid: 1,
@@ -561,6 +585,33 @@ mod tests {
         format_httplog(&record("GET /1 HTTP/1.1"), &mut first);
         first.push('\n');
         assert_eq!(rx.try_recv().unwrap(), first);
+    }
+
+    #[test]
+    fn stdout_rfc3164_lines_carry_the_five_fields_halog_skips() {
+        let (tx, rx) = sync_channel::<String>(4);
+        let (done_tx, done_rx) = sync_channel::<()>(0);
+        drop(done_tx);
+        let logger = Logger {
+            sink: Sink::Stdout(StdoutSink {
+                lines: Some(tx),
+                finished: Mutex::new(done_rx),
+                syslog_tag: Some(" lb1 vakt[7]: ".into()),
+            }),
+            facility: 16,
+            pid: 7,
+            dropped: Arc::new(AtomicU64::new(0)),
+        };
+        logger.log(&record("GET /1 HTTP/1.1"));
+        let line = rx.try_recv().unwrap();
+        let mut httplog = String::new();
+        format_httplog(&record("GET /1 HTTP/1.1"), &mut httplog);
+        // `<134>Dec  1 15:04:41 lb1 vakt[7]: ` as HAProxy's `log stdout
+        // format rfc3164 local0` writes it: local0.info, then the line.
+        assert!(line.starts_with("<134>"), "{line}");
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[3..5], ["lb1", "vakt[7]:"], "{line}");
+        assert_eq!(fields[5..].join(" "), httplog.trim_end(), "{line}");
     }
 
     #[test]

@@ -36,6 +36,55 @@ pub(crate) struct Counters {
     pub wredis: AtomicU64,
     pub hrsp: [AtomicU64; 6],
     pub req_tot: AtomicU64,
+    /// Queue, connect, response-head and total times of requests a server
+    /// answered (HAProxy's qtime, ctime, rtime, ttime); backends and servers.
+    pub qtime: Timing,
+    pub ctime: Timing,
+    pub rtime: Timing,
+    pub ttime: Timing,
+}
+
+/// HAProxy's sliding average over the last [`Timing::WINDOW`] samples
+/// (`swrate_add_dynamic`/`swrate_avg` in freq_ctr.h, the same arithmetic,
+/// so a scraper sees the numbers HAProxy would show), plus the maximum.
+/// Lock-free: a compare-and-swap loop per sample, no allocation.
+#[derive(Debug, Default)]
+pub(crate) struct Timing {
+    /// The running sum HAProxy keeps: about `WINDOW` times the average.
+    sum: AtomicU64,
+    /// Samples seen, up to `WINDOW` (the window grows with the first ones).
+    samples: AtomicU64,
+    max: AtomicU64,
+}
+
+impl Timing {
+    /// HAProxy's `TIME_STATS_SAMPLES`.
+    const WINDOW: u64 = 1024;
+
+    pub fn add(&self, ms: u64) {
+        let n = (self.samples.fetch_add(1, Relaxed) + 1).min(Self::WINDOW);
+        if n == Self::WINDOW {
+            // Keep the counter from growing without bound.
+            self.samples.store(Self::WINDOW, Relaxed);
+        }
+        let _ = self
+            .sum
+            .fetch_update(Relaxed, Relaxed, |old| Some(old - old.div_ceil(n) + ms));
+        self.max.fetch_max(ms, Relaxed);
+    }
+
+    /// The average in milliseconds (0 before the first sample).
+    pub fn avg(&self) -> u64 {
+        let n = self.samples.load(Relaxed).min(Self::WINDOW);
+        if n == 0 {
+            return 0;
+        }
+        self.sum.load(Relaxed).div_ceil(n)
+    }
+
+    pub fn max(&self) -> u64 {
+        self.max.load(Relaxed)
+    }
 }
 
 impl Counters {
@@ -92,6 +141,14 @@ impl Counters {
             wredis: g(&self.wredis),
             hrsp: std::array::from_fn(|i| g(&self.hrsp[i])),
             req_tot: g(&self.req_tot),
+            qtime: self.qtime.avg(),
+            ctime: self.ctime.avg(),
+            rtime: self.rtime.avg(),
+            ttime: self.ttime.avg(),
+            qtime_max: self.qtime.max(),
+            ctime_max: self.ctime.max(),
+            rtime_max: self.rtime.max(),
+            ttime_max: self.ttime.max(),
         }
     }
 }
@@ -491,6 +548,7 @@ impl Pool {
                 status: s.status_text(),
                 weight: rt.weight(),
                 backup: s.conf.backup,
+                checked: s.conf.check.is_some(),
                 chkfail: rt.chkfail.load(Relaxed),
                 chkdown: rt.chkdown.load(Relaxed),
                 lastchg: since,

@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::body::{RequestBody, ResponseBody};
-use crate::exchange::{Exchange, termination};
+use crate::exchange::{Exchange, request_head_len, termination};
 use crate::persist;
 use crate::pool::{Pool, QueueFail};
 use crate::state::{FrontendState, client_ip};
@@ -53,6 +53,14 @@ pub(crate) async fn handle(
     };
     fe.counters.req_tot.fetch_add(1, Relaxed);
     let mut ex = Exchange::new(fe.clone(), conn.client, now, tq);
+    ex.bytes_in = request_head_len(&req);
+    ex.client_close = req
+        .headers()
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("close"));
     if fe.conf.log.is_some() {
         ex.request_line = Some(request_line(&req));
     }
@@ -67,6 +75,12 @@ pub(crate) async fn handle(
         && let Some(code) = fe.conf.redirect_https
     {
         return redirect_to_https(&req, code, ex);
+    }
+
+    if let Some(page) = &fe.metrics
+        && req.uri().path() == page.conf.uri
+    {
+        return metrics_page(&req, ex, conn);
     }
 
     if let Some(page) = &fe.stats
@@ -131,7 +145,7 @@ async fn forward(
         http_close,
     );
     let method = parts.method.clone();
-    let req = Request::from_parts(parts, RequestBody::new(body, fe.counters.clone()));
+    let req = Request::from_parts(parts, RequestBody::new(body, &mut ex));
 
     // Choose a server, waiting in queue if all slots are taken.
     let queue_start = Instant::now();
@@ -396,6 +410,7 @@ fn respond(
     server.rt.counters.status(status);
     pool.counters.status(status);
     fe.counters.status(status);
+    ex.count_head(parts.status, &parts.headers, &body.size_hint());
     Response::from_parts(parts, ResponseBody::upstream(body, ex))
 }
 
@@ -599,12 +614,15 @@ fn redirect_to_https(
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::FOUND);
     ex.termination = termination(b'L', b'R', b'-');
     ex.pseudo_server = Some("<NOSRV>");
-    let location = HeaderValue::from_str(&format!("https://{host}{target}"));
-    let mut r = local(status, ex, false);
-    if let Ok(loc) = location {
-        r.headers_mut().insert(header::LOCATION, loc);
+    ex.status = code;
+    ex.fe.counters.status(code);
+    let mut h = HeaderMap::new();
+    add_hsts(&ex.fe, &mut h);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(loc) = HeaderValue::from_str(&format!("https://{host}{target}")) {
+        h.insert(header::LOCATION, loc);
     }
-    r
+    full_response(status, h, Bytes::new(), ex)
 }
 
 /// A response the proxy makes itself, HAProxy-style.
@@ -615,16 +633,29 @@ pub(crate) fn local(status: StatusCode, mut ex: Exchange, close: bool) -> Respon
     if let Some(p) = &ex.pool {
         p.counters.status(status.as_u16());
     }
-    let fe = ex.fe.clone();
-    let mut r = Response::new(ResponseBody::full(body, Some(ex)));
-    *r.status_mut() = status;
-    let h = r.headers_mut();
-    add_hsts(&fe, h);
+    let mut h = HeaderMap::new();
+    add_hsts(&ex.fe, &mut h);
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
     if close {
         h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    full_response(status, h, body, ex)
+}
+
+/// A response made here with a body in memory; its head counts in the
+/// exchange's bytes out.
+fn full_response(
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+    mut ex: Exchange,
+) -> Response<ResponseBody> {
+    let hint = http_body::SizeHint::with_exact(body.len() as u64);
+    ex.count_head(status, &headers, &hint);
+    let mut r = Response::new(ResponseBody::full(body, Some(ex)));
+    *r.status_mut() = status;
+    *r.headers_mut() = headers;
     r
 }
 
@@ -665,13 +696,9 @@ fn stats_page(
             .is_none()
     {
         ex.termination = termination(b'P', b'R', b'-');
-        let mut r = local(StatusCode::UNAUTHORIZED, ex, false);
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, page.challenge.clone());
-        return r;
+        return unauthorized(ex, page.challenge.clone());
     }
-    let state = conn.shared.state.load();
-    let snap = state.snapshot(conn.shared.stopping());
+    let snap = conn.shared.snapshot();
     let (body, ctype) = if rest.contains(";csv") {
         (crate::stats::render_csv(&snap), "text/plain")
     } else if rest.contains(";json") {
@@ -687,11 +714,56 @@ fn stats_page(
             "text/html; charset=utf-8",
         )
     };
+    page_response(body, ctype, ex)
+}
+
+/// The Prometheus page, rendered from a snapshot taken now.
+fn metrics_page(
+    req: &Request<Incoming>,
+    mut ex: Exchange,
+    conn: &ConnInfo,
+) -> Response<ResponseBody> {
+    // HAProxy logs its exporter's requests under this pseudo-server.
+    ex.pseudo_server = Some("<PROMEX>");
+    // Locally processed, in the request phase: HAProxy's `LR`, with the
+    // zero timers HAProxy logs for its exporter (halog counts -1 as an error).
+    ex.termination = termination(b'L', b'R', b'-');
+    (ex.tw, ex.tc, ex.tr) = (0, 0, 0);
+    let fe = ex.fe.clone();
+    let Some(page) = &fe.metrics else {
+        return local(StatusCode::NOT_FOUND, ex, false);
+    };
+    if !page.conf.users.is_empty()
+        && page
+            .credentials
+            .check(req.headers().get(header::AUTHORIZATION))
+            .is_none()
+    {
+        ex.termination = termination(b'P', b'R', b'-');
+        return unauthorized(ex, page.challenge.clone());
+    }
+    let body = crate::metrics::render(&conn.shared.snapshot());
+    page_response(body, "text/plain; version=0.0.4", ex)
+}
+
+/// A 200 with a page the proxy rendered (stats, metrics).
+fn page_response(body: String, ctype: &'static str, mut ex: Exchange) -> Response<ResponseBody> {
     ex.status = 200;
-    fe.counters.status(200);
-    let mut r = Response::new(ResponseBody::full(Bytes::from(body), Some(ex)));
-    let h = r.headers_mut();
+    ex.fe.counters.status(200);
+    let mut h = HeaderMap::new();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    r
+    full_response(StatusCode::OK, h, Bytes::from(body), ex)
+}
+
+/// 401 with the page's Basic challenge.
+fn unauthorized(mut ex: Exchange, challenge: HeaderValue) -> Response<ResponseBody> {
+    let status = StatusCode::UNAUTHORIZED;
+    ex.status = status.as_u16();
+    ex.fe.counters.status(status.as_u16());
+    let mut h = HeaderMap::new();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    h.insert(header::WWW_AUTHENTICATE, challenge);
+    full_response(status, h, error_body(status), ex)
 }

@@ -78,4 +78,18 @@ impl Shared {
     pub fn stopping(&self) -> bool {
         *self.stop.borrow()
     }
+
+    /// Every counter read once, with the process-wide figures only this
+    /// level knows (threads, open client connections), for the stats and
+    /// metrics pages.
+    pub fn snapshot(&self) -> crate::stats::Snapshot {
+        let mut s = self.state.load().snapshot(self.stopping());
+        s.process.threads = self.workers.len().max(1) as u64;
+        s.process.current_connections = self.global_conns.load(Relaxed);
+        // Every frontend shares the process's one logger.
+        if let Some(fe) = self.state.load().frontends.first() {
+            s.process.dropped_logs = fe.logger.dropped();
+        }
+        s
+    }
 }

@@ -29,6 +29,23 @@ pub(crate) struct StatsPage {
     pub challenge: HeaderValue,
 }
 
+/// The Prometheus page with its credentials (none = open).
+#[derive(Debug)]
+pub(crate) struct MetricsPage {
+    pub conf: config::Metrics,
+    pub credentials: Credentials,
+    pub challenge: HeaderValue,
+}
+
+/// `Basic realm="..."` for a page's 401, built once.
+fn challenge(realm: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "Basic realm=\"{}\"",
+        realm.replace(['"', '\\'], "")
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("Basic realm=\"vakt\""))
+}
+
 #[derive(Debug)]
 pub(crate) struct FrontendState {
     pub conf: config::Frontend,
@@ -39,6 +56,7 @@ pub(crate) struct FrontendState {
     pub routes: Vec<(RouteRule, Arc<Pool>)>,
     pub default_pool: Option<Arc<Pool>>,
     pub stats: Option<StatsPage>,
+    pub metrics: Option<MetricsPage>,
     pub logger: Arc<Logger>,
     /// Client connections of the whole process (HAProxy's actconn).
     pub global_conns: Arc<AtomicU64>,
@@ -154,12 +172,13 @@ impl State {
                     default_pool: f.default_backend.map(|i| pools[i].clone()),
                     stats: f.stats.as_ref().map(|s| StatsPage {
                         credentials: Credentials::new(&s.users),
-                        challenge: HeaderValue::from_str(&format!(
-                            "Basic realm=\"{}\"",
-                            s.realm.replace(['"', '\\'], "")
-                        ))
-                        .unwrap_or_else(|_| HeaderValue::from_static("Basic realm=\"vakt\"")),
+                        challenge: challenge(&s.realm),
                         conf: s.clone(),
+                    }),
+                    metrics: f.metrics.as_ref().map(|m| MetricsPage {
+                        credentials: Credentials::new(&m.users),
+                        challenge: challenge("metrics"),
+                        conf: m.clone(),
                     }),
                     logger: logger.clone(),
                     global_conns: global_conns.clone(),
@@ -223,6 +242,13 @@ impl State {
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime: self.started.elapsed(),
             now_unix: crate::pool::now_unix(),
+            process: stats::ProcessStats {
+                threads: 1,
+                maxconn: self.config.global.maxconn as u64,
+                current_connections: 0,
+                stopping,
+                dropped_logs: 0,
+            },
             proxies,
         }
     }

@@ -10,11 +10,47 @@ use std::time::Duration;
 pub struct Snapshot {
     pub pid: u32,
     pub version: String,
+    /// Serialized as whole seconds, like HAProxy's `Uptime_sec`.
+    #[serde(serialize_with = "whole_seconds")]
     pub uptime: Duration,
     /// Seconds since the Unix epoch when the snapshot was taken.
     pub now_unix: u64,
+    pub process: ProcessStats,
     pub proxies: Vec<ProxyStats>,
 }
+
+/// Process-wide figures (HAProxy's `show info`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ProcessStats {
+    /// Worker threads serving connections.
+    pub threads: u64,
+    /// Global `maxconn`.
+    pub maxconn: u64,
+    /// Client connections open now (HAProxy's `CurrConns`).
+    pub current_connections: u64,
+    /// Whether the process is stopping (graceful stop under way).
+    pub stopping: bool,
+    /// Log lines lost because the log target was full or failing.
+    pub dropped_logs: u64,
+}
+
+fn whole_seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_secs())
+}
+
+/// `hrsp` as `{"1xx": n, ..., "other": n}`, the names HAProxy's CSV uses.
+fn response_classes<S: serde::Serializer>(h: &[u64; 6], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap as _;
+    let mut m = s.serialize_map(Some(6))?;
+    for (name, n) in RESPONSE_CLASSES.iter().zip(h) {
+        m.serialize_entry(name, n)?;
+    }
+    m.end()
+}
+
+/// Response classes in `hrsp` order: HAProxy's CSV suffixes and the
+/// Prometheus exporter's `code` label values.
+pub const RESPONSE_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
 
 /// One HAProxy "proxy": a frontend and/or backend of one name, with its servers.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -45,8 +81,19 @@ pub struct Counters {
     pub wretr: u64,
     pub wredis: u64,
     /// Responses by class: 1xx, 2xx, 3xx, 4xx, 5xx, other.
+    #[serde(serialize_with = "response_classes")]
     pub hrsp: [u64; 6],
     pub req_tot: u64,
+    /// Average queue, connect, response-head and total times in ms over the
+    /// last 1024 answered requests, and their maxima (backends and servers).
+    pub qtime: u64,
+    pub ctime: u64,
+    pub rtime: u64,
+    pub ttime: u64,
+    pub qtime_max: u64,
+    pub ctime_max: u64,
+    pub rtime_max: u64,
+    pub ttime_max: u64,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -84,6 +131,9 @@ pub struct ServerRow {
     pub status: String,
     pub weight: u32,
     pub backup: bool,
+    /// Whether the server is health-checked (its status may say MAINT or
+    /// DRAIN instead of "no check").
+    pub checked: bool,
     /// Failed checks, and UP→DOWN transitions.
     pub chkfail: u64,
     pub chkdown: u64,
@@ -208,16 +258,8 @@ impl CsvRow {
         self.set("bin", c.bin);
         self.set("bout", c.bout);
         self.set("dresp", c.dresp);
-        let names = [
-            "hrsp_1xx",
-            "hrsp_2xx",
-            "hrsp_3xx",
-            "hrsp_4xx",
-            "hrsp_5xx",
-            "hrsp_other",
-        ];
-        for (name, n) in names.into_iter().zip(c.hrsp) {
-            self.set(name, n);
+        for (class, n) in RESPONSE_CLASSES.into_iter().zip(c.hrsp) {
+            self.set(&format!("hrsp_{class}"), n);
         }
         self.set("req_tot", c.req_tot);
     }
@@ -702,6 +744,7 @@ mod tests {
             version: "0.1.0".into(),
             uptime: Duration::from_secs(75),
             now_unix: 1_800_000_000,
+            process: ProcessStats::default(),
             proxies: vec![ProxyStats {
                 name: "app".into(),
                 frontend: Some(FrontendRow {
@@ -894,6 +937,11 @@ mod tests {
     fn json_is_the_snapshot() {
         let v: serde_json::Value = serde_json::from_str(&render_json(&measured())).unwrap();
         assert_eq!(v["pid"], 4242);
+        assert_eq!(v["uptime"], 75, "whole seconds");
+        let web01 = &v["proxies"][0]["servers"][0]["counters"];
+        assert_eq!(web01["hrsp"]["2xx"], 1, "classes by name");
+        assert_eq!(web01["hrsp"]["other"], 0);
+        assert_eq!(web01["bin"], 92);
         assert_eq!(v["proxies"][0]["servers"][0]["name"], "web01");
         assert_eq!(v["proxies"][0]["backend"]["act"], 1);
     }

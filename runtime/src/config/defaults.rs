@@ -87,6 +87,7 @@ impl Settings {
             log: self.log,
             dontlognull: self.dontlognull,
             stats: None,
+            metrics: None,
             routes: Vec::new(),
             default_backend: None,
             tls: Vec::new(),

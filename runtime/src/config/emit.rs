@@ -36,6 +36,7 @@ fn global_table(g: &Global) -> Table {
     global["log"] = value(match g.log {
         LogTarget::Off => "off".to_string(),
         LogTarget::Stdout => "stdout".to_string(),
+        LogTarget::StdoutRfc3164 => "stdout-rfc3164".to_string(),
         LogTarget::Udp(a) => format!("udp://{a}"),
     });
     global["log_facility"] = value(
@@ -111,6 +112,14 @@ fn listen_table(fe: &Frontend, be: Option<&Backend>, hash: &dyn Fn(&str) -> Stri
     if let Some(st) = &fe.stats {
         t["stats"] = value(stats_table(st, hash));
     }
+    if let Some(m) = &fe.metrics {
+        let mut it = InlineTable::new();
+        it.insert("uri", m.uri.as_str().into());
+        if !m.users.is_empty() {
+            it.insert("users", users_array(&m.users, hash).into());
+        }
+        t["metrics"] = value(it);
+    }
     let mut servers = ArrayOfTables::new();
     for s in be.map(|b| b.servers.as_slice()).unwrap_or(&[]) {
         servers.push(server_table(s, check.as_ref()));
@@ -126,19 +135,24 @@ fn stats_table(st: &Stats, hash: &dyn Fn(&str) -> String) -> InlineTable {
     let mut it = InlineTable::new();
     it.insert("uri", st.uri.as_str().into());
     it.insert("realm", st.realm.as_str().into());
+    it.insert("users", users_array(&st.users, hash).into());
+    if let Some(r) = st.refresh {
+        it.insert("refresh", format_duration(r).into());
+    }
+    it
+}
+
+/// `["user:$6$..."]`; plain-text passwords are hashed with `hash`.
+fn users_array(list: &[StatsUser], hash: &dyn Fn(&str) -> String) -> Array {
     let mut users = Array::new();
-    for u in &st.users {
+    for u in list {
         let h = match &u.password {
             Password::Hash(h) => h.clone(),
             Password::Plain(p) => hash(p),
         };
         users.push(format!("{}:{h}", u.name));
     }
-    it.insert("users", users.into());
-    if let Some(r) = st.refresh {
-        it.insert("refresh", format_duration(r).into());
-    }
-    it
+    users
 }
 
 /// One `[[listen.server]]`; its check is written only where it differs from

@@ -201,6 +201,7 @@ struct Section {
     forwarded_proto: bool,
     stats: Option<Stats>,
     stats_enabled: bool,
+    metrics: Option<Metrics>,
     cookie: Option<Cookie>,
     servers: Vec<(Server, ServerOpts, Range<usize>)>,
     acls: HashMap<String, RouteRule>,
@@ -222,6 +223,7 @@ impl Section {
             forwarded_proto: false,
             stats: None,
             stats_enabled: false,
+            metrics: None,
             cookie: None,
             servers: Vec::new(),
             acls: HashMap::new(),
@@ -505,7 +507,11 @@ fn build_frontends(
                 .filter(|_| sec.kind == Kind::Listen),
         };
         let stats = build_stats(src, sec, d);
-        if default_backend.is_none() && routes.is_empty() && stats.is_none() {
+        if default_backend.is_none()
+            && routes.is_empty()
+            && stats.is_none()
+            && sec.metrics.is_none()
+        {
             d.error_hint(
                 src,
                 Some(sec.span.clone()),
@@ -521,6 +527,7 @@ fn build_frontends(
                 None
             },
             stats,
+            metrics: sec.metrics.clone(),
             routes,
             default_backend,
             tls: sec.tls.clone(),
@@ -688,7 +695,7 @@ fn global_kw(
     let kw = w[0].text.as_str();
     match kw {
         "log" => {
-            // log <address> [len <n>] <facility> [<level> [<minlevel>]]
+            // log <address> [len <n>] [format <f>] <facility> [<level> [<minlevel>]]
             let Some(addr) = w.get(1) else {
                 d.error(
                     src,
@@ -714,13 +721,16 @@ fn global_kw(
                         .map_err(|_| format!("\"{}\" is not an IP address", addr.text))
                 }
             };
-            match target {
-                Ok(t) => *log = Some(t),
-                Err(e) => d.error(src, Some(addr.span.clone()), e),
-            }
+            let mut target = target.map_err(|e| d.error(src, Some(addr.span.clone()), e));
             let mut i = 2;
-            if w.get(i).is_some_and(|x| x.text == "len") {
+            while let Some(opt) = w.get(i).filter(|x| x.text == "len" || x.text == "format") {
+                if opt.text == "format" {
+                    target = target.and_then(|t| log_format(src, d, t, w.get(i + 1), opt));
+                }
                 i += 2;
+            }
+            if let Ok(t) = target {
+                *log = Some(t);
             }
             match w.get(i) {
                 Some(f) => match FACILITIES.iter().position(|x| *x == f.text) {
@@ -776,6 +786,40 @@ fn global_kw(
     }
 }
 
+/// `log ... format F`: `raw` and `rfc3164` (HAProxy's default for syslog)
+/// are what vakt writes; the target says where.
+fn log_format(
+    src: &Source,
+    d: &mut Diagnostics,
+    target: LogTarget,
+    format: Option<&Word>,
+    opt: &Word,
+) -> Result<LogTarget, ()> {
+    let Some(f) = format else {
+        d.error_hint(
+            src,
+            Some(opt.span.clone()),
+            "`format` needs a value",
+            "write `format rfc3164` or `format raw`",
+        );
+        return Err(());
+    };
+    match (f.text.as_str(), target) {
+        ("raw", LogTarget::Stdout | LogTarget::StdoutRfc3164) => Ok(LogTarget::Stdout),
+        ("rfc3164", LogTarget::Stdout | LogTarget::StdoutRfc3164) => Ok(LogTarget::StdoutRfc3164),
+        ("rfc3164", t @ LogTarget::Udp(_)) => Ok(t),
+        (other, _) => {
+            d.error_hint(
+                src,
+                Some(f.span.clone()),
+                format!("log format `{other}` is not supported here"),
+                "vakt writes `rfc3164` (syslog and stdout) and `raw` (stdout)",
+            );
+            Err(())
+        }
+    }
+}
+
 /// One keyword of a `defaults`, `listen`, `frontend` or `backend` section.
 /// Keywords that need a proxy (bind, cookie, server, acl, routing) are
 /// refused in `defaults` by the last arm.
@@ -803,6 +847,8 @@ fn proxy_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
             ),
         },
         "option" => option_kw(src, w, &mut sec.s, d),
+        // HAProxy's own exporter example ends with `no log`.
+        "no" if w.get(1).is_some_and(|x| x.text == "log") => sec.s.logs = false,
         "no" if w.get(1).is_some_and(|x| x.text == "option") => {
             no_option_kw(src, w, &mut sec.s.settings, d)
         }
@@ -860,6 +906,71 @@ fn proxy_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
             },
         ),
     }
+}
+
+/// `http-request use-service prometheus-exporter if { path /metrics }`:
+/// the Prometheus page at that path.
+fn use_service_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
+    const FORM: &str = "http-request use-service prometheus-exporter if { path /metrics }";
+    let text: Vec<&str> = w.iter().map(|x| x.text.as_str()).collect();
+    let at = |i: usize| w.get(i).unwrap_or(&w[w.len() - 1]).span.clone();
+    match text.as_slice() {
+        [
+            _,
+            "use-service",
+            "prometheus-exporter",
+            "if",
+            "{",
+            "path",
+            p,
+            "}",
+        ] => {
+            if !p.starts_with('/') {
+                d.error_hint(
+                    src,
+                    Some(at(6)),
+                    format!("\"{p}\" is not a path"),
+                    format!("write `{FORM}`"),
+                );
+                return;
+            }
+            sec.metrics = Some(Metrics {
+                uri: p.to_string(),
+                users: Vec::new(),
+            });
+        }
+        [_, "use-service", "prometheus-exporter", ..] => d.error_hint(
+            src,
+            Some(at(3)),
+            "vakt serves the Prometheus exporter on one exact path only",
+            format!("write `{FORM}`"),
+        ),
+        [_, "use-service", ..] => d.error_hint(
+            src,
+            Some(at(2)),
+            format!(
+                "service `{}` is not supported",
+                text.get(2).copied().unwrap_or("")
+            ),
+            format!("vakt has the Prometheus exporter only: `{FORM}`"),
+        ),
+        _ => unsupported_http_request(src, w, d),
+    }
+}
+
+/// Any other `http-request` rule: an error listing the ones vakt has.
+fn unsupported_http_request(src: &Source, w: &[Word], d: &mut Diagnostics) {
+    d.error_hint(
+        src,
+        Some(w.get(1).unwrap_or(&w[0]).span.clone()),
+        format!(
+            "`http-request {}` is not supported by vakt",
+            w.get(1).map_or("", |x| x.text.as_str())
+        ),
+        "vakt has `use-service prometheus-exporter if { path /metrics }`, \
+         `redirect scheme https [code N] unless { ssl_fc }` and \
+         `set-header X-Forwarded-Proto https if { ssl_fc }`",
+    );
 }
 
 /// `option NAME ...`.
@@ -1007,7 +1118,7 @@ fn bind_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
                     Some(x.span.clone()),
                     format!("`{}` needs a value", x.text),
                 );
-                return;
+                break;
             }
             "crt" => certs.push(PathBuf::from(&value.map_or("", |v| v.text.as_str()))),
             "alpn" => {
@@ -1041,7 +1152,7 @@ fn bind_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
             },
             _ => {
                 unsupported(src, d, x, "bind options (ssl, crt, alpn, ssl-min-ver)");
-                return;
+                break;
             }
         }
         i += 2;
@@ -1075,12 +1186,14 @@ fn bind_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
     }
 }
 
-/// `http-request redirect scheme https [code N] unless { ssl_fc }` and
-/// `http-request set-header X-Forwarded-Proto https if { ssl_fc }`: the two
-/// `http-request` rules that HTTPS deployments write; others are refused.
+/// `http-request`: `redirect scheme https [code N] unless { ssl_fc }` and
+/// `set-header X-Forwarded-Proto https if { ssl_fc }` (what HTTPS
+/// deployments write), `use-service prometheus-exporter`; others are
+/// refused.
 fn http_request_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
     let words: Vec<&str> = w.iter().map(|x| x.text.as_str()).collect();
     match words.as_slice() {
+        [_, "use-service", ..] => use_service_kw(src, w, sec, d),
         ["http-request", "redirect", "scheme", "https", rest @ ..] => {
             let (code, cond) = match rest {
                 ["code", c, cond @ ..] => (c.parse::<u16>().ok(), cond),
@@ -1121,12 +1234,7 @@ fn http_request_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnost
         ] if name.eq_ignore_ascii_case("x-forwarded-proto") => {
             sec.forwarded_proto = true;
         }
-        _ => unsupported(
-            src,
-            d,
-            w.get(1).unwrap_or(&w[0]),
-            "http-request (only `redirect scheme https unless { ssl_fc }` and `set-header X-Forwarded-Proto https if { ssl_fc }`)",
-        ),
+        _ => unsupported_http_request(src, w, d),
     }
 }
 
@@ -1450,7 +1558,7 @@ mod tests {
                 "`verify`",
             ),
             ("frontend f\n  bind :80 ssl-min-ver TLSv1.0\n", "TLSv1.0"),
-            ("frontend f\n  http-request deny\n", "`deny`"),
+            ("frontend f\n  http-request deny\n", "`http-request deny`"),
             (
                 "frontend f\n  http-response del-header Server\n",
                 "`del-header`",
@@ -1463,6 +1571,49 @@ mod tests {
             ("backend b\n  balance uri\n", "balance \"uri\""),
         ];
         for (text, what) in cases {
+            let e = read(text).unwrap_err().to_string();
+            let line = e
+                .lines()
+                .find(|l| l.contains(what))
+                .unwrap_or_else(|| panic!("{text:?}: {e}"));
+            assert!(line.starts_with("haproxy.cfg:2:"), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_prometheus_exporter_rule_and_rfc3164_stdout_log_are_read() {
+        let text = "global\n  log stdout format rfc3164 local0\ndefaults\n  mode http\n  log global\nfrontend prometheus\n  bind 127.0.0.1:8405\n  http-request use-service prometheus-exporter if { path /metrics }\n  no log\n";
+        let (c, _) = read(text).unwrap();
+        assert_eq!(c.global.log, LogTarget::StdoutRfc3164);
+        assert_eq!(c.global.log_facility, 16);
+        let fe = &c.frontends[0];
+        assert_eq!(
+            fe.metrics,
+            Some(Metrics {
+                uri: "/metrics".into(),
+                users: Vec::new()
+            })
+        );
+        assert_eq!(fe.log, None, "`no log`");
+        let raw = read("global\n  log stdout format raw daemon\nlisten a\n  bind :80\n  server s 10.0.0.1:80\n").unwrap().0;
+        assert_eq!(
+            (raw.global.log, raw.global.log_facility),
+            (LogTarget::Stdout, 3)
+        );
+        for (text, what) in [
+            (
+                "global\n  log stdout format rfc5424 local0\n",
+                "log format `rfc5424` is not supported",
+            ),
+            (
+                "frontend f\n  http-request use-service prometheus-exporter\n",
+                "one exact path",
+            ),
+            (
+                "frontend f\n  http-request use-service lua.hello if { path / }\n",
+                "service `lua.hello` is not supported",
+            ),
+        ] {
             let e = read(text).unwrap_err().to_string();
             let line = e
                 .lines()

@@ -95,6 +95,10 @@ impl Default for Global {
 pub enum LogTarget {
     Off,
     Stdout,
+    /// Stdout, each line with an RFC 3164 syslog header (`<134>Dec  1
+    /// 15:04:41 host vakt[42]: `), as HAProxy's `log stdout format
+    /// rfc3164`: what `halog` and log shippers expect from a file.
+    StdoutRfc3164,
     /// Syslog over UDP, RFC 3164.
     Udp(SocketAddr),
 }
@@ -113,6 +117,8 @@ pub struct Frontend {
     pub log: Option<LogFormat>,
     pub dontlognull: bool,
     pub stats: Option<Stats>,
+    /// The Prometheus page (haproxy.cfg's `use-service prometheus-exporter`).
+    pub metrics: Option<Metrics>,
     /// First match wins; else `default_backend`.
     pub routes: Vec<Route>,
     /// Index into [`Config::backends`].
@@ -288,6 +294,17 @@ pub struct Stats {
     /// Empty = no authentication (HAProxy allows it; we warn).
     pub users: Vec<StatsUser>,
     pub refresh: Option<Duration>,
+}
+
+/// The Prometheus exporter page, with HAProxy's metric names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metrics {
+    /// Requests whose path is exactly this get the page (the query is
+    /// ignored, as HAProxy's `path` fetch does).
+    pub uri: String,
+    /// Empty = no authentication (the usual setup: a listener on a private
+    /// address); else Basic auth as for the stats page.
+    pub users: Vec<StatsUser>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -112,7 +112,7 @@ fn read_global(g: &mut Fields, d: &mut Diagnostics) -> Global {
                 src,
                 Some(span),
                 format!("`global.log` = \"{s}\": {e}"),
-                "use \"udp://127.0.0.1:514\", \"stdout\" or \"off\"",
+                "use \"udp://127.0.0.1:514\", \"stdout\", \"stdout-rfc3164\" or \"off\"",
             ),
         }
     }
@@ -151,6 +151,7 @@ pub(crate) fn parse_log_target(s: &str) -> Result<LogTarget, String> {
     match s {
         "off" => Ok(LogTarget::Off),
         "stdout" => Ok(LogTarget::Stdout),
+        "stdout-rfc3164" => Ok(LogTarget::StdoutRfc3164),
         _ => {
             let Some(addr) = s.strip_prefix("udp://") else {
                 return Err("unknown log target".into());
@@ -300,6 +301,11 @@ fn read_listen(
         t.finish(d);
         out
     });
+    let metrics = l.table("metrics", d).map(|mut t| {
+        let out = read_metrics(&mut t, d);
+        t.finish(d);
+        out
+    });
     let listener = Listener {
         name: &name,
         sticky: cookie.is_some(),
@@ -307,7 +313,7 @@ fn read_listen(
         check_timeout,
     };
     let servers = read_servers(l, &listener, d);
-    if servers.is_empty() && stats.is_none() {
+    if servers.is_empty() && stats.is_none() && metrics.is_none() {
         d.error_hint(
             l.source(),
             l.span(),
@@ -323,6 +329,7 @@ fn read_listen(
     });
     let mut fe = Frontend {
         stats,
+        metrics,
         default_backend: Some(index),
         ..s.frontend(name.clone(), Vec::new())
     };
@@ -572,6 +579,39 @@ fn read_stats(t: &mut Fields, name: &str, d: &mut Diagnostics) -> Stats {
     }
 }
 
+/// The `metrics` table: the Prometheus page's path and, optionally, users
+/// (same form as the stats page's).
+fn read_metrics(t: &mut Fields, d: &mut Diagnostics) -> Metrics {
+    let src = t.source();
+    let uri = match t.str("uri", d) {
+        Some((u, span)) => {
+            if !u.starts_with('/') || u.contains('?') {
+                d.error_hint(
+                    src,
+                    Some(span),
+                    format!("metrics uri \"{u}\" must be a path starting with /"),
+                    "for example \"/metrics\" (the query is not matched)",
+                );
+            }
+            u.to_string()
+        }
+        None => "/metrics".to_string(),
+    };
+    let mut users = Vec::new();
+    for (u, span) in t.strings("users", d).unwrap_or_default() {
+        match parse_stats_user(u) {
+            Ok(user) => users.push(user),
+            Err(e) => d.error_hint(
+                src,
+                Some(span),
+                e,
+                "store a hash: run `vakt hash-password` and write \"user:$6$...\"",
+            ),
+        }
+    }
+    Metrics { uri, users }
+}
+
 /// What a `[[listen.server]]` takes from its listener.
 struct Listener<'a> {
     name: &'a str,
@@ -735,6 +775,30 @@ mod tests {
 
     fn check(text: &str) -> Result<(Config, Diagnostics), Diagnostics> {
         from_toml(&Source::new("proxy.toml", text))
+    }
+
+    #[test]
+    fn a_listener_with_only_metrics_is_the_prometheus_listener() {
+        let text = "[global]\nlog = \"stdout-rfc3164\"\n[[listen]]\nname = \"prometheus\"\nbind = [\"10.0.0.5:8405\"]\n[listen.metrics]\nuri = \"/metrics\"\nusers = [\"prom:$6$abc$def\"]\n";
+        let (c, _) = check(text).unwrap();
+        assert_eq!(c.global.log, LogTarget::StdoutRfc3164);
+        let m = c.frontends[0].metrics.as_ref().unwrap();
+        assert_eq!(
+            (m.uri.as_str(), m.users[0].name.as_str()),
+            ("/metrics", "prom")
+        );
+        let back = check(&to_toml(&c, &|p| p.to_string()).unwrap()).unwrap().0;
+        assert_eq!(
+            back.frontends[0].metrics, c.frontends[0].metrics,
+            "to_toml keeps it"
+        );
+        let e = check("[[listen]]\nname = \"m\"\nbind = [\"10.0.0.5:8405\"]\n[listen.metrics]\nuri = \"metrics?x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("proxy.toml:5:7: error: metrics uri \"metrics?x\" must be a path"),
+            "{e}"
+        );
     }
 
     const GOOD: &str = r#"

@@ -3,6 +3,7 @@
 //! and `pinned` fixes what the reader and `vakt import` make of a file.
 
 mod differential;
+mod observability;
 mod pinned;
 mod tutorial;
 
