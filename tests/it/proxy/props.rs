@@ -3,7 +3,10 @@
 //! Content-Length body, or a chunked body cut at random with extensions and
 //! trailers) go through a real `vakt proxy` to a backend that records the
 //! raw bytes it gets. Every such request must be accepted, and the backend
-//! must see the same method, target, end-to-end headers and body bytes.
+//! must see the same method, target, end-to-end headers and body bytes. And
+//! a chunked body with flawed framing (bare LF, space before the size, bare
+//! CR, a trailer without a colon) is refused with 400 before the server gets
+//! a request, or passed whole: never a 502 blamed on the server.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -408,6 +411,102 @@ fn any_valid_request_reaches_the_server_with_its_method_target_end_to_end_header
         ..PropConfig::default()
     });
     let result = runner.run(&case(), |c| check(proxy.addr, &rec, &c));
+    if let Err(e) = result {
+        panic!("{e}\nproxy output:\n{}", proxy.output());
+    }
+}
+
+/// A flaw put into a chunked body's framing (issue #14 item 7's cases).
+#[derive(Debug, Clone, Copy)]
+enum Flaw {
+    /// The first chunk-size line ends in a bare LF.
+    LfLine,
+    /// Whitespace before the chunk size.
+    SpaceFirst,
+    /// A bare CR right after the first size digit.
+    BareCr,
+    /// A trailer line without a colon.
+    TrailerNoColon,
+}
+
+/// `wire` (a chunked request) with `flaw` put into its body.
+fn flawed(wire: &[u8], flaw: Flaw) -> Vec<u8> {
+    let body = wire
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(wire.len(), |i| i + 4);
+    let mut w = wire.to_vec();
+    match flaw {
+        Flaw::LfLine => {
+            let eol = body + w[body..].windows(2).position(|p| p == b"\r\n").unwrap_or(0);
+            w.remove(eol);
+        }
+        Flaw::SpaceFirst => w.insert(body, b' '),
+        Flaw::BareCr => w.insert(body + 1, b'\r'),
+        Flaw::TrailerNoColon => {
+            let end = w.len() - 2;
+            w.splice(end..end, b"no-colon\r\n".iter().copied());
+        }
+    }
+    w
+}
+
+#[test]
+fn a_chunked_body_with_flawed_framing_is_refused_before_the_server_sees_it_or_passed_whole() {
+    let rec = Recorder::spawn();
+    let addr = free_addr();
+    let proxy = Proxy::start(&config(addr, rec.addr), addr);
+    let chunked = (
+        case(),
+        proptest::collection::vec(chunk(), 0..4),
+        prop_oneof![
+            Just(Flaw::LfLine),
+            Just(Flaw::SpaceFirst),
+            Just(Flaw::BareCr),
+            Just(Flaw::TrailerNoColon),
+        ],
+    )
+        .prop_map(|(mut c, chunks, flaw)| {
+            c.body = Framing::Chunked(chunks, vec![]);
+            (c, flaw)
+        });
+    let mut runner = TestRunner::new(PropConfig {
+        cases: 64,
+        failure_persistence: None,
+        ..PropConfig::default()
+    });
+    let result = runner.run(&chunked, |(case, flaw)| {
+        while rec.seen.try_recv().is_ok() {}
+        let wire = flawed(&case.wire(), flaw);
+        let shown = String::from_utf8_lossy(&wire).into_owned();
+        let mut conn = Conn::open(proxy.addr);
+        conn.write(&wire);
+        let resp = conn
+            .try_read(false)
+            .ok_or_else(|| TestCaseError::fail(format!("no answer to\n{shown}")))?;
+        match resp.status {
+            400 => {
+                let seen = rec.seen.recv_timeout(Duration::from_millis(50));
+                prop_assert!(
+                    seen.is_err(),
+                    "refused, yet the server got {seen:?}\n{shown}"
+                );
+            }
+            200 => {
+                let seen = rec
+                    .seen
+                    .recv_timeout(Duration::from_secs(5))
+                    .map_err(|e| TestCaseError::fail(format!("nothing recorded: {e}")))?
+                    .map_err(|e| TestCaseError::fail(format!("a bad request went out: {e}")))?;
+                prop_assert!(seen.body == case.body(), "body changed\n{}", shown);
+            }
+            s => prop_assert!(
+                false,
+                "{flaw:?}: answered {s}, neither refused nor passed\n{shown}"
+            ),
+        }
+        Ok(())
+    });
     if let Err(e) = result {
         panic!("{e}\nproxy output:\n{}", proxy.output());
     }
