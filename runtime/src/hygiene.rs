@@ -94,8 +94,14 @@ impl Scanner {
                     let start = i;
                     // Leading empty lines before a request line are ignored
                     // (RFC 9112 §2.2), as hyper does.
+                    // Only whole line ends: a bare CR here is refused by
+                    // httparse, so it must reach `check_head` (found by the
+                    // request_head fuzz target).
                     if self.head.is_empty() {
-                        while i < data.len() && (data[i] == b'\r' || data[i] == b'\n') {
+                        while i < data.len()
+                            && (data[i] == b'\n'
+                                || (data[i] == b'\r' && data.get(i + 1) == Some(&b'\n')))
+                        {
                             i += 1;
                         }
                         if i == data.len() {
@@ -578,6 +584,15 @@ mod tests {
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1 0\r\n",
         );
         assert_eq!(scan(&two).unwrap_err().0, good.len());
+    }
+
+    #[test]
+    fn a_bare_cr_before_the_request_line_is_refused_as_httparse_would() {
+        assert_eq!(
+            reason(b"\r\rGET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            "bare CR in request head"
+        );
+        assert_eq!(scan(b"\r\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), Ok(()));
     }
 
     #[test]

@@ -15,6 +15,10 @@ mod client_io;
 pub mod config;
 pub mod demo;
 mod exchange;
+/// Entry points for the fuzz targets in `runtime/fuzz`; not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handoff;
 mod health;
 mod hygiene;

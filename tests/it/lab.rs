@@ -7,12 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use crate::support::vakt;
-
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+use crate::support::{needs, vakt};
 
 pub struct Lab {
     pub name: String,
@@ -99,11 +94,12 @@ impl Drop for Lab {
 }
 
 #[test]
+#[cfg_attr(
+    not(vakt_lab),
+    ignore = "lab: needs root and ip, sshd, ssh, curl, util-linux (README: Tests)"
+)]
 fn a_cluster_deployed_over_ssh_in_the_lab_balances_sticks_and_keeps_a_failed_host_serving() {
-    if !is_root() {
-        println!("skipped: the lab needs root (CI runs as root)");
-        return;
-    }
+    needs::require("vakt_lab");
     let lab = Lab::up("vt", "oslo.toml");
     let inv = lab.inventory.clone();
 

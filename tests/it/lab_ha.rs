@@ -7,8 +7,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::lab::{Lab, is_root};
-use crate::support::{Load, LoadOptions, Totals, eventually};
+use crate::lab::Lab;
+use crate::support::{Load, LoadOptions, Totals, eventually, needs};
 
 const VIP: &str = "203.0.113.10";
 
@@ -97,11 +97,12 @@ fn cart(lab: &Lab, jar: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(vakt_lab_ha),
+    ignore = "lab: needs root and ip, sshd, ssh, curl, util-linux, keepalived (README: Tests)"
+)]
 fn the_vip_moves_when_lb01_dies_is_cut_off_or_loses_its_proxy_and_failover_drops_nothing() {
-    if !is_root() {
-        println!("skipped: the lab needs root (CI runs as root)");
-        return;
-    }
+    needs::require("vakt_lab_ha");
     let lab = Lab::up("ha", "oslo-ha.toml");
     let inv = lab.inventory.clone();
 

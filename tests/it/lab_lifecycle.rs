@@ -5,8 +5,8 @@
 
 use std::process::Command;
 
-use crate::lab::{Lab, is_root};
-use crate::support::vakt;
+use crate::lab::Lab;
+use crate::support::{needs, vakt};
 
 fn oslo() -> String {
     format!("{}/../inventory/oslo.toml", env!("CARGO_MANIFEST_DIR"))
@@ -25,11 +25,12 @@ fn namespaces() -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(vakt_lab),
+    ignore = "lab: needs root and ip, sshd, ssh, curl, util-linux (README: Tests)"
+)]
 fn labs_need_root_refuse_own_addresses_coexist_and_clean_up_after_a_crash() {
-    if !is_root() {
-        println!("skipped: the lab needs root (CI runs as root)");
-        return;
-    }
+    needs::require("vakt_lab");
     // Not root: a clear error, nothing created.
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])

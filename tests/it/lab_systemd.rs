@@ -11,8 +11,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::lab::{Lab, is_root};
-use crate::support::vakt;
+use crate::lab::Lab;
+use crate::support::{needs, vakt};
 
 /// The root filesystem's folder and mirror, read as `vakt lab rootfs` reads
 /// them (the binary inherits this environment): `VAKT_LAB_ROOTFS` and
@@ -48,11 +48,12 @@ fn served_by(lab: &Lab, url: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(vakt_lab_systemd),
+    ignore = "lab: needs root and ip, sshd, ssh, curl, util-linux, debootstrap (README: Tests)"
+)]
 fn systemd_hosts_get_units_enabled_started_reloaded_and_restarted_only_on_change() {
-    if !is_root() {
-        println!("skipped: the lab needs root (CI runs as root)");
-        return;
-    }
+    needs::require("vakt_lab_systemd");
     let (rootfs, mirror) = rootfs_settings();
     if !std::path::Path::new(&rootfs)
         .join(".vakt-rootfs-complete")

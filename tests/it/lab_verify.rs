@@ -5,20 +5,21 @@
 
 use std::time::Duration;
 
-use crate::lab::{Lab, is_root};
-use crate::support::TempDir;
+use crate::lab::Lab;
 use crate::support::relay::DelayLink;
+use crate::support::{TempDir, needs};
 
 fn lines_with<'a>(out: &'a str, prefix: &str) -> Vec<&'a str> {
     out.lines().filter(|l| l.starts_with(prefix)).collect()
 }
 
 #[test]
+#[cfg_attr(
+    not(vakt_lab),
+    ignore = "lab: needs root and ip, sshd, ssh, curl, util-linux (README: Tests)"
+)]
 fn verify_and_audit_prove_a_good_cluster_and_name_what_breaks() {
-    if !is_root() {
-        println!("skipped: the lab needs root (CI runs as root)");
-        return;
-    }
+    needs::require("vakt_lab");
     // oslo.toml with a latency rule: db01 within 5 ms of lb01.
     let dir = TempDir::new("labverify");
     let inv_path = dir.path().join("oslo.toml");

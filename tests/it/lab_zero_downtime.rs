@@ -7,8 +7,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::lab::{Lab, is_root};
-use crate::support::{Load, LoadOptions, TempDir, Totals};
+use crate::lab::Lab;
+use crate::support::{Load, LoadOptions, TempDir, Totals, needs};
 
 /// 4 keep-alive clients in the control namespace sending to LB01.
 pub(crate) fn stream(lab: &Lab) -> Load {
@@ -68,11 +68,12 @@ fn retries(lab: &Lab, server: &str) -> (u64, u64) {
 }
 
 #[test]
+#[cfg_attr(
+    not(vakt_lab),
+    ignore = "lab: needs root and ip, sshd, ssh, curl, util-linux (README: Tests)"
+)]
 fn rolling_restarts_reloads_an_upgrade_and_a_killed_server_lose_no_request() {
-    if !is_root() {
-        println!("skipped: the lab needs root (CI runs as root)");
-        return;
-    }
+    needs::require("vakt_lab");
     let dir = TempDir::new("labzd");
     let inv_path = dir.path().join("oslo.toml");
     let oslo = include_str!("../../inventory/oslo.toml");

@@ -13,16 +13,24 @@ use crate::config::diag::{Diagnostics, Source, closest};
 
 /// Parses `src` as TOML; a syntax error becomes one diagnostic.
 pub fn parse(src: &Source) -> Result<toml_edit::Document<String>, Diagnostics> {
-    toml_edit::Document::parse(src.text().to_string()).map_err(|e| {
+    let invalid = |span: Option<Range<usize>>, message: &str| {
         let mut d = Diagnostics::new();
         d.error_hint(
             src,
-            e.span(),
-            format!("invalid TOML: {}", e.message().trim()),
+            span,
+            format!("invalid TOML: {}", message.trim()),
             "see https://toml.io for the syntax",
         );
         d
-    })
+    };
+    // toml_edit 0.23 panics ("all items have spans") on some malformed
+    // input, such as the five bytes `==\r.=` that the config_toml fuzz
+    // target found. The `toml` crate's parser refuses those cleanly, so it
+    // checks the syntax first and toml_edit only reads text it accepted.
+    if let Err(e) = src.text().parse::<toml::Table>() {
+        return Err(invalid(e.span(), e.message()));
+    }
+    toml_edit::Document::parse(src.text().to_string()).map_err(|e| invalid(e.span(), e.message()))
 }
 
 /// The keys of one table, read one by one.
@@ -411,6 +419,15 @@ mod tests {
             let d = Duration::from_millis(ms);
             assert_eq!(format_duration(d), text);
             assert_eq!(parse_duration(text), Ok(d));
+        }
+    }
+
+    #[test]
+    fn malformed_toml_that_panicked_toml_edit_is_a_diagnostic() {
+        // Found by runtime/fuzz (config_toml); toml_edit 0.23 panicked.
+        for text in ["==\r.=", "a=1\n==\r.="] {
+            let d = parse(&Source::new("bad.toml", text)).unwrap_err();
+            assert!(d.to_string().contains("invalid TOML"), "{d}");
         }
     }
 

@@ -179,6 +179,10 @@ fn agree(what: &str, h: &Resp, v: &Resp) {
 }
 
 #[test]
+#[cfg_attr(
+    not(vakt_haproxy),
+    ignore = "needs haproxy 2.x: apt-get install haproxy (README: Tests)"
+)]
 fn the_same_requests_get_the_same_answers() {
     let p = start();
     let get =
@@ -235,6 +239,10 @@ fn the_same_requests_get_the_same_answers() {
 }
 
 #[test]
+#[cfg_attr(
+    not(vakt_haproxy),
+    ignore = "needs haproxy 2.x: apt-get install haproxy (README: Tests)"
+)]
 fn expect_100_continue_is_honoured_by_both() {
     let p = start();
     for addr in [p.haproxy.0, p.vakt.0] {
@@ -250,6 +258,10 @@ fn expect_100_continue_is_honoured_by_both() {
 }
 
 #[test]
+#[cfg_attr(
+    not(vakt_haproxy),
+    ignore = "needs haproxy 2.x: apt-get install haproxy (README: Tests)"
+)]
 fn deliberate_differences_are_what_the_readme_says() {
     let p = start();
     let mut big = b"GET /echo HTTP/1.1\r\nHost: t\r\nX-Big: ".to_vec();
@@ -264,6 +276,10 @@ fn deliberate_differences_are_what_the_readme_says() {
 }
 
 #[test]
+#[cfg_attr(
+    not(vakt_haproxy),
+    ignore = "needs haproxy 2.x: apt-get install haproxy (README: Tests)"
+)]
 fn a_cookie_for_a_down_server_is_redispatched_with_and_without_redispatch() {
     let p = start();
     let web02 = p.backends[1].addr;

@@ -97,14 +97,7 @@ fn backends() -> Vec<Backend> {
 
 /// Fails with the fix when promtool is missing (`.ci/run` installs it).
 fn require_promtool() {
-    let ok = Command::new("promtool")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "promtool is not installed: run `apt-get install -y --no-install-recommends prometheus` (bash .ci/run does)"
-    );
+    crate::support::needs::require("vakt_promtool");
 }
 
 /// Name, labels (name, value) and value of one sample.
@@ -254,6 +247,10 @@ fn promtool(text: &str) -> BTreeSet<String> {
 }
 
 #[test]
+#[cfg_attr(
+    not(vakt_promtool),
+    ignore = "needs haproxy, halog and promtool: apt-get install haproxy prometheus (README: Tests)"
+)]
 fn promtool_finds_nothing_in_vakts_metrics_that_it_does_not_find_in_haproxys() {
     require_promtool();
     let b = backends();
@@ -270,6 +267,10 @@ fn promtool_finds_nothing_in_vakts_metrics_that_it_does_not_find_in_haproxys() {
 }
 
 #[test]
+#[cfg_attr(
+    not(vakt_haproxy),
+    ignore = "needs haproxy 2.x: apt-get install haproxy (README: Tests)"
+)]
 fn every_metric_family_vakt_emits_has_haproxys_name_type_and_labels() {
     let b = backends();
     let dir = TempDir::new("metrics-diff");
@@ -477,6 +478,10 @@ fn rows(table: &str, key: usize, keep: &[usize]) -> BTreeMap<String, Vec<String>
 }
 
 #[test]
+#[cfg_attr(
+    not(vakt_promtool),
+    ignore = "needs haproxy, halog and promtool: apt-get install haproxy prometheus (README: Tests)"
+)]
 fn halog_reads_vakts_httplog_as_it_reads_haproxys() {
     let b = backends();
     let dir = TempDir::new("halog");

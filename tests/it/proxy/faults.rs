@@ -249,6 +249,10 @@ fn count_answers(bytes: &[u8]) -> usize {
 }
 
 #[test]
+#[cfg_attr(
+    not(vakt_haproxy),
+    ignore = "needs haproxy 2.x: apt-get install haproxy (README: Tests)"
+)]
 fn a_server_that_stalls_mid_body_is_cut_at_timeout_server() {
     let server = Scripted::spawn(stalls_mid_body);
     on_both(&[server.addr], |peer, addr| {
@@ -270,6 +274,10 @@ fn a_server_that_stalls_mid_body_is_cut_at_timeout_server() {
 }
 
 #[test]
+#[cfg_attr(
+    not(vakt_haproxy),
+    ignore = "needs haproxy 2.x: apt-get install haproxy (README: Tests)"
+)]
 fn a_slow_upload_is_governed_by_timeout_client_not_timeout_server() {
     let server = Scripted::spawn(echo_raw);
     on_both(&[server.addr], |peer, addr| {
@@ -314,6 +322,10 @@ fn an_upload_that_stalls_past_timeout_client_gets_one_408() {
 }
 
 #[test]
+#[cfg_attr(
+    not(vakt_haproxy),
+    ignore = "needs haproxy 2.x: apt-get install haproxy (README: Tests)"
+)]
 fn an_early_answer_reaches_the_client_at_once_and_the_upload_stops() {
     let server = Scripted::spawn(refuses_uploads);
     on_both(&[server.addr], |peer, addr| {
@@ -343,6 +355,10 @@ fn an_early_answer_reaches_the_client_at_once_and_the_upload_stops() {
 }
 
 #[test]
+#[cfg_attr(
+    not(vakt_haproxy),
+    ignore = "needs haproxy 2.x: apt-get install haproxy (README: Tests)"
+)]
 fn end_to_end_headers_named_in_connection_are_kept() {
     let server = Scripted::spawn(echo_raw);
     on_both(&[server.addr], |peer, addr| {
@@ -366,6 +382,10 @@ fn end_to_end_headers_named_in_connection_are_kept() {
 }
 
 #[test]
+#[cfg_attr(
+    not(vakt_haproxy),
+    ignore = "needs haproxy 2.x: apt-get install haproxy (README: Tests)"
+)]
 fn absolute_form_targets_use_their_authority_as_host() {
     let server = Scripted::spawn(echo_raw);
     on_both(&[server.addr], |peer, addr| {
@@ -394,6 +414,10 @@ fn absolute_form_targets_use_their_authority_as_host() {
 }
 
 #[test]
+#[cfg_attr(
+    not(vakt_haproxy),
+    ignore = "needs haproxy 2.x: apt-get install haproxy (README: Tests)"
+)]
 fn fragments_raw_utf8_and_userinfo_in_targets_are_refused() {
     let server = Scripted::spawn(echo_raw);
     on_both(&[server.addr], |peer, addr| {
@@ -413,6 +437,10 @@ fn fragments_raw_utf8_and_userinfo_in_targets_are_refused() {
 }
 
 #[test]
+#[cfg_attr(
+    not(vakt_haproxy),
+    ignore = "needs haproxy 2.x: apt-get install haproxy (README: Tests)"
+)]
 fn a_response_head_over_the_limit_is_a_502() {
     let server = Scripted::spawn(huge_head);
     on_both(&[server.addr], |peer, addr| {
@@ -422,6 +450,10 @@ fn a_response_head_over_the_limit_is_a_502() {
 }
 
 #[test]
+#[cfg_attr(
+    not(vakt_haproxy),
+    ignore = "needs haproxy 2.x: apt-get install haproxy (README: Tests)"
+)]
 fn a_silent_connection_gets_408_at_timeout_http_request() {
     let server = Scripted::spawn(echo_raw);
     on_both(&[server.addr], |peer, addr| {

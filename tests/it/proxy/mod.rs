@@ -7,6 +7,7 @@ mod hygiene;
 mod limits;
 mod operate;
 mod persist;
+mod props;
 mod tls;
 mod zero_downtime;
 

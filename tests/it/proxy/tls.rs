@@ -309,6 +309,10 @@ fn check_names_a_missing_certificate_file() {
 /// HAProxy 2.6: same redirect, same headers at the server, same protocol,
 /// same certificate by SNI, same refusal of TLS 1.1.
 #[test]
+#[cfg_attr(
+    not(vakt_haproxy),
+    ignore = "needs haproxy 2.x: apt-get install haproxy (README: Tests)"
+)]
 fn haproxy_cfg_https_spelling_behaves_as_haproxy_does() {
     crate::haproxy::require_haproxy();
     let dir = TempDir::new("tlsdiff");

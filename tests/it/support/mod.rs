@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each suite uses a different subset
 
 pub mod mmdb;
+pub mod needs;
 pub mod relay;
 
 use std::io::{BufRead, BufReader, Read, Write};
