@@ -161,9 +161,12 @@ if has perf; then
   for proxy in haproxy vakt; do
     pid=$hpid p=$hp
     [ "$proxy" = vakt ] && pid=$vpid p=$vp
-    # cycles is not available in most containers; perf falls back to cpu-clock.
-    perf record -g -p "$pid" -o "$out/perf-$proxy.data" -- sleep "$secs" >"$dir/perf-$proxy.log" 2>&1 &
+    # cycles is not available in most containers; perf falls back to
+    # cpu-clock. The recording window covers the whole wrk run (perf needs
+    # a moment to attach under load); the idle margins cost no samples.
+    perf record -g -p "$pid" -o "$out/perf-$proxy.data" -- sleep $((secs + 3)) >"$dir/perf-$proxy.log" 2>&1 &
     rpid=$!
+    sleep 1.5
     wrk -t1 -c64 -d"$duration" "http://127.0.0.1:$p/" | wrk_requests > "$out/perf-$proxy.requests"
     wait "$rpid" || { echo "bench/profile: perf record on $proxy failed:"; cat "$dir/perf-$proxy.log"; } >&2
     perf report -i "$out/perf-$proxy.data" --stdio --no-children --sort dso,symbol --percent-limit 0.7 2>/dev/null |
