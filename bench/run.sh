@@ -17,7 +17,8 @@
 #   client-close  clients without keep-alive (wrk -H 'Connection: close'), c64
 #   c1000         1,000 concurrent keep-alive clients
 #   idle-10k      10,000 idle keep-alive connections (bench/idle_conns.py): RSS per
-#                 connection, and RSS 5 s after they closed against before they opened
+#                 connection (first round, fresh process), and RSS 5 s after the
+#                 last round closed against before the first opened
 #   threads2      two worker threads each (vakt threads = 2, HAProxy nbthread 2), c64
 #
 # Every other scenario runs one worker thread per proxy: on a 2-core machine
