@@ -1,144 +1,198 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: vakt proxy vs HAProxy (Debian package) with the same
-# listener (roundrobin, cookie insert indirect nocache, forwardfor,
-# keep-alive) in front of the same two backends, driven by the same wrk on
-# loopback. Runs alternate (HAProxy, vakt, HAProxy, ...) so that machine
-# noise hits both; the table shows medians.
+# Side-by-side benchmark: vakt proxy vs HAProxy (Debian's 2.6) with the same
+# listener (roundrobin, cookie insert indirect nocache, forwardfor) in front
+# of the same two backends, one scenario at a time. Within a scenario both
+# proxies start fresh and runs alternate (HAProxy then vakt, then vakt then
+# HAProxy, ...) so that machine noise hits both; the table shows medians.
+# Only 127.0.0.1 is used. A benchmark, not a test: CI does not run it.
 #
-# Usage: bench/run.sh [--duration 10s] [--connections 64] [--rounds 3]
-#                     [--vakt-threads N] [--haproxy-threads N]
+# Usage: bench/run.sh [--scenario NAME]... [--duration 10s] [--rounds 3]
+#                     [--idle-conns 10000] [--vakt PATH]
 #
-# Backends are HAProxy frontends answering a fixed 13-byte body from memory
-# (`http-request return`): the fastest backend available here, so the
-# figures measure the proxies, not the backends. Only 127.0.0.1 is used.
+# Scenarios (default: all, in this order; --scenario may repeat or take a
+# comma-separated list; --list prints them):
+#   ka-nginx      keep-alive, nginx backends (two server blocks), wrk -c64
+#   ka-mem        keep-alive, in-memory backends (HAProxy `http-request return`), c64
+#   httpclose     `option httpclose` / `http_close = true`: a new server connection per request
+#   client-close  clients without keep-alive (wrk -H 'Connection: close'), c64
+#   c1000         1,000 concurrent keep-alive clients
+#   idle-10k      10,000 idle keep-alive connections (bench/idle_conns.py): RSS per
+#                 connection (first round, fresh process), and RSS 5 s after the
+#                 last round closed against before the first opened
+#   threads2      two worker threads each (vakt threads = 2, HAProxy nbthread 2), c64
+#
+# Every other scenario runs one worker thread per proxy: on a 2-core machine
+# wrk and the backends need the other core. The table goes to stdout and to
+# bench/out/latest.md (not tracked).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-duration=10s connections=64 rounds=3 vthreads="" hthreads=1
+all_scenarios="ka-nginx ka-mem httpclose client-close c1000 idle-10k threads2"
+duration=10s rounds=3 idle_conns=10000 vakt="" picked=""
+die() { echo "bench: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
-    --duration) duration=$2; shift 2 ;;
-    --connections) connections=$2; shift 2 ;;
-    --rounds) rounds=$2; shift 2 ;;
-    --vakt-threads) vthreads=$2; shift 2 ;;
-    --haproxy-threads) hthreads=$2; shift 2 ;;
-    *) echo "unknown option $1 (see the header of $0)" >&2; exit 2 ;;
+    --scenario) [ $# -ge 2 ] || die "--scenario needs a name (one of: $all_scenarios)"
+                picked="$picked ${2//,/ }"; shift 2 ;;
+    --duration) [ $# -ge 2 ] || die "--duration needs a value such as 10s"; duration=$2; shift 2 ;;
+    --rounds) [ $# -ge 2 ] || die "--rounds needs a number"; rounds=$2; shift 2 ;;
+    --idle-conns) [ $# -ge 2 ] || die "--idle-conns needs a number"; idle_conns=$2; shift 2 ;;
+    --vakt) [ $# -ge 2 ] || die "--vakt needs the path of a vakt binary"; vakt=$2; shift 2 ;;
+    --list) echo "$all_scenarios" | tr ' ' '\n'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown option $1 (bench/run.sh --help lists them)" ;;
   esac
 done
-for tool in haproxy wrk; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is missing: apt-get install -y haproxy wrk" >&2; exit 1; }
+[[ "$duration" =~ ^[1-9][0-9]*[smh]?$ ]] || die "--duration $duration: give a wrk duration such as 5s or 1m"
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "--rounds $rounds: give a whole number of rounds, at least 1"
+[[ "$idle_conns" =~ ^[1-9][0-9]*$ ]] || die "--idle-conns $idle_conns: give a whole number of connections"
+scenarios=""
+for s in ${picked:-$all_scenarios}; do
+  case " $all_scenarios " in
+    *" $s "*) scenarios="$scenarios $s" ;;
+    *) die "--scenario $s: unknown scenario; pick one of: $all_scenarios" ;;
+  esac
 done
+needs() { case " $scenarios " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+tools="haproxy wrk python3 curl"
+needs ka-nginx && tools="$tools nginx"
+for tool in $tools; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing: apt-get install -y ${tool/nginx/nginx-light}" >&2; exit 1; }
+done
+
+if [ -n "$vakt" ]; then
+  [ -x "$vakt" ] || die "--vakt $vakt: not an executable file; give the path of a vakt binary"
+  vakt_label="vakt ($vakt)"
+else
+  cargo build --release --quiet
+  vakt=target/x86_64-unknown-linux-gnu/release/vakt
+  vakt_label="vakt $(git describe --always --dirty 2>/dev/null || echo '(this tree)')"
+fi
+vakt=$(realpath "$vakt")
+haproxy_version=$(haproxy -v | awk 'NR==1 { print $3 }')
 cores=$(nproc)
-vthreads=${vthreads:-1}
 
-cargo build --release --quiet
-vakt=target/x86_64-unknown-linux-gnu/release/vakt
-dir=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT
-ulimit -n 65536 2>/dev/null || true
+# Enough descriptors for idle-10k: each proxy holds the client connections
+# and its server connections. A container may cap the hard limit.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if needs idle-10k && [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((idle_conns * 2 + 100)) ]; then
+  echo "bench: note: ulimit -n is $(ulimit -n), below 2 × $idle_conns + 100; a proxy that keeps a server connection per idle client will run out of descriptors" >&2
+fi
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-b1=$(port) b2=$(port) hp=$(port) vp=$(port)
+# Temp dir, backends, proxies, wrk: shared with bench/profile.sh.
+. bench/lib.sh
+start_mem_backends
+needs ka-nginx && start_nginx_backends
 
-cat > "$dir/backends.cfg" <<EOF
-global
-    maxconn 4000
-    nbthread 1
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 50s
-    timeout server 50s
-frontend w1
-    bind 127.0.0.1:$b1
-    http-request return status 200 content-type text/plain string "hello from w1"
-frontend w2
-    bind 127.0.0.1:$b2
-    http-request return status 200 content-type text/plain string "hello from w2"
-EOF
-cat > "$dir/haproxy.cfg" <<EOF
-global
-    maxconn 4000
-    nbthread $hthreads
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 50s
-    timeout server 50s
-    option forwardfor
-listen bench
-    bind 127.0.0.1:$hp
-    balance roundrobin
-    cookie SERVERID insert indirect nocache
-    server w1 127.0.0.1:$b1 cookie w1
-    server w2 127.0.0.1:$b2 cookie w2
-EOF
-cat > "$dir/vakt.toml" <<EOF
-[global]
-maxconn = 4000
-log = "off"
-threads = $vthreads
-
-[defaults]
-forwardfor = true
-timeout = { connect = "5s", client = "50s", server = "50s", queue = "5s", http_request = "10s" }
-
-[[listen]]
-name = "bench"
-bind = ["127.0.0.1:$vp"]
-balance = "roundrobin"
-cookie = { name = "SERVERID", mode = "insert", indirect = true, nocache = true }
-
-[[listen.server]]
-name = "w1"
-addr = "127.0.0.1:$b1"
-cookie = "w1"
-
-[[listen.server]]
-name = "w2"
-addr = "127.0.0.1:$b2"
-cookie = "w2"
-EOF
-
-haproxy -db -f "$dir/backends.cfg" >/dev/null 2>&1 & pids+=($!)
-haproxy -db -f "$dir/haproxy.cfg" >/dev/null 2>&1 & hpid=$!; pids+=($hpid)
-"$vakt" proxy --config "$dir/vakt.toml" >"$dir/vakt.log" 2>&1 & vpid=$!; pids+=($vpid)
-for p in $b1 $b2 $hp $vp; do
-  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
-done
-curl -sf "http://127.0.0.1:$vp/" >/dev/null || { echo "bench: vakt does not answer:"; cat "$dir/vakt.log"; exit 1; } >&2
-
-# One wrk run → "req/s p50_ms p99_ms"
-run() {
-  wrk -t1 -c"$connections" -d"$duration" --latency "http://127.0.0.1:$1/" | awk '
-    function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-    /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 }
-    END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }'
+rows=()
+# "scenario|h rps|h p50|h p99|h rss|v rps|v p50|v p99|v rss|ratio|target|met"
+throughput() { # NAME BACKEND(mem|nginx) CONNECTIONS THREADS HTTP_CLOSE [wrk options...]
+  local name=$1 backend=$2 c=$3 threads=$4 close=$5; shift 5
+  local b1=$m1 b2=$m2
+  [ "$backend" = nginx ] && b1=$n1 b2=$n2
+  echo "== $name: wrk -t1 -c$c -d$duration $*, $backend backends, threads $threads, http_close $close"
+  start_proxies "$b1" "$b2" "$threads" "$close" 4000 10s
+  run_wrk "$hp" "$c" 2s "$@" >/dev/null; run_wrk "$vp" "$c" 2s "$@" >/dev/null
+  : > "$dir/h"; : > "$dir/v"
+  for r in $(seq "$rounds"); do
+    if [ $((r % 2)) = 1 ]; then
+      run_wrk "$hp" "$c" "$duration" "$@" >> "$dir/h"; run_wrk "$vp" "$c" "$duration" "$@" >> "$dir/v"
+    else
+      run_wrk "$vp" "$c" "$duration" "$@" >> "$dir/v"; run_wrk "$hp" "$c" "$duration" "$@" >> "$dir/h"
+    fi
+    echo "   round $r: haproxy $(tail -1 "$dir/h")   vakt $(tail -1 "$dir/v")   (req/s p50 p99 errors)"
+  done
+  local hh vh
+  hh=$(kib "$hpid" VmHWM) vh=$(kib "$vpid" VmHWM)
+  stop_proxies
+  local hr hp50 hp99 vr vp50 vp99 errs
+  hr=$(col "$dir/h" 1) hp50=$(col "$dir/h" 2) hp99=$(col "$dir/h" 3)
+  vr=$(col "$dir/v" 1) vp50=$(col "$dir/v" 2) vp99=$(col "$dir/v" 3)
+  errs=$(cat "$dir/h" "$dir/v" | awk '{ s += $4 } END { print s + 0 }')
+  local with_p99=no target="≥ 1.1 req/s"
+  case "$name" in ka-nginx|ka-mem|c1000) with_p99=yes target="≥ 1.1 req/s, p99 ≤" ;; esac
+  rows+=("$(awk -v n="$name" -v hr="$hr" -v hp50="$hp50" -v hp99="$hp99" -v hh="$hh" \
+      -v vr="$vr" -v vp50="$vp50" -v vp99="$vp99" -v vh="$vh" -v wp="$with_p99" -v t="$target" -v e="$errs" 'BEGIN {
+    ratio = vr / hr; p = vp99 / hp99
+    met = (ratio >= 1.1 && (wp == "no" || vp99 <= hp99)) ? "yes" : "no"
+    if (e > 0) met = met " (" e " errors)"
+    printf "%s|%.0f|%.2f|%.2f|%.1f MB|%.0f|%.2f|%.2f|%.1f MB|%.2f (p99 %.2f)|%s|%s",
+      n, hr, hp50, hp99, hh / 1024, vr, vp50, vp99, vh / 1024, ratio, p, t, met }')")
 }
-hwm() { awk '/VmHWM/ { print $2 }' "/proc/$1/status"; }
-median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-echo "warming up..."
-wrk -t1 -c"$connections" -d2s "http://127.0.0.1:$hp/" >/dev/null
-wrk -t1 -c"$connections" -d2s "http://127.0.0.1:$vp/" >/dev/null
-direct=$(run "$b1")
-: > "$dir/h" ; : > "$dir/v"
-for r in $(seq "$rounds"); do
-  run "$hp" >> "$dir/h"; run "$vp" >> "$dir/v"
-  echo "round $r: haproxy $(tail -1 "$dir/h")   vakt $(tail -1 "$dir/v")   (req/s p50 p99)"
+# One idle round against one proxy → "before_kib open_kib after_kib"
+idle_round() { # PID PORT LABEL
+  local pid=$1 p=$2 before open after
+  before=$(kib "$pid" VmRSS)
+  python3 bench/idle_conns.py 127.0.0.1 "$p" -n "$idle_conns" --hold 3 > "$dir/idle.out" 2> "$dir/idle.err" &
+  local cpid=$!
+  for _ in $(seq 600); do grep -q '^open' "$dir/idle.out" && break; sleep 0.1; done
+  grep -q '^open' "$dir/idle.out" || { echo "bench: $3: the idle client did not open its connections in 60 s:" >&2; cat "$dir/idle.err" >&2; }
+  sleep 1 # let the last answers' buffers settle
+  open=$(kib "$pid" VmRSS)
+  wait "$cpid" || { echo "bench: $3: idle client failed: $(cat "$dir/idle.out" "$dir/idle.err" | tr '\n' ' ')" >&2; }
+  sleep 5
+  after=$(kib "$pid" VmRSS)
+  echo "$before $open $after $(awk '/^open/ { print $2 }' "$dir/idle.out")"
+}
+
+idle() {
+  local name=idle-10k
+  echo "== $name: $idle_conns idle keep-alive connections (bench/idle_conns.py), in-memory backends"
+  # The connections sit idle for several seconds: both proxies get
+  # HAProxy's effective keep-alive timeout (timeout client, 50 s) so that
+  # neither closes them while they are counted.
+  start_proxies "$m1" "$m2" 1 false $((idle_conns + 1000)) 50s
+  : > "$dir/h"; : > "$dir/v"
+  for r in $(seq "$rounds"); do
+    if [ $((r % 2)) = 1 ]; then
+      idle_round "$hpid" "$hp" HAProxy >> "$dir/h"; idle_round "$vpid" "$vp" vakt >> "$dir/v"
+    else
+      idle_round "$vpid" "$vp" vakt >> "$dir/v"; idle_round "$hpid" "$hp" HAProxy >> "$dir/h"
+    fi
+    echo "   round $r: haproxy $(tail -1 "$dir/h")   vakt $(tail -1 "$dir/v")   (RSS kB before, open, 5 s after close; connections)"
+  done
+  stop_proxies
+  # Per connection: the first round, on a fresh process (later rounds reuse
+  # what the allocator kept from the first, so they cost less RSS and would
+  # hide the real cost). Before: before the first round; after: 5 s after
+  # the last round closed.
+  local hc vc
+  hc=$(awk -v n="$idle_conns" 'NR == 1 { print ($2 - $1) / n }' "$dir/h")
+  vc=$(awk -v n="$idle_conns" 'NR == 1 { print ($2 - $1) / n }' "$dir/v")
+  local hb ha vb va
+  hb=$(head -1 "$dir/h" | cut -d' ' -f1) ha=$(tail -1 "$dir/h" | cut -d' ' -f3)
+  vb=$(head -1 "$dir/v" | cut -d' ' -f1) va=$(tail -1 "$dir/v" | cut -d' ' -f3)
+  local short
+  short=$(cat "$dir/h" "$dir/v" | awk -v n="$idle_conns" '$4 != n { s++ } END { print s + 0 }')
+  local note=""
+  [ "$short" = 0 ] || note=" ($short rounds with fewer connections open)"
+  rows+=("$(awk -v hc="$hc" -v vc="$vc" -v note="$note" 'BEGIN {
+    printf "idle-10k: RSS per idle connection (first round)||||%.1f KiB||||%.1f KiB|%.2f|≤ 2|%s%s",
+      hc, vc, vc / hc, (vc <= 2 * hc) ? "yes" : "no", note }')")
+  rows+=("$(awk -v hb="$hb" -v ha="$ha" -v vb="$vb" -v va="$va" -v r="$rounds" 'BEGIN {
+    printf "idle-10k: RSS 5 s after the last of %d rounds closed, against before the first||||%.1f → %.1f MB||||%.1f → %.1f MB|vakt after/before %.2f (HAProxy %.2f)|≤ 1.5|%s",
+      r, hb / 1024, ha / 1024, vb / 1024, va / 1024, va / vb, ha / hb, (va <= 1.5 * vb) ? "yes" : "no" }')")
+}
+
+for s in $scenarios; do
+  case "$s" in
+    ka-nginx) throughput ka-nginx nginx 64 1 false ;;
+    ka-mem) throughput ka-mem mem 64 1 false ;;
+    httpclose) throughput httpclose mem 64 1 true ;;
+    client-close) throughput client-close mem 64 1 false -H 'Connection: close' ;;
+    c1000) throughput c1000 mem 1000 1 false ;;
+    idle-10k) idle ;;
+    threads2) throughput threads2 mem 64 2 false ;;
+  esac
 done
-col() { awk -v c="$2" '{ print $c }' "$1" | median; }
-h_rps=$(col "$dir/h" 1) v_rps=$(col "$dir/v" 1)
-ratio=$(awk -v a="$v_rps" -v b="$h_rps" 'BEGIN { printf "%.2f", a / b }')
+
 mkdir -p bench/out
 {
-  echo "| $(date -u +%F) · $cores cores · wrk -t1 -c$connections -d$duration · $rounds rounds (median) | req/s | p50 ms | p99 ms | peak RSS |"
-  echo "|---|---:|---:|---:|---:|"
-  echo "| HAProxy $(haproxy -v | awk 'NR==1 { print $3 }') (nbthread $hthreads) | $h_rps | $(col "$dir/h" 2) | $(col "$dir/h" 3) | $(hwm $hpid) kB |"
-  echo "| vakt (threads $vthreads) | $v_rps | $(col "$dir/v" 2) | $(col "$dir/v" 3) | $(hwm $vpid) kB |"
-  echo "| direct to one backend | $(echo "$direct" | cut -d' ' -f1) | $(echo "$direct" | cut -d' ' -f2) | $(echo "$direct" | cut -d' ' -f3) | |"
+  echo "$(date -u '+%F %H:%M') UTC · **$cores cores** · HAProxy $haproxy_version vs $vakt_label · wrk -t1 -d$duration · $rounds rounds, medians · RSS: peak (VmHWM) of each proxy over its scenario"
   echo
-  echo "vakt / HAProxy requests/s: **$ratio**"
+  echo "| scenario ($cores cores) | HAProxy req/s | p50 ms | p99 ms | RSS | vakt req/s | p50 ms | p99 ms | RSS | vakt / HAProxy | target | met |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"
+  for row in "${rows[@]}"; do echo "| ${row//|/ | } |"; done
 } | tee bench/out/latest.md
