@@ -16,12 +16,90 @@ use crate::log::LogRecord;
 use crate::pool::Pool;
 use crate::state::FrontendState;
 
-/// HAProxy's four termination characters: who ended the session (`C`
-/// client, `S` server, `P` proxy, `c`/`s` a client/server timeout), in which
-/// phase (`R` request, `Q` queue, `C` connect, `H` response head, `D` data),
-/// and the cookie's status on the request (`-` when no cookie is set up).
-pub(crate) fn termination(who: u8, phase: u8, cookie: u8) -> [u8; 4] {
-    [who, phase, cookie, b'-']
+/// Who ended a session: HAProxy's first termination character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Who {
+    /// Ended normally (`-`).
+    Nobody,
+    /// The client aborted (`C`) or stalled past `timeout client` (`c`).
+    Client,
+    ClientTimeout,
+    /// The server aborted or failed (`S`), or stalled past `timeout server`
+    /// (`s`).
+    Server,
+    ServerTimeout,
+    /// The proxy refused the request (`P`).
+    Proxy,
+    /// The proxy answered it itself, e.g. a redirect (`L`).
+    Local,
+}
+
+/// The phase the session was in: HAProxy's second character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// `-`: complete.
+    Done,
+    /// `R`: waiting for the request.
+    Request,
+    /// `Q`: in queue.
+    Queue,
+    /// `C`: connecting to a server.
+    Connect,
+    /// `H`: waiting for the response head.
+    Headers,
+    /// `D`: transferring data.
+    Data,
+}
+
+/// HAProxy's four termination characters: who ended the session, in which
+/// phase, and the persistence cookie's status on the request and what was
+/// done with it (`-` when no cookie is set up; `N`, `I`, `D`, `V`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Termination {
+    pub who: Who,
+    pub phase: Phase,
+    pub cookie_seen: u8,
+    pub cookie_action: u8,
+}
+
+impl Termination {
+    pub const NORMAL: Termination = Termination {
+        who: Who::Nobody,
+        phase: Phase::Done,
+        cookie_seen: b'-',
+        cookie_action: b'-',
+    };
+
+    pub fn new(who: Who, phase: Phase, cookie_seen: u8) -> Self {
+        Termination {
+            who,
+            phase,
+            cookie_seen,
+            cookie_action: b'-',
+        }
+    }
+
+    /// As HAProxy writes it in a log line.
+    pub fn bytes(self) -> [u8; 4] {
+        let who = match self.who {
+            Who::Nobody => b'-',
+            Who::Client => b'C',
+            Who::ClientTimeout => b'c',
+            Who::Server => b'S',
+            Who::ServerTimeout => b's',
+            Who::Proxy => b'P',
+            Who::Local => b'L',
+        };
+        let phase = match self.phase {
+            Phase::Done => b'-',
+            Phase::Request => b'R',
+            Phase::Queue => b'Q',
+            Phase::Connect => b'C',
+            Phase::Headers => b'H',
+            Phase::Data => b'D',
+        };
+        [who, phase, self.cookie_seen, self.cookie_action]
+    }
 }
 
 /// Bytes of a request head as the client sent it: request line, fields,
@@ -106,8 +184,7 @@ pub(crate) struct Exchange {
     /// The client sent `Connection: close`: hyper then adds that field to
     /// the response, which the head's byte count must include.
     pub client_close: bool,
-    /// HAProxy's four termination-state characters.
-    pub termination: [u8; 4],
+    pub termination: Termination,
     pub retries: u32,
     pub redispatched: bool,
     pub request_line: Option<String>,
@@ -134,7 +211,7 @@ impl Exchange {
             body_in: None,
             bytes_out: 0,
             client_close: false,
-            termination: *b"----",
+            termination: Termination::NORMAL,
             retries: 0,
             redispatched: false,
             request_line: None,
@@ -163,9 +240,13 @@ impl Exchange {
     /// The server's body ended in an error: `SD`, or `sD` when the server
     /// went silent for `timeout server`.
     pub fn server_aborted(&mut self, timed_out: bool) {
-        if self.termination[0] == b'-' {
-            self.termination[0] = if timed_out { b's' } else { b'S' };
-            self.termination[1] = b'D';
+        if self.termination.who == Who::Nobody {
+            self.termination.who = if timed_out {
+                Who::ServerTimeout
+            } else {
+                Who::Server
+            };
+            self.termination.phase = Phase::Data;
         }
     }
 
@@ -175,9 +256,9 @@ impl Exchange {
 
     /// Closes the books. `complete` = the body was sent to its end.
     pub fn finish(mut self, complete: bool) {
-        if !complete && self.termination[0] == b'-' {
-            self.termination[0] = b'C';
-            self.termination[1] = b'D';
+        if !complete && self.termination.who == Who::Nobody {
+            self.termination.who = Who::Client;
+            self.termination.phase = Phase::Data;
         }
         if let Some(body) = &self.body_in {
             self.bytes_in += body.load(Relaxed);
@@ -247,7 +328,7 @@ impl Exchange {
             tt: self.elapsed_ms() + self.tq.max(0),
             status: self.status,
             bytes: self.bytes_out,
-            termination: self.termination,
+            termination: self.termination.bytes(),
             actconn: fe.global_conns.load(Relaxed),
             feconn: fe.counters.scur.load(Relaxed),
             beconn,

@@ -5,6 +5,11 @@
 //! requests. Because both processes hold one socket (one accept queue),
 //! connections waiting in the backlog are never reset, which rebinding with
 //! SO_REUSEPORT alone cannot promise.
+//!
+//! Both halves of the upgrade's start-up live here: [`start_upgrade`] (what
+//! `vakt proxy reload` runs under systemd) starts the new binary with a pipe
+//! on fd 3 named by [`READY_FD_ENV`], and the new process writes [`READY`]
+//! on it once it serves (`process::handover`).
 
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::SocketAddr;
@@ -123,4 +128,84 @@ pub fn fetch(socket: &Path) -> io::Result<Vec<(SocketAddr, std::net::TcpListener
         .zip(fds)
         .map(|(a, fd)| (a, std::net::TcpListener::from(fd)))
         .collect())
+}
+
+/// The environment variable that names the new process's "ready" pipe.
+pub const READY_FD_ENV: &str = "VAKT_READY_FD";
+/// What the new process writes on that pipe once it serves.
+pub const READY: &[u8] = b"ready\n";
+
+/// Why an upgrade did not take over.
+#[derive(Debug, thiserror::Error)]
+pub enum UpgradeError {
+    #[error("cannot start {binary}: {source}")]
+    Spawn {
+        binary: std::path::PathBuf,
+        source: io::Error,
+    },
+    #[error("the new proxy exited ({status}) before taking over; pid {old} keeps serving")]
+    Exited {
+        status: std::process::ExitStatus,
+        old: i32,
+    },
+    #[error("the new proxy did not take over within {}s; pid {old} keeps serving", .wait.as_secs())]
+    Timeout { wait: Duration, old: i32 },
+}
+
+/// The starter's half of a binary upgrade: runs `binary proxy --foreground
+/// --config CONFIG --takeover SOCKET --soft-finish OLD` with a pipe on its fd
+/// 3 and waits up to `wait` for it to say it serves. Returns the new pid.
+/// The new process waits for this one to exit before telling systemd it is
+/// the main process, so the caller should exit soon after.
+pub fn start_upgrade(
+    binary: &Path,
+    config: &Path,
+    socket: &Path,
+    old: i32,
+    wait: Duration,
+) -> Result<u32, UpgradeError> {
+    let spawn_error = |source| UpgradeError::Spawn {
+        binary: binary.to_path_buf(),
+        source,
+    };
+    let (read_end, write_end) = io::pipe().map_err(spawn_error)?;
+    let write_fd = write_end.as_raw_fd();
+    let mut cmd = std::process::Command::new(binary);
+    cmd.args(["proxy", "--foreground", "--config"])
+        .arg(config)
+        .arg("--takeover")
+        .arg(socket)
+        .arg("--soft-finish")
+        .arg(old.to_string())
+        .env(READY_FD_ENV, "3")
+        .stdin(std::process::Stdio::null());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            if libc::dup2(write_fd, 3) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(spawn_error)?;
+    drop(write_end);
+    let new = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut said = Vec::new();
+        let _ = { read_end }.read_to_end(&mut said);
+        let _ = tx.send(said);
+    });
+    match rx.recv_timeout(wait) {
+        Ok(said) if said.starts_with(READY) => Ok(new),
+        Ok(_) => {
+            let status = child.wait().map_err(spawn_error)?;
+            Err(UpgradeError::Exited { status, old })
+        }
+        Err(_) => {
+            let _ = child.kill();
+            Err(UpgradeError::Timeout { wait, old })
+        }
+    }
 }

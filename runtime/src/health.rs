@@ -187,3 +187,90 @@ async fn http_status(
         .and_then(|c| c.parse().ok())
         .ok_or_else(bad)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+
+    use crate::config::{LogTarget, Source, from_toml};
+    use crate::state::State;
+
+    /// A server whose /health answers 200 while `healthy` is set, 503 else;
+    /// counts the checks it answered.
+    async fn server(healthy: Arc<AtomicBool>, seen: Arc<AtomicU32>) -> std::net::SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let status = if healthy.load(Relaxed) {
+                    "200 OK"
+                } else {
+                    "503 Down"
+                };
+                let _ = s
+                    .write_all(format!("HTTP/1.0 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes())
+                    .await;
+                seen.fetch_add(1, Relaxed);
+            }
+        });
+        addr
+    }
+
+    /// Rise and fall on paused time: the 2 s intervals pass at once, so
+    /// the test counts checks, not seconds.
+    #[tokio::test(start_paused = true)]
+    async fn a_server_goes_down_after_fall_failures_and_up_after_rise_successes() {
+        let healthy = Arc::new(AtomicBool::new(true));
+        let seen = Arc::new(AtomicU32::new(0));
+        let addr = server(healthy.clone(), seen.clone()).await;
+        let text = format!(
+            "[global]\nlog = \"off\"\n[[listen]]\nname = \"app\"\nbind = [\"127.0.0.1:1\"]\ncheck = {{ path = \"/health\", interval = \"2s\", rise = 2, fall = 3 }}\n[[listen.server]]\nname = \"w\"\naddr = \"{addr}\"\n"
+        );
+        let (config, _) = from_toml(&Source::new("t.toml", text)).unwrap();
+        let logger = Arc::new(Logger::new(&LogTarget::Off, 16).unwrap());
+        let state = State::build(
+            config,
+            None,
+            logger.clone(),
+            Arc::new(AtomicU64::new(0)),
+            &HashMap::new(),
+        );
+        let tasks = spawn_all(&state.pools, 0, &logger);
+        let rt = &state.pools[0].servers[0].rt;
+        // Waits until `n` more checks were answered and applied (the next
+        // one is 2 s away, so 100 ms after the answer it has been applied).
+        let after = |n: u32| {
+            let target = seen.load(Relaxed) + n;
+            let seen = seen.clone();
+            async move {
+                while seen.load(Relaxed) < target {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        after(1).await;
+        assert!(
+            rt.is_up() && rt.is_confirmed(),
+            "UP and confirmed by a passing check"
+        );
+        healthy.store(false, Relaxed);
+        after(2).await;
+        assert!(rt.is_up(), "two failures are fewer than fall = 3");
+        after(1).await;
+        assert!(!rt.is_up(), "DOWN after the third failure");
+        healthy.store(true, Relaxed);
+        after(1).await;
+        assert!(!rt.is_up(), "one success is fewer than rise = 2");
+        after(1).await;
+        assert!(rt.is_up(), "UP after the second success");
+        for t in tasks {
+            t.abort();
+        }
+    }
+}

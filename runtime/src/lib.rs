@@ -19,7 +19,7 @@ mod exchange;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
-mod handoff;
+pub mod handoff;
 mod health;
 mod hygiene;
 mod listener;

@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 
 use crate::client_io::{ClientIo, ClientState, Socket, TlsSocket};
-use crate::exchange::{Exchange, termination};
+use crate::exchange::{Exchange, Phase, Termination, Who};
 use crate::proxy::{self, ConnInfo};
 use crate::shared::Shared;
 use crate::state::FrontendState;
@@ -248,9 +248,12 @@ async fn serve_h1<S: Socket>(
     let first = info.requests.load(Relaxed) == 0;
     let answer = match (&result, reject) {
         (_, Some(_)) if answered => None,
-        (_, Some(r)) => Some((r.status, termination(b'P', b'R', b'-'))),
+        (_, Some(r)) => Some((r.status, Termination::new(Who::Proxy, Phase::Request, b'-'))),
         (Err(e), None) if e.is_timeout() && (first || client_state.mid_head.load(Relaxed)) => {
-            Some((408, termination(b'c', b'R', b'-')))
+            Some((
+                408,
+                Termination::new(Who::ClientTimeout, Phase::Request, b'-'),
+            ))
         }
         (Err(e), None) => {
             tracing::debug!(client = %peer, cause = %e, "client connection ended");

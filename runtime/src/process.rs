@@ -72,21 +72,22 @@ fn notify_systemd() {
 }
 
 /// Once we serve: tell whoever started us for an upgrade (`vakt proxy
-/// reload`, through the pipe named by `VAKT_READY_FD`), then systemd (as the
+/// reload`, through the pipe `handoff::start_upgrade` made), then systemd (as the
 /// main process), then the older processes (finish, then exit). Under
 /// systemd, an upgrading process waits until its starter has exited and it
 /// has become systemd's own child, since systemd 252 does not wait for a
 /// main process that is not its child when it stops the unit.
 pub(crate) async fn handover(soft_finish_pids: &[i32], upgrading: bool) {
     let parent = std::os::unix::process::parent_id();
-    if let Some(fd) = std::env::var("VAKT_READY_FD")
+    if let Some(fd) = std::env::var(crate::handoff::READY_FD_ENV)
         .ok()
         .and_then(|v| v.parse::<i32>().ok())
     {
         // SAFETY: the fd was handed to us for this one write; it is closed
         // right after and used for nothing else.
         unsafe {
-            let _ = libc::write(fd, b"ready\n".as_ptr().cast(), 6);
+            let ready = crate::handoff::READY;
+            let _ = libc::write(fd, ready.as_ptr().cast(), ready.len());
             libc::close(fd);
         }
     }

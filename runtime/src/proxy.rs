@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::body::{RequestBody, ResponseBody};
-use crate::exchange::{Exchange, request_head_len, termination};
+use crate::exchange::{Exchange, Phase, Termination, Who, request_head_len};
 use crate::persist;
 use crate::pool::{Pool, QueueFail};
 use crate::state::{FrontendState, client_ip};
@@ -67,7 +67,7 @@ pub(crate) async fn handle(
 
     if req.method() == Method::CONNECT {
         fe.counters.ereq.fetch_add(1, Relaxed);
-        ex.termination = termination(b'P', b'R', b'-');
+        ex.termination = Termination::new(Who::Proxy, Phase::Request, b'-');
         return local(StatusCode::METHOD_NOT_ALLOWED, ex, true);
     }
 
@@ -104,7 +104,7 @@ pub(crate) async fn handle(
         .get(header::HOST)
         .and_then(|h| h.to_str().ok());
     let Some(pool) = fe.route(req.uri().path(), host).cloned() else {
-        ex.termination = termination(b'S', b'C', b'-');
+        ex.termination = Termination::new(Who::Server, Phase::Connect, b'-');
         return local(StatusCode::SERVICE_UNAVAILABLE, ex, false);
     };
     ex.pool = Some(pool.clone());
@@ -156,9 +156,9 @@ async fn forward(
         Err(q) => {
             ex.tw = queue_start.elapsed().as_millis() as i64;
             ex.termination = if q == QueueFail::Timeout {
-                termination(b's', b'Q', ck.seen)
+                Termination::new(Who::ServerTimeout, Phase::Queue, ck.seen)
             } else {
-                termination(b'S', b'C', ck.seen)
+                Termination::new(Who::Server, Phase::Connect, ck.seen)
             };
             return local(StatusCode::SERVICE_UNAVAILABLE, ex, false);
         }
@@ -269,7 +269,7 @@ async fn dispatch(
                 req = back;
                 if attempts >= conf.retries {
                     ex.tc = connect_start.elapsed().as_millis() as i64;
-                    ex.termination = termination(b'S', b'C', cookie_seen);
+                    ex.termination = Termination::new(Who::Server, Phase::Connect, cookie_seen);
                     return Err((StatusCode::SERVICE_UNAVAILABLE, false));
                 }
                 attempts += 1;
@@ -309,7 +309,7 @@ async fn dispatch(
                     pool.acquire(None, ip, Some(idx), deadline).await.ok()
                 };
                 let Some((other, permit)) = other else {
-                    ex.termination = termination(b'S', b'H', cookie_seen);
+                    ex.termination = Termination::new(Who::Server, Phase::Headers, cookie_seen);
                     return Err((StatusCode::BAD_GATEWAY, false));
                 };
                 moved_after_drop = true;
@@ -325,14 +325,14 @@ async fn dispatch(
             Attempt::Timeout => {
                 server.rt.counters.eresp.fetch_add(1, Relaxed);
                 pool.counters.eresp.fetch_add(1, Relaxed);
-                ex.termination = termination(b's', b'H', cookie_seen);
+                ex.termination = Termination::new(Who::ServerTimeout, Phase::Headers, cookie_seen);
                 return Err((StatusCode::GATEWAY_TIMEOUT, false));
             }
             Attempt::Failed(err) => {
                 tracing::debug!(server = %server.name, cause = %err, "server failed before answering");
                 server.rt.counters.eresp.fetch_add(1, Relaxed);
                 pool.counters.eresp.fetch_add(1, Relaxed);
-                ex.termination = termination(b'S', b'H', cookie_seen);
+                ex.termination = Termination::new(Who::Server, Phase::Headers, cookie_seen);
                 return Err((StatusCode::BAD_GATEWAY, false));
             }
             Attempt::Client(err) => {
@@ -343,11 +343,17 @@ async fn dispatch(
                 let (status, term) = if let Some(r) = state.rejection() {
                     state.answered.store(true, Relaxed);
                     fe.counters.ereq.fetch_add(1, Relaxed);
-                    (r.status, termination(b'P', b'R', cookie_seen))
+                    (
+                        r.status,
+                        Termination::new(Who::Proxy, Phase::Request, cookie_seen),
+                    )
                 } else if state.timed_out.load(Relaxed) {
-                    (408, termination(b'c', b'D', cookie_seen))
+                    (
+                        408,
+                        Termination::new(Who::ClientTimeout, Phase::Data, cookie_seen),
+                    )
                 } else {
-                    (400, termination(b'C', b'D', cookie_seen))
+                    (400, Termination::new(Who::Client, Phase::Data, cookie_seen))
                 };
                 ex.termination = term;
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -398,8 +404,8 @@ fn respond(
                     .append(header::CACHE_CONTROL, HeaderValue::from_static("private"));
             }
         }
-        ex.termination[2] = ck.seen;
-        ex.termination[3] = ck.action;
+        ex.termination.cookie_seen = ck.seen;
+        ex.termination.cookie_action = ck.action;
     }
     if http_close {
         parts
@@ -612,7 +618,7 @@ fn redirect_to_https(
         c => c,
     };
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::FOUND);
-    ex.termination = termination(b'L', b'R', b'-');
+    ex.termination = Termination::new(Who::Local, Phase::Request, b'-');
     ex.pseudo_server = Some("<NOSRV>");
     ex.status = code;
     ex.fe.counters.status(code);
@@ -695,7 +701,7 @@ fn stats_page(
             .check(req.headers().get(header::AUTHORIZATION))
             .is_none()
     {
-        ex.termination = termination(b'P', b'R', b'-');
+        ex.termination = Termination::new(Who::Proxy, Phase::Request, b'-');
         return unauthorized(ex, page.challenge.clone());
     }
     let snap = conn.shared.snapshot();
@@ -727,7 +733,7 @@ fn metrics_page(
     ex.pseudo_server = Some("<PROMEX>");
     // Locally processed, in the request phase: HAProxy's `LR`, with the
     // zero timers HAProxy logs for its exporter (halog counts -1 as an error).
-    ex.termination = termination(b'L', b'R', b'-');
+    ex.termination = Termination::new(Who::Local, Phase::Request, b'-');
     (ex.tw, ex.tc, ex.tr) = (0, 0, 0);
     let fe = ex.fe.clone();
     let Some(page) = &fe.metrics else {
@@ -739,7 +745,7 @@ fn metrics_page(
             .check(req.headers().get(header::AUTHORIZATION))
             .is_none()
     {
-        ex.termination = termination(b'P', b'R', b'-');
+        ex.termination = Termination::new(Who::Proxy, Phase::Request, b'-');
         return unauthorized(ex, page.challenge.clone());
     }
     let body = crate::metrics::render(&conn.shared.snapshot());

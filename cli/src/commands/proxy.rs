@@ -187,52 +187,16 @@ fn reload(config: PathBuf, pid: i32, socket: &std::path::Path) -> anyhow::Result
             me.display()
         );
     }
-    // The new process says "ready" on a pipe (its fd 3) once it serves; it
+    // The new process takes the sockets over and says when it serves; it
     // then waits for us to exit, so that it becomes systemd's own child
     // before it tells systemd it is the main process.
-    let (read_end, write_end) = std::io::pipe()?;
-    let write_fd = std::os::fd::AsRawFd::as_raw_fd(&write_end);
-    let mut cmd = std::process::Command::new(&me);
-    cmd.args(["proxy", "--foreground", "--config"])
-        .arg(&config)
-        .arg("--takeover")
-        .arg(socket)
-        .arg("--soft-finish")
-        .arg(pid.to_string())
-        .env("VAKT_READY_FD", "3")
-        .stdin(std::process::Stdio::null());
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-            if libc::dup2(write_fd, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn()?;
-    drop(write_end);
-    let new = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut said = String::new();
-        let _ = std::io::Read::read_to_string(&mut { read_end }, &mut said);
-        let _ = tx.send(said);
-    });
-    match rx.recv_timeout(std::time::Duration::from_secs(30)) {
-        Ok(said) if said.starts_with("ready") => {
-            println!("vakt-proxy upgraded (pid {new}, was {pid})");
-            Ok(ExitCode::SUCCESS)
-        }
-        Ok(_) => {
-            let status = child.wait()?;
-            anyhow::bail!(
-                "the new proxy exited ({status}) before taking over; pid {pid} keeps serving"
-            )
-        }
-        Err(_) => {
-            let _ = child.kill();
-            anyhow::bail!("the new proxy did not take over within 30s; pid {pid} keeps serving")
-        }
-    }
+    let new = vakt_runtime::handoff::start_upgrade(
+        &me,
+        &config,
+        socket,
+        pid,
+        std::time::Duration::from_secs(30),
+    )?;
+    println!("vakt-proxy upgraded (pid {new}, was {pid})");
+    Ok(ExitCode::SUCCESS)
 }
