@@ -150,6 +150,31 @@ pub(crate) fn drop_privileges(user: Option<&str>, group: Option<&str>) -> io::Re
     Ok(())
 }
 
+/// How often the connection count is looked at for [`trim_after_bursts`].
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+/// Connections that must have closed since the last look to trim.
+const TRIM_AFTER_CLOSED: u64 = 256;
+
+/// Gives memory back to the system after a burst of connections: glibc's
+/// allocator keeps what 10,000 closed connections held (about 160 MB in
+/// `bench/PROFILE.md`) until `malloc_trim`. Runs on the main runtime, off
+/// the data path; a trim walks the free lists once, milliseconds at most.
+pub(crate) async fn trim_after_bursts(conns: std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    let mut peak = 0u64;
+    let mut tick = tokio::time::interval(TRIM_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = conns.load(std::sync::atomic::Ordering::Relaxed);
+        peak = peak.max(now);
+        if peak.saturating_sub(now) >= TRIM_AFTER_CLOSED {
+            // SAFETY: malloc_trim only touches the allocator's own state.
+            let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
+            peak = now;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -110,6 +110,9 @@ pub async fn run(
     }
     publish_sockets(&shared, &bound);
     let mut checks = health::spawn_all(&shared.state.load().pools, spread, &logger);
+    let trim = tokio::spawn(crate::process::trim_after_bursts(
+        shared.global_conns.clone(),
+    ));
     started.await;
     // With `log = "stdout"` the event below already says it, and stdout and
     // stderr share the local cluster's proxy.log: say it once.
@@ -171,6 +174,7 @@ pub async fn run(
     for c in checks {
         c.abort();
     }
+    trim.abort();
     if let Some(t) = admin_task {
         t.abort();
     }
