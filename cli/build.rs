@@ -63,6 +63,11 @@ const SUITES: &[Suite] = &[
         root: false,
         commands: &[&["haproxy", "halog", "promtool"]],
     },
+    Suite {
+        cfg: "vakt_chromium",
+        root: false,
+        commands: &[&["chromium"]],
+    },
 ];
 
 /// Where the commands are looked for: the usual PATH of root and of a user

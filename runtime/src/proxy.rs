@@ -714,7 +714,14 @@ fn stats_page(
             "text/html; charset=utf-8",
         )
     };
-    page_response(body, ctype, ex)
+    let mut resp = page_response(body, ctype, ex);
+    // The page is self-contained (inline CSS, no script): the browser is told
+    // so, and loads or runs nothing else even if a name slipped past escaping.
+    resp.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(crate::stats::CSP),
+    );
+    resp
 }
 
 /// The Prometheus page, rendered from a snapshot taken now.

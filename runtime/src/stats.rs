@@ -367,6 +367,16 @@ pub fn render_json(s: &Snapshot) -> String {
         .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }).to_string())
 }
 
+/// The page's `Content-Security-Policy`: nothing but its own inline style
+/// and `data:` images; no script, no frames, and forms only post back here.
+pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Inline CSS (the CSP allows nothing else). Row colours are HAProxy 2.6's
+/// own (its stats page's `.active_up`, `.maintain`, `.backup_draining`, …),
+/// so people who know that page read this one at a glance. Below 700 px the
+/// table scrolls sideways under a sticky name column that also shows the
+/// status, which otherwise sits off screen at the far right.
 const STYLE: &str = "\
 body{font-family:system-ui,sans-serif;font-size:13px;margin:1em;color:#222}\
 h1{font-size:20px;margin:0 0 .2em}\
@@ -376,19 +386,26 @@ a{color:#2050a0}\
 table{border-collapse:collapse}\
 caption{text-align:left;font-weight:bold;font-size:15px;padding:4px 0}\
 th,td{border:1px solid #bbb;padding:2px 6px;text-align:right;white-space:nowrap}\
-th{background:#335;color:#fff;font-weight:normal}\
+th{background:#335;color:#fff;font-weight:normal;text-align:center}\
 td.name{text-align:left;font-weight:bold}\
+td.name,th.name{position:sticky;left:0}\
+td.name{background:inherit}\
 td.status{text-align:center}\
-tr.fe,tr.be{background:#eeeee0}\
-.up{background:#c0f0c0}\
-.backup.up{background:#b0d0ff}\
-.down{background:#ff9090}\
+.st{display:none;font-weight:normal}\
+tr.fe,tr.be{background:#e8e8d0}\
+.up{background:#c0ffc0}\
 .going-down{background:#ffffa0}\
 .going-up{background:#ffd020}\
-.drain{background:#80c0ff}\
-.maint{background:#d0a070}\
+.down{background:#ff9090}\
+.drain{background:#20a0ff}\
+.maint{background:#c07820}\
 .nocheck{background:#e0e0e0}\
-.legend span{display:inline-block;padding:1px 6px;margin-right:4px;border:1px solid #bbb}";
+.backup.up{background:#b0d0ff}\
+.backup.going-down{background:#c060ff}\
+.backup.going-up{background:#ff80ff}\
+.backup.drain{background:#cc9900}\
+.legend span{display:inline-block;padding:1px 6px;margin:0 4px 4px 0;border:1px solid #bbb}\
+@media (max-width:700px){body{margin:.5em}.st{display:inline}}";
 
 /// Column groups and their columns; every row has exactly these cells.
 const HEAD: [(&str, &[&str]); 8] = [
@@ -418,7 +435,10 @@ pub fn render_html_at(
     uri: &str,
 ) -> String {
     let mut out = String::with_capacity(4096 + 2048 * s.proxies.len());
-    out.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
+    out.push_str(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+    );
     if let Some(r) = refresh {
         let _ = write!(
             out,
@@ -460,8 +480,11 @@ pub fn render_html_at(
         ("backup up", "backup UP"),
         ("going-down", "UP, going down"),
         ("going-up", "DOWN, going up"),
+        ("backup going-down", "backup UP, going down"),
+        ("backup going-up", "backup DOWN, going up"),
         ("down", "DOWN"),
         ("drain", "DRAIN"),
+        ("backup drain", "backup DRAIN"),
         ("maint", "MAINT"),
         ("nocheck", "not checked"),
     ] {
@@ -491,7 +514,7 @@ fn proxy_table(out: &mut String, p: &ProxyStats) {
     out.push_str("</caption>\n<tr>");
     for (group, cols) in HEAD {
         if group.is_empty() {
-            out.push_str("<th rowspan=\"2\">Name</th>");
+            out.push_str("<th rowspan=\"2\" class=\"name\">Name</th>");
         } else {
             let _ = write!(out, "<th colspan=\"{}\">{group}</th>", cols.len());
         }
@@ -509,7 +532,7 @@ fn proxy_table(out: &mut String, p: &ProxyStats) {
     if let Some(fe) = &p.frontend {
         let c = &fe.counters;
         let mut tr = Tr::open(out, "fe");
-        tr.name("Frontend", None);
+        tr.name("Frontend", None, &fe.status);
         tr.blank(2);
         tr.sessions(c);
         tr.num(c.ereq);
@@ -533,7 +556,7 @@ fn proxy_table(out: &mut String, p: &ProxyStats) {
         }
         let checked = sv.status != "no check";
         let mut tr = Tr::open(out, &row_class);
-        tr.name(&sv.name, Some(&title));
+        tr.name(&sv.name, Some(&title), &sv.status);
         tr.num(c.qcur);
         tr.num(c.qmax);
         tr.sessions(c);
@@ -561,7 +584,7 @@ fn proxy_table(out: &mut String, p: &ProxyStats) {
     if let Some(be) = &p.backend {
         let c = &be.counters;
         let mut tr = Tr::open(out, "be");
-        tr.name("Backend", None);
+        tr.name("Backend", None, &be.status);
         tr.num(c.qcur);
         tr.num(c.qmax);
         tr.sessions(c);
@@ -598,7 +621,9 @@ impl<'a> Tr<'a> {
         Tr { out }
     }
 
-    fn name(&mut self, name: &str, title: Option<&str>) {
+    /// The name cell; `status` is repeated in it for narrow screens (shown
+    /// by the style's media query only).
+    fn name(&mut self, name: &str, title: Option<&str>, status: &str) {
         self.out.push_str("<td class=\"name\"");
         if let Some(t) = title {
             self.out.push_str(" title=\"");
@@ -607,7 +632,9 @@ impl<'a> Tr<'a> {
         }
         self.out.push('>');
         push_esc(self.out, name);
-        self.out.push_str("</td>");
+        self.out.push_str("<span class=\"st\"> ");
+        push_esc(self.out, status);
+        self.out.push_str("</span></td>");
     }
 
     fn num(&mut self, n: u64) {
@@ -980,7 +1007,7 @@ mod tests {
     #[test]
     fn html_colours_rows_by_server_state() {
         let html = render_html_at(&measured(), "x", None, "/haproxy?stats");
-        assert!(html.contains("<tr class=\"up\"><td class=\"name\" title=\"address 127.0.0.1:45581, cookie w1\">web01</td>"));
+        assert!(html.contains("<tr class=\"up\"><td class=\"name\" title=\"address 127.0.0.1:45581, cookie w1\">web01<span class=\"st\"> UP</span></td>"));
         assert!(html.contains("<tr class=\"backup nocheck\"><td class=\"name\""));
         assert!(html.contains("<tr class=\"down\"><td class=\"name\""));
         assert!(html.contains("<td>L7OK 200 in 1ms</td>"));
