@@ -313,3 +313,65 @@ fn stats_page_in_chromium_colours_rows_as_haproxy_at_desktop_and_phone_width() {
     let err = try_screenshot(&bare, 1280, 900, &denied).expect_err("a page without login");
     assert!(err.contains("ERR_INVALID_AUTH_CREDENTIALS"), "{err}");
 }
+
+#[test]
+fn stats_page_buttons_drain_and_ready_servers_with_a_csrf_token() {
+    let page = Page::start();
+    let html = page.get("").text();
+    let token = html
+        .split("name=\"token\" value=\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .expect("a token in the page's forms")
+        .to_string();
+    assert!(html.contains("<button name=\"action\" value=\"ready\">Ready</button>"));
+    let auth = format!(
+        "Authorization: Basic {}\r\n",
+        crate::support::base64(format!("{USER}:{PASSWORD}").as_bytes())
+    );
+    let post = |auth: &str, body: &str| {
+        Conn::open(page.addr()).send(
+            format!(
+                "POST /haproxy?stats HTTP/1.1\r\nHost: t\r\n{auth}\
+                 Content-Type: application/x-www-form-urlencoded\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+    };
+    let status = |server: &str| {
+        let csv = page.get(";csv").text();
+        let line = csv
+            .lines()
+            .find(|l| l.starts_with(&format!("app,{server},")))
+            .unwrap_or_default()
+            .to_string();
+        line.split(',').nth(17).unwrap_or_default().to_string()
+    };
+
+    let r = post(&auth, &format!("token={token}&s=app%2Fweb01&action=drain"));
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(r.header("location"), Some("/haproxy?stats"));
+    assert_eq!(status("web01"), "DRAIN");
+    let r = post(&auth, &format!("token={token}&s=app%2Fweb04&action=ready"));
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(status("web04"), "UP");
+    // web01 drained, web02 down, web03 in maintenance: web04 takes it all.
+    for _ in 0..4 {
+        assert_eq!(get(page.addr(), "/", &[]).served_by(), "web04");
+    }
+
+    // A post from another site carries the login (the browser adds it) but
+    // cannot know the token.
+    let r = post(&auth, "s=app%2Fweb01&action=ready");
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("reload the stats page"), "{}", r.text());
+    let r = post(&auth, &format!("token={token}&s=app%2Fweb09&action=ready"));
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("no server `app/web09`"), "{}", r.text());
+    // Without the login nothing happens at all.
+    let r = post("", &format!("token={token}&s=app%2Fweb01&action=ready"));
+    assert_eq!(r.status, 401);
+    assert_eq!(status("web01"), "DRAIN");
+}
