@@ -375,3 +375,83 @@ fn stats_page_buttons_drain_and_ready_servers_with_a_csrf_token() {
     assert_eq!(r.status, 401);
     assert_eq!(status("web01"), "DRAIN");
 }
+
+/// HAProxy 2.6's own page, in the same states, shows the colours this file
+/// holds vakt's page to (and leaves a screenshot to compare by eye).
+#[test]
+#[cfg_attr(
+    not(vakt_chromium_haproxy),
+    ignore = "needs chromium and haproxy: apt-get install chromium haproxy (README: Tests)"
+)]
+fn haproxys_own_stats_page_has_the_colours_vakt_copies() {
+    needs::require("vakt_chromium_haproxy");
+    let backends: Vec<Backend> = (1..=5)
+        .map(|i| Backend::spawn(&format!("web0{i}")))
+        .collect();
+    let dir = TempDir::new("haproxy-stats");
+    let socket = dir.path().join("admin.sock");
+    let addr = free_addr();
+    let mut cfg = format!(
+        "global\n  stats socket {} level admin\n\
+         defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n\
+         listen app\n  bind {addr}\n  stats enable\n  stats uri /haproxy?stats\n  \
+         stats auth {USER}:{PASSWORD}\n  option httpchk GET /health\n",
+        socket.display()
+    );
+    for (i, b) in backends.iter().enumerate() {
+        let extra = match i {
+            2 => " disabled",
+            4 => " backup",
+            _ => "",
+        };
+        cfg.push_str(&format!(
+            "  server {} {} check inter 100 rise 1 fall 1{extra}\n",
+            b.name, b.addr
+        ));
+    }
+    let path = dir.path().join("haproxy.cfg");
+    std::fs::write(&path, cfg).unwrap();
+    let mut haproxy = Command::new("haproxy")
+        .args(["-db", "-f"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start haproxy");
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _guard = Kill(&mut haproxy);
+    assert!(eventually(Duration::from_secs(10), || socket.exists()
+        && std::net::TcpStream::connect(addr).is_ok()));
+    let r = Conn::open(backends[1].addr)
+        .send(b"POST /health/fail HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(r.status, 200);
+    {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        s.write_all(b"set server app/web04 state drain\n").unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        assert_eq!(answer.trim(), "", "haproxy: {answer}");
+    }
+    let auth = format!(
+        "Basic {}",
+        crate::support::base64(format!("{USER}:{PASSWORD}").as_bytes())
+    );
+    assert!(eventually(Duration::from_secs(10), || {
+        get(addr, "/haproxy?stats;csv", &[("Authorization", &auth)])
+            .text()
+            .lines()
+            .any(|l| l.starts_with("app,web02,") && l.split(',').nth(17) == Some("DOWN"))
+    }));
+
+    let out = artefacts().join("haproxy-stats-page-1280.png");
+    let url = format!("http://{USER}:{PASSWORD}@{addr}/haproxy?stats");
+    screenshot(&url, 1280, 900, &out);
+    assert_rows_coloured(&Shot::read(&out), &out, 1000);
+}
