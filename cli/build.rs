@@ -63,6 +63,16 @@ const SUITES: &[Suite] = &[
         root: false,
         commands: &[&["haproxy", "halog", "promtool"]],
     },
+    Suite {
+        cfg: "vakt_chromium",
+        root: false,
+        commands: &[&["chromium"]],
+    },
+    Suite {
+        cfg: "vakt_chromium_haproxy",
+        root: false,
+        commands: &[&["chromium", "haproxy"]],
+    },
 ];
 
 /// Where the commands are looked for: the usual PATH of root and of a user

@@ -87,8 +87,8 @@ pub(crate) async fn handle(
         && let Some(pq) = req.uri().path_and_query()
         && pq.as_str().starts_with(page.conf.uri.as_str())
     {
-        let rest = &pq.as_str()[page.conf.uri.len()..];
-        return stats_page(&req, rest, ex, conn);
+        let rest = pq.as_str()[page.conf.uri.len()..].to_owned();
+        return stats_page(req, &rest, ex, conn).await;
     }
 
     // RFC 9112 §3.2.2: with an absolute-form target the URI's authority is
@@ -684,8 +684,8 @@ pub(crate) fn error_body(status: StatusCode) -> Bytes {
     ))
 }
 
-fn stats_page(
-    req: &Request<Incoming>,
+async fn stats_page(
+    req: Request<Incoming>,
     rest: &str,
     mut ex: Exchange,
     conn: &ConnInfo,
@@ -704,6 +704,15 @@ fn stats_page(
         ex.termination = Termination::new(Who::Proxy, Phase::Request, b'-');
         return unauthorized(ex, page.challenge.clone());
     }
+    // The page's buttons only exist behind a login: their CSRF token is
+    // tied to the credentials.
+    let token = (!page.conf.users.is_empty()).then(|| {
+        let auth = req.headers().get(header::AUTHORIZATION);
+        crate::stats::csrf_token(auth.map_or(&b""[..], |v| v.as_bytes()))
+    });
+    if req.method() == Method::POST {
+        return stats_action(req, token, ex, conn).await;
+    }
     let snap = conn.shared.snapshot();
     let (body, ctype) = if rest.contains(";csv") {
         (crate::stats::render_csv(&snap), "text/plain")
@@ -716,11 +725,92 @@ fn stats_page(
                 &page.conf.realm,
                 page.conf.refresh,
                 &page.conf.uri,
+                token.as_deref(),
             ),
             "text/html; charset=utf-8",
         )
     };
-    page_response(body, ctype, ex)
+    let mut resp = page_response(body, ctype, ex);
+    // The page is self-contained (inline CSS, no script): the browser is told
+    // so, and loads or runs nothing else even if a name slipped past escaping.
+    resp.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(crate::stats::CSP),
+    );
+    resp
+}
+
+/// A drain/ready button of the stats page: the form is read (at most 4 KiB,
+/// within 10 s, so a slow or huge post cannot hold the task), its token
+/// checked, the server's admin state set as `set server ... state` on the
+/// admin socket does, and the browser sent back to the page (303, so a
+/// reload does not post again). Refusals are 400/403 with the reason.
+async fn stats_action(
+    req: Request<Incoming>,
+    token: Option<String>,
+    mut ex: Exchange,
+    conn: &ConnInfo,
+) -> Response<ResponseBody> {
+    use http_body_util::BodyExt as _;
+    let uri = ex
+        .fe
+        .stats
+        .as_ref()
+        .map_or_else(String::new, |p| p.conf.uri.clone());
+    let body = http_body_util::Limited::new(req.into_body(), 4096).collect();
+    let Ok(Ok(body)) = tokio::time::timeout(Duration::from_secs(10), body).await else {
+        return local(StatusCode::BAD_REQUEST, ex, true);
+    };
+    let (status, text) = match token {
+        None => (
+            StatusCode::FORBIDDEN,
+            "the stats page has no users, so it takes no actions: add users to its \
+             `stats` settings, or use the admin socket"
+                .to_string(),
+        ),
+        Some(token) => match crate::stats::read_action(&body.to_bytes(), &token) {
+            Err(e) => (StatusCode::BAD_REQUEST, e.to_string()),
+            Ok(a) => {
+                let state = conn.shared.state.load();
+                match state.pool(&a.backend).and_then(|p| p.find(&a.server)) {
+                    None => (
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "no server `{}/{}` (a reload changed the servers?): reload the \
+                             stats page",
+                            a.backend, a.server
+                        ),
+                    ),
+                    Some(srv) => {
+                        srv.rt.set_admin(match a.action {
+                            crate::stats::Action::Drain => crate::pool::AdminState::Drain,
+                            crate::stats::Action::Ready => crate::pool::AdminState::Ready,
+                        });
+                        (StatusCode::SEE_OTHER, String::new())
+                    }
+                }
+            }
+        },
+    };
+    ex.status = status.as_u16();
+    ex.fe.counters.status(status.as_u16());
+    let mut h = HeaderMap::new();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(crate::stats::CSP),
+    );
+    if status == StatusCode::SEE_OTHER
+        && let Ok(v) = HeaderValue::from_str(&uri)
+    {
+        h.insert(header::LOCATION, v);
+    } else {
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+    }
+    full_response(status, h, Bytes::from(text), ex)
 }
 
 /// The Prometheus page, rendered from a snapshot taken now.

@@ -1,9 +1,14 @@
 //! The statistics page: renders a [`Snapshot`] of every frontend, backend and
-//! server as HTML, HAProxy-compatible CSV (`;csv`) or JSON (`;json`). This
-//! module only renders; the proxy takes the snapshot and checks credentials.
+//! server as HTML, HAProxy-compatible CSV (`;csv`) or JSON (`;json`), and
+//! reads the page's drain/ready form ([`read_action`], guarded by a
+//! [`csrf_token`]). The proxy takes the snapshot, checks credentials and
+//! applies the action.
 
 use std::fmt::{self, Write as _};
+use std::sync::OnceLock;
 use std::time::Duration;
+
+use sha2::{Digest as _, Sha256};
 
 /// Everything the stats page shows, read once from the live counters.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -367,6 +372,136 @@ pub fn render_json(s: &Snapshot) -> String {
         .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }).to_string())
 }
 
+/// What the page's buttons ask of a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Drain,
+    Ready,
+}
+
+/// A form post from the page: `action` for `server` in `backend`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerAction {
+    pub backend: String,
+    pub server: String,
+    pub action: Action,
+}
+
+/// Why a form post was refused; its text is the 400 page's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    #[error(
+        "the stats page's form token is missing or stale (the proxy restarted, or the post \
+         came from another site): reload the stats page and press the button again"
+    )]
+    Token,
+    #[error("stats page form: field `{0}` is missing; post the page's own form")]
+    Missing(&'static str),
+    #[error("stats page form: unknown action `{0}`; use drain or ready")]
+    UnknownAction(String),
+    #[error("stats page form: server `{0}` is not `BACKEND/SERVER`")]
+    Target(String),
+}
+
+/// The CSRF token the page's forms carry for one set of credentials: a
+/// SHA-256 of a per-process random secret and the `Authorization` header.
+/// Another site can make a logged-in browser post to the page, but it
+/// cannot read the page, so it cannot know the token; a token from another
+/// user's login or an earlier process does not match.
+pub fn csrf_token(authorization: &[u8]) -> String {
+    static SECRET: OnceLock<[u8; 32]> = OnceLock::new();
+    let secret = SECRET.get_or_init(rand::random);
+    let mut h = Sha256::new();
+    h.update(secret);
+    h.update(authorization);
+    h.finalize()
+        .iter()
+        .fold(String::with_capacity(64), |mut t, b| {
+            let _ = write!(t, "{b:02x}");
+            t
+        })
+}
+
+/// Reads the page's form (`application/x-www-form-urlencoded`: `token`,
+/// `s` = `BACKEND/SERVER`, `action` = drain or ready) and checks its token
+/// against `token`, comparing in constant time.
+pub fn read_action(body: &[u8], token: &str) -> Result<ServerAction, ActionError> {
+    let (mut got_token, mut target, mut action) = (None, None, None);
+    for pair in body.split(|b| *b == b'&') {
+        let (k, v) = match pair.iter().position(|b| *b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        let v = form_decode(v);
+        match k {
+            b"token" => got_token = Some(v),
+            b"s" => target = Some(v),
+            b"action" => action = Some(v),
+            _ => {}
+        }
+    }
+    let got = got_token.unwrap_or_default();
+    let same = got.len() == token.len()
+        && got
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !same {
+        return Err(ActionError::Token);
+    }
+    let target = target.ok_or(ActionError::Missing("s"))?;
+    let action = match action.ok_or(ActionError::Missing("action"))?.as_str() {
+        "drain" => Action::Drain,
+        "ready" => Action::Ready,
+        other => return Err(ActionError::UnknownAction(other.to_string())),
+    };
+    match target.split_once('/') {
+        Some((backend, server)) if !backend.is_empty() && !server.is_empty() => Ok(ServerAction {
+            backend: backend.to_string(),
+            server: server.to_string(),
+            action,
+        }),
+        _ => Err(ActionError::Target(target)),
+    }
+}
+
+/// Decodes one form value: `+` is a space, `%XX` a byte; a malformed escape
+/// stays as it is (it then names no server and is refused as such).
+fn form_decode(v: &[u8]) -> String {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        match v[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < v.len() => match (hex_digit(v[i + 1]), hex_digit(v[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
+}
+
+/// The page's `Content-Security-Policy`: nothing but its own inline style
+/// and `data:` images; no script, no frames, and forms only post back here.
+pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Inline CSS (the CSP allows nothing else). Row colours are HAProxy 2.6's
+/// own (its stats page's `.active_up`, `.maintain`, `.backup_draining`, …),
+/// so people who know that page read this one at a glance. Below 700 px the
+/// table scrolls sideways under a sticky name column that also shows the
+/// status, which otherwise sits off screen at the far right.
 const STYLE: &str = "\
 body{font-family:system-ui,sans-serif;font-size:13px;margin:1em;color:#222}\
 h1{font-size:20px;margin:0 0 .2em}\
@@ -375,20 +510,28 @@ a{color:#2050a0}\
 .wrap{overflow-x:auto;margin-bottom:1.5em}\
 table{border-collapse:collapse}\
 caption{text-align:left;font-weight:bold;font-size:15px;padding:4px 0}\
-th,td{border:1px solid #bbb;padding:2px 6px;text-align:right;white-space:nowrap}\
-th{background:#335;color:#fff;font-weight:normal}\
+th,td{border:1px solid #bbb;padding:2px 5px;text-align:right;white-space:nowrap}\
+th{background:#335;color:#fff;font-weight:normal;text-align:center}\
 td.name{text-align:left;font-weight:bold}\
-td.status{text-align:center}\
-tr.fe,tr.be{background:#eeeee0}\
-.up{background:#c0f0c0}\
-.backup.up{background:#b0d0ff}\
-.down{background:#ff9090}\
+td.name,th.name{position:sticky;left:0}\
+td.name{background:inherit}\
+td.status,td.act{text-align:center}\
+td.act{padding:0 3px}form{margin:0}button{font:inherit;padding:0 6px}\
+.st{display:none;font-weight:normal}\
+tr.fe,tr.be{background:#e8e8d0}\
+.up{background:#c0ffc0}\
 .going-down{background:#ffffa0}\
 .going-up{background:#ffd020}\
-.drain{background:#80c0ff}\
-.maint{background:#d0a070}\
+.down{background:#ff9090}\
+.drain{background:#20a0ff}\
+.maint{background:#c07820}\
 .nocheck{background:#e0e0e0}\
-.legend span{display:inline-block;padding:1px 6px;margin-right:4px;border:1px solid #bbb}";
+.backup.up{background:#b0d0ff}\
+.backup.going-down{background:#c060ff}\
+.backup.going-up{background:#ff80ff}\
+.backup.drain{background:#cc9900}\
+.legend span{display:inline-block;padding:1px 6px;margin:0 4px 4px 0;border:1px solid #bbb}\
+@media (max-width:700px){body{margin:.5em}.st{display:inline}}";
 
 /// Column groups and their columns; every row has exactly these cells.
 const HEAD: [(&str, &[&str]); 8] = [
@@ -410,15 +553,21 @@ const HEAD: [(&str, &[&str]); 8] = [
 /// The HTML page: a header line (pid, version, uptime), then one table per
 /// proxy with its frontend, servers and backend. Self-contained: inline CSS,
 /// no script, nothing fetched. `uri` is the configured stats URI, used for
-/// the CSV and JSON links; every name is HTML-escaped.
+/// the CSV and JSON links and as the forms' target; with a `token` (see
+/// [`csrf_token`]) each server row gets a drain or ready button. Every name
+/// is HTML-escaped.
 pub fn render_html_at(
     s: &Snapshot,
     realm_title: &str,
     refresh: Option<Duration>,
     uri: &str,
+    token: Option<&str>,
 ) -> String {
     let mut out = String::with_capacity(4096 + 2048 * s.proxies.len());
-    out.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
+    out.push_str(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+    );
     if let Some(r) = refresh {
         let _ = write!(
             out,
@@ -460,8 +609,11 @@ pub fn render_html_at(
         ("backup up", "backup UP"),
         ("going-down", "UP, going down"),
         ("going-up", "DOWN, going up"),
+        ("backup going-down", "backup UP, going down"),
+        ("backup going-up", "backup DOWN, going up"),
         ("down", "DOWN"),
         ("drain", "DRAIN"),
+        ("backup drain", "backup DRAIN"),
         ("maint", "MAINT"),
         ("nocheck", "not checked"),
     ] {
@@ -471,14 +623,21 @@ pub fn render_html_at(
     if s.proxies.is_empty() {
         out.push_str("<p>No listeners.</p>\n");
     }
+    let forms = token.map(|token| Forms { uri, token });
     for p in &s.proxies {
-        proxy_table(&mut out, p);
+        proxy_table(&mut out, p, forms.as_ref());
     }
     out.push_str("</body></html>\n");
     out
 }
 
-fn proxy_table(out: &mut String, p: &ProxyStats) {
+/// Where the rows' buttons post, with what token.
+struct Forms<'a> {
+    uri: &'a str,
+    token: &'a str,
+}
+
+fn proxy_table(out: &mut String, p: &ProxyStats, forms: Option<&Forms>) {
     out.push_str("<div class=\"wrap\"><table><caption>");
     push_esc(out, &p.name);
     if let Some(be) = &p.backend
@@ -491,10 +650,13 @@ fn proxy_table(out: &mut String, p: &ProxyStats) {
     out.push_str("</caption>\n<tr>");
     for (group, cols) in HEAD {
         if group.is_empty() {
-            out.push_str("<th rowspan=\"2\">Name</th>");
+            out.push_str("<th rowspan=\"2\" class=\"name\">Name</th>");
         } else {
             let _ = write!(out, "<th colspan=\"{}\">{group}</th>", cols.len());
         }
+    }
+    if forms.is_some() {
+        out.push_str("<th rowspan=\"2\">Action</th>");
     }
     out.push_str("</tr>\n<tr>");
     for (group, cols) in HEAD {
@@ -509,14 +671,14 @@ fn proxy_table(out: &mut String, p: &ProxyStats) {
     if let Some(fe) = &p.frontend {
         let c = &fe.counters;
         let mut tr = Tr::open(out, "fe");
-        tr.name("Frontend", None);
+        tr.name("Frontend", None, &fe.status);
         tr.blank(2);
         tr.sessions(c);
         tr.num(c.ereq);
         tr.blank(4);
         tr.responses(c);
         tr.status(&fe.status, status_class(&fe.status));
-        tr.blank(8);
+        tr.blank(8 + usize::from(forms.is_some()));
         tr.close();
     }
     for sv in &p.servers {
@@ -533,7 +695,7 @@ fn proxy_table(out: &mut String, p: &ProxyStats) {
         }
         let checked = sv.status != "no check";
         let mut tr = Tr::open(out, &row_class);
-        tr.name(&sv.name, Some(&title));
+        tr.name(&sv.name, Some(&title), &sv.status);
         tr.num(c.qcur);
         tr.num(c.qmax);
         tr.sessions(c);
@@ -556,12 +718,15 @@ fn proxy_table(out: &mut String, p: &ProxyStats) {
         } else {
             tr.blank(3);
         }
+        if let Some(f) = forms {
+            tr.button(f, &p.name, sv);
+        }
         tr.close();
     }
     if let Some(be) = &p.backend {
         let c = &be.counters;
         let mut tr = Tr::open(out, "be");
-        tr.name("Backend", None);
+        tr.name("Backend", None, &be.status);
         tr.num(c.qcur);
         tr.num(c.qmax);
         tr.sessions(c);
@@ -580,6 +745,9 @@ fn proxy_table(out: &mut String, p: &ProxyStats) {
         tr.blank(1);
         tr.num(be.chkdown);
         tr.text(&human(be.downtime));
+        if forms.is_some() {
+            tr.blank(1);
+        }
         tr.close();
     }
     out.push_str("</table></div>\n");
@@ -598,7 +766,9 @@ impl<'a> Tr<'a> {
         Tr { out }
     }
 
-    fn name(&mut self, name: &str, title: Option<&str>) {
+    /// The name cell; `status` is repeated in it for narrow screens (shown
+    /// by the style's media query only).
+    fn name(&mut self, name: &str, title: Option<&str>, status: &str) {
         self.out.push_str("<td class=\"name\"");
         if let Some(t) = title {
             self.out.push_str(" title=\"");
@@ -607,7 +777,9 @@ impl<'a> Tr<'a> {
         }
         self.out.push('>');
         push_esc(self.out, name);
-        self.out.push_str("</td>");
+        self.out.push_str("<span class=\"st\"> ");
+        push_esc(self.out, status);
+        self.out.push_str("</span></td>");
     }
 
     fn num(&mut self, n: u64) {
@@ -624,6 +796,31 @@ impl<'a> Tr<'a> {
         for _ in 0..n {
             self.out.push_str("<td></td>");
         }
+    }
+
+    /// The action cell: a form posting `token`, `s` = `proxy/server` and
+    /// the one action that changes the server's state (ready when drained
+    /// or in maintenance, else drain).
+    fn button(&mut self, f: &Forms, proxy: &str, sv: &ServerRow) {
+        let (action, label) = match sv.status.split(' ').next().unwrap_or_default() {
+            "DRAIN" | "MAINT" => ("ready", "Ready"),
+            _ => ("drain", "Drain"),
+        };
+        self.out
+            .push_str("<td class=\"act\"><form method=\"post\" action=\"");
+        push_esc(self.out, f.uri);
+        self.out
+            .push_str("\"><input type=\"hidden\" name=\"token\" value=\"");
+        push_esc(self.out, f.token);
+        self.out
+            .push_str("\"><input type=\"hidden\" name=\"s\" value=\"");
+        push_esc(self.out, proxy);
+        self.out.push('/');
+        push_esc(self.out, &sv.name);
+        let _ = write!(
+            self.out,
+            "\"><button name=\"action\" value=\"{action}\">{label}</button></form></td>"
+        );
     }
 
     /// A status cell, coloured by `class` (server rows colour the whole row).
@@ -954,7 +1151,7 @@ mod tests {
             backend: Some(BackendRow::default()),
             ..Default::default()
         });
-        let html = render_html_at(&s, "Strictly Private", None, "/haproxy?stats");
+        let html = render_html_at(&s, "Strictly Private", None, "/haproxy?stats", None);
         assert_eq!(html.matches("<table>").count(), 2);
         let cells: usize = HEAD.iter().map(|(_, cols)| cols.len()).sum();
         let rows: Vec<&str> = html
@@ -979,8 +1176,8 @@ mod tests {
 
     #[test]
     fn html_colours_rows_by_server_state() {
-        let html = render_html_at(&measured(), "x", None, "/haproxy?stats");
-        assert!(html.contains("<tr class=\"up\"><td class=\"name\" title=\"address 127.0.0.1:45581, cookie w1\">web01</td>"));
+        let html = render_html_at(&measured(), "x", None, "/haproxy?stats", None);
+        assert!(html.contains("<tr class=\"up\"><td class=\"name\" title=\"address 127.0.0.1:45581, cookie w1\">web01<span class=\"st\"> UP</span></td>"));
         assert!(html.contains("<tr class=\"backup nocheck\"><td class=\"name\""));
         assert!(html.contains("<tr class=\"down\"><td class=\"name\""));
         assert!(html.contains("<td>L7OK 200 in 1ms</td>"));
@@ -1004,6 +1201,7 @@ mod tests {
             "Strictly <Private>",
             Some(Duration::from_secs(5)),
             "/st\"ats",
+            None,
         );
         assert!(html.contains("web&lt;01&gt;&quot;&#39;&amp;"));
         assert!(html.contains("&lt;app&gt;") && html.contains("&lt;UP&gt;"));
@@ -1014,6 +1212,92 @@ mod tests {
             assert!(!html.contains(raw), "{raw}");
         }
         assert!(html.contains("<meta http-equiv=\"refresh\" content=\"5\">"));
+    }
+
+    #[test]
+    fn html_buttons_post_the_token_and_the_action_that_changes_state() {
+        let mut s = measured();
+        s.proxies[0].servers[1].status = "DRAIN".into();
+        let html = render_html_at(&s, "x", None, "/haproxy?stats", Some("t0k"));
+        assert!(html.contains(
+            "<td class=\"act\"><form method=\"post\" action=\"/haproxy?stats\">\
+             <input type=\"hidden\" name=\"token\" value=\"t0k\">\
+             <input type=\"hidden\" name=\"s\" value=\"app/web01\">\
+             <button name=\"action\" value=\"drain\">Drain</button></form></td>"
+        ));
+        assert!(html.contains("value=\"app/web02\"><button name=\"action\" value=\"ready\">"));
+        assert_eq!(html.matches("<form").count(), 3, "one per server");
+        // Every row still has as many cells as the header announces.
+        let cells: usize = HEAD.iter().map(|(_, cols)| cols.len()).sum::<usize>() + 1;
+        for r in html.split("<tr class=").skip(1) {
+            let r = r.split("</tr>").next().unwrap();
+            assert_eq!(r.matches("<td").count(), cells, "{r}");
+        }
+        assert!(!render_html_at(&s, "x", None, "/s", None).contains("<form"));
+    }
+
+    #[test]
+    fn form_posts_are_read_only_with_the_right_token() {
+        let token = csrf_token(b"Basic YWRtaW46cw==");
+        assert_eq!(token.len(), 64);
+        assert_eq!(
+            token,
+            csrf_token(b"Basic YWRtaW46cw=="),
+            "stable per process"
+        );
+        assert_ne!(
+            token,
+            csrf_token(b"Basic b3RoZXI6cw=="),
+            "tied to the login"
+        );
+        let body = format!("token={token}&s=my+app%2Fweb%3C1%3E&action=drain");
+        assert_eq!(
+            read_action(body.as_bytes(), &token),
+            Ok(ServerAction {
+                backend: "my app".into(),
+                server: "web<1>".into(),
+                action: Action::Drain,
+            })
+        );
+        let ready = format!("action=ready&s=app/web01&token={token}");
+        assert_eq!(
+            read_action(ready.as_bytes(), &token).map(|a| a.action),
+            Ok(Action::Ready)
+        );
+        for (body, err) in [
+            ("s=app/web01&action=drain".to_string(), ActionError::Token),
+            (
+                format!("token={}&s=app/web01&action=drain", &token[1..]),
+                ActionError::Token,
+            ),
+            (
+                format!("token={token}&action=drain"),
+                ActionError::Missing("s"),
+            ),
+            (
+                format!("token={token}&s=app/web01"),
+                ActionError::Missing("action"),
+            ),
+            (
+                format!("token={token}&s=app/web01&action=maint"),
+                ActionError::UnknownAction("maint".into()),
+            ),
+            (
+                format!("token={token}&s=web01&action=drain"),
+                ActionError::Target("web01".into()),
+            ),
+            (
+                format!("token={token}&s=%zz/&action=drain"),
+                ActionError::Target("%zz/".into()),
+            ),
+        ] {
+            assert_eq!(read_action(body.as_bytes(), &token), Err(err), "{body}");
+        }
+        assert!(
+            ActionError::Token
+                .to_string()
+                .contains("reload the stats page")
+        );
     }
 
     #[test]

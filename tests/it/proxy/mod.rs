@@ -8,6 +8,7 @@ mod limits;
 mod operate;
 mod persist;
 mod props;
+mod stats_page;
 mod tls;
 mod zero_downtime;
 
