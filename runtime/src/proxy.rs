@@ -704,9 +704,10 @@ async fn stats_page(
         ex.termination = Termination::new(Who::Proxy, Phase::Request, b'-');
         return unauthorized(ex, page.challenge.clone());
     }
-    // The page's buttons only exist behind a login: their CSRF token is
-    // tied to the credentials.
-    let token = (!page.conf.users.is_empty()).then(|| {
+    // The page's buttons exist only when the config asks for them (HAProxy's
+    // `stats admin`) and only behind a login: their CSRF token is tied to
+    // the credentials.
+    let token = (page.conf.admin && !page.conf.users.is_empty()).then(|| {
         let auth = req.headers().get(header::AUTHORIZATION);
         crate::stats::csrf_token(auth.map_or(&b""[..], |v| v.as_bytes()))
     });

@@ -136,6 +136,9 @@ fn stats_table(st: &Stats, hash: &dyn Fn(&str) -> String) -> InlineTable {
     it.insert("uri", st.uri.as_str().into());
     it.insert("realm", st.realm.as_str().into());
     it.insert("users", users_array(&st.users, hash).into());
+    if st.admin {
+        it.insert("admin", true.into());
+    }
     if let Some(r) = st.refresh {
         it.insert("refresh", format_duration(r).into());
     }

@@ -583,6 +583,7 @@ fn build_stats(src: &Source, sec: &Section, d: &mut Diagnostics) -> Option<Stats
         realm: "HAProxy Statistics".into(),
         users: Vec::new(),
         refresh: None,
+        admin: false,
     });
     for u in &st.users {
         if let Password::Plain(_) = u.password {
@@ -1265,6 +1266,7 @@ fn stats_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
         realm: String::new(),
         users: Vec::new(),
         refresh: None,
+        admin: false,
     });
     match arg(1) {
         Some("enable") => sec.stats_enabled = true,
@@ -1292,6 +1294,17 @@ fn stats_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
             ),
         },
         Some("refresh") => st.refresh = time(src, d, w, 2, "stats refresh"),
+        // vakt has no ACLs on the client's address yet: only the always-true
+        // condition turns the page's buttons on.
+        Some("admin") => match (arg(2), arg(3), arg(4)) {
+            (Some("if"), Some("TRUE"), None) => st.admin = true,
+            _ => d.error_hint(
+                src,
+                Some(w[0].span.clone()),
+                "only `stats admin if TRUE` is supported",
+                "write `stats admin if TRUE` (the buttons need `stats auth` users too)",
+            ),
+        },
         Some("hide-version") | Some("show-legends") | Some("show-node") => {}
         _ => unsupported(src, d, w.get(1).unwrap_or(&w[0]), "stats"),
     }
@@ -1638,5 +1651,16 @@ mod tests {
             RouteRule::Host(vec!["shop.example".into()])
         );
         assert_eq!(c.backends[fe.default_backend.unwrap()].name, "b_web");
+    }
+
+    #[test]
+    fn stats_admin_buttons_are_opt_in_as_in_haproxy() {
+        let base = "listen a\n  bind 127.0.0.1:80\n  server w 127.0.0.1:81\n  stats enable\n  stats auth u:$6$x$y\n";
+        let (c, _) = read(base).unwrap();
+        assert!(!c.frontends[0].stats.as_ref().unwrap().admin);
+        let (c, _) = read(&format!("{base}  stats admin if TRUE\n")).unwrap();
+        assert!(c.frontends[0].stats.as_ref().unwrap().admin);
+        let e = read(&format!("{base}  stats admin if LOCALHOST\n")).unwrap_err();
+        assert!(e.to_string().contains("stats admin if TRUE"), "{e}");
     }
 }

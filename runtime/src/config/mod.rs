@@ -294,6 +294,9 @@ pub struct Stats {
     /// Empty = no authentication (HAProxy allows it; we warn).
     pub users: Vec<StatsUser>,
     pub refresh: Option<Duration>,
+    /// The page's Drain/Ready buttons (HAProxy's `stats admin if TRUE`);
+    /// only with users, off by default.
+    pub admin: bool,
 }
 
 /// The Prometheus exporter page, with HAProxy's metric names.

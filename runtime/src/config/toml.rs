@@ -571,11 +571,21 @@ fn read_stats(t: &mut Fields, name: &str, d: &mut Diagnostics) -> Stats {
         );
     }
     let refresh = t.duration("refresh", d);
+    let admin = t.bool("admin", d).unwrap_or(false);
+    if admin && users.is_empty() {
+        d.error_hint(
+            src,
+            t.span(),
+            format!("the stats page of `{name}` has admin buttons but no users"),
+            "add users = [\"admin:$6$...\"]: anyone could drain the servers",
+        );
+    }
     Stats {
         uri,
         realm,
         users,
         refresh,
+        admin,
     }
 }
 

@@ -47,7 +47,7 @@ admin_socket = "{}"
 [[listen]]
 name = "app"
 bind = ["{addr}"]
-stats = {{ uri = "/haproxy?stats", realm = "Strictly Private", users = ["{USER}:{hash}"], refresh = "5s" }}
+stats = {{ uri = "/haproxy?stats", realm = "Strictly Private", users = ["{USER}:{hash}"], refresh = "5s", admin = true }}
 "#,
             admin.display()
         );
