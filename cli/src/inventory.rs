@@ -946,7 +946,7 @@ fn read_pem(
 
 /// Whether certificate name `name` (exact, or a `*.` wildcard one label
 /// deep, RFC 6125 §6.4.3) covers `domain`.
-fn covers(name: &str, domain: &str) -> bool {
+pub(crate) fn covers(name: &str, domain: &str) -> bool {
     let (name, domain) = (name.to_ascii_lowercase(), domain.to_ascii_lowercase());
     match name.strip_prefix("*.") {
         Some(parent) => domain

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::inventory::Role;
+use crate::certs;
+use crate::inventory::{Role, Tls, covers};
 use crate::probe;
 use crate::render;
 use crate::rotation;
@@ -109,6 +110,10 @@ pub fn run(t: &Target, binary_sha: &str, step: &dyn Fn(&str)) -> Vec<Check> {
     for lb in &lbs {
         step(&format!("checking load balancer {}", lb.host.name));
         out.extend(lb_checks(t, lb, binary_sha));
+    }
+    if let Some(tls) = &t.inv.tls {
+        step("checking the certificates");
+        out.extend(cert_checks(&lbs, tls));
     }
     for web in t.hosts.iter().filter(|h| h.host.has(Role::Web)) {
         step(&format!("checking web host {}", web.host.name));
@@ -234,6 +239,76 @@ fn lb_checks(t: &Target, lb: &HostTarget, binary_sha: &str) -> Vec<Check> {
         };
         out.push(check(name, "stats page auth", r));
     }
+    out
+}
+
+/// Each LB's certificate (readable, naming every domain, at least
+/// `certs::MIN_DAYS` left), then one check that every LB has the same one.
+fn cert_checks(lbs: &[&HostTarget], tls: &Tls) -> Vec<Check> {
+    let mut out = Vec::new();
+    let mut seen: Vec<(&str, Result<certs::Cert, String>)> = Vec::new();
+    for lb in lbs {
+        let cert = lb
+            .transport()
+            .map_err(|e| format!("{e:#}"))
+            .and_then(certs::read);
+        let verdict = cert.clone().and_then(|c| {
+            let missing: Vec<&str> = tls
+                .domains
+                .iter()
+                .map(String::as_str)
+                .filter(|d| !c.names.iter().any(|n| covers(n, d)))
+                .collect();
+            if c.days_left < certs::MIN_DAYS {
+                Err(format!(
+                    "{}: under {} days left; renew it (a new [tls] pem, then `vakt up`)",
+                    c.summary(),
+                    certs::MIN_DAYS
+                ))
+            } else if !missing.is_empty() {
+                Err(format!(
+                    "{}: does not name {} from [tls] domains; run `vakt up` to push the inventory's pem",
+                    c.summary(),
+                    missing.join(", ")
+                ))
+            } else {
+                Ok(c.summary())
+            }
+        });
+        out.push(check(&lb.host.name, "certificate", verdict));
+        seen.push((&lb.host.name, cert));
+    }
+    let unread: Vec<&str> = seen
+        .iter()
+        .filter(|(_, c)| c.is_err())
+        .map(|(n, _)| *n)
+        .collect();
+    let prints: BTreeSet<&str> = seen
+        .iter()
+        .filter_map(|(_, c)| c.as_ref().ok())
+        .map(|c| c.sha256.as_str())
+        .collect();
+    let same = if !unread.is_empty() {
+        Err(format!(
+            "the certificate on {} cannot be read (see its certificate check)",
+            unread.join(", ")
+        ))
+    } else if prints.len() > 1 {
+        let each: Vec<String> = seen
+            .iter()
+            .filter_map(|(n, c)| Some(format!("{n} has {}", c.as_ref().ok()?.sha256)))
+            .collect();
+        Err(format!(
+            "the LBs serve different certificates ({}); `vakt up` pushes the inventory's pem to every LB",
+            each.join(", ")
+        ))
+    } else {
+        Ok(format!(
+            "every LB has the certificate with SHA-256 {}",
+            prints.first().copied().unwrap_or("-")
+        ))
+    };
+    out.push(check("cluster", "same certificate on every LB", same));
     out
 }
 

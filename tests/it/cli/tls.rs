@@ -222,3 +222,127 @@ fn up_serves_https_with_the_inventory_pem_and_plan_hides_a_changed_key() {
     let head = curl_https(&crt, "shop.test", &lb, tls_port).unwrap();
     assert!(head.contains("status=200"), "{head}");
 }
+
+/// The `verify --format json` check of `subject` named `name`: (ok, evidence).
+fn verdict(report: &serde_json::Value, subject: &str, name: &str) -> (bool, String) {
+    let c = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["subject"] == subject && c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {subject}/{name} in {report:#}"));
+    (
+        c["ok"].as_bool().unwrap(),
+        c["evidence"].as_str().unwrap().to_string(),
+    )
+}
+
+fn verify(inv: &Path, state: &Path) -> (i32, serde_json::Value) {
+    let (code, out, err) = run(&["verify", "--format", "json"], inv, state);
+    let report = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    (code, report)
+}
+
+#[test]
+fn status_and_verify_show_each_lbs_certificate_and_fail_on_drift_or_few_days_left() {
+    let dir = tmp("tlsverify");
+    let (inv, net, _) = local_inventory(dir.path(), "");
+    let tls_port = free_addr().port();
+    self_signed(
+        dir.path(),
+        "site",
+        &["shop.test", "www.shop.test"],
+        true,
+        30,
+    );
+    let mut text = std::fs::read_to_string(&inv).unwrap();
+    text.push_str(&format!(
+        "\n[[hosts]]\nname = \"lb02\"\nroles = [\"lb\"]\nprivate_ip = \"{net}.4\"\n\n\
+         [tls]\ndomains = [\"shop.test\", \"www.shop.test\"]\npem = \"site.pem\"\nport = {tls_port}\nredirect = false\n"
+    ));
+    std::fs::write(&inv, text).unwrap();
+    let state = dir.path().join("state");
+    let (code, out, err) = run(&["up"], &inv, &state);
+    let _down = Down(&inv, &state);
+    assert_eq!(code, 0, "{out}{err}");
+
+    // status: each LB's certificate, names, issuer, not after, days left.
+    let (code, out, err) = run(&["status"], &inv, &state);
+    assert_eq!(code, 0, "{out}{err}");
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| {
+            l.contains(
+                "certificate shop.test, www.shop.test issued by CN = shop.test, not after 20",
+            )
+        })
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines.iter().all(|l| l.ends_with("(29 days left)")), "{out}");
+    let (_, json, _) = run(&["status", "--format", "json"], &inv, &state);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let lb01 = &json["hosts"].as_array().unwrap()[0];
+    assert_eq!(lb01["host"], "lb01");
+    assert_eq!(lb01["certificate"]["days_left"], 29, "{lb01:#}");
+    assert_eq!(lb01["certificate"]["names"][1], "www.shop.test");
+
+    // verify: both pass, and they are the same.
+    let (code, report) = verify(&inv, &state);
+    assert_eq!(code, 0, "{report:#}");
+    for lb in ["lb01", "lb02"] {
+        let (ok, evidence) = verdict(&report, lb, "certificate");
+        assert!(ok, "{evidence}");
+        assert!(evidence.contains("(29 days left)"), "{evidence}");
+    }
+    let (ok, evidence) = verdict(&report, "cluster", "same certificate on every LB");
+    assert!(ok, "{evidence}");
+
+    // One LB drifts to another certificate: verify says which has which.
+    let other = self_signed(
+        dir.path(),
+        "other",
+        &["shop.test", "www.shop.test"],
+        true,
+        30,
+    );
+    std::fs::copy(&other, state.join("lb02/etc/vakt/tls/site.pem")).unwrap();
+    let (code, report) = verify(&inv, &state);
+    assert_eq!(code, 1);
+    let (ok, evidence) = verdict(&report, "cluster", "same certificate on every LB");
+    assert!(!ok);
+    assert!(
+        evidence.contains("the LBs serve different certificates (lb01 has ")
+            && evidence.contains(", lb02 has "),
+        "{evidence}"
+    );
+
+    // A certificate with 10 days left, deployed everywhere: verify fails it.
+    self_signed(
+        dir.path(),
+        "site",
+        &["shop.test", "www.shop.test"],
+        true,
+        10,
+    );
+    let (code, out, err) = run(&["up"], &inv, &state);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, report) = verify(&inv, &state);
+    assert_eq!(code, 1);
+    let (ok, evidence) = verdict(&report, "lb01", "certificate");
+    assert!(!ok);
+    assert!(
+        evidence.contains("(9 days left): under 14 days left; renew it"),
+        "{evidence}"
+    );
+    let (ok, evidence) = verdict(&report, "cluster", "same certificate on every LB");
+    assert!(ok, "{evidence}");
+    // And the LBs serve the renewed one.
+    let head = curl_https(
+        &dir.path().join("site.crt"),
+        "shop.test",
+        &format!("{net}.1"),
+        tls_port,
+    )
+    .unwrap();
+    assert!(head.contains("status=200"), "{head}");
+}
