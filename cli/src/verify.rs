@@ -13,6 +13,7 @@ use crate::certs;
 use crate::inventory::{Role, Tls, covers};
 use crate::probe;
 use crate::render;
+use crate::render::TLS_PEM;
 use crate::rotation;
 use crate::services::{self, BINARY_PATH};
 use crate::target::{HostTarget, Target};
@@ -98,6 +99,32 @@ pub fn entries(t: &Target) -> Vec<String> {
     }
 }
 
+/// Where a client sends requests to the cluster entry `plain` (an
+/// `entries` address): with `[tls]`, its https port under the first
+/// domain, the way browsers come (plain HTTP may only redirect there).
+fn endpoint(t: &Target, plain: &str) -> probe::Endpoint {
+    match &t.inv.tls {
+        None => probe::Endpoint::plain(plain),
+        Some(tls) => {
+            let ip = plain.rsplit_once(':').map_or(plain, |(ip, _)| ip);
+            probe::Endpoint {
+                addr: format!("{ip}:{}", tls.port),
+                tls_name: tls.domains.first().cloned(),
+            }
+        }
+    }
+}
+
+/// One request to `ep` (no certificate wanted).
+fn get(
+    ep: &probe::Endpoint,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<probe::Response> {
+    probe::request(ep, method, path, headers, TIMEOUT).map(|(r, _)| r)
+}
+
 /// Every check, in report order.
 /// Runs every check; `step` hears what is being checked (for progress).
 pub fn run(t: &Target, binary_sha: &str, step: &dyn Fn(&str)) -> Vec<Check> {
@@ -113,7 +140,7 @@ pub fn run(t: &Target, binary_sha: &str, step: &dyn Fn(&str)) -> Vec<Check> {
     }
     if let Some(tls) = &t.inv.tls {
         step("checking the certificates");
-        out.extend(cert_checks(&lbs, tls));
+        out.extend(cert_checks(&lbs, tls, &t.inv.balancer.health.path));
     }
     for web in t.hosts.iter().filter(|h| h.host.has(Role::Web)) {
         step(&format!("checking web host {}", web.host.name));
@@ -209,15 +236,16 @@ fn lb_checks(t: &Target, lb: &HostTarget, binary_sha: &str) -> Vec<Check> {
     out.push(check(name, "listens", listens));
     // The stats page wants credentials and takes the configured ones.
     if let Some(s) = &t.inv.balancer.stats {
-        let anon = probe::http(&addr, "GET", &s.uri, &[], TIMEOUT);
+        let ep = endpoint(t, &addr);
+        let addr = ep.to_string();
+        let anon = get(&ep, "GET", &s.uri, &[]);
         let auth = t.stats_password.as_ref().map(|pw| {
             let token = base64_encode(format!("{}:{pw}", s.user).as_bytes());
-            probe::http(
-                &addr,
+            get(
+                &ep,
                 "GET",
                 &s.uri,
                 &[("Authorization", &format!("Basic {token}"))],
-                TIMEOUT,
             )
         });
         let r = match (anon, auth) {
@@ -243,8 +271,9 @@ fn lb_checks(t: &Target, lb: &HostTarget, binary_sha: &str) -> Vec<Check> {
 }
 
 /// Each LB's certificate (readable, naming every domain, at least
-/// `certs::MIN_DAYS` left), then one check that every LB has the same one.
-fn cert_checks(lbs: &[&HostTarget], tls: &Tls) -> Vec<Check> {
+/// `certs::MIN_DAYS` left, shown in a TLS handshake on its https port when
+/// `path` is asked for), then one check that every LB has the same one.
+fn cert_checks(lbs: &[&HostTarget], tls: &Tls, path: &str) -> Vec<Check> {
     let mut out = Vec::new();
     let mut seen: Vec<(&str, Result<certs::Cert, String>)> = Vec::new();
     for lb in lbs {
@@ -276,6 +305,28 @@ fn cert_checks(lbs: &[&HostTarget], tls: &Tls) -> Vec<Check> {
             }
         });
         out.push(check(&lb.host.name, "certificate", verdict));
+        if let Ok(c) = &cert {
+            let ep = probe::Endpoint {
+                addr: format!(
+                    "{}:{}",
+                    lb.host.public_ip.unwrap_or(lb.host.private_ip),
+                    tls.port
+                ),
+                tls_name: tls.domains.first().cloned(),
+            };
+            let served = match probe::request(&ep, "GET", path, &[], TIMEOUT) {
+                Err(e) => Err(format!("{ep}: {e}")),
+                Ok((_, Some(shown))) if shown == c.sha256 => Ok(format!(
+                    "{ep} shows the certificate of {TLS_PEM} (SHA-256 {shown})"
+                )),
+                Ok((_, shown)) => Err(format!(
+                    "{ep} shows SHA-256 {} but {TLS_PEM} holds {}: the proxy has not loaded it; `vakt up` reloads it",
+                    shown.as_deref().unwrap_or("-"),
+                    c.sha256
+                )),
+            };
+            out.push(check(&lb.host.name, "serves its certificate", served));
+        }
         seen.push((&lb.host.name, cert));
     }
     let unread: Vec<&str> = seen
@@ -364,13 +415,21 @@ fn cluster_checks(t: &Target) -> Vec<Check> {
             Some((w.name.clone(), web.cookie.clone(), web.demo))
         })
         .collect();
-    for entry in entries(t) {
+    for plain in entries(t) {
+        if t.inv.tls.as_ref().is_some_and(|tls| tls.redirect) {
+            out.push(check(
+                "cluster",
+                &format!("{plain} redirects to https"),
+                redirects(&plain),
+            ));
+        }
+        let entry = endpoint(t, &plain);
         // Round robin: fresh clients reach every web host.
         let n = webs.len().max(1) * 3;
         let mut seen: BTreeSet<String> = BTreeSet::new();
         let mut errors = Vec::new();
         for _ in 0..n {
-            match probe::http(&entry, "GET", "/", &[], TIMEOUT) {
+            match get(&entry, "GET", "/", &[]) {
                 Ok(r) => {
                     if let Some(c) = r.set_cookie(cookie)
                         && let Some((w, _, _)) = webs.iter().find(|(_, wc, _)| *wc == c)
@@ -416,12 +475,12 @@ fn cluster_checks(t: &Target) -> Vec<Check> {
 /// One session: its cookie keeps 20 requests on one web host (no new
 /// cookie is set), and on demo hosts its cart survives them.
 fn persistence(
-    entry: &str,
+    entry: &probe::Endpoint,
     cookie: &str,
     webs: &[(String, String, bool)],
 ) -> Result<String, String> {
-    let first = probe::http(entry, "POST", "/cart?item=verify", &[], TIMEOUT)
-        .map_err(|e| format!("{entry}: {e}"))?;
+    let first =
+        get(entry, "POST", "/cart?item=verify", &[]).map_err(|e| format!("{entry}: {e}"))?;
     let server = first
         .set_cookie(cookie)
         .ok_or_else(|| format!("{entry} set no {cookie} cookie on a new session"))?;
@@ -439,7 +498,7 @@ fn persistence(
         }
     }
     for i in 1..=20 {
-        let r = probe::http(entry, "GET", "/cart", &[("Cookie", &jar)], TIMEOUT)
+        let r = get(entry, "GET", "/cart", &[("Cookie", &jar)])
             .map_err(|e| format!("request {i}: {e}"))?;
         if let Some(moved) = r.set_cookie(cookie) {
             return Err(format!(
@@ -454,6 +513,27 @@ fn persistence(
         "20 requests with {cookie}={server} stayed on {host}{}",
         if *demo { " and kept the cart" } else { "" }
     ))
+}
+
+/// Plain HTTP to `plain` answers a redirect to the same path on https.
+fn redirects(plain: &str) -> Result<String, String> {
+    let r = probe::http(plain, "GET", "/cart?item=x", &[], TIMEOUT)
+        .map_err(|e| format!("{plain}: {e}"))?;
+    let location = r.all("location").next().unwrap_or("");
+    if matches!(r.status, 301 | 308)
+        && location.starts_with("https://")
+        && location.ends_with("/cart?item=x")
+    {
+        Ok(format!(
+            "GET /cart?item=x answers {} to {location}",
+            r.status
+        ))
+    } else {
+        Err(format!(
+            "GET /cart?item=x answers {} (Location: {location:?}), want a 301 to https: run `vakt up`",
+            r.status
+        ))
+    }
 }
 
 fn ha_checks(t: &Target) -> Vec<Check> {

@@ -221,6 +221,21 @@ fn up_serves_https_with_the_inventory_pem_and_plan_hides_a_changed_key() {
     assert_eq!(code, 0, "{out}{err}");
     let head = curl_https(&crt, "shop.test", &lb, tls_port).unwrap();
     assert!(head.contains("status=200"), "{head}");
+
+    // verify goes through https like clients (plain HTTP only redirects),
+    // and sees the new certificate served.
+    let (code, report) = verify(&inv, &state);
+    assert_eq!(code, 0, "{report:#}");
+    let (_, evidence) = verdict(
+        &report,
+        "cluster",
+        &format!("{lb}:{port} redirects to https"),
+    );
+    assert!(evidence.contains("answers 301 to https://"), "{evidence}");
+    let (_, evidence) = verdict(&report, "lb01", "serves its certificate");
+    assert!(evidence.contains("https://shop.test at "), "{evidence}");
+    let entry = format!("round robin via https://shop.test at {lb}:{tls_port}");
+    assert!(verdict(&report, "cluster", &entry).0);
 }
 
 /// The `verify --format json` check of `subject` named `name`: (ok, evidence).
@@ -296,6 +311,10 @@ fn status_and_verify_show_each_lbs_certificate_and_fail_on_drift_or_few_days_lef
     }
     let (ok, evidence) = verdict(&report, "cluster", "same certificate on every LB");
     assert!(ok, "{evidence}");
+    for lb in ["lb01", "lb02"] {
+        let (ok, evidence) = verdict(&report, lb, "serves its certificate");
+        assert!(ok, "{evidence}");
+    }
 
     // One LB drifts to another certificate: verify says which has which.
     let other = self_signed(
