@@ -221,6 +221,25 @@ impl Policy {
     }
 }
 
+/// `[tls]`: HTTPS on the load balancers, one certificate for `domains`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Tls {
+    pub domains: Vec<String>,
+    /// The PEM file (chain, leaf first, and key) on the operator's machine,
+    /// resolved against the inventory's folder.
+    pub pem: PathBuf,
+    /// The PEM's text, read once when the inventory validates and pushed to
+    /// every LB with mode 0600. A secret: never serialized or printed.
+    #[serde(skip)]
+    pub pem_text: String,
+    /// The HTTPS port on every LB (443 unless given).
+    pub port: u16,
+    /// Plain HTTP answered with a redirect to https (on unless `false`).
+    pub redirect: bool,
+    /// The `Strict-Transport-Security` value, when wanted.
+    pub hsts: Option<String>,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Ha {
     pub advert_int: String,
@@ -254,6 +273,7 @@ pub struct Inventory {
     pub balancer: Balancer,
     pub policy: Policy,
     pub ha: Ha,
+    pub tls: Option<Tls>,
     /// `[artifacts] binary`: the vakt binary to push instead of the running
     /// one (another architecture), relative to the inventory's folder.
     pub binary: Option<PathBuf>,
@@ -347,7 +367,7 @@ pub fn load(path: Option<&Path>) -> Result<(Inventory, Diagnostics), Diagnostics
             )
         }
     };
-    let (mut inv, mut warnings) = parse(&Source::new(name, text))?;
+    let (mut inv, mut warnings) = parse(&Source::new(name, text), dir.as_deref())?;
     inv.dir = dir;
     let mut d = Diagnostics::new();
     for o in inv.overlays.clone() {
@@ -491,8 +511,10 @@ fn syntax_errors(src: &Source) -> Diagnostics {
 }
 
 /// Parses and validates an inventory: every table in turn, then the rules
-/// about the whole inventory; every problem is reported at once.
-pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
+/// about the whole inventory; every problem is reported at once. Files it
+/// names (`[tls] pem`) are read relative to `dir`, the inventory's folder
+/// (the working directory when `None`).
+pub fn parse(src: &Source, dir: Option<&Path>) -> Result<(Inventory, Diagnostics), Diagnostics> {
     let doc = reader::parse(src).map_err(|_| syntax_errors(src))?;
     let mut d = Diagnostics::new();
     let mut root = Fields::root(src, &doc);
@@ -531,6 +553,7 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
     }
     let (policy, policy_span) = read_policy(&mut root, &mut d);
     let ha = read_ha(&mut root, &cluster.name, &mut d);
+    let tls = read_tls(&mut root, dir, cluster.port, &mut d);
     let mut binary = None;
     if let Some(mut a) = root.table("artifacts", &mut d) {
         binary = a.string("binary", &mut d).map(PathBuf::from);
@@ -576,6 +599,7 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
             vagrant,
             overlays,
             ha,
+            tls,
             binary,
         },
         d,
@@ -791,6 +815,145 @@ fn read_ha(root: &mut Fields, cluster: &str, d: &mut Diagnostics) -> Ha {
     }
     h.finish(d);
     ha
+}
+
+/// Reads `[tls]` (none when absent): the domains, the PEM file (read here,
+/// and checked as the proxy will: a chain, a key that fits it, and a name for
+/// every domain), the port (443; it must differ from the cluster's plain
+/// port), `redirect` (on) and `hsts`. `dir` is where a relative `pem` lives.
+fn read_tls(
+    root: &mut Fields,
+    dir: Option<&Path>,
+    plain_port: u16,
+    d: &mut Diagnostics,
+) -> Option<Tls> {
+    let src = root.source();
+    let mut t = root.table("tls", d)?;
+    let span = t.span();
+    let domains = t.strings("domains", d).unwrap_or_default();
+    if domains.is_empty() {
+        d.error_hint(
+            src,
+            span.clone(),
+            "[tls] has no domains",
+            "add domains = [\"shop.example\"] (the names clients reach the cluster by)",
+        );
+    }
+    let pem = match t.str("pem", d) {
+        Some((p, pem_span)) => {
+            let path = dir.map_or_else(|| PathBuf::from(p), |dir| dir.join(p));
+            read_pem(src, &path, pem_span, &domains, d).map(|text| (path, text))
+        }
+        None => {
+            d.error_hint(
+                src,
+                span.clone(),
+                "[tls] has no pem",
+                "add pem = \"site.pem\" (the certificate chain and its key in one PEM file, next to the inventory)",
+            );
+            None
+        }
+    };
+    let port = t.int("port", 1, 65535, d).map_or(443, |p| p as u16);
+    if port == plain_port {
+        d.error_hint(
+            src,
+            span,
+            format!("tls.port {port} is also the cluster's plain HTTP port"),
+            "give [tls] another port (443 unless set) or [cluster] another port",
+        );
+    }
+    let redirect = t.bool("redirect", d).unwrap_or(true);
+    let hsts = match t.str("hsts", d) {
+        Some((h, hsts_span)) if !h.starts_with("max-age=") => {
+            d.error_hint(
+                src,
+                Some(hsts_span),
+                format!("tls.hsts \"{h}\" does not start with max-age="),
+                "write the header's value, e.g. hsts = \"max-age=31536000\"",
+            );
+            None
+        }
+        h => h.map(|(h, _)| h.to_string()),
+    };
+    t.finish(d);
+    let (pem, pem_text) = pem?;
+    Some(Tls {
+        domains: domains.into_iter().map(|(n, _)| n.to_string()).collect(),
+        pem,
+        pem_text,
+        port,
+        redirect,
+        hsts,
+    })
+}
+
+/// Reads `[tls] pem` at `path` and checks it as the proxy will, and that its
+/// certificate names every domain; problems point at `pem` or the domain.
+fn read_pem(
+    src: &Source,
+    path: &Path,
+    pem_span: std::ops::Range<usize>,
+    domains: &[(&str, std::ops::Range<usize>)],
+    d: &mut Diagnostics,
+) -> Option<String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            d.error_hint(
+                src,
+                Some(pem_span),
+                format!("tls.pem {}: {e}", path.display()),
+                "pem is relative to the inventory's folder; it holds the certificate chain and its key",
+            );
+            return None;
+        }
+    };
+    let names = match vakt_runtime::pem_names(path) {
+        Ok(names) => names,
+        Err(e) => {
+            d.error_hint(
+                src,
+                Some(pem_span),
+                format!("tls.pem {e}"),
+                "one PEM file with the certificate chain (leaf first) and its private key, as HAProxy's crt wants",
+            );
+            return None;
+        }
+    };
+    let mut covered = true;
+    for (domain, span) in domains {
+        if !names.iter().any(|n| covers(n, domain)) {
+            covered = false;
+            d.error_hint(
+                src,
+                Some(span.clone()),
+                format!(
+                    "tls.domains \"{domain}\" is not a name of the certificate in {} (it has: {})",
+                    path.display(),
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+                "get a certificate that names it, or drop it from domains",
+            );
+        }
+    }
+    covered.then_some(text)
+}
+
+/// Whether certificate name `name` (exact, or a `*.` wildcard one label
+/// deep, RFC 6125 §6.4.3) covers `domain`.
+pub(crate) fn covers(name: &str, domain: &str) -> bool {
+    let (name, domain) = (name.to_ascii_lowercase(), domain.to_ascii_lowercase());
+    match name.strip_prefix("*.") {
+        Some(parent) => domain
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest == parent),
+        None => name == domain,
+    }
 }
 
 /// Reads every `[[backups]]` entry; one without a location is reported and
@@ -1365,6 +1528,15 @@ mod tests {
     }
 
     #[test]
+    fn a_wildcard_name_covers_one_label_and_no_more() {
+        assert!(covers("shop.example", "SHOP.example"));
+        assert!(covers("*.shop.example", "www.shop.example"));
+        assert!(!covers("*.shop.example", "shop.example"));
+        assert!(!covers("*.shop.example", "a.b.shop.example"));
+        assert!(!covers("shop.example", "www.shop.example"));
+    }
+
+    #[test]
     fn virtual_router_id_is_stable_nonzero_and_differs_between_clusters() {
         let a = virtual_router_id("oslo-ha");
         assert_eq!(a, virtual_router_id("oslo-ha"));
@@ -1376,17 +1548,20 @@ mod tests {
     #[test]
     fn ha_defaults_are_keepalived_seconds_and_a_derived_id_unless_set() {
         let base = LOCAL_DEFAULT.to_string();
-        let (inv, _) = parse(&Source::new(
-            "t",
-            format!("{base}\n[ha]\ninterface = \"eth1\"\n"),
-        ))
+        let (inv, _) = parse(
+            &Source::new("t", format!("{base}\n[ha]\ninterface = \"eth1\"\n")),
+            None,
+        )
         .unwrap();
         assert_eq!(inv.ha.advert_int, "0.1");
         assert_eq!(inv.ha.virtual_router_id, virtual_router_id("local"));
-        let (inv, _) = parse(&Source::new(
-            "t",
-            format!("{base}\n[ha]\nadvert_int = \"1s\"\nvirtual_router_id = 7\n"),
-        ))
+        let (inv, _) = parse(
+            &Source::new(
+                "t",
+                format!("{base}\n[ha]\nadvert_int = \"1s\"\nvirtual_router_id = 7\n"),
+            ),
+            None,
+        )
         .unwrap();
         assert_eq!(inv.ha.advert_int, "1");
         assert_eq!(inv.ha.virtual_router_id, 7);

@@ -2,6 +2,7 @@
 
 mod audit;
 mod audit_report;
+mod certs;
 mod commands;
 mod ha;
 mod inventory;

@@ -52,7 +52,11 @@ fn file_with_octal_mode<S: serde::Serializer>(f: &File, s: S) -> Result<S::Ok, S
     Shown {
         path: &f.path,
         mode: format!("{:04o}", f.mode),
-        content: &f.content,
+        content: if f.is_secret() {
+            "(secret: not shown)"
+        } else {
+            &f.content
+        },
     }
     .serialize(s)
 }
@@ -119,7 +123,9 @@ fn owner(path: &str, init: Init) -> Option<(Service, bool)> {
         return None;
     }
     match path {
-        "/etc/vakt/proxy.toml" => Some((Service::Proxy, false)),
+        // A new certificate: the proxy also notices the file itself, but a
+        // reload makes the switch happen before `up` goes on.
+        "/etc/vakt/proxy.toml" | crate::render::TLS_PEM => Some((Service::Proxy, false)),
         "/etc/init.d/vakt-proxy" | "/etc/systemd/system/vakt-proxy.service" => {
             Some((Service::Proxy, true))
         }
@@ -191,6 +197,7 @@ pub fn build(
             let (change, diff) = match state.files.get(&f.path).cloned().flatten() {
                 None => (Change::New, None),
                 Some(old) if old == f.content => (Change::Unchanged, None),
+                Some(_) if f.is_secret() => (Change::Changed, None),
                 Some(old) => {
                     let d = similar::TextDiff::from_lines(&old, &f.content)
                         .unified_diff()
@@ -250,6 +257,28 @@ mod tests {
         let v = serde_json::to_value(&p).unwrap();
         assert_eq!(v["files"][0]["file"]["mode"], "0750");
         assert_eq!(v["files"][0]["file"]["path"], "/etc/init.d/vakt-proxy");
+    }
+
+    #[test]
+    fn a_changed_secret_shows_no_diff_and_no_content_and_reloads_the_proxy() {
+        let mut st = HostState {
+            binary_sha256: Some("abc".into()),
+            ..Default::default()
+        };
+        st.files.insert(
+            crate::render::TLS_PEM.into(),
+            Some("old PRIVATE KEY\n".into()),
+        );
+        st.running.insert(Service::Proxy, true);
+        let mut f = file(crate::render::TLS_PEM, "new PRIVATE KEY\n");
+        f.mode = 0o600;
+        let p = build("lb01", vec![f], &[Service::Proxy], &st, "abc");
+        assert_eq!(p.files[0].change, Change::Changed);
+        assert!(p.files[0].diff.is_none());
+        assert_eq!(p.actions, vec![Action::Reload(Service::Proxy)]);
+        let json = serde_json::to_string(&p).unwrap();
+        assert!(!json.contains("PRIVATE KEY"), "{json}");
+        assert!(json.contains("(secret: not shown)"), "{json}");
     }
 
     #[test]

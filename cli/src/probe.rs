@@ -1,11 +1,20 @@
 //! Small network probes, run from the operator's machine or, as the hidden
 //! `vakt probe` command, on a cluster host over SSH (so that a check sees
 //! the private network the way that host does): a TCP connect timer and a
-//! one-shot HTTP/1.1 client. Blocking std sockets; nothing is kept open.
+//! one-shot HTTP/1.1 client, plain or over TLS (rustls, as the proxy).
+//! Blocking std sockets; nothing is kept open.
 
+use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use sha2::{Digest, Sha256};
 
 /// An HTTP response, body de-chunked.
 #[derive(Debug, Clone)]
@@ -38,6 +47,32 @@ fn resolve(addr: &str) -> io::Result<SocketAddr> {
         .ok_or_else(|| io::Error::other(format!("{addr}: no address")))
 }
 
+/// Where a request goes: an address, over TLS with an SNI name or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub addr: String,
+    /// `Some(name)`: https, sending `name` as SNI and `Host`.
+    pub tls_name: Option<String>,
+}
+
+impl Endpoint {
+    pub fn plain(addr: impl Into<String>) -> Self {
+        Endpoint {
+            addr: addr.into(),
+            tls_name: None,
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.tls_name {
+            None => f.write_str(&self.addr),
+            Some(name) => write!(f, "https://{name} at {}", self.addr),
+        }
+    }
+}
+
 /// One request with `Connection: close`; `headers` are added as given.
 pub fn http(
     addr: &str,
@@ -46,11 +81,25 @@ pub fn http(
     headers: &[(&str, &str)],
     timeout: Duration,
 ) -> io::Result<Response> {
-    let sa = resolve(addr)?;
-    let mut s = TcpStream::connect_timeout(&sa, timeout)?;
+    request(&Endpoint::plain(addr), method, path, headers, timeout).map(|(r, _)| r)
+}
+
+/// One request to `ep` with `Connection: close`, and over TLS the SHA-256
+/// of the certificate the server showed (`AB:CD:…`, as `openssl x509
+/// -fingerprint` writes it).
+pub fn request(
+    ep: &Endpoint,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> io::Result<(Response, Option<String>)> {
+    let sa = resolve(&ep.addr)?;
+    let s = TcpStream::connect_timeout(&sa, timeout)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let host = ep.tls_name.as_deref().unwrap_or(&ep.addr);
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for (n, v) in headers {
         req.push_str(&format!("{n}: {v}\r\n"));
     }
@@ -58,10 +107,111 @@ pub fn http(
         req.push_str("Content-Length: 0\r\n");
     }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes())?;
+    let (raw, cert) = match &ep.tls_name {
+        None => (exchange(s, req.as_bytes())?, None),
+        Some(name) => {
+            let mut tls = StreamOwned::new(tls_client(name)?, s);
+            let raw = exchange(&mut tls, req.as_bytes())?;
+            let cert = tls
+                .conn
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|leaf| fingerprint(leaf));
+            (raw, cert)
+        }
+    };
+    let r = parse(&raw).ok_or_else(|| io::Error::other("malformed HTTP response"))?;
+    Ok((r, cert))
+}
+
+/// Writes `req` and reads until the server closes.
+fn exchange(mut s: impl Read + Write, req: &[u8]) -> io::Result<Vec<u8>> {
+    s.write_all(req)?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    parse(&raw).ok_or_else(|| io::Error::other("malformed HTTP response"))
+    match s.read_to_end(&mut raw) {
+        Ok(_) => Ok(raw),
+        // A TLS server may close without close_notify after a complete
+        // `Connection: close` answer; what arrived is the answer.
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && !raw.is_empty() => Ok(raw),
+        Err(e) => Err(e),
+    }
+}
+
+/// `AB:CD:…`: SHA-256 of a DER certificate, in `openssl x509 -fingerprint`'s spelling.
+pub fn fingerprint(der: &[u8]) -> String {
+    let hex = hex::encode_upper(Sha256::digest(der));
+    let pairs: Vec<&str> = (0..hex.len())
+        .step_by(2)
+        .filter_map(|i| hex.get(i..i + 2))
+        .collect();
+    pairs.join(":")
+}
+
+/// A TLS client for `name` that accepts any certificate (its signatures
+/// still checked): `verify` proves the LB shows the certificate the
+/// inventory deployed, by its fingerprint, not that some CA vouches for it
+/// (test and private CAs are fine).
+fn tls_client(name: &str) -> io::Result<ClientConnection> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(io::Error::other)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let server = ServerName::try_from(name.to_string())
+        .map_err(|e| io::Error::other(format!("{name}: {e}")))?;
+    ClientConnection::new(Arc::new(config), server).map_err(io::Error::other)
+}
+
+/// Accepts the server's certificate; handshake signatures are verified.
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 fn parse(raw: &[u8]) -> Option<Response> {

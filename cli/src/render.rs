@@ -105,12 +105,23 @@ impl Templates {
     }
 }
 
+/// Where `[tls] pem` lands on every LB (under the host's root).
+pub const TLS_PEM: &str = "/etc/vakt/tls/site.pem";
+
 /// One file for a host, at its path on the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct File {
     pub path: String,
     pub mode: u32,
     pub content: String,
+}
+
+impl File {
+    /// A file only its owner may read (mode 0600, a private key) is a
+    /// secret: `plan` says it changed but never shows its content.
+    pub fn is_secret(&self) -> bool {
+        self.mode & 0o077 == 0
+    }
 }
 
 /// What differs per host and is decided outside rendering.
@@ -176,6 +187,19 @@ fn proxy_vars(inv: &Inventory, host: &Host, ctx: &HostContext) -> minijinja::Val
     } else {
         format!("0.0.0.0:{}", inv.port)
     };
+    let tls = inv.tls.as_ref().map(|t| {
+        let addr = if host.is_local() {
+            host.private_ip.to_string()
+        } else {
+            "0.0.0.0".to_string()
+        };
+        context! {
+            bind => format!("{addr}:{}", t.port),
+            crt => format!("{}{TLS_PEM}", ctx.root),
+            redirect => t.redirect,
+            hsts => t.hsts,
+        }
+    });
     let stats = inv
         .balancer
         .stats
@@ -192,6 +216,7 @@ fn proxy_vars(inv: &Inventory, host: &Host, ctx: &HostContext) -> minijinja::Val
         balancer => inv.balancer,
         bind => bind,
         stats => stats,
+        tls => tls,
         servers => servers,
     }
 }
@@ -254,6 +279,14 @@ pub fn render_host(
                     mode: 0o640,
                     content: render("proxy.toml.j2", vars)?,
                 });
+                if let Some(tls) = &inv.tls {
+                    // Not a template: the operator's own file, byte for byte.
+                    files.push(File {
+                        path: TLS_PEM.into(),
+                        mode: 0o600,
+                        content: tls.pem_text.clone(),
+                    });
+                }
                 let vars =
                     context! { root => root, port => inv.port, admin_socket => ctx.admin_socket };
                 files.push(File {

@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::inventory::Role;
+use crate::certs;
+use crate::inventory::{Role, Tls, covers};
 use crate::probe;
 use crate::render;
+use crate::render::TLS_PEM;
 use crate::rotation;
 use crate::services::{self, BINARY_PATH};
 use crate::target::{HostTarget, Target};
@@ -97,6 +99,32 @@ pub fn entries(t: &Target) -> Vec<String> {
     }
 }
 
+/// Where a client sends requests to the cluster entry `plain` (an
+/// `entries` address): with `[tls]`, its https port under the first
+/// domain, the way browsers come (plain HTTP may only redirect there).
+fn endpoint(t: &Target, plain: &str) -> probe::Endpoint {
+    match &t.inv.tls {
+        None => probe::Endpoint::plain(plain),
+        Some(tls) => {
+            let ip = plain.rsplit_once(':').map_or(plain, |(ip, _)| ip);
+            probe::Endpoint {
+                addr: format!("{ip}:{}", tls.port),
+                tls_name: tls.domains.first().cloned(),
+            }
+        }
+    }
+}
+
+/// One request to `ep` (no certificate wanted).
+fn get(
+    ep: &probe::Endpoint,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<probe::Response> {
+    probe::request(ep, method, path, headers, TIMEOUT).map(|(r, _)| r)
+}
+
 /// Every check, in report order.
 /// Runs every check; `step` hears what is being checked (for progress).
 pub fn run(t: &Target, binary_sha: &str, step: &dyn Fn(&str)) -> Vec<Check> {
@@ -109,6 +137,10 @@ pub fn run(t: &Target, binary_sha: &str, step: &dyn Fn(&str)) -> Vec<Check> {
     for lb in &lbs {
         step(&format!("checking load balancer {}", lb.host.name));
         out.extend(lb_checks(t, lb, binary_sha));
+    }
+    if let Some(tls) = &t.inv.tls {
+        step("checking the certificates");
+        out.extend(cert_checks(&lbs, tls, &t.inv.balancer.health.path));
     }
     for web in t.hosts.iter().filter(|h| h.host.has(Role::Web)) {
         step(&format!("checking web host {}", web.host.name));
@@ -204,15 +236,16 @@ fn lb_checks(t: &Target, lb: &HostTarget, binary_sha: &str) -> Vec<Check> {
     out.push(check(name, "listens", listens));
     // The stats page wants credentials and takes the configured ones.
     if let Some(s) = &t.inv.balancer.stats {
-        let anon = probe::http(&addr, "GET", &s.uri, &[], TIMEOUT);
+        let ep = endpoint(t, &addr);
+        let addr = ep.to_string();
+        let anon = get(&ep, "GET", &s.uri, &[]);
         let auth = t.stats_password.as_ref().map(|pw| {
             let token = base64_encode(format!("{}:{pw}", s.user).as_bytes());
-            probe::http(
-                &addr,
+            get(
+                &ep,
                 "GET",
                 &s.uri,
                 &[("Authorization", &format!("Basic {token}"))],
-                TIMEOUT,
             )
         });
         let r = match (anon, auth) {
@@ -234,6 +267,99 @@ fn lb_checks(t: &Target, lb: &HostTarget, binary_sha: &str) -> Vec<Check> {
         };
         out.push(check(name, "stats page auth", r));
     }
+    out
+}
+
+/// Each LB's certificate (readable, naming every domain, at least
+/// `certs::MIN_DAYS` left, shown in a TLS handshake on its https port when
+/// `path` is asked for), then one check that every LB has the same one.
+fn cert_checks(lbs: &[&HostTarget], tls: &Tls, path: &str) -> Vec<Check> {
+    let mut out = Vec::new();
+    let mut seen: Vec<(&str, Result<certs::Cert, String>)> = Vec::new();
+    for lb in lbs {
+        let cert = lb
+            .transport()
+            .map_err(|e| format!("{e:#}"))
+            .and_then(certs::read);
+        let verdict = cert.clone().and_then(|c| {
+            let missing: Vec<&str> = tls
+                .domains
+                .iter()
+                .map(String::as_str)
+                .filter(|d| !c.names.iter().any(|n| covers(n, d)))
+                .collect();
+            if c.days_left < certs::MIN_DAYS {
+                Err(format!(
+                    "{}: under {} days left; renew it (a new [tls] pem, then `vakt up`)",
+                    c.summary(),
+                    certs::MIN_DAYS
+                ))
+            } else if !missing.is_empty() {
+                Err(format!(
+                    "{}: does not name {} from [tls] domains; run `vakt up` to push the inventory's pem",
+                    c.summary(),
+                    missing.join(", ")
+                ))
+            } else {
+                Ok(c.summary())
+            }
+        });
+        out.push(check(&lb.host.name, "certificate", verdict));
+        if let Ok(c) = &cert {
+            let ep = probe::Endpoint {
+                addr: format!(
+                    "{}:{}",
+                    lb.host.public_ip.unwrap_or(lb.host.private_ip),
+                    tls.port
+                ),
+                tls_name: tls.domains.first().cloned(),
+            };
+            let served = match probe::request(&ep, "GET", path, &[], TIMEOUT) {
+                Err(e) => Err(format!("{ep}: {e}")),
+                Ok((_, Some(shown))) if shown == c.sha256 => Ok(format!(
+                    "{ep} shows the certificate of {TLS_PEM} (SHA-256 {shown})"
+                )),
+                Ok((_, shown)) => Err(format!(
+                    "{ep} shows SHA-256 {} but {TLS_PEM} holds {}: the proxy has not loaded it; `vakt up` reloads it",
+                    shown.as_deref().unwrap_or("-"),
+                    c.sha256
+                )),
+            };
+            out.push(check(&lb.host.name, "serves its certificate", served));
+        }
+        seen.push((&lb.host.name, cert));
+    }
+    let unread: Vec<&str> = seen
+        .iter()
+        .filter(|(_, c)| c.is_err())
+        .map(|(n, _)| *n)
+        .collect();
+    let prints: BTreeSet<&str> = seen
+        .iter()
+        .filter_map(|(_, c)| c.as_ref().ok())
+        .map(|c| c.sha256.as_str())
+        .collect();
+    let same = if !unread.is_empty() {
+        Err(format!(
+            "the certificate on {} cannot be read (see its certificate check)",
+            unread.join(", ")
+        ))
+    } else if prints.len() > 1 {
+        let each: Vec<String> = seen
+            .iter()
+            .filter_map(|(n, c)| Some(format!("{n} has {}", c.as_ref().ok()?.sha256)))
+            .collect();
+        Err(format!(
+            "the LBs serve different certificates ({}); `vakt up` pushes the inventory's pem to every LB",
+            each.join(", ")
+        ))
+    } else {
+        Ok(format!(
+            "every LB has the certificate with SHA-256 {}",
+            prints.first().copied().unwrap_or("-")
+        ))
+    };
+    out.push(check("cluster", "same certificate on every LB", same));
     out
 }
 
@@ -289,13 +415,21 @@ fn cluster_checks(t: &Target) -> Vec<Check> {
             Some((w.name.clone(), web.cookie.clone(), web.demo))
         })
         .collect();
-    for entry in entries(t) {
+    for plain in entries(t) {
+        if t.inv.tls.as_ref().is_some_and(|tls| tls.redirect) {
+            out.push(check(
+                "cluster",
+                &format!("{plain} redirects to https"),
+                redirects(&plain),
+            ));
+        }
+        let entry = endpoint(t, &plain);
         // Round robin: fresh clients reach every web host.
         let n = webs.len().max(1) * 3;
         let mut seen: BTreeSet<String> = BTreeSet::new();
         let mut errors = Vec::new();
         for _ in 0..n {
-            match probe::http(&entry, "GET", "/", &[], TIMEOUT) {
+            match get(&entry, "GET", "/", &[]) {
                 Ok(r) => {
                     if let Some(c) = r.set_cookie(cookie)
                         && let Some((w, _, _)) = webs.iter().find(|(_, wc, _)| *wc == c)
@@ -341,12 +475,12 @@ fn cluster_checks(t: &Target) -> Vec<Check> {
 /// One session: its cookie keeps 20 requests on one web host (no new
 /// cookie is set), and on demo hosts its cart survives them.
 fn persistence(
-    entry: &str,
+    entry: &probe::Endpoint,
     cookie: &str,
     webs: &[(String, String, bool)],
 ) -> Result<String, String> {
-    let first = probe::http(entry, "POST", "/cart?item=verify", &[], TIMEOUT)
-        .map_err(|e| format!("{entry}: {e}"))?;
+    let first =
+        get(entry, "POST", "/cart?item=verify", &[]).map_err(|e| format!("{entry}: {e}"))?;
     let server = first
         .set_cookie(cookie)
         .ok_or_else(|| format!("{entry} set no {cookie} cookie on a new session"))?;
@@ -364,7 +498,7 @@ fn persistence(
         }
     }
     for i in 1..=20 {
-        let r = probe::http(entry, "GET", "/cart", &[("Cookie", &jar)], TIMEOUT)
+        let r = get(entry, "GET", "/cart", &[("Cookie", &jar)])
             .map_err(|e| format!("request {i}: {e}"))?;
         if let Some(moved) = r.set_cookie(cookie) {
             return Err(format!(
@@ -379,6 +513,27 @@ fn persistence(
         "20 requests with {cookie}={server} stayed on {host}{}",
         if *demo { " and kept the cart" } else { "" }
     ))
+}
+
+/// Plain HTTP to `plain` answers a redirect to the same path on https.
+fn redirects(plain: &str) -> Result<String, String> {
+    let r = probe::http(plain, "GET", "/cart?item=x", &[], TIMEOUT)
+        .map_err(|e| format!("{plain}: {e}"))?;
+    let location = r.all("location").next().unwrap_or("");
+    if matches!(r.status, 301 | 308)
+        && location.starts_with("https://")
+        && location.ends_with("/cart?item=x")
+    {
+        Ok(format!(
+            "GET /cart?item=x answers {} to {location}",
+            r.status
+        ))
+    } else {
+        Err(format!(
+            "GET /cart?item=x answers {} (Location: {location:?}), want a 301 to https: run `vakt up`",
+            r.status
+        ))
+    }
 }
 
 fn ha_checks(t: &Target) -> Vec<Check> {

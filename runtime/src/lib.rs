@@ -38,6 +38,8 @@ mod tls;
 mod upstream;
 
 pub use config::Config;
+/// Checks a PEM file as a TLS listener would and names what it covers.
+pub use tls::{TlsError, pem_names};
 
 /// Why `vakt proxy` stopped with an error.
 #[derive(Debug, thiserror::Error)]

@@ -181,6 +181,13 @@ fn load_pem(
     Ok((Arc::new(certified), names))
 }
 
+/// The DNS names the certificate in PEM file `path` is valid for, after the
+/// same checks a listener makes (a chain, a key that fits it), so that a
+/// deploy tool can refuse a file before any proxy would.
+pub fn pem_names(path: &Path) -> Result<Vec<String>, TlsError> {
+    load_pem(path, &provider()).map(|(_, names)| names)
+}
+
 /// The modification times of every certificate file a config uses, to
 /// notice renewals (an ACME client writing a new PEM).
 pub fn fingerprint(binds: &[&TlsBind]) -> Vec<(PathBuf, Option<std::time::SystemTime>)> {

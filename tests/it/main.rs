@@ -13,6 +13,7 @@ mod lab_ha;
 mod lab_lifecycle;
 mod lab_ssh;
 mod lab_systemd;
+mod lab_tls;
 mod lab_verify;
 mod lab_zero_downtime;
 mod proxy;

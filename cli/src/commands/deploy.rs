@@ -76,8 +76,14 @@ fn print_plan(p: &HostPlan) {
     println!("{}:", p.host);
     for f in &p.files {
         match f.change {
+            Change::New if f.file.is_secret() => {
+                println!("  {}: new key (secret, not shown)", f.file.path)
+            }
             Change::New => println!("  {}: new file", f.file.path),
             Change::Unchanged => println!("  {}: unchanged", f.file.path),
+            Change::Changed if f.file.is_secret() => {
+                println!("  {}: key changed (secret, not shown)", f.file.path)
+            }
             Change::Changed => {
                 println!("  {}: changed", f.file.path);
                 for line in f.diff.as_deref().unwrap_or("").lines() {

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use serde::Serialize;
 
+use crate::certs;
 use crate::inventory::Role;
 use crate::render;
 use crate::rotation;
@@ -152,17 +153,20 @@ struct HostStatus {
     /// On a load balancer: its servers as its proxy reports them (`None`
     /// elsewhere, or when the proxy does not answer).
     servers: Option<Vec<rotation::Row>>,
+    /// On a load balancer of a cluster with `[tls]`: the certificate it holds.
+    certificate: Option<certs::Cert>,
     /// Why this host is not running and healthy; empty when it is.
     problems: Vec<String>,
 }
 
-fn host_status(h: &target::HostTarget) -> HostStatus {
+fn host_status(h: &target::HostTarget, tls: bool) -> HostStatus {
     let mut st = HostStatus {
         host: h.host.name.clone(),
         services: Vec::new(),
         binary_sha256: None,
         config_sha256: None,
         servers: None,
+        certificate: None,
         problems: Vec::new(),
     };
     let tr = match h.transport() {
@@ -188,6 +192,12 @@ fn host_status(h: &target::HostTarget) -> HostStatus {
     }
     st.binary_sha256 = tr.sha256(services::BINARY_PATH).ok().flatten();
     st.config_sha256 = tr.sha256("/etc/vakt/proxy.toml").ok().flatten();
+    if tls && h.services.contains(&topology::Service::Proxy) {
+        match certs::read(tr) {
+            Ok(c) => st.certificate = Some(c),
+            Err(e) => st.problems.push(format!("certificate: {e}")),
+        }
+    }
     let proxy_running = st
         .services
         .iter()
@@ -223,7 +233,8 @@ fn host_status(h: &target::HostTarget) -> HostStatus {
 /// server UP, 1 otherwise (with the reason per host). Writes nothing.
 pub fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
     let t = target::open(&a.target)?;
-    let all = t.each_host(10, |_, h| host_status(h));
+    let tls = t.inv.tls.is_some();
+    let all = t.each_host(10, |_, h| host_status(h, tls));
     let problems: usize = all.iter().map(|s| s.problems.len()).sum();
     let code = if problems == 0 {
         ExitCode::SUCCESS
@@ -264,6 +275,9 @@ pub fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
             s.binary_sha256.as_deref().map_or("-", |x| &x[..12]),
             s.config_sha256.as_deref().map_or("-", |x| &x[..12]),
         );
+        if let Some(c) = &s.certificate {
+            println!("           certificate {}", c.summary());
+        }
         for r in s.servers.iter().flatten() {
             println!(
                 "           {}/{} {} {} weight {} sessions {} check {}",

@@ -94,9 +94,11 @@ impl Transport for Local {
         let tmp = dest.with_extension("vakt-tmp");
         {
             let _writing = FORK_LOCK.write().unwrap_or_else(|e| e.into_inner());
+            // The mode is set before the content is written: a key (mode
+            // 0600) is never readable by others, not even for a moment.
             let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(content)?;
             f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+            f.write_all(content)?;
             f.sync_all()?;
         }
         std::fs::rename(&tmp, &dest)?;

@@ -259,8 +259,10 @@ impl Transport for Ssh {
         let dir = sh(&Path::new(path)
             .parent()
             .map_or("/".into(), |p| p.display().to_string()));
+        // The new file is its owner's alone until its mode is set: a key
+        // (mode 0600) is never readable by others, not even for a moment.
         let cmd = self.wrap(&format!(
-            "set -e; mkdir -p {dir}; cat > {tmp}; chmod {mode:o} {tmp}; sync; if [ -e {q} ]; then cp -p {q} {prev}; fi; mv -f {tmp} {q}"
+            "set -e; mkdir -p {dir}; rm -f {tmp}; (umask 077; cat > {tmp}); chmod {mode:o} {tmp}; sync; if [ -e {q} ]; then cp -p {q} {prev}; fi; mv -f {tmp} {q}"
         ));
         self.rt.block_on(async {
             let mut child = self

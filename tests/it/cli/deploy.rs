@@ -27,7 +27,7 @@ pub(super) fn run(args: &[&str], inv: &Path, state: &Path) -> (i32, String, Stri
 }
 
 /// Stops the cluster even when an assertion fails.
-struct Down<'a>(&'a Path, &'a Path);
+pub(super) struct Down<'a>(pub(super) &'a Path, pub(super) &'a Path);
 
 impl Drop for Down<'_> {
     fn drop(&mut self) {

@@ -10,6 +10,7 @@ mod password;
 mod promises;
 mod proxy_config;
 mod render;
+mod tls;
 mod vagrant;
 mod validate;
 

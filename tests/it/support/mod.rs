@@ -6,6 +6,7 @@
 
 pub mod mmdb;
 pub mod needs;
+pub mod pem;
 pub mod relay;
 
 use std::io::{BufRead, BufReader, Read, Write};

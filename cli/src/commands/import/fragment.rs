@@ -79,7 +79,7 @@ mod tests {
             "[cluster]\nname = \"t\"\n\n[[hosts]]\nname = \"lb01\"\nroles = [\"lb\"]\npublic_ip = \"203.0.113.1\"\nprivate_ip = \"10.0.0.1\"\n\n\
              [[hosts]]\nname = \"web01\"\nroles = [\"web\"]\nprivate_ip = \"10.0.0.2\"\nweb = {{ port = 80, cookie = \"w1\" }}\n\n{frag}"
         );
-        let (inv, _) = crate::inventory::parse(&Source::new("inventory.toml", text.as_str()))
+        let (inv, _) = crate::inventory::parse(&Source::new("inventory.toml", text.as_str()), None)
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         let (b, be) = (&inv.balancer, &c.backends[0]);
         let spelled = serde_json::to_value(b.balance).unwrap();
