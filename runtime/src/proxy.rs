@@ -74,7 +74,7 @@ pub(crate) async fn handle(
     if !conn.tls
         && let Some(code) = fe.conf.redirect_https
     {
-        return redirect_to_https(&req, code, ex);
+        return redirect_to_https(&req, code, fe.conf.redirect_port, ex);
     }
 
     if let Some(page) = &fe.metrics
@@ -604,6 +604,7 @@ fn add_hsts(fe: &FrontendState, h: &mut HeaderMap) {
 fn redirect_to_https(
     req: &Request<Incoming>,
     code: u16,
+    tls_port: Option<u16>,
     mut ex: Exchange,
 ) -> Response<ResponseBody> {
     let host = req
@@ -611,7 +612,26 @@ fn redirect_to_https(
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
-    let host = host.strip_suffix(":80").unwrap_or(host);
+    // The Host as sent, but a plain `:80`; with `tls_port` (a TOML
+    // listener whose TLS port is not 443), the host's name and that port, so
+    // https lands where the proxy speaks it. haproxy.cfg keeps HAProxy's
+    // behaviour (no port added).
+    let host = match tls_port {
+        None => host.strip_suffix(":80").unwrap_or(host).to_string(),
+        Some(p) => {
+            let name = match host.rsplit_once(':') {
+                Some((h, port))
+                    if !port.is_empty()
+                        && port.bytes().all(|b| b.is_ascii_digit())
+                        && (!h.contains(':') || h.ends_with(']')) =>
+                {
+                    h
+                }
+                _ => host,
+            };
+            format!("{name}:{p}")
+        }
+    };
     let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let code = match code {
         301 if !matches!(*req.method(), Method::GET | Method::HEAD) => 308,

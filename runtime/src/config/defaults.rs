@@ -92,6 +92,7 @@ impl Settings {
             default_backend: None,
             tls: Vec::new(),
             redirect_https: None,
+            redirect_port: None,
             hsts: None,
             forwarded_proto: false,
         }

@@ -532,6 +532,7 @@ fn build_frontends(
             default_backend,
             tls: sec.tls.clone(),
             redirect_https: sec.redirect_https,
+            redirect_port: None,
             hsts: sec.hsts.clone(),
             forwarded_proto: sec.forwarded_proto,
             ..s.settings.frontend(sec.name.clone(), sec.bind.clone())

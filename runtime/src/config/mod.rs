@@ -128,6 +128,9 @@ pub struct Frontend {
     /// Plain-HTTP requests are redirected to https with this status
     /// (HAProxy `http-request redirect scheme https unless { ssl_fc }`).
     pub redirect_https: Option<u16>,
+    /// The port the redirect names (a TOML listener whose TLS port is not
+    /// 443); `None` keeps the Host as sent, as HAProxy does.
+    pub redirect_port: Option<u16>,
     /// `Strict-Transport-Security` value added to every response.
     pub hsts: Option<String>,
     /// Servers get `X-Forwarded-Proto: https` or `http` (the client's own

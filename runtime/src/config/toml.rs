@@ -335,6 +335,7 @@ fn read_listen(
     };
     if let Some(t) = tls {
         bind.extend(t.binds.iter().map(|b| b.addr));
+        fe.redirect_port = t.binds.first().map(|b| b.addr.port()).filter(|p| *p != 443);
         fe.tls = t.binds;
         fe.redirect_https = t.redirect.then_some(301);
         fe.hsts = t.hsts;

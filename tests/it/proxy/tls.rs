@@ -172,7 +172,10 @@ fn plain_http_is_redirected_to_https_keeping_path_and_query() {
             "{method}: {text}"
         );
         assert!(
-            text.contains("location: https://shop.test/cart?item=apple"),
+            text.contains(&format!(
+                "location: https://shop.test:{}/cart?item=apple",
+                h.tls.port()
+            )),
             "{method}: {text}"
         );
     }
