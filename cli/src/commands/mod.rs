@@ -4,6 +4,7 @@
 mod deploy;
 mod failover;
 mod import;
+mod init;
 mod inspect;
 mod lab;
 mod manual;
@@ -40,6 +41,11 @@ pub enum Format {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write an annotated inventory to start from (--ha: two LBs and a VIP).
+    ///
+    /// Writes only --out (default inventory.toml), never over an existing
+    /// file without --force (which keeps it as FILE.bak). Exit 0, 1 error.
+    Init(init::InitArgs),
     /// Validate the inventory and print a summary of the cluster.
     ///
     /// Writes nothing and needs no secret. Exit 0 valid, 1 problems (every
@@ -145,6 +151,7 @@ pub fn run() -> ExitCode {
     };
     init_tracing(cli.verbose);
     let result = match cli.command {
+        Command::Init(a) => init::run(a),
         Command::Check(a) => inspect::check(a),
         Command::Render(a) => inspect::render(a),
         Command::Plan(a) => deploy::plan(a),
