@@ -12,6 +12,7 @@ mod progress;
 mod render;
 mod rollout;
 mod rotation;
+mod selection;
 mod services;
 mod target;
 mod topology;

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::inventory::Role;
 use crate::render;
 use crate::rotation;
+use crate::selection::Selection;
 use crate::services;
 use crate::target::{self, Secrets, TargetArgs};
 use crate::topology;
@@ -132,6 +133,8 @@ pub fn render(a: RenderArgs) -> anyhow::Result<ExitCode> {
 pub struct StatusArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub select: Selection,
     /// Report format (json: typed fields per host, service and server).
     #[arg(long, value_enum, default_value = "text")]
     pub format: super::Format,
@@ -222,7 +225,7 @@ fn host_status(h: &target::HostTarget) -> HostStatus {
 /// `vakt status`: exit 0 when every service runs and every LB sees every
 /// server UP, 1 otherwise (with the reason per host). Writes nothing.
 pub fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
-    let t = target::open(&a.target)?;
+    let t = target::open_selected(&a.target, true, Secrets::IfKnown, &a.select)?;
     let all = t.each_host(10, |_, h| host_status(h));
     let problems: usize = all.iter().map(|s| s.problems.len()).sum();
     let code = if problems == 0 {

@@ -2,6 +2,7 @@
 //! that runs it. Exit codes: 0 success, 1 failure, 2 usage error.
 
 mod deploy;
+mod exec;
 mod failover;
 mod import;
 mod init;
@@ -76,6 +77,11 @@ enum Command {
     /// Writes nothing. Exit 0 when every service runs and every load
     /// balancer sees every server UP; 1 otherwise, with the reason per host.
     Status(inspect::StatusArgs),
+    /// Run a shell command on hosts in parallel (`vakt exec --roles web -- uptime`).
+    ///
+    /// Each output line is prefixed by its host. Exit code: the worst any
+    /// host gave (255: a host could not be reached).
+    Exec(exec::ExecArgs),
     /// A rehearsal cluster of network namespaces with real sshd (root only).
     Lab(lab::LabArgs),
     /// Run the load balancer (or check its configuration).
@@ -158,6 +164,7 @@ pub fn run() -> ExitCode {
         Command::Up(a) => deploy::up(a),
         Command::Down(a) => deploy::down(a),
         Command::Status(a) => inspect::status(a),
+        Command::Exec(a) => exec::run(a),
         Command::Lab(a) => lab::run(a),
         Command::Proxy(a) => proxy::run(a),
         Command::DemoWeb { bind, name } => vakt_runtime::demo::run_blocking(bind, name)

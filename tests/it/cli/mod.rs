@@ -5,6 +5,7 @@ mod audit;
 mod colour;
 mod demo_shop;
 mod deploy;
+mod exec;
 mod init;
 mod manual;
 mod password;
