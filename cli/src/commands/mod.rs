@@ -8,6 +8,7 @@ mod import;
 mod init;
 mod inspect;
 mod lab;
+mod logs;
 mod manual;
 mod ops;
 mod password;
@@ -82,6 +83,11 @@ enum Command {
     /// Each output line is prefixed by its host. Exit code: the worst any
     /// host gave (255: a host could not be reached).
     Exec(exec::ExecArgs),
+    /// The services' logs from each host, merged by time (-f follows).
+    ///
+    /// journalctl on systemd hosts, the files under /var/log/vakt elsewhere.
+    /// Writes nothing. Exit 0, 1 a host's log could not be read.
+    Logs(logs::LogsArgs),
     /// A rehearsal cluster of network namespaces with real sshd (root only).
     Lab(lab::LabArgs),
     /// Run the load balancer (or check its configuration).
@@ -165,6 +171,7 @@ pub fn run() -> ExitCode {
         Command::Down(a) => deploy::down(a),
         Command::Status(a) => inspect::status(a),
         Command::Exec(a) => exec::run(a),
+        Command::Logs(a) => logs::run(a),
         Command::Lab(a) => lab::run(a),
         Command::Proxy(a) => proxy::run(a),
         Command::DemoWeb { bind, name } => vakt_runtime::demo::run_blocking(bind, name)
