@@ -6,6 +6,7 @@ mod commands;
 mod ha;
 mod inventory;
 mod lab;
+mod lock;
 mod logs;
 mod plan;
 mod probe;

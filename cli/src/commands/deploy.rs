@@ -36,6 +36,8 @@ pub struct PlanArgs {
 pub struct UpArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub lock: crate::lock::LockArgs,
     /// The vakt binary to push (default: `[artifacts] binary`, else the
     /// running one, which must match the hosts' platform).
     #[arg(long, value_name = "PATH")]
@@ -61,6 +63,8 @@ pub struct UpArgs {
 pub struct DownArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub lock: crate::lock::LockArgs,
     /// Only show what would stop; stop nothing.
     #[arg(long)]
     pub check: bool,
@@ -136,6 +140,7 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let t = target::open_with(&a.target, true, Secrets::Create)?;
     tracing::debug!(elapsed = ?started.elapsed(), "connected to every host");
+    let _lock = crate::lock::take(&t, &a.lock, true)?;
     let (bytes, sha, explicit) = target::pushed_binary(a.binary.clone(), &t)?;
     let progress = Progress::new();
     let results = rollout::run(
@@ -294,6 +299,9 @@ fn down_host(h: &HostTarget, check: bool, line: &crate::progress::HostLine) -> D
 /// `--check`, only says what would stop.
 pub fn down(a: DownArgs) -> anyhow::Result<ExitCode> {
     let t = target::open(&a.target)?;
+    let _lock = (!a.check)
+        .then(|| crate::lock::take(&t, &a.lock, false))
+        .transpose()?;
     let progress = Progress::new();
     let lines: Vec<_> = t
         .hosts
@@ -327,6 +335,8 @@ pub fn down(a: DownArgs) -> anyhow::Result<ExitCode> {
 pub struct RollbackArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub lock: crate::lock::LockArgs,
     /// Only these hosts (default: all).
     pub hosts: Vec<String>,
 }
@@ -336,6 +346,7 @@ pub struct RollbackArgs {
 /// host's services reload, take over or restart on it as `up` would.
 pub fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
     let t = target::open(&a.target)?;
+    let _lock = crate::lock::take(&t, &a.lock, false)?;
     for name in &a.hosts {
         if !t.hosts.iter().any(|h| &h.host.name == name) {
             anyhow::bail!("no host `{name}` in {}", t.inv.file);

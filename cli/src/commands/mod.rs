@@ -8,6 +8,7 @@ mod import;
 mod init;
 mod inspect;
 mod lab;
+mod lock;
 mod logs;
 mod manual;
 mod ops;
@@ -83,6 +84,8 @@ enum Command {
     /// Each output line is prefixed by its host. Exit code: the worst any
     /// host gave (255: a host could not be reached).
     Exec(exec::ExecArgs),
+    /// The deploy lock that up, down, rollback, rolling and failover take.
+    Lock(lock::LockCmdArgs),
     /// The services' logs from each host, merged by time (-f follows).
     ///
     /// journalctl on systemd hosts, the files under /var/log/vakt elsewhere.
@@ -171,6 +174,7 @@ pub fn run() -> ExitCode {
         Command::Down(a) => deploy::down(a),
         Command::Status(a) => inspect::status(a),
         Command::Exec(a) => exec::run(a),
+        Command::Lock(a) => lock::run(a),
         Command::Logs(a) => logs::run(a),
         Command::Lab(a) => lab::run(a),
         Command::Proxy(a) => proxy::run(a),

@@ -7,6 +7,7 @@ mod demo_shop;
 mod deploy;
 mod exec;
 mod init;
+mod lock;
 mod logs;
 mod manual;
 mod password;
