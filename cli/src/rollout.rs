@@ -115,6 +115,10 @@ pub struct Push<'a> {
     pub explicit: bool,
     /// Packages (keepalived) may be installed with the host's package manager.
     pub may_install: bool,
+    /// Only these hosts are planned and changed (`up --hosts`); `None`: all.
+    /// The others stay in the target, so web hosts are still drained on
+    /// every LB.
+    pub only: Option<&'a std::collections::BTreeSet<String>>,
 }
 
 /// The running binary fits a host whose `uname -sm` says this.
@@ -212,6 +216,10 @@ pub fn run(t: &Target, push: &Push, forks: usize, progress: &Progress) -> Vec<Ho
         *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
     };
     t.each_host(forks, |i, h| {
+        if push.only.is_some_and(|only| !only.contains(&h.host.name)) {
+            lines[i].done("not selected");
+            return;
+        }
         let line = &lines[i];
         let start = Instant::now();
         line.step("planning");

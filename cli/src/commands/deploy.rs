@@ -14,6 +14,7 @@ use crate::plan::{Change, HostPlan};
 use crate::progress::Progress;
 use crate::render;
 use crate::rollout::{self, HostOutcome};
+use crate::selection::Selection;
 use crate::services;
 use crate::target::{self, HostTarget, Secrets, Target, TargetArgs};
 
@@ -22,6 +23,8 @@ use crate::target::{self, HostTarget, Secrets, Target, TargetArgs};
 pub struct PlanArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub select: Selection,
     /// The vakt binary `up` would push (default: `[artifacts] binary`, else
     /// the running one, which must match the hosts' platform).
     #[arg(long, value_name = "PATH")]
@@ -36,6 +39,10 @@ pub struct PlanArgs {
 pub struct UpArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    /// Change only these hosts; refused when a load balancer left out would
+    /// have to change too.
+    #[command(flatten)]
+    pub select: Selection,
     #[command(flatten)]
     pub lock: crate::lock::LockArgs,
     /// The vakt binary to push (default: `[artifacts] binary`, else the
@@ -109,7 +116,7 @@ fn print_plan(p: &HostPlan) {
 /// `vakt plan`: exit 0 = no changes, 2 = changes (terraform's
 /// `-detailed-exitcode`). Writes nothing.
 pub fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
-    let t = target::open_with(&a.target, true, Secrets::Require)?;
+    let t = target::open_selected(&a.target, true, Secrets::Require, &a.select)?;
     let (_, sha, explicit) = target::pushed_binary(a.binary, &t)?;
     let plans = t
         .hosts
@@ -133,6 +140,7 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     if a.check {
         return plan(PlanArgs {
             target: a.target,
+            select: a.select,
             binary: a.binary,
             format: a.format,
         });
@@ -142,6 +150,13 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     tracing::debug!(elapsed = ?started.elapsed(), "connected to every host");
     let _lock = crate::lock::take(&t, &a.lock, true)?;
     let (bytes, sha, explicit) = target::pushed_binary(a.binary.clone(), &t)?;
+    let only = if a.select.narrows() {
+        let only = a.select.pick(&t.inv)?;
+        refuse_lbs_left_behind(&t, &only, &sha)?;
+        Some(only)
+    } else {
+        None
+    };
     let progress = Progress::new();
     let results = rollout::run(
         &t,
@@ -150,6 +165,7 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
             sha: &sha,
             explicit,
             may_install: !a.no_install,
+            only: only.as_ref(),
         },
         usize::from(a.forks),
         &progress,
@@ -168,6 +184,15 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
                 "{:<10} {:>7}  {:<28} {:>6}  result",
                 "host", "changed", "services", "time"
             );
+            if let Some(only) = &only {
+                let left: Vec<&str> = t
+                    .hosts
+                    .iter()
+                    .map(|h| h.host.name.as_str())
+                    .filter(|n| !only.contains(*n))
+                    .collect();
+                println!("not selected (unchanged): {}", left.join(", "));
+            }
             for r in &results {
                 let actions = if r.actions.is_empty() {
                     "-".to_string()
@@ -203,6 +228,54 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         print_access(&t);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `up --hosts`: a load balancer left out whose files would change (its
+/// config names every web host, keepalived's every LB) would serve a
+/// cluster that no longer matches it, so the run is refused before
+/// anything changes, naming the flag that includes it.
+fn refuse_lbs_left_behind(
+    t: &Target,
+    only: &std::collections::BTreeSet<String>,
+    sha: &str,
+) -> anyhow::Result<()> {
+    let behind: Vec<(String, Vec<String>)> = t
+        .each_host(
+            10,
+            |_, h| -> anyhow::Result<Option<(String, Vec<String>)>> {
+                if only.contains(&h.host.name) || !h.host.has(crate::inventory::Role::Lb) {
+                    return Ok(None);
+                }
+                let p = rollout::plan_host(t, h, sha)?;
+                let files: Vec<String> = p
+                    .files
+                    .iter()
+                    .filter(|f| f.change != Change::Unchanged)
+                    .map(|f| f.file.path.clone())
+                    .collect();
+                Ok((!files.is_empty()).then(|| (h.host.name.clone(), files)))
+            },
+        )
+        .into_iter()
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    if behind.is_empty() {
+        return Ok(());
+    }
+    let mut with: Vec<String> = only.iter().cloned().collect();
+    with.extend(behind.iter().map(|(n, _)| n.clone()));
+    let detail: Vec<String> = behind
+        .iter()
+        .map(|(n, f)| format!("{n} ({})", f.join(", ")))
+        .collect();
+    anyhow::bail!(
+        "up --hosts {} would leave load balancers behind whose files must change too: {}; include them with --hosts {} (or --roles lb,...), or run up without --hosts; nothing was changed",
+        only.iter().cloned().collect::<Vec<_>>().join(","),
+        detail.join("; "),
+        with.join(",")
+    )
 }
 
 fn print_access(t: &Target) {

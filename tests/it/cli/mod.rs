@@ -14,6 +14,7 @@ mod password;
 mod promises;
 mod proxy_config;
 mod render;
+mod targeting;
 mod vagrant;
 mod validate;
 
