@@ -21,10 +21,19 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `vakt --version`: the package version and the git revision it was built
+/// from (`-dirty`: with uncommitted changes), as recorded by build.rs.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("VAKT_GIT_REV"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "vakt",
-    version,
+    version = VERSION,
     about = "Deploy and run small high-availability web clusters"
 )]
 struct Cli {

@@ -17,6 +17,7 @@ mod render;
 mod targeting;
 mod vagrant;
 mod validate;
+mod version;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
