@@ -37,6 +37,17 @@ pub fn this_command() -> String {
     format!("vakt {}", args.join(" "))
 }
 
+/// Who runs this command: `user@machine` (also what history records).
+pub fn operator() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{user}@{machine}")
+}
+
 /// The lock folder on the first load balancer (under its root).
 pub const LOCK_DIR: &str = "/var/lib/vakt/lock";
 
@@ -55,15 +66,9 @@ impl Holder {
     /// A new holder: this user at this machine, now.
     pub fn new(what: &str, message: &str) -> Holder {
         use rand::Rng;
-        let user = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| "unknown".into());
-        let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "unknown".into());
         Holder {
             id: format!("{:016x}", rand::rng().random::<u64>()),
-            who: format!("{user}@{machine}"),
+            who: operator(),
             since: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
             what: what.to_string(),
             message: message.to_string(),

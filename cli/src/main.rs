@@ -4,6 +4,7 @@ mod audit;
 mod audit_report;
 mod commands;
 mod ha;
+mod history;
 mod inventory;
 mod lab;
 mod lock;

@@ -66,6 +66,10 @@ impl Serialize for HostOutcome {
 pub struct HostResult {
     pub host: String,
     pub changed_files: usize,
+    /// The paths behind `changed_files` (the binary's included), for the
+    /// host's history.
+    #[serde(skip)]
+    pub files: Vec<String>,
     pub actions: Vec<String>,
     pub seconds: f64,
     pub result: HostOutcome,
@@ -82,6 +86,18 @@ impl HostResult {
                     .filter(|f| f.change != Change::Unchanged)
                     .count()
                     + usize::from(p.binary != Change::Unchanged)
+            }),
+            files: p.map_or_else(Vec::new, |p| {
+                let mut files: Vec<String> = p
+                    .files
+                    .iter()
+                    .filter(|f| f.change != Change::Unchanged)
+                    .map(|f| f.file.path.clone())
+                    .collect();
+                if p.binary != Change::Unchanged {
+                    files.push(crate::services::BINARY_PATH.to_string());
+                }
+                files
             }),
             actions: p.map_or_else(Vec::new, |p| {
                 p.actions.iter().map(ToString::to_string).collect()

@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
+use crate::history;
 use crate::plan::{Change, HostPlan};
 use crate::progress::Progress;
 use crate::render;
@@ -172,6 +173,14 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     );
     let failed = results.iter().filter(|r| r.result.failed()).count();
     tracing::debug!(elapsed = ?started.elapsed(), "every host applied");
+    history::record(
+        &t,
+        results
+            .iter()
+            .filter(|r| r.result != HostOutcome::NoChanges)
+            .map(|r| history::Entry::now(&t, &r.host, r.files.clone(), r.result.to_string()))
+            .collect(),
+    );
     let healthy = if failed == 0 {
         rollout::settle(&t, started)
     } else {
@@ -386,6 +395,16 @@ pub fn down(a: DownArgs) -> anyhow::Result<ExitCode> {
         lines[i].done(&r.summary(a.check));
         r
     });
+    if !a.check {
+        history::record(
+            &t,
+            results
+                .iter()
+                .filter(|r| r.error.is_some() || !r.stopped.is_empty())
+                .map(|r| history::Entry::now(&t, &r.host, Vec::new(), r.summary(false)))
+                .collect(),
+        );
+    }
     match a.format {
         super::Format::Json => println!("{}", serde_json::to_string_pretty(&results)?),
         super::Format::Text => {
@@ -458,11 +477,16 @@ pub fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
         }
         let binary = restored.contains(&services::BINARY_PATH);
         let actions = crate::plan::actions(&h.services, &running, tr.init(), binary, &restored);
+        let files: Vec<String> = restored.iter().map(|p| p.to_string()).collect();
         if let Err(e) = services::run_actions(tr, &actions) {
             failed += 1;
             eprintln!("{e}");
+            let entry = history::Entry::now(&t, &h.host.name, files, format!("FAILED: {e}"));
+            history::record(&t, vec![entry]);
             continue;
         }
+        let entry = history::Entry::now(&t, &h.host.name, files, "rolled back".into());
+        history::record(&t, vec![entry]);
         println!("{:<10} rolled back {}", h.host.name, restored.join(", "));
     }
     Ok(if failed > 0 {

@@ -4,6 +4,7 @@
 mod deploy;
 mod exec;
 mod failover;
+mod history;
 mod import;
 mod init;
 mod inspect;
@@ -21,19 +22,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// `vakt --version`: the package version and the git revision it was built
-/// from (`-dirty`: with uncommitted changes), as recorded by build.rs.
-pub const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (git ",
-    env!("VAKT_GIT_REV"),
-    ")"
-);
-
 #[derive(Parser)]
 #[command(
     name = "vakt",
-    version = VERSION,
+    version = crate::history::VERSION,
     about = "Deploy and run small high-availability web clusters"
 )]
 struct Cli {
@@ -93,6 +85,10 @@ enum Command {
     /// Each output line is prefixed by its host. Exit code: the worst any
     /// host gave (255: a host could not be reached).
     Exec(exec::ExecArgs),
+    /// What changed each host: when, who, which vakt and inventory, the files.
+    ///
+    /// Writes nothing. Exit 0, 1 a host's history could not be read.
+    History(history::HistoryArgs),
     /// The deploy lock that up, down, rollback, rolling and failover take.
     Lock(lock::LockCmdArgs),
     /// The services' logs from each host, merged by time (-f follows).
@@ -183,6 +179,7 @@ pub fn run() -> ExitCode {
         Command::Down(a) => deploy::down(a),
         Command::Status(a) => inspect::status(a),
         Command::Exec(a) => exec::run(a),
+        Command::History(a) => history::run(a),
         Command::Lock(a) => lock::run(a),
         Command::Logs(a) => logs::run(a),
         Command::Lab(a) => lab::run(a),

@@ -6,6 +6,7 @@ mod colour;
 mod demo_shop;
 mod deploy;
 mod exec;
+mod history;
 mod init;
 mod lock;
 mod logs;
