@@ -1,6 +1,7 @@
 //! The everyday commands over real SSH in the lab (root only): `exec` on
 //! four hosts, `logs` (and `-f`) from them, and two operators in the control
-//! namespace racing for the deploy lock on the first load balancer.
+//! namespace racing for the deploy lock on the first load balancer, and
+//! `history` read back from the hosts.
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -116,4 +117,15 @@ fn exec_logs_and_the_deploy_lock_work_over_ssh_in_the_lab() {
     assert!(err.contains("waiting for the deploy lock"), "{err}");
     let (code, out, _) = lab.vakt(&["lock", "status", "-i", &inv]);
     assert_eq!(code, 0, "{out}");
+
+    // history over SSH: the first up changed every host.
+    let (code, out, err) = lab.vakt(&["history", "-i", &inv, "--roles", "web"]);
+    assert_eq!(code, 0, "{out}{err}");
+    for h in ["web01", "web02"] {
+        assert!(
+            out.lines()
+                .any(|l| l.contains(&format!(" {h} ")) && l.contains(": changed [")),
+            "{out}"
+        );
+    }
 }
