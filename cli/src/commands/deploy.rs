@@ -71,6 +71,9 @@ pub struct UpArgs {
 pub struct DownArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    /// Stop only these hosts' services.
+    #[command(flatten)]
+    pub select: Selection,
     #[command(flatten)]
     pub lock: crate::lock::LockArgs,
     /// Only show what would stop; stop nothing.
@@ -384,17 +387,28 @@ pub fn down(a: DownArgs) -> anyhow::Result<ExitCode> {
     let _lock = (!a.check)
         .then(|| crate::lock::take(&t, &a.lock, false))
         .transpose()?;
+    // Every host stays in the target (the lock lives on the first LB, which
+    // --hosts may leave out); only the selected ones are stopped.
+    let only = a.select.pick(&t.inv)?;
     let progress = Progress::new();
     let lines: Vec<_> = t
         .hosts
         .iter()
-        .map(|h| progress.host(&h.host.name))
+        .map(|h| {
+            only.contains(&h.host.name)
+                .then(|| progress.host(&h.host.name))
+        })
         .collect();
-    let results = t.each_host(usize::from(a.forks), |i, h| {
-        let r = down_host(h, a.check, &lines[i]);
-        lines[i].done(&r.summary(a.check));
-        r
-    });
+    let results: Vec<DownResult> = t
+        .each_host(usize::from(a.forks), |i, h| {
+            let line = lines[i].as_ref()?;
+            let r = down_host(h, a.check, line);
+            line.done(&r.summary(a.check));
+            Some(r)
+        })
+        .into_iter()
+        .flatten()
+        .collect();
     if !a.check {
         history::record(
             &t,

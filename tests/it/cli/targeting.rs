@@ -1,7 +1,7 @@
 //! `up --hosts` on a local cluster: it changes only the hosts named, and is
 //! refused (changing nothing) when a load balancer left out would have to
 //! change too, naming the flag that includes it; `plan --hosts` shows only
-//! the hosts named.
+//! the hosts named; `down --hosts` stops only those.
 
 use super::deploy::{Cluster, run};
 
@@ -74,4 +74,15 @@ fn up_hosts_changes_only_those_and_refuses_to_leave_a_changed_lb_behind() {
             .unwrap()
             .contains("weight = 3"),
     );
+
+    // down --hosts stops only those; the others keep running.
+    let (code, out, err) = run(&["down", "--hosts", "web02"], &inv, &state);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "web02      stopped vakt-demo-web", "{out}");
+    let (_, out, _) = run(&["status"], &inv, &state);
+    assert!(
+        out.contains("vakt-demo-web stopped") && out.contains("vakt-proxy running"),
+        "{out}"
+    );
+    assert_eq!(out.matches("vakt-demo-web running").count(), 1, "{out}");
 }
