@@ -1,7 +1,8 @@
 //! Probes, at build time, what the integration program's machine-dependent
 //! suites need (root, and commands such as sshd or haproxy), so that a suite
 //! that cannot run here is compiled as `#[ignore]` and counted as ignored in
-//! cargo test's summary instead of passing in 0.00 s. Builds nothing else.
+//! cargo test's summary instead of passing in 0.00 s. Also records the git
+//! revision the binary is built from (`VAKT_GIT_REV`, for `vakt --version`).
 //!
 //! Each suite becomes a `cfg` (`vakt_lab`, …) set when everything it needs is
 //! present; `VAKT_TEST_NEEDS` tells the tests' runtime guard
@@ -120,6 +121,44 @@ fn main() {
         table.push(format!("{}={}", s.cfg, needs.join(",")));
     }
     println!("cargo::rustc-env=VAKT_TEST_NEEDS={}", table.join(";"));
+    println!("cargo::rustc-env=VAKT_GIT_REV={}", git_revision());
+}
+
+/// `git describe`-like: the commit (12 hex digits), with `-dirty` when a
+/// tracked file differs from it; "unknown" outside a git checkout (a
+/// crates.io or tarball build). Reruns when the commit, the index or a
+/// source file changes, so the mark is never stale.
+fn git_revision() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let Some(rev) = git(&["rev-parse", "--short=12", "HEAD"]) else {
+        return "unknown".into();
+    };
+    for file in ["HEAD", "index"] {
+        if let Some(p) = git(&["rev-parse", "--git-path", file]) {
+            println!("cargo::rerun-if-changed={p}");
+        }
+    }
+    if let Some(top) = git(&["rev-parse", "--show-toplevel"]) {
+        for dir in [
+            "cli/src",
+            "runtime/src",
+            "templates",
+            "inventory",
+            "Cargo.toml",
+        ] {
+            println!("cargo::rerun-if-changed={top}/{dir}");
+        }
+    }
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    if dirty { format!("{rev}-dirty") } else { rev }
 }
 
 /// The effective uid is the owner of `/proc/self` (no libc needed here).

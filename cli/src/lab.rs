@@ -28,6 +28,8 @@ pub const PRIVATE_PATHS: &[&str] = &[
     "/etc/systemd/system",
     "/etc/keepalived",
     "/var/log/vakt",
+    // The deploy lock (lock.rs) on the first load balancer.
+    "/var/lib/vakt",
     "/run/vakt",
     // Hidden so that lab hosts never look like systemd hosts, whatever
     // this machine runs: the lab exercises the SysV path for real.

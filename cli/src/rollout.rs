@@ -66,6 +66,10 @@ impl Serialize for HostOutcome {
 pub struct HostResult {
     pub host: String,
     pub changed_files: usize,
+    /// The paths behind `changed_files` (the binary's included), for the
+    /// host's history.
+    #[serde(skip)]
+    pub files: Vec<String>,
     pub actions: Vec<String>,
     pub seconds: f64,
     pub result: HostOutcome,
@@ -82,6 +86,18 @@ impl HostResult {
                     .filter(|f| f.change != Change::Unchanged)
                     .count()
                     + usize::from(p.binary != Change::Unchanged)
+            }),
+            files: p.map_or_else(Vec::new, |p| {
+                let mut files: Vec<String> = p
+                    .files
+                    .iter()
+                    .filter(|f| f.change != Change::Unchanged)
+                    .map(|f| f.file.path.clone())
+                    .collect();
+                if p.binary != Change::Unchanged {
+                    files.push(crate::services::BINARY_PATH.to_string());
+                }
+                files
             }),
             actions: p.map_or_else(Vec::new, |p| {
                 p.actions.iter().map(ToString::to_string).collect()
@@ -115,6 +131,10 @@ pub struct Push<'a> {
     pub explicit: bool,
     /// Packages (keepalived) may be installed with the host's package manager.
     pub may_install: bool,
+    /// Only these hosts are planned and changed (`up --hosts`); `None`: all.
+    /// The others stay in the target, so web hosts are still drained on
+    /// every LB.
+    pub only: Option<&'a std::collections::BTreeSet<String>>,
 }
 
 /// The running binary fits a host whose `uname -sm` says this.
@@ -212,6 +232,10 @@ pub fn run(t: &Target, push: &Push, forks: usize, progress: &Progress) -> Vec<Ho
         *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
     };
     t.each_host(forks, |i, h| {
+        if push.only.is_some_and(|only| !only.contains(&h.host.name)) {
+            lines[i].done("not selected");
+            return;
+        }
         let line = &lines[i];
         let start = Instant::now();
         line.step("planning");

@@ -12,6 +12,7 @@ use sha2::Digest;
 
 use crate::inventory::{self, Host, Inventory, Secret};
 use crate::render::{HostContext, Templates};
+use crate::selection::Selection;
 use crate::topology::Service;
 use crate::transport::Transport;
 use crate::transport::local::Local;
@@ -283,7 +284,19 @@ pub fn open(args: &TargetArgs) -> anyhow::Result<Target> {
 /// generated stats password); local hosts' folders appear when files are
 /// put there.
 pub fn open_with(args: &TargetArgs, connect: bool, secrets: Secrets) -> anyhow::Result<Target> {
+    open_selected(args, connect, secrets, &Selection::default())
+}
+
+/// `open_with` for the hosts `select` picks only: the others are neither
+/// connected to nor in `Target::hosts` (their names were checked first).
+pub fn open_selected(
+    args: &TargetArgs,
+    connect: bool,
+    secrets: Secrets,
+    select: &Selection,
+) -> anyhow::Result<Target> {
     let inv = inventory(args.inventory.as_deref())?;
+    let picked = select.pick(&inv)?;
     let state_dir = match &args.state_dir {
         Some(d) => d.clone(),
         None => default_state_dir(&inv.name)?,
@@ -301,7 +314,10 @@ pub fn open_with(args: &TargetArgs, connect: bool, secrets: Secrets) -> anyhow::
         (Some(_), None) => Some(PLACEHOLDER_HASH.to_string()),
         _ => None,
     };
-    let remote = inv.hosts.iter().any(|h| !h.is_local());
+    let remote = inv
+        .hosts
+        .iter()
+        .any(|h| !h.is_local() && picked.contains(&h.name));
     let rt = (connect && remote)
         .then(|| {
             tokio::runtime::Builder::new_multi_thread()
@@ -320,8 +336,9 @@ pub fn open_with(args: &TargetArgs, connect: bool, secrets: Secrets) -> anyhow::
                 .iter()
                 .map(|h| {
                     let lab = lab.as_deref();
+                    let picked = &picked;
                     s.spawn(move || -> anyhow::Result<Option<Box<dyn Transport>>> {
-                        if h.is_local() {
+                        if h.is_local() || !picked.contains(&h.name) {
                             return Ok(None);
                         }
                         Ok(Some(Box::new(crate::transport::ssh::Ssh::connect(
@@ -353,6 +370,7 @@ pub fn open_with(args: &TargetArgs, connect: bool, secrets: Secrets) -> anyhow::
         .hosts
         .iter()
         .enumerate()
+        .filter(|(_, h)| picked.contains(&h.name))
         .map(|(i, h)| {
             let transport: Option<Box<dyn Transport>> = if h.is_local() {
                 Some(Box::new(Local::new(&h.name, state_dir.join(&h.name))))

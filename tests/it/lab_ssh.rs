@@ -129,4 +129,19 @@ fn a_sudo_user_deploys_through_a_jump_host() {
         log.contains(&format!("for {USER} from 10.10.0.10")),
         "web01 was reached through lb01 (10.10.0.10) as {USER}:\n{log}"
     );
+
+    // `exec` runs as the login user unless --sudo (here without ssh.sudo);
+    // with ssh.sudo every command is root's already.
+    let (code, out, err) = lab.vakt(&["exec", "-i", &inv, "--hosts", "web01", "--", "id -u"]);
+    assert_eq!((code, out.as_str()), (0, "web01 | 0\n"), "{err}");
+    let plain = dir.path().join("plain.toml");
+    std::fs::write(&plain, oslo.replace("sudo = true", "sudo = false")).unwrap();
+    let plain = plain.display().to_string();
+    let (code, out, err) = lab.vakt(&["exec", "-i", &plain, "--hosts", "web01", "--", "id -u"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_ne!(out, "web01 | 0\n", "{out}");
+    let (code, out, err) = lab.vakt(&[
+        "exec", "-i", &plain, "--hosts", "web01", "--sudo", "--", "id -u",
+    ]);
+    assert_eq!((code, out.as_str()), (0, "web01 | 0\n"), "{err}");
 }

@@ -173,6 +173,24 @@ fn systemd_hosts_get_units_enabled_started_reloaded_and_restarted_only_on_change
     let (code, out, err) = lab.vakt(&["verify", "-i", &inv_s]);
     assert_eq!(code, 0, "{out}{err}");
 
+    // `vakt logs`: journalctl on the systemd hosts (the units' start lines),
+    // the files under /var/log/vakt on the others (the VRRP notify lines),
+    // in one stream.
+    let (code, out, err) = lab.vakt(&["logs", "-i", &inv_s, "--since", "10m"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.lines().any(|l| l.starts_with("lb01  proxy      | ")),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("web02 demo-web   | ")),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("lb02  keepalived | ")),
+        "{out}"
+    );
+
     // Second up: nothing changes, nothing restarts.
     let proxy_pid = prop(&lab, "lb01", "vakt-proxy", "MainPID");
     let web_pid = prop(&lab, "web02", "vakt-demo-web", "MainPID");

@@ -11,6 +11,7 @@ mod haproxy;
 mod lab;
 mod lab_ha;
 mod lab_lifecycle;
+mod lab_ops;
 mod lab_ssh;
 mod lab_systemd;
 mod lab_tls;

@@ -10,10 +10,12 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
+use crate::history;
 use crate::plan::{Change, HostPlan};
 use crate::progress::Progress;
 use crate::render;
 use crate::rollout::{self, HostOutcome};
+use crate::selection::Selection;
 use crate::services;
 use crate::target::{self, HostTarget, Secrets, Target, TargetArgs};
 
@@ -22,6 +24,8 @@ use crate::target::{self, HostTarget, Secrets, Target, TargetArgs};
 pub struct PlanArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub select: Selection,
     /// The vakt binary `up` would push (default: `[artifacts] binary`, else
     /// the running one, which must match the hosts' platform).
     #[arg(long, value_name = "PATH")]
@@ -36,6 +40,12 @@ pub struct PlanArgs {
 pub struct UpArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    /// Change only these hosts; refused when a load balancer left out would
+    /// have to change too.
+    #[command(flatten)]
+    pub select: Selection,
+    #[command(flatten)]
+    pub lock: crate::lock::LockArgs,
     /// The vakt binary to push (default: `[artifacts] binary`, else the
     /// running one, which must match the hosts' platform).
     #[arg(long, value_name = "PATH")]
@@ -61,6 +71,11 @@ pub struct UpArgs {
 pub struct DownArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    /// Stop only these hosts' services.
+    #[command(flatten)]
+    pub select: Selection,
+    #[command(flatten)]
+    pub lock: crate::lock::LockArgs,
     /// Only show what would stop; stop nothing.
     #[arg(long)]
     pub check: bool,
@@ -111,7 +126,7 @@ fn print_plan(p: &HostPlan) {
 /// `vakt plan`: exit 0 = no changes, 2 = changes (terraform's
 /// `-detailed-exitcode`). Writes nothing.
 pub fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
-    let t = target::open_with(&a.target, true, Secrets::Require)?;
+    let t = target::open_selected(&a.target, true, Secrets::Require, &a.select)?;
     let (_, sha, explicit) = target::pushed_binary(a.binary, &t)?;
     let plans = t
         .hosts
@@ -135,6 +150,7 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     if a.check {
         return plan(PlanArgs {
             target: a.target,
+            select: a.select,
             binary: a.binary,
             format: a.format,
         });
@@ -142,7 +158,15 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let t = target::open_with(&a.target, true, Secrets::Create)?;
     tracing::debug!(elapsed = ?started.elapsed(), "connected to every host");
+    let _lock = crate::lock::take(&t, &a.lock, true)?;
     let (bytes, sha, explicit) = target::pushed_binary(a.binary.clone(), &t)?;
+    let only = if a.select.narrows() {
+        let only = a.select.pick(&t.inv)?;
+        refuse_lbs_left_behind(&t, &only, &sha)?;
+        Some(only)
+    } else {
+        None
+    };
     let progress = Progress::new();
     let results = rollout::run(
         &t,
@@ -151,12 +175,21 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
             sha: &sha,
             explicit,
             may_install: !a.no_install,
+            only: only.as_ref(),
         },
         usize::from(a.forks),
         &progress,
     );
     let failed = results.iter().filter(|r| r.result.failed()).count();
     tracing::debug!(elapsed = ?started.elapsed(), "every host applied");
+    history::record(
+        &t,
+        results
+            .iter()
+            .filter(|r| r.result != HostOutcome::NoChanges)
+            .map(|r| history::Entry::now(&t, &r.host, r.files.clone(), r.result.to_string()))
+            .collect(),
+    );
     let healthy = if failed == 0 {
         rollout::settle(&t, started)
     } else {
@@ -169,6 +202,15 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
                 "{:<10} {:>7}  {:<28} {:>6}  result",
                 "host", "changed", "services", "time"
             );
+            if let Some(only) = &only {
+                let left: Vec<&str> = t
+                    .hosts
+                    .iter()
+                    .map(|h| h.host.name.as_str())
+                    .filter(|n| !only.contains(*n))
+                    .collect();
+                println!("not selected (unchanged): {}", left.join(", "));
+            }
             for r in &results {
                 let actions = if r.actions.is_empty() {
                     "-".to_string()
@@ -204,6 +246,54 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         print_access(&t);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `up --hosts`: a load balancer left out whose files would change (its
+/// config names every web host, keepalived's every LB) would serve a
+/// cluster that no longer matches it, so the run is refused before
+/// anything changes, naming the flag that includes it.
+fn refuse_lbs_left_behind(
+    t: &Target,
+    only: &std::collections::BTreeSet<String>,
+    sha: &str,
+) -> anyhow::Result<()> {
+    let behind: Vec<(String, Vec<String>)> = t
+        .each_host(
+            10,
+            |_, h| -> anyhow::Result<Option<(String, Vec<String>)>> {
+                if only.contains(&h.host.name) || !h.host.has(crate::inventory::Role::Lb) {
+                    return Ok(None);
+                }
+                let p = rollout::plan_host(t, h, sha)?;
+                let files: Vec<String> = p
+                    .files
+                    .iter()
+                    .filter(|f| f.change != Change::Unchanged)
+                    .map(|f| f.file.path.clone())
+                    .collect();
+                Ok((!files.is_empty()).then(|| (h.host.name.clone(), files)))
+            },
+        )
+        .into_iter()
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    if behind.is_empty() {
+        return Ok(());
+    }
+    let mut with: Vec<String> = only.iter().cloned().collect();
+    with.extend(behind.iter().map(|(n, _)| n.clone()));
+    let detail: Vec<String> = behind
+        .iter()
+        .map(|(n, f)| format!("{n} ({})", f.join(", ")))
+        .collect();
+    anyhow::bail!(
+        "up --hosts {} would leave load balancers behind whose files must change too: {}; include them with --hosts {} (or --roles lb,...), or run up without --hosts; nothing was changed",
+        only.iter().cloned().collect::<Vec<_>>().join(","),
+        detail.join("; "),
+        with.join(",")
+    )
 }
 
 fn print_access(t: &Target) {
@@ -300,17 +390,41 @@ fn down_host(h: &HostTarget, check: bool, line: &crate::progress::HostLine) -> D
 /// `--check`, only says what would stop.
 pub fn down(a: DownArgs) -> anyhow::Result<ExitCode> {
     let t = target::open(&a.target)?;
+    let _lock = (!a.check)
+        .then(|| crate::lock::take(&t, &a.lock, false))
+        .transpose()?;
+    // Every host stays in the target (the lock lives on the first LB, which
+    // --hosts may leave out); only the selected ones are stopped.
+    let only = a.select.pick(&t.inv)?;
     let progress = Progress::new();
     let lines: Vec<_> = t
         .hosts
         .iter()
-        .map(|h| progress.host(&h.host.name))
+        .map(|h| {
+            only.contains(&h.host.name)
+                .then(|| progress.host(&h.host.name))
+        })
         .collect();
-    let results = t.each_host(usize::from(a.forks), |i, h| {
-        let r = down_host(h, a.check, &lines[i]);
-        lines[i].done(&r.summary(a.check));
-        r
-    });
+    let results: Vec<DownResult> = t
+        .each_host(usize::from(a.forks), |i, h| {
+            let line = lines[i].as_ref()?;
+            let r = down_host(h, a.check, line);
+            line.done(&r.summary(a.check));
+            Some(r)
+        })
+        .into_iter()
+        .flatten()
+        .collect();
+    if !a.check {
+        history::record(
+            &t,
+            results
+                .iter()
+                .filter(|r| r.error.is_some() || !r.stopped.is_empty())
+                .map(|r| history::Entry::now(&t, &r.host, Vec::new(), r.summary(false)))
+                .collect(),
+        );
+    }
     match a.format {
         super::Format::Json => println!("{}", serde_json::to_string_pretty(&results)?),
         super::Format::Text => {
@@ -333,6 +447,8 @@ pub fn down(a: DownArgs) -> anyhow::Result<ExitCode> {
 pub struct RollbackArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub lock: crate::lock::LockArgs,
     /// Only these hosts (default: all).
     pub hosts: Vec<String>,
 }
@@ -342,6 +458,7 @@ pub struct RollbackArgs {
 /// host's services reload, take over or restart on it as `up` would.
 pub fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
     let t = target::open(&a.target)?;
+    let _lock = crate::lock::take(&t, &a.lock, false)?;
     for name in &a.hosts {
         if !t.hosts.iter().any(|h| &h.host.name == name) {
             anyhow::bail!("no host `{name}` in {}", t.inv.file);
@@ -380,11 +497,16 @@ pub fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
         }
         let binary = restored.contains(&services::BINARY_PATH);
         let actions = crate::plan::actions(&h.services, &running, tr.init(), binary, &restored);
+        let files: Vec<String> = restored.iter().map(|p| p.to_string()).collect();
         if let Err(e) = services::run_actions(tr, &actions) {
             failed += 1;
             eprintln!("{e}");
+            let entry = history::Entry::now(&t, &h.host.name, files, format!("FAILED: {e}"));
+            history::record(&t, vec![entry]);
             continue;
         }
+        let entry = history::Entry::now(&t, &h.host.name, files, "rolled back".into());
+        history::record(&t, vec![entry]);
         println!("{:<10} rolled back {}", h.host.name, restored.join(", "));
     }
     Ok(if failed > 0 {

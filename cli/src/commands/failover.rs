@@ -20,6 +20,8 @@ use crate::topology::Service;
 pub struct FailoverArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub lock: crate::lock::LockArgs,
     /// The LB that takes the VIP (default: the backup with the highest priority).
     #[arg(long, value_name = "HOST")]
     pub to: Option<String>,
@@ -34,6 +36,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 pub fn run(a: FailoverArgs) -> anyhow::Result<ExitCode> {
     let t = target::open(&a.target)?;
+    let _lock = crate::lock::take(&t, &a.lock, false)?;
     let vip = t.inv.vip.with_context(|| {
         format!(
             "{} has no cluster.vip: there is nothing to fail over",

@@ -11,6 +11,7 @@ use crate::certs;
 use crate::inventory::Role;
 use crate::render;
 use crate::rotation;
+use crate::selection::Selection;
 use crate::services;
 use crate::target::{self, Secrets, TargetArgs};
 use crate::topology;
@@ -133,6 +134,8 @@ pub fn render(a: RenderArgs) -> anyhow::Result<ExitCode> {
 pub struct StatusArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub select: Selection,
     /// Report format (json: typed fields per host, service and server).
     #[arg(long, value_enum, default_value = "text")]
     pub format: super::Format,
@@ -232,7 +235,7 @@ fn host_status(h: &target::HostTarget, tls: bool) -> HostStatus {
 /// `vakt status`: exit 0 when every service runs and every LB sees every
 /// server UP, 1 otherwise (with the reason per host). Writes nothing.
 pub fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
-    let t = target::open(&a.target)?;
+    let t = target::open_selected(&a.target, true, Secrets::IfKnown, &a.select)?;
     let tls = t.inv.tls.is_some();
     let all = t.each_host(10, |_, h| host_status(h, tls));
     let problems: usize = all.iter().map(|s| s.problems.len()).sum();

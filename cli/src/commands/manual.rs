@@ -166,6 +166,14 @@ fn sections(roff: &mut Roff) {
             ),
             ("/var/log/vakt/", "On hosts: the services' logs."),
             (
+                "/var/lib/vakt/lock/",
+                "On the first load balancer: the deploy lock (vakt lock status), its holder in info.",
+            ),
+            (
+                "/var/lib/vakt/history.jsonl",
+                "On hosts: the append-only record of what changed them (vakt history).",
+            ),
+            (
                 "/var/cache/vakt-lab/rootfs",
                 "The systemd lab hosts' root filesystem (see VAKT_LAB_ROOTFS).",
             ),

@@ -2,10 +2,15 @@
 //! that runs it. Exit codes: 0 success, 1 failure, 2 usage error.
 
 mod deploy;
+mod exec;
 mod failover;
+mod history;
 mod import;
+mod init;
 mod inspect;
 mod lab;
+mod lock;
+mod logs;
 mod manual;
 mod ops;
 mod password;
@@ -20,7 +25,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "vakt",
-    version,
+    version = crate::history::VERSION,
     about = "Deploy and run small high-availability web clusters"
 )]
 struct Cli {
@@ -40,6 +45,11 @@ pub enum Format {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write an annotated inventory to start from (--ha: two LBs and a VIP).
+    ///
+    /// Writes only --out (default inventory.toml), never over an existing
+    /// file without --force (which keeps it as FILE.bak). Exit 0, 1 error.
+    Init(init::InitArgs),
     /// Validate the inventory and print a summary of the cluster.
     ///
     /// Writes nothing and needs no secret. Exit 0 valid, 1 problems (every
@@ -70,6 +80,22 @@ enum Command {
     /// Writes nothing. Exit 0 when every service runs and every load
     /// balancer sees every server UP; 1 otherwise, with the reason per host.
     Status(inspect::StatusArgs),
+    /// Run a shell command on hosts in parallel (`vakt exec --roles web -- uptime`).
+    ///
+    /// Each output line is prefixed by its host. Exit code: the worst any
+    /// host gave (255: a host could not be reached).
+    Exec(exec::ExecArgs),
+    /// What changed each host: when, who, which vakt and inventory, the files.
+    ///
+    /// Writes nothing. Exit 0, 1 a host's history could not be read.
+    History(history::HistoryArgs),
+    /// The deploy lock that up, down, rollback, rolling and failover take.
+    Lock(lock::LockCmdArgs),
+    /// The services' logs from each host, merged by time (-f follows).
+    ///
+    /// journalctl on systemd hosts, the files under /var/log/vakt elsewhere.
+    /// Writes nothing. Exit 0, 1 a host's log could not be read.
+    Logs(logs::LogsArgs),
     /// A rehearsal cluster of network namespaces with real sshd (root only).
     Lab(lab::LabArgs),
     /// Run the load balancer (or check its configuration).
@@ -145,12 +171,17 @@ pub fn run() -> ExitCode {
     };
     init_tracing(cli.verbose);
     let result = match cli.command {
+        Command::Init(a) => init::run(a),
         Command::Check(a) => inspect::check(a),
         Command::Render(a) => inspect::render(a),
         Command::Plan(a) => deploy::plan(a),
         Command::Up(a) => deploy::up(a),
         Command::Down(a) => deploy::down(a),
         Command::Status(a) => inspect::status(a),
+        Command::Exec(a) => exec::run(a),
+        Command::History(a) => history::run(a),
+        Command::Lock(a) => lock::run(a),
+        Command::Logs(a) => logs::run(a),
         Command::Lab(a) => lab::run(a),
         Command::Proxy(a) => proxy::run(a),
         Command::DemoWeb { bind, name } => vakt_runtime::demo::run_blocking(bind, name)

@@ -39,6 +39,8 @@ pub struct HostArgs {
 pub struct RollingArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub lock: crate::lock::LockArgs,
     /// The command to run on each web host (through its shell).
     #[arg(long)]
     pub exec: String,
@@ -116,6 +118,7 @@ pub fn ready(a: HostArgs) -> anyhow::Result<ExitCode> {
 
 pub fn rolling(a: RollingArgs) -> anyhow::Result<ExitCode> {
     let t = target::open(&a.target)?;
+    let _lock = crate::lock::take(&t, &a.lock, false)?;
     let all: Vec<String> = t.inv.webs().map(|w| w.name.clone()).collect();
     let order: Vec<String> = if a.hosts.is_empty() {
         all.clone()
