@@ -230,6 +230,69 @@ pub struct Ha {
     pub virtual_router_id: u8,
 }
 
+/// `[firewall]`: vakt's own nftables table on every remote host. Off when
+/// the inventory has no `[firewall]` table; `enabled` defaults to true in
+/// one.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Firewall {
+    pub enabled: bool,
+    /// Networks that may SSH in (and see the stats page). Empty: the address
+    /// the deploy connects from, as each host sees it (`SSH_CLIENT`).
+    pub admin: Vec<Cidr>,
+    pub extra: Vec<ExtraRule>,
+}
+
+/// An IPv4 or IPv6 network as nft spells it (`10.0.0.0/8`, `2001:db8::/32`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Cidr {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// `a.b.c.d`, `a.b.c.d/n` or the IPv6 forms; `None` when malformed.
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (a, p) = s.split_once('/').map_or((s, None), |(a, p)| (a, Some(p)));
+        let addr: std::net::IpAddr = a.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => p.parse::<u8>().ok().filter(|n| *n <= max)?,
+        };
+        Some(Cidr { addr, prefix })
+    }
+
+    pub fn is_ipv4(&self) -> bool {
+        self.addr.is_ipv4()
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// One `[firewall] extra` entry: a port opened on the hosts it names (by
+/// role or name; neither: every host), from `from` (empty: anywhere).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExtraRule {
+    pub port: u16,
+    /// "tcp" or "udp".
+    pub proto: String,
+    pub from: Vec<Cidr>,
+    pub roles: Vec<Role>,
+    pub hosts: Vec<String>,
+}
+
+impl ExtraRule {
+    pub fn applies_to(&self, host: &Host) -> bool {
+        (self.roles.is_empty() && self.hosts.is_empty())
+            || self.roles.iter().any(|r| host.has(*r))
+            || self.hosts.contains(&host.name)
+    }
+}
+
 /// A `[[backups]]` target: data-bearing wherever it is.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Backup {
@@ -254,6 +317,7 @@ pub struct Inventory {
     pub balancer: Balancer,
     pub policy: Policy,
     pub ha: Ha,
+    pub firewall: Firewall,
     /// `[artifacts] binary`: the vakt binary to push instead of the running
     /// one (another architecture), relative to the inventory's folder.
     pub binary: Option<PathBuf>,
@@ -531,6 +595,7 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
     }
     let (policy, policy_span) = read_policy(&mut root, &mut d);
     let ha = read_ha(&mut root, &cluster.name, &mut d);
+    let firewall = read_firewall(&mut root, &mut d);
     let mut binary = None;
     if let Some(mut a) = root.table("artifacts", &mut d) {
         binary = a.string("binary", &mut d).map(PathBuf::from);
@@ -576,6 +641,7 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
             vagrant,
             overlays,
             ha,
+            firewall,
             binary,
         },
         d,
@@ -791,6 +857,98 @@ fn read_ha(root: &mut Fields, cluster: &str, d: &mut Diagnostics) -> Ha {
     }
     h.finish(d);
     ha
+}
+
+/// A list of networks at `name`, each checked; a malformed one is reported.
+fn read_cidrs(
+    list: Vec<(&str, std::ops::Range<usize>)>,
+    src: &Source,
+    d: &mut Diagnostics,
+) -> Vec<Cidr> {
+    let mut out = Vec::new();
+    for (c, span) in list {
+        match Cidr::parse(c) {
+            Some(n) => out.push(n),
+            None => d.error_hint(
+                src,
+                Some(span),
+                format!("\"{c}\" is not a network"),
+                "write an address or address/prefix: \"198.51.100.7\", \"10.10.0.0/24\", \"2001:db8::/32\"",
+            ),
+        }
+    }
+    out
+}
+
+/// Reads `[firewall]` (off when absent): `enabled`, `admin` networks and
+/// `extra` rules.
+fn read_firewall(root: &mut Fields, d: &mut Diagnostics) -> Firewall {
+    let src = root.source();
+    let Some(mut f) = root.table("firewall", d) else {
+        return Firewall::default();
+    };
+    let mut fw = Firewall {
+        enabled: f.bool("enabled", d).unwrap_or(true),
+        ..Firewall::default()
+    };
+    if let Some(list) = f.strings("admin", d) {
+        fw.admin = read_cidrs(list, src, d);
+    }
+    for mut e in f.tables("extra", d) {
+        let span = e.span();
+        let port = e.int("port", 1, 65535, d).map(|p| p as u16);
+        let proto = e.string("proto", d).unwrap_or_else(|| "tcp".into());
+        if proto != "tcp" && proto != "udp" {
+            d.error_hint(
+                src,
+                span.clone(),
+                format!("firewall.extra: unknown proto \"{proto}\""),
+                "use proto = \"tcp\" or \"udp\"",
+            );
+        }
+        let from = e
+            .strings("from", d)
+            .map(|l| read_cidrs(l, src, d))
+            .unwrap_or_default();
+        let mut roles = Vec::new();
+        for (r, rspan) in e.strings("roles", d).unwrap_or_default() {
+            match r {
+                "lb" => roles.push(Role::Lb),
+                "web" => roles.push(Role::Web),
+                "db" => roles.push(Role::Db),
+                _ => d.error_hint(
+                    src,
+                    Some(rspan),
+                    format!("firewall.extra: unknown role \"{r}\""),
+                    "use \"lb\", \"web\" or \"db\"",
+                ),
+            }
+        }
+        let hosts = e
+            .strings("hosts", d)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(h, _)| h.to_string())
+            .collect();
+        e.finish(d);
+        match port {
+            Some(port) => fw.extra.push(ExtraRule {
+                port,
+                proto,
+                from,
+                roles,
+                hosts,
+            }),
+            None => d.error_hint(
+                src,
+                span,
+                "a firewall.extra rule has no port",
+                "add port = 9100 (and from = [\"10.10.0.5/32\"] to limit who may reach it)",
+            ),
+        }
+    }
+    f.finish(d);
+    fw
 }
 
 /// Reads every `[[backups]]` entry; one without a location is reported and

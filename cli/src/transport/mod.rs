@@ -40,6 +40,11 @@ pub trait Transport: Send + Sync {
     fn uname(&self) -> Option<&str> {
         None
     }
+    /// The address this machine connects from, as the host sees it
+    /// (`SSH_CLIENT`); `None` for local hosts.
+    fn source(&self) -> Option<std::net::IpAddr> {
+        None
+    }
     fn host(&self) -> &str;
     /// Prefix of every vakt path on this host ("" on a real host).
     fn root(&self) -> &str;

@@ -23,6 +23,9 @@ pub struct Ssh {
     init: Init,
     /// `uname -sm` of the host, e.g. "Linux x86_64".
     pub uname: String,
+    /// `SSH_CLIENT`'s address: where this deploy comes from, as the host
+    /// sees it.
+    pub source: Option<std::net::IpAddr>,
 }
 
 /// A short control directory: OpenSSH's socket paths must stay under the
@@ -178,6 +181,7 @@ impl Ssh {
             sudo: h.ssh.sudo && h.ssh.user != "root",
             init: Init::SysV,
             uname: String::new(),
+            source: None,
         };
         // One round trip learns what later steps need: the platform (is the
         // running binary right for it?) and the init system.
@@ -191,6 +195,16 @@ impl Ssh {
         } else {
             Init::SysV
         };
+        // Unwrapped: sudo's env_reset drops SSH_CLIENT.
+        let client = rt
+            .block_on(
+                ssh.session
+                    .shell("echo \"${SSH_CLIENT%% *}\"")
+                    .stdin(Stdio::null())
+                    .output(),
+            )
+            .map_err(io::Error::other)?;
+        ssh.source = String::from_utf8_lossy(&client.stdout).trim().parse().ok();
         Ok(ssh)
     }
 
@@ -218,6 +232,10 @@ impl Transport for Ssh {
 
     fn uname(&self) -> Option<&str> {
         Some(&self.uname)
+    }
+
+    fn source(&self) -> Option<std::net::IpAddr> {
+        self.source
     }
 
     fn run(&self, cmd: &str) -> io::Result<Output> {
