@@ -233,13 +233,27 @@ pub struct Ha {
 /// `[firewall]`: vakt's own nftables table on every remote host. Off when
 /// the inventory has no `[firewall]` table; `enabled` defaults to true in
 /// one.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Firewall {
     pub enabled: bool,
+    /// Seconds after which a host puts its previous rules back unless `up`
+    /// confirmed, over a new SSH connection, that it still gets in.
+    pub rollback_after: u32,
     /// Networks that may SSH in (and see the stats page). Empty: the address
     /// the deploy connects from, as each host sees it (`SSH_CLIENT`).
     pub admin: Vec<Cidr>,
     pub extra: Vec<ExtraRule>,
+}
+
+impl Default for Firewall {
+    fn default() -> Self {
+        Firewall {
+            enabled: false,
+            rollback_after: 30,
+            admin: Vec::new(),
+            extra: Vec::new(),
+        }
+    }
 }
 
 /// An IPv4 or IPv6 network as nft spells it (`10.0.0.0/8`, `2001:db8::/32`).
@@ -893,6 +907,18 @@ fn read_firewall(root: &mut Fields, d: &mut Diagnostics) -> Firewall {
     };
     if let Some(list) = f.strings("admin", d) {
         fw.admin = read_cidrs(list, src, d);
+    }
+    if let Some(v) = f.duration("rollback_after", d) {
+        if v < Duration::from_secs(2) || v > Duration::from_secs(3600) {
+            d.error_hint(
+                src,
+                f.span(),
+                "`firewall.rollback_after` must be between 2s and 1h",
+                "write rollback_after = \"30s\" (time for a new SSH connection to prove it still gets in)",
+            );
+        } else {
+            fw.rollback_after = v.as_secs() as u32;
+        }
     }
     for mut e in f.tables("extra", d) {
         let span = e.span();

@@ -3,6 +3,7 @@
 mod audit;
 mod audit_report;
 mod commands;
+mod firewall;
 mod ha;
 mod inventory;
 mod lab;

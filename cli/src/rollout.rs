@@ -146,7 +146,14 @@ pub fn plan_host(t: &Target, h: &HostTarget, binary_sha: &str) -> anyhow::Result
     let files = render::render_host(&t.inv, &h.host, &h.ctx, &t.templates)?;
     let state = services::read_state(h.transport()?, &files, &h.services)
         .with_context(|| format!("{}: reading what the host has", h.host.name))?;
-    let mut p = plan::build(&h.host.name, files, &h.services, &state, binary_sha);
+    let mut p = plan::build(
+        &h.host.name,
+        files,
+        &h.services,
+        &state,
+        binary_sha,
+        t.inv.firewall.rollback_after,
+    );
     // A host that runs nothing of ours needs no binary.
     if h.services.is_empty() {
         p.binary = Change::Unchanged;

@@ -1,0 +1,108 @@
+//! vakt's host firewall (`[firewall]`, nftables `table inet vakt`) in the
+//! lab, with real nft inside each host's own network namespace (root only,
+//! as on CI; never in this machine's): a rule set that cuts SSH is rolled
+//! back by the host itself and `up` names the host as failed; a good one
+//! goes in, a no-change `up` leaves it be, and a flushed table is put back
+//! by the next `up`.
+
+use std::time::{Duration, Instant};
+
+use crate::lab::Lab;
+use crate::support::{TempDir, needs};
+
+/// inventory/oslo.toml with `[firewall]` lines added.
+fn oslo_with(dir: &TempDir, firewall: &str) -> String {
+    let path = dir.path().join("oslo.toml");
+    let oslo = include_str!("../../inventory/oslo.toml");
+    std::fs::write(&path, format!("{oslo}\n[firewall]\n{firewall}\n")).unwrap();
+    path.display().to_string()
+}
+
+/// `nft list ruleset` inside a lab host.
+fn ruleset(lab: &Lab, host: &str) -> String {
+    let (code, out) = lab.on(host, &["nft", "list", "ruleset"]);
+    assert_eq!(code, 0, "{out}");
+    out
+}
+
+#[test]
+#[cfg_attr(
+    not(vakt_lab_firewall),
+    ignore = "lab firewall: needs root and ip, sshd, ssh, curl, util-linux, nft (nftables) (README: Tests)"
+)]
+fn rules_that_cut_ssh_are_rolled_back_by_the_host_and_up_fails_naming_it() {
+    needs::require("vakt_lab_firewall");
+    let dir = TempDir::new("labfwcut");
+    // admin is a network the control namespace is not in: SSH is cut.
+    let inv = oslo_with(&dir, "admin = [\"192.0.2.1/32\"]\nrollback_after = \"6s\"");
+    let lab = Lab::up_file("fwc", &inv);
+    let (code, out, err) = lab.vakt(&["up", "-i", &lab.inventory]);
+    assert_ne!(code, 0, "{out}{err}");
+    let all = format!("{out}{err}");
+    assert!(all.contains("db01"), "{all}");
+    assert!(all.contains("the new rules cut SSH"), "{all}");
+    // Nobody confirms: within the switch's time the hosts drop vakt's table
+    // by themselves (there was none before), and SSH gets in again.
+    let t = Instant::now();
+    loop {
+        if !ruleset(&lab, "db01").contains("table inet vakt") {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "db01 kept the rules that cut SSH:\n{}",
+            ruleset(&lab, "db01")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (code, out, err) = lab.vakt(&["status", "-i", &lab.inventory]);
+    assert!(
+        !format!("{out}{err}").contains("cannot connect"),
+        "code {code}: {out}{err}"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(vakt_lab_firewall),
+    ignore = "lab firewall: needs root and ip, sshd, ssh, curl, util-linux, nft (nftables) (README: Tests)"
+)]
+fn the_firewall_goes_in_stays_on_a_no_change_up_and_a_flushed_table_is_repaired() {
+    needs::require("vakt_lab_firewall");
+    let dir = TempDir::new("labfw");
+    // admin by default: the control namespace's address as the hosts see it.
+    let inv = oslo_with(&dir, "rollback_after = \"20s\"");
+    let lab = Lab::up_file("fwg", &inv);
+    let (code, out, err) = lab.vakt(&["check", "-i", &lab.inventory]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("SSH from the address this deploy connects from"),
+        "{out}"
+    );
+    let (code, out, err) = lab.vakt(&["up", "-i", &lab.inventory]);
+    assert_eq!(code, 0, "{out}{err}");
+    let db = ruleset(&lab, "db01");
+    assert!(db.contains("table inet vakt"), "{db}");
+    assert!(db.contains("tcp dport 3306 accept"), "{db}");
+    // The cluster still serves through the LB with every host filtered.
+    let body = lab.curl(&["http://203.0.113.11/"]);
+    assert!(body.contains("web0"), "{body}");
+
+    let (code, again, err) = lab.vakt(&["up", "-i", &lab.inventory]);
+    assert_eq!(code, 0, "{again}{err}");
+    assert!(
+        again.contains("no changes: every host already runs what the inventory says"),
+        "{again}"
+    );
+
+    let (code, out) = lab.on("db01", &["nft", "flush", "table", "inet", "vakt"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!ruleset(&lab, "db01").contains("3306"));
+    let (code, plan, err) = lab.vakt(&["plan", "-i", &lab.inventory]);
+    assert_eq!(code, 2, "plan exits 2 when there is work: {plan}{err}");
+    assert!(plan.contains("db01"), "{plan}");
+    assert!(plan.contains("load firewall rules"), "{plan}");
+    let (code, out, err) = lab.vakt(&["up", "-i", &lab.inventory]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(ruleset(&lab, "db01").contains("tcp dport 3306 accept"));
+}
