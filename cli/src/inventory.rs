@@ -279,6 +279,23 @@ impl Cidr {
     pub fn is_ipv4(&self) -> bool {
         self.addr.is_ipv4()
     }
+
+    /// Whether `ip` lies in this network.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let bits = |a: std::net::IpAddr| -> (u128, u32) {
+            match a {
+                std::net::IpAddr::V4(v) => (u128::from(u32::from(v)), 32),
+                std::net::IpAddr::V6(v) => (u128::from(v), 128),
+            }
+        };
+        let ((net, width), (addr, w2)) = (bits(self.addr), bits(ip));
+        if width != w2 {
+            return false;
+        }
+        let host_bits = width - u32::from(self.prefix);
+        // A /0 keeps no bits; checked_shr guards the shift by the full width.
+        net.checked_shr(host_bits).unwrap_or(0) == addr.checked_shr(host_bits).unwrap_or(0)
+    }
 }
 
 impl std::fmt::Display for Cidr {
@@ -1597,6 +1614,31 @@ mod tests {
                 let key = &rest[..rest.find('"').unwrap()];
                 assert!(HOST_KEYS.contains(&key), "HOST_KEYS lacks {key}");
             }
+        }
+    }
+
+    #[test]
+    fn a_network_contains_its_addresses_only() {
+        let net = Cidr::parse("10.10.0.0/24").unwrap();
+        assert!(net.contains("10.10.0.20".parse().unwrap()));
+        assert!(!net.contains("10.10.1.20".parse().unwrap()));
+        assert!(!net.contains("::1".parse().unwrap()));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("192.0.2.1".parse().unwrap())
+        );
+        assert!(
+            Cidr::parse("2001:db8::/32")
+                .unwrap()
+                .contains("2001:db8::7".parse().unwrap())
+        );
+        assert_eq!(
+            Cidr::parse("198.51.100.7").unwrap().to_string(),
+            "198.51.100.7/32"
+        );
+        for bad in ["10.0.0.0/33", "10.0.0", "::/129", "x/8"] {
+            assert!(Cidr::parse(bad).is_none(), "{bad}");
         }
     }
 }

@@ -88,6 +88,22 @@ fn the_firewall_goes_in_stays_on_a_no_change_up_and_a_flushed_table_is_repaired(
     let body = lab.curl(&["http://203.0.113.11/"]);
     assert!(body.contains("web0"), "{body}");
 
+    // verify proves the paths: the allowed ones open, the others closed.
+    let (code, out, err) = lab.vakt(&["verify", "-i", &lab.inventory]);
+    assert_eq!(code, 0, "{out}{err}");
+    for expected in [
+        "web01      firewall: 80 from lb01 open",
+        "db01       firewall: 3306 from web01 open",
+        "db01       firewall: 3306 from lb01 closed",
+        "web01      firewall: 80 from db01 closed",
+        "web01      firewall: 80 from web02 closed",
+        "web02      firewall: 80 from here closed",
+        "db01       firewall: 3306 from here closed",
+        "db01       firewall: 22 from lb01 closed",
+    ] {
+        assert!(out.contains(expected), "missing `{expected}`:\n{out}");
+    }
+
     let (code, again, err) = lab.vakt(&["up", "-i", &lab.inventory]);
     assert_eq!(code, 0, "{again}{err}");
     assert!(
@@ -98,6 +114,15 @@ fn the_firewall_goes_in_stays_on_a_no_change_up_and_a_flushed_table_is_repaired(
     let (code, out) = lab.on("db01", &["nft", "flush", "table", "inet", "vakt"]);
     assert_eq!(code, 0, "{out}");
     assert!(!ruleset(&lab, "db01").contains("3306"));
+    let (code, out, err) = lab.vakt(&["verify", "-i", &lab.inventory]);
+    assert_ne!(code, 0, "{out}{err}");
+    let fails: Vec<&str> = out.lines().filter(|l| l.contains("FAIL")).collect();
+    assert!(
+        fails
+            .iter()
+            .any(|l| l.contains("db01") && l.contains("3306") && l.contains("final `drop`")),
+        "{out}"
+    );
     let (code, plan, err) = lab.vakt(&["plan", "-i", &lab.inventory]);
     assert_eq!(code, 2, "plan exits 2 when there is work: {plan}{err}");
     assert!(plan.contains("db01"), "{plan}");
@@ -105,4 +130,6 @@ fn the_firewall_goes_in_stays_on_a_no_change_up_and_a_flushed_table_is_repaired(
     let (code, out, err) = lab.vakt(&["up", "-i", &lab.inventory]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(ruleset(&lab, "db01").contains("tcp dport 3306 accept"));
+    let (code, out, err) = lab.vakt(&["verify", "-i", &lab.inventory]);
+    assert_eq!(code, 0, "{out}{err}");
 }
