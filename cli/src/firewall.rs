@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::plan::FirewallState;
 use crate::render::FIREWALL_PATH;
-use crate::transport::{Output, Transport, sh};
+use crate::transport::{Init, Output, Transport, sh};
 
 /// Why the rules could not be loaded (and whether the host rolls back).
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +141,26 @@ pub fn load(t: &dyn Transport, rollback_after: Duration) -> Result<(), Error> {
                 "confirming took longer than the {secs} s rollback: the previous rules are back; raise [firewall] rollback_after"
             ),
         ));
+    }
+    // From now on the host loads these rules at boot too.
+    let boot = match t.init() {
+        Init::Systemd => {
+            "systemctl daemon-reload && systemctl enable --quiet vakt-firewall".to_string()
+        }
+        Init::SysV => {
+            "{ command -v update-rc.d >/dev/null 2>&1 && update-rc.d vakt-firewall defaults; } || \
+             { command -v chkconfig >/dev/null 2>&1 && chkconfig --add vakt-firewall; }"
+                .to_string()
+        }
+    };
+    let enabled = run(t, &format!("{{ {boot}; }} 2>&1"))?;
+    if !enabled.ok() {
+        // The rules are in force; only a reboot would come up without them.
+        tracing::warn!(
+            "{}: the firewall is loaded but not enabled at boot: {}",
+            t.host(),
+            enabled.stdout.trim()
+        );
     }
     let stamped = run(
         t,

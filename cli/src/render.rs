@@ -51,6 +51,14 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/nftables.nft.j2"),
     ),
     (
+        "vakt-firewall.service.j2",
+        include_str!("../../templates/vakt-firewall.service.j2"),
+    ),
+    (
+        "vakt-firewall.init.j2",
+        include_str!("../../templates/vakt-firewall.init.j2"),
+    ),
+    (
         "Vagrantfile.j2",
         include_str!("../../templates/Vagrantfile.j2"),
     ),
@@ -423,6 +431,19 @@ pub fn render_host(
             path: FIREWALL_PATH.into(),
             mode: 0o600,
             content: render("nftables.nft.j2", firewall_vars(inv, host, ctx))?,
+        });
+        // Loads the rules at boot (firewall::load enables whichever the
+        // host's init system uses).
+        let vars = context! { path => FIREWALL_PATH };
+        files.push(File {
+            path: "/etc/init.d/vakt-firewall".into(),
+            mode: 0o755,
+            content: render("vakt-firewall.init.j2", vars.clone())?,
+        });
+        files.push(File {
+            path: "/etc/systemd/system/vakt-firewall.service".into(),
+            mode: 0o644,
+            content: render("vakt-firewall.service.j2", vars)?,
         });
     }
     Ok(files)

@@ -84,6 +84,9 @@ fn the_firewall_goes_in_stays_on_a_no_change_up_and_a_flushed_table_is_repaired(
     let db = ruleset(&lab, "db01");
     assert!(db.contains("table inet vakt"), "{db}");
     assert!(db.contains("tcp dport 3306 accept"), "{db}");
+    // Loaded at boot too: the lab's hosts are SysV hosts.
+    let (_, links) = lab.on("db01", &["sh", "-c", "ls /etc/rcS.d /etc/rc2.d"]);
+    assert!(links.contains("vakt-firewall"), "{links}");
     // The cluster still serves through the LB with every host filtered.
     let body = lab.curl(&["http://203.0.113.11/"]);
     assert!(body.contains("web0"), "{body}");

@@ -115,6 +115,13 @@ fn firewall_renders_one_table_per_host_by_role() {
         "{db}"
     );
     assert!(!db.contains("dport 80 "), "{db}");
+    for unit in [
+        "etc/init.d/vakt-firewall",
+        "etc/systemd/system/vakt-firewall.service",
+    ] {
+        let text = std::fs::read_to_string(out.path().join("db01").join(unit)).unwrap();
+        insta::assert_snapshot!(format!("firewall__db01__{}", unit.replace('/', "__")), text);
+    }
 }
 
 /// Without `[firewall]` no host gets rules (existing clusters are
@@ -163,7 +170,13 @@ fn rendering_is_deterministic() {
 fn rendered_files_pass_their_checkers() {
     let out = TempDir::new("render");
     let state = TempDir::new("state");
-    render("oslo-ha.toml", out.path(), state.path());
+    // oslo-ha.toml with [firewall]: every file oslo-ha gets, plus the
+    // firewall's boot unit and init script.
+    render_path(
+        "tests/it/cli/fixtures/firewall.toml",
+        out.path(),
+        state.path(),
+    );
     let bin = env!("CARGO_BIN_EXE_vakt");
     for f in files(out.path()) {
         let path = f.display().to_string();
@@ -232,7 +245,8 @@ fn rendered_files_pass_their_checkers() {
                 &copy,
                 std::fs::read_to_string(&f)
                     .unwrap()
-                    .replace("/usr/local/bin/vakt", bin),
+                    .replace("/usr/local/bin/vakt", bin)
+                    .replace("/usr/sbin/nft", bin),
             )
             .unwrap();
             let r = Command::new("systemd-analyze")
