@@ -2,8 +2,10 @@
 //! lab, with real nft inside each host's own network namespace (root only,
 //! as on CI; never in this machine's): a rule set that cuts SSH is rolled
 //! back by the host itself and `up` names the host as failed; a good one
-//! goes in, a no-change `up` leaves it be, and a flushed table is put back
-//! by the next `up`.
+//! goes in, verify proves its paths, a no-change `up` leaves it be, a
+//! flushed table fails verify and is put back by the next `up`, `vakt
+//! rollback` loads the previous rules; with HA, VRRP still elects one LB
+//! and a failover drops nothing.
 
 use std::time::{Duration, Instant};
 
@@ -67,7 +69,7 @@ fn rules_that_cut_ssh_are_rolled_back_by_the_host_and_up_fails_naming_it() {
     not(vakt_lab_firewall),
     ignore = "lab firewall: needs root and ip, sshd, ssh, curl, util-linux, nft (nftables) (README: Tests)"
 )]
-fn the_firewall_goes_in_stays_on_a_no_change_up_and_a_flushed_table_is_repaired() {
+fn the_firewall_goes_in_holds_on_no_change_is_repaired_when_flushed_and_rolls_back() {
     needs::require("vakt_lab_firewall");
     let dir = TempDir::new("labfw");
     // admin by default: the control namespace's address as the hosts see it.
@@ -135,4 +137,59 @@ fn the_firewall_goes_in_stays_on_a_no_change_up_and_a_flushed_table_is_repaired(
     assert!(ruleset(&lab, "db01").contains("tcp dport 3306 accept"));
     let (code, out, err) = lab.vakt(&["verify", "-i", &lab.inventory]);
     assert_eq!(code, 0, "{out}{err}");
+
+    // A new rule, then `vakt rollback`: the previous rules go back in, not
+    // only the previous file.
+    let with_extra = std::fs::read_to_string(&lab.inventory).unwrap().replace(
+        "rollback_after = \"20s\"",
+        "rollback_after = \"20s\"\nextra = [{ port = 9100, hosts = [\"db01\"] }]",
+    );
+    std::fs::write(&lab.inventory, with_extra).unwrap();
+    let (code, out, err) = lab.vakt(&["up", "-i", &lab.inventory]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(ruleset(&lab, "db01").contains("tcp dport 9100 accept"));
+    let (code, out, err) = lab.vakt(&["rollback", "-i", &lab.inventory, "db01"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let db = ruleset(&lab, "db01");
+    assert!(
+        !db.contains("9100") && db.contains("tcp dport 3306 accept"),
+        "{db}"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(all(vakt_lab_firewall, vakt_lab_ha)),
+    ignore = "lab firewall + HA: needs root and ip, sshd, ssh, curl, util-linux, nft (nftables), keepalived (README: Tests)"
+)]
+fn with_the_firewall_on_vrrp_still_elects_one_lb_and_a_failover_drops_nothing() {
+    needs::require("vakt_lab_firewall");
+    needs::require("vakt_lab_ha");
+    let dir = TempDir::new("labfwha");
+    let path = dir.path().join("oslo-ha.toml");
+    let ha = include_str!("../../inventory/oslo-ha.toml");
+    std::fs::write(&path, format!("{ha}\n[firewall]\n")).unwrap();
+    let lab = Lab::up_file("fwh", &path.display().to_string());
+    let (code, out, err) = lab.vakt(&["up", "-i", &lab.inventory]);
+    assert_eq!(code, 0, "{out}{err}");
+    // VRRP passes between the LBs only: one holder, not two.
+    assert_eq!(crate::lab_ha::holders(&lab), ["lb01"], "{out}");
+    let lb02 = ruleset(&lab, "lb02");
+    assert!(
+        lb02.contains("ip saddr 10.10.0.10 ip protocol vrrp accept"),
+        "{lb02}"
+    );
+    let (code, out, err) = lab.vakt(&["verify", "-i", &lab.inventory]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("firewall: 3306 from lb02 closed"), "{out}");
+
+    let load = crate::lab_ha::stream(&lab);
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, out, err) = lab.vakt(&["failover", "-i", &lab.inventory]);
+    assert_eq!(code, 0, "{out}{err}");
+    std::thread::sleep(Duration::from_millis(500));
+    let planned = load.stop();
+    println!("HA with firewall, vakt failover: {planned}");
+    assert_eq!(planned.failed, 0, "{planned}: {:?}", planned.failures);
+    crate::lab_ha::holder_becomes(&lab, "lb02", Duration::from_secs(1));
 }
