@@ -626,7 +626,7 @@ pub fn parse(src: &Source) -> Result<(Inventory, Diagnostics), Diagnostics> {
     }
     let (policy, policy_span) = read_policy(&mut root, &mut d);
     let ha = read_ha(&mut root, &cluster.name, &mut d);
-    let firewall = read_firewall(&mut root, &mut d);
+    let firewall = read_firewall(&mut root, &hosts.hosts, &mut d);
     let mut binary = None;
     if let Some(mut a) = root.table("artifacts", &mut d) {
         binary = a.string("binary", &mut d).map(PathBuf::from);
@@ -913,7 +913,7 @@ fn read_cidrs(
 
 /// Reads `[firewall]` (off when absent): `enabled`, `admin` networks and
 /// `extra` rules.
-fn read_firewall(root: &mut Fields, d: &mut Diagnostics) -> Firewall {
+fn read_firewall(root: &mut Fields, known: &[Host], d: &mut Diagnostics) -> Firewall {
     let src = root.source();
     let Some(mut f) = root.table("firewall", d) else {
         return Firewall::default();
@@ -925,11 +925,13 @@ fn read_firewall(root: &mut Fields, d: &mut Diagnostics) -> Firewall {
     if let Some(list) = f.strings("admin", d) {
         fw.admin = read_cidrs(list, src, d);
     }
-    if let Some(v) = f.duration("rollback_after", d) {
+    if let Some(field) = f.get("rollback_after")
+        && let Some(v) = field.as_duration("firewall.rollback_after", d)
+    {
         if v < Duration::from_secs(2) || v > Duration::from_secs(3600) {
             d.error_hint(
                 src,
-                f.span(),
+                Some(field.span()),
                 "`firewall.rollback_after` must be between 2s and 1h",
                 "write rollback_after = \"30s\" (time for a new SSH connection to prove it still gets in)",
             );
@@ -967,12 +969,23 @@ fn read_firewall(root: &mut Fields, d: &mut Diagnostics) -> Firewall {
                 ),
             }
         }
-        let hosts = e
-            .strings("hosts", d)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(h, _)| h.to_string())
-            .collect();
+        let mut hosts = Vec::new();
+        let names: Vec<&str> = known.iter().map(|h| h.name.as_str()).collect();
+        for (h, hspan) in e.strings("hosts", d).unwrap_or_default() {
+            if !names.contains(&h) {
+                let hint = match closest(h, &names) {
+                    Some(c) => format!("did you mean \"{c}\"?"),
+                    None => format!("name one of the [[hosts]]: {}", names.join(", ")),
+                };
+                d.error_hint(
+                    src,
+                    Some(hspan),
+                    format!("firewall.extra: no host \"{h}\" in the inventory"),
+                    hint,
+                );
+            }
+            hosts.push(h.to_string());
+        }
         e.finish(d);
         match port {
             Some(port) => fw.extra.push(ExtraRule {
