@@ -43,30 +43,6 @@ fn check(subject: &str, name: &str, r: Result<String, String>) -> Check {
     }
 }
 
-/// Runs `vakt probe ARGS` on a host with the vakt binary; for hosts
-/// without it (a web host that runs no demo), bash's /dev/tcp stands in for
-/// TCP probes.
-fn probe_on(t: &dyn Transport, has_binary: bool, args: &str) -> Result<String, String> {
-    let cmd = if has_binary {
-        format!("{} probe {args}", sh(&format!("{}{BINARY_PATH}", t.root())))
-    } else if let Some(addr) = args.strip_prefix("tcp ") {
-        let (ip, port) = addr
-            .split_whitespace()
-            .next()
-            .and_then(|a| a.rsplit_once(':'))
-            .ok_or("bad address")?;
-        format!("timeout 3 bash -c 'exec 3<>/dev/tcp/{ip}/{port}' && echo 'tcp ok (bash /dev/tcp)'")
-    } else {
-        return Err("no vakt binary on this host to probe with".into());
-    };
-    let out = t.run(&cmd).map_err(|e| e.to_string())?;
-    if out.ok() {
-        Ok(out.stdout.trim().to_string())
-    } else {
-        Err(format!("{}{}", out.stdout, out.stderr).trim().to_string())
-    }
-}
-
 fn sha256_on(t: &dyn Transport, path: &str) -> Option<String> {
     let out = t
         .run(&format!("sha256sum {}", sh(&format!("{}{path}", t.root()))))
@@ -253,7 +229,7 @@ fn web_checks(t: &Target, web: &HostTarget, lbs: &[&HostTarget]) -> Vec<Check> {
         let r = lb
             .transport()
             .map_err(|e| format!("{e:#}"))
-            .and_then(|tr| probe_on(tr, true, &format!("http {}", sh(&url))))
+            .and_then(|tr| probe::on_host(tr, true, &format!("http {}", sh(&url))))
             .and_then(|answer| {
                 if answer.starts_with("http 200") {
                     Ok(format!("{url} answers 200 from {}", lb.host.name))
@@ -438,7 +414,7 @@ fn db_checks(t: &Target, db: &HostTarget) -> Vec<Check> {
         let r = web
             .transport()
             .map_err(|e| format!("{e:#}"))
-            .and_then(|tr| probe_on(tr, has_binary, &format!("tcp {private}")))
+            .and_then(|tr| probe::on_host(tr, has_binary, &format!("tcp {private}")))
             .map(|e| {
                 let how = e
                     .split_whitespace()
@@ -568,7 +544,7 @@ fn firewall_checks(t: &Target) -> Vec<Check> {
         // network without slowing verify down much.
         let reached = match p.from {
             Some(f) => f.transport().map_err(|e| format!("{e:#}")).and_then(|tr| {
-                probe_on(
+                probe::on_host(
                     tr,
                     !f.services.is_empty(),
                     &format!("tcp {addr} --count 1 --timeout 1s"),
