@@ -109,6 +109,15 @@ fn the_firewall_goes_in_holds_on_no_change_is_repaired_when_flushed_and_rolls_ba
         assert!(out.contains(expected), "missing `{expected}`:\n{out}");
     }
 
+    // audit: db01's data port is reached by the web hosts only, by its
+    // rules and by the probes.
+    let (code, out, err) = lab.vakt(&["audit", "-i", &lab.inventory]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("reach     only the web hosts reach its data ports: port 3306: `ip saddr { 10.10.0.11, 10.10.0.12 } tcp dport 3306 accept`"),
+        "{out}"
+    );
+
     let (code, again, err) = lab.vakt(&["up", "-i", &lab.inventory]);
     assert_eq!(code, 0, "{again}{err}");
     assert!(
@@ -126,6 +135,12 @@ fn the_firewall_goes_in_holds_on_no_change_is_repaired_when_flushed_and_rolls_ba
         fails
             .iter()
             .any(|l| l.contains("db01") && l.contains("3306") && l.contains("final `drop`")),
+        "{out}"
+    );
+    let (code, out, err) = lab.vakt(&["audit", "-i", &lab.inventory]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("port 3306 is reachable from lb01, which is no web host"),
         "{out}"
     );
     let (code, plan, err) = lab.vakt(&["plan", "-i", &lab.inventory]);
