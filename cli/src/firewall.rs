@@ -84,10 +84,13 @@ pub fn load(t: &dyn Transport, rollback_after: Duration) -> Result<(), Error> {
     // The switch: the table as it is now, and a detached process (its own
     // session, so a closed SSH channel does not end it) that puts it back.
     // Started before the new rules so nothing can come between them.
+    // Whoever removes `armed` first wins (rm of one file succeeds once):
+    // the rollback after its sleep, or the confirmation; so a confirmation
+    // that comes as the rollback starts cannot count as in force.
     let arm = format!(
-        "set -e; d=$(mktemp -d /tmp/vakt-fw.XXXXXX); \
+        "set -e; d=$(mktemp -d /tmp/vakt-fw.XXXXXX); touch \"$d/armed\"; \
          nft list table inet vakt > \"$d/before\" 2>/dev/null || rm -f \"$d/before\"; \
-         setsid sh -c 'sleep {secs}; if [ -s \"$0/before\" ]; then {{ echo \"table inet vakt\"; echo \"delete table inet vakt\"; cat \"$0/before\"; }} | nft -f -; else nft delete table inet vakt; fi; touch \"$0/rolled-back\"' \"$d\" </dev/null >/dev/null 2>&1 & \
+         setsid sh -c 'sleep {secs}; rm \"$0/armed\" 2>/dev/null || exit 0; if [ -s \"$0/before\" ]; then {{ echo \"table inet vakt\"; echo \"delete table inet vakt\"; cat \"$0/before\"; }} | nft -f -; else nft delete table inet vakt; fi; rm -rf \"$0\"' \"$d\" </dev/null >/dev/null 2>&1 & \
          echo \"$! $d\""
     );
     let armed = run(t, &arm)?;
@@ -103,11 +106,11 @@ pub fn load(t: &dyn Transport, rollback_after: Duration) -> Result<(), Error> {
     };
     let (pid, dir) = (pid.to_string(), sh(dir));
     let disarm = |t: &dyn Transport| -> Result<bool, Error> {
-        // kill fails when the rollback already ran: then it is too late.
+        // `armed` already gone: the rollback has run, or is running.
         let out = run(
             t,
             &format!(
-                "kill -- -{pid} 2>/dev/null || kill {pid} 2>/dev/null; r=$?; [ -e {dir}/rolled-back ] && r=1; rm -rf {dir}; exit $r"
+                "rm {dir}/armed 2>/dev/null || exit 1; kill -- -{pid} 2>/dev/null || kill {pid} 2>/dev/null; rm -rf {dir}; exit 0"
             ),
         )?;
         Ok(out.ok())
