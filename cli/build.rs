@@ -45,6 +45,11 @@ const SUITES: &[Suite] = &[
         commands: &[LAB, &["keepalived"]],
     },
     Suite {
+        cfg: "vakt_lab_firewall",
+        root: true,
+        commands: &[LAB, &["nft"]],
+    },
+    Suite {
         cfg: "vakt_lab_sudo",
         root: true,
         commands: &[LAB, &["sudo", "useradd", "userdel"]],

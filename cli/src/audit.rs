@@ -112,6 +112,132 @@ pub struct Observed {
     pub rtt: Vec<(String, Result<Duration, String>)>,
     /// GeoIP country of each public address (`Ok(None)`: not in the database).
     pub geoip: Vec<(String, Result<Option<String>, String>)>,
+    /// With `[firewall]`: who reaches each data port of a data-bearing host
+    /// (`Err`: its rules could not be read).
+    pub reach: Vec<(String, Result<Vec<Reach>, String>)>,
+}
+
+/// Who may and who does reach one data port: the accept rules for it in
+/// the host's `table inet vakt`, and probes from the other hosts and from
+/// the operator's machine (`here`).
+#[derive(Debug, Clone, Default)]
+pub struct Reach {
+    pub port: u16,
+    pub rules: Vec<String>,
+    /// (from, reached).
+    pub probes: Vec<(String, bool)>,
+}
+
+/// The sources an nft rule line admits (`ip saddr X` or `ip saddr { X, Y }`);
+/// `None`: the rule names none, so anyone.
+fn rule_sources(rule: &str) -> Option<Vec<String>> {
+    let rest = rule.split_once("saddr ")?.1.trim_start();
+    Some(match rest.strip_prefix('{') {
+        Some(set) => set
+            .split('}')
+            .next()
+            .unwrap_or("")
+            .split(',')
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect(),
+        None => rest
+            .split_whitespace()
+            .next()
+            .map(str::to_string)
+            .into_iter()
+            .collect(),
+    })
+}
+
+/// The "reach" evidence: only the web hosts may reach a data port, by the
+/// rules and by the probes; anything more is a violation.
+fn reach(inv: &Inventory, host: &Host, obs: &Observed) -> Option<Evidence> {
+    let (_, r) = obs.reach.iter().find(|(n, _)| *n == host.name)?;
+    let ports = match r {
+        Err(e) => {
+            return Some(Evidence {
+                kind: "reach".into(),
+                agrees: None,
+                detail: format!("who reaches its data ports is unknown: {e}"),
+            });
+        }
+        Ok(p) => p,
+    };
+    let webs: Vec<&Host> = inv.webs().collect();
+    let is_web_ip = |a: &str| webs.iter().any(|w| w.private_ip.to_string() == a);
+    let mut wrong = Vec::new();
+    let mut parts = Vec::new();
+    for p in ports {
+        for rule in &p.rules {
+            match rule_sources(rule) {
+                None => wrong.push(format!("port {} is open to anyone by `{rule}`", p.port)),
+                Some(src) => {
+                    let beyond: Vec<&String> = src.iter().filter(|a| !is_web_ip(a)).collect();
+                    if !beyond.is_empty() {
+                        wrong.push(format!(
+                            "port {} admits {} beyond the web hosts by `{rule}`",
+                            p.port,
+                            beyond
+                                .iter()
+                                .map(|a| a.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ));
+                    }
+                }
+            }
+        }
+        let from = |reached: bool| -> Vec<&str> {
+            p.probes
+                .iter()
+                .filter(|(_, r)| *r == reached)
+                .map(|(f, _)| f.as_str())
+                .collect()
+        };
+        for f in from(true) {
+            if !webs.iter().any(|w| w.name == f) {
+                wrong.push(format!(
+                    "port {} is reachable from {f}, which is no web host",
+                    p.port
+                ));
+            }
+        }
+        let rules = if p.rules.is_empty() {
+            "no accept rule".to_string()
+        } else {
+            p.rules
+                .iter()
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        parts.push(format!(
+            "port {}: {rules}; reached from [{}], closed from [{}]",
+            p.port,
+            from(true).join(", "),
+            from(false).join(", ")
+        ));
+    }
+    Some(if wrong.is_empty() {
+        Evidence {
+            kind: "reach".into(),
+            agrees: Some(true),
+            detail: format!(
+                "only the web hosts reach its data ports: {}",
+                parts.join(" | ")
+            ),
+        }
+    } else {
+        Evidence {
+            kind: "reach".into(),
+            agrees: Some(false),
+            detail: format!(
+                "{}: only the web hosts may reach a database; run `vakt up` to load the firewall's rules",
+                wrong.join("; ")
+            ),
+        }
+    })
 }
 
 fn declared(policy: &Policy, loc: Option<&Location>) -> Evidence {
@@ -232,7 +358,10 @@ fn latency(policy: &Policy, host: &Host, obs: &Observed) -> Option<Evidence> {
 fn judge(policy: &Policy, name: &str, evidence: &[Evidence]) -> (Verdict, Vec<String>) {
     let mut violation = Vec::new();
     let mut unverified = Vec::new();
-    for e in evidence.iter().filter(|e| e.kind == "discovery") {
+    for e in evidence
+        .iter()
+        .filter(|e| e.kind == "discovery" || e.kind == "reach")
+    {
         if e.agrees == Some(false) {
             violation.push(format!("{name}: {}", e.detail));
         }
@@ -282,6 +411,7 @@ pub fn judge_all(inv: &Inventory, obs: &Observed, date: String) -> Report {
         };
         let mut evidence = vec![declared(policy, h.location.as_ref()), geoip(policy, h, obs)];
         evidence.extend(latency(policy, h, obs));
+        evidence.extend(reach(inv, h, obs));
         match obs.listening.iter().find(|(n, _)| *n == h.name).map(|(_, r)| r) {
             Some(Ok(p)) if !declared_data => evidence.push(Evidence {
                 kind: "discovery".into(),
@@ -464,6 +594,22 @@ pub fn gather(t: &Target, offline: bool, step: &dyn Fn(&str)) -> anyhow::Result<
         });
         obs.listening.push((h.host.name.clone(), r));
     }
+    if inv.firewall.enabled {
+        for h in t.hosts.iter().filter(|h| {
+            (h.host.data || h.host.has(Role::Db)) && crate::render::has_firewall(inv, &h.host)
+        }) {
+            step(&format!("who reaches {}", h.host.name));
+            let listening = obs
+                .listening
+                .iter()
+                .find(|(n, _)| *n == h.host.name)
+                .and_then(|(_, r)| r.as_ref().ok())
+                .cloned()
+                .unwrap_or_default();
+            let r = reach_of(t, h, listening);
+            obs.reach.push((h.host.name.clone(), r));
+        }
+    }
     if let Some(probe) = &inv.policy.rtt_probe {
         let p = t
             .hosts
@@ -498,6 +644,60 @@ pub fn gather(t: &Target, offline: bool, step: &dyn Fn(&str)) -> anyhow::Result<
         }
     }
     Ok(obs)
+}
+
+/// The rules for `h`'s data ports (those it listens on, else its db port)
+/// and a probe of each from every other host and from here.
+fn reach_of(
+    t: &Target,
+    h: &crate::target::HostTarget,
+    mut ports: Vec<u16>,
+) -> Result<Vec<Reach>, String> {
+    if ports.is_empty() && h.host.has(Role::Db) {
+        ports.push(h.host.db_port);
+    }
+    let tr = h.transport().map_err(|e| format!("{e:#}"))?;
+    let out = tr
+        .run("PATH=\"$PATH:/usr/sbin:/sbin\"; nft list table inet vakt")
+        .map_err(|e| e.to_string())?;
+    if !out.ok() {
+        return Err(format!(
+            "`nft list table inet vakt` failed: {}",
+            out.stderr.trim()
+        ));
+    }
+    let mut all = Vec::new();
+    for port in ports {
+        let dport = format!("dport {port} ");
+        let rules = out
+            .stdout
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.contains(&dport) && l.ends_with("accept"))
+            .map(str::to_string)
+            .collect();
+        let addr = format!("{}:{port}", h.host.private_ip);
+        let mut probes = Vec::new();
+        for o in t.hosts.iter().filter(|o| o.host.name != h.host.name) {
+            let reached = o.transport().is_ok_and(|otr| {
+                crate::probe::on_host(
+                    otr,
+                    !o.services.is_empty(),
+                    &format!("tcp {addr} --count 1 --timeout 1s"),
+                )
+                .is_ok()
+            });
+            probes.push((o.host.name.clone(), reached));
+        }
+        let here = crate::probe::connect_times(&addr, 1, Duration::from_secs(1)).is_ok();
+        probes.push(("here".to_string(), here));
+        all.push(Reach {
+            port,
+            rules,
+            probes,
+        });
+    }
+    Ok(all)
 }
 
 /// Data ports among the listening sockets of `ss -Hltn` output; with
@@ -556,6 +756,19 @@ pub fn now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rule_sources_reads_one_address_a_set_or_none() {
+        assert_eq!(
+            rule_sources("ip saddr { 10.10.0.11, 10.10.0.12 } tcp dport 3306 accept"),
+            Some(vec!["10.10.0.11".to_string(), "10.10.0.12".to_string()])
+        );
+        assert_eq!(
+            rule_sources("ip saddr 10.10.0.11 tcp dport 3306 accept"),
+            Some(vec!["10.10.0.11".to_string()])
+        );
+        assert_eq!(rule_sources("tcp dport 3306 accept"), None);
+    }
 
     #[test]
     fn ss_output_gives_the_data_ports() {

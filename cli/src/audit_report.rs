@@ -32,7 +32,7 @@ fn summary(r: &Report) -> String {
 
 fn method() -> String {
     format!(
-        "How to read the evidence: *declared* is what the operator wrote in the inventory. *geoip* is the country an IP-to-country database gives for the host's public address; a host with only a private address cannot be placed this way. *latency* is the round-trip time from a probe host whose location is trusted: light in fibre covers about 200 km per millisecond each way, so a round trip of r ms puts the host within about r × {KM_PER_RTT_MS:.0} km of the probe. A short time proves the host is near; a long one proves nothing by itself. *discovery* is what the host listens on: a web or load-balancer host listening on a database port holds data it should not."
+        "How to read the evidence: *declared* is what the operator wrote in the inventory. *geoip* is the country an IP-to-country database gives for the host's public address; a host with only a private address cannot be placed this way. *latency* is the round-trip time from a probe host whose location is trusted: light in fibre covers about 200 km per millisecond each way, so a round trip of r ms puts the host within about r × {KM_PER_RTT_MS:.0} km of the probe. A short time proves the host is near; a long one proves nothing by itself. *discovery* is what the host listens on: a web or load-balancer host listening on a database port holds data it should not. *reach* (with a [firewall] table) is who may and who does reach a host's data ports: the accept rules in its nftables table inet vakt and probes from the other hosts and from the operator's machine; anything beyond the web hosts is a violation."
     )
 }
 

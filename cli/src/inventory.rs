@@ -249,6 +249,100 @@ pub struct Ha {
     pub virtual_router_id: u8,
 }
 
+/// `[firewall]`: vakt's own nftables table on every remote host. Off when
+/// the inventory has no `[firewall]` table; `enabled` defaults to true in
+/// one.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Firewall {
+    pub enabled: bool,
+    /// Seconds after which a host puts its previous rules back unless `up`
+    /// confirmed, over a new SSH connection, that it still gets in.
+    pub rollback_after: u32,
+    /// Networks that may SSH in (and see the stats page). Empty: the address
+    /// the deploy connects from, as each host sees it (`SSH_CLIENT`).
+    pub admin: Vec<Cidr>,
+    pub extra: Vec<ExtraRule>,
+}
+
+impl Default for Firewall {
+    fn default() -> Self {
+        Firewall {
+            enabled: false,
+            rollback_after: 30,
+            admin: Vec::new(),
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// An IPv4 or IPv6 network as nft spells it (`10.0.0.0/8`, `2001:db8::/32`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Cidr {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// `a.b.c.d`, `a.b.c.d/n` or the IPv6 forms; `None` when malformed.
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (a, p) = s.split_once('/').map_or((s, None), |(a, p)| (a, Some(p)));
+        let addr: std::net::IpAddr = a.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => p.parse::<u8>().ok().filter(|n| *n <= max)?,
+        };
+        Some(Cidr { addr, prefix })
+    }
+
+    pub fn is_ipv4(&self) -> bool {
+        self.addr.is_ipv4()
+    }
+
+    /// Whether `ip` lies in this network.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let bits = |a: std::net::IpAddr| -> (u128, u32) {
+            match a {
+                std::net::IpAddr::V4(v) => (u128::from(u32::from(v)), 32),
+                std::net::IpAddr::V6(v) => (u128::from(v), 128),
+            }
+        };
+        let ((net, width), (addr, w2)) = (bits(self.addr), bits(ip));
+        if width != w2 {
+            return false;
+        }
+        let host_bits = width - u32::from(self.prefix);
+        // A /0 keeps no bits; checked_shr guards the shift by the full width.
+        net.checked_shr(host_bits).unwrap_or(0) == addr.checked_shr(host_bits).unwrap_or(0)
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// One `[firewall] extra` entry: a port opened on the hosts it names (by
+/// role or name; neither: every host), from `from` (empty: anywhere).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExtraRule {
+    pub port: u16,
+    /// "tcp" or "udp".
+    pub proto: String,
+    pub from: Vec<Cidr>,
+    pub roles: Vec<Role>,
+    pub hosts: Vec<String>,
+}
+
+impl ExtraRule {
+    pub fn applies_to(&self, host: &Host) -> bool {
+        (self.roles.is_empty() && self.hosts.is_empty())
+            || self.roles.iter().any(|r| host.has(*r))
+            || self.hosts.contains(&host.name)
+    }
+}
+
 /// A `[[backups]]` target: data-bearing wherever it is.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Backup {
@@ -274,6 +368,7 @@ pub struct Inventory {
     pub policy: Policy,
     pub ha: Ha,
     pub tls: Option<Tls>,
+    pub firewall: Firewall,
     /// `[artifacts] binary`: the vakt binary to push instead of the running
     /// one (another architecture), relative to the inventory's folder.
     pub binary: Option<PathBuf>,
@@ -554,6 +649,7 @@ pub fn parse(src: &Source, dir: Option<&Path>) -> Result<(Inventory, Diagnostics
     let (policy, policy_span) = read_policy(&mut root, &mut d);
     let ha = read_ha(&mut root, &cluster.name, &mut d);
     let tls = read_tls(&mut root, dir, cluster.port, &mut d);
+    let firewall = read_firewall(&mut root, &hosts.hosts, &mut d);
     let mut binary = None;
     if let Some(mut a) = root.table("artifacts", &mut d) {
         binary = a.string("binary", &mut d).map(PathBuf::from);
@@ -600,6 +696,7 @@ pub fn parse(src: &Source, dir: Option<&Path>) -> Result<(Inventory, Diagnostics
             overlays,
             ha,
             tls,
+            firewall,
             binary,
         },
         d,
@@ -954,6 +1051,123 @@ pub(crate) fn covers(name: &str, domain: &str) -> bool {
             .is_some_and(|(label, rest)| !label.is_empty() && rest == parent),
         None => name == domain,
     }
+}
+
+/// A list of networks at `name`, each checked; a malformed one is reported.
+fn read_cidrs(
+    list: Vec<(&str, std::ops::Range<usize>)>,
+    src: &Source,
+    d: &mut Diagnostics,
+) -> Vec<Cidr> {
+    let mut out = Vec::new();
+    for (c, span) in list {
+        match Cidr::parse(c) {
+            Some(n) => out.push(n),
+            None => d.error_hint(
+                src,
+                Some(span),
+                format!("\"{c}\" is not a network"),
+                "write an address or address/prefix: \"198.51.100.7\", \"10.10.0.0/24\", \"2001:db8::/32\"",
+            ),
+        }
+    }
+    out
+}
+
+/// Reads `[firewall]` (off when absent): `enabled`, `admin` networks and
+/// `extra` rules.
+fn read_firewall(root: &mut Fields, known: &[Host], d: &mut Diagnostics) -> Firewall {
+    let src = root.source();
+    let Some(mut f) = root.table("firewall", d) else {
+        return Firewall::default();
+    };
+    let mut fw = Firewall {
+        enabled: f.bool("enabled", d).unwrap_or(true),
+        ..Firewall::default()
+    };
+    if let Some(list) = f.strings("admin", d) {
+        fw.admin = read_cidrs(list, src, d);
+    }
+    if let Some(field) = f.get("rollback_after")
+        && let Some(v) = field.as_duration("firewall.rollback_after", d)
+    {
+        if v < Duration::from_secs(2) || v > Duration::from_secs(3600) {
+            d.error_hint(
+                src,
+                Some(field.span()),
+                "`firewall.rollback_after` must be between 2s and 1h",
+                "write rollback_after = \"30s\" (time for a new SSH connection to prove it still gets in)",
+            );
+        } else {
+            fw.rollback_after = v.as_secs() as u32;
+        }
+    }
+    for mut e in f.tables("extra", d) {
+        let span = e.span();
+        let port = e.int("port", 1, 65535, d).map(|p| p as u16);
+        let proto = e.string("proto", d).unwrap_or_else(|| "tcp".into());
+        if proto != "tcp" && proto != "udp" {
+            d.error_hint(
+                src,
+                span.clone(),
+                format!("firewall.extra: unknown proto \"{proto}\""),
+                "use proto = \"tcp\" or \"udp\"",
+            );
+        }
+        let from = e
+            .strings("from", d)
+            .map(|l| read_cidrs(l, src, d))
+            .unwrap_or_default();
+        let mut roles = Vec::new();
+        for (r, rspan) in e.strings("roles", d).unwrap_or_default() {
+            match r {
+                "lb" => roles.push(Role::Lb),
+                "web" => roles.push(Role::Web),
+                "db" => roles.push(Role::Db),
+                _ => d.error_hint(
+                    src,
+                    Some(rspan),
+                    format!("firewall.extra: unknown role \"{r}\""),
+                    "use \"lb\", \"web\" or \"db\"",
+                ),
+            }
+        }
+        let mut hosts = Vec::new();
+        let names: Vec<&str> = known.iter().map(|h| h.name.as_str()).collect();
+        for (h, hspan) in e.strings("hosts", d).unwrap_or_default() {
+            if !names.contains(&h) {
+                let hint = match closest(h, &names) {
+                    Some(c) => format!("did you mean \"{c}\"?"),
+                    None => format!("name one of the [[hosts]]: {}", names.join(", ")),
+                };
+                d.error_hint(
+                    src,
+                    Some(hspan),
+                    format!("firewall.extra: no host \"{h}\" in the inventory"),
+                    hint,
+                );
+            }
+            hosts.push(h.to_string());
+        }
+        e.finish(d);
+        match port {
+            Some(port) => fw.extra.push(ExtraRule {
+                port,
+                proto,
+                from,
+                roles,
+                hosts,
+            }),
+            None => d.error_hint(
+                src,
+                span,
+                "a firewall.extra rule has no port",
+                "add port = 9100 (and from = [\"10.10.0.5/32\"] to limit who may reach it)",
+            ),
+        }
+    }
+    f.finish(d);
+    fw
 }
 
 /// Reads every `[[backups]]` entry; one without a location is reported and
@@ -1588,6 +1802,31 @@ mod tests {
                 let key = &rest[..rest.find('"').unwrap()];
                 assert!(HOST_KEYS.contains(&key), "HOST_KEYS lacks {key}");
             }
+        }
+    }
+
+    #[test]
+    fn a_network_contains_its_addresses_only() {
+        let net = Cidr::parse("10.10.0.0/24").unwrap();
+        assert!(net.contains("10.10.0.20".parse().unwrap()));
+        assert!(!net.contains("10.10.1.20".parse().unwrap()));
+        assert!(!net.contains("::1".parse().unwrap()));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("192.0.2.1".parse().unwrap())
+        );
+        assert!(
+            Cidr::parse("2001:db8::/32")
+                .unwrap()
+                .contains("2001:db8::7".parse().unwrap())
+        );
+        assert_eq!(
+            Cidr::parse("198.51.100.7").unwrap().to_string(),
+            "198.51.100.7/32"
+        );
+        for bad in ["10.0.0.0/33", "10.0.0", "::/129", "x/8"] {
+            assert!(Cidr::parse(bad).is_none(), "{bad}");
         }
     }
 }

@@ -4,6 +4,7 @@ mod audit;
 mod audit_report;
 mod certs;
 mod commands;
+mod firewall;
 mod ha;
 mod history;
 mod inventory;

@@ -21,6 +21,17 @@ pub struct HostState {
     /// How the host runs services: only its own kind of unit or init
     /// script restarts a service when it changes.
     pub init: Init,
+    /// The firewall's side, when the host gets one.
+    pub firewall: Option<FirewallState>,
+}
+
+/// The host's side of the firewall, as `read_state` found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FirewallState {
+    /// `nft` is installed.
+    pub nft: bool,
+    /// The live table is the one vakt last loaded (see `firewall::STAMP_PATH`).
+    pub in_force: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -69,6 +80,9 @@ pub enum Action {
     /// A new binary takes over the running proxy's sockets (no refused
     /// connection); other services restart.
     Upgrade(Service),
+    /// Load the firewall's rules under a dead-man switch that puts the
+    /// previous ones back after this many seconds unless confirmed.
+    Firewall(u32),
 }
 
 impl std::fmt::Display for Action {
@@ -78,6 +92,12 @@ impl std::fmt::Display for Action {
             Action::Reload(s) => write!(f, "reload {}", s.name()),
             Action::Restart(s) => write!(f, "restart {}", s.name()),
             Action::Upgrade(s) => write!(f, "upgrade {}", s.name()),
+            Action::Firewall(secs) => {
+                write!(
+                    f,
+                    "load firewall rules (rolled back in {secs} s unless confirmed)"
+                )
+            }
         }
     }
 }
@@ -185,6 +205,7 @@ pub fn build(
     services: &[Service],
     state: &HostState,
     binary_sha256: &str,
+    rollback_after: u32,
 ) -> HostPlan {
     let binary = match &state.binary_sha256 {
         None => Change::New,
@@ -221,13 +242,24 @@ pub fn build(
         .filter(|f| f.change != Change::Unchanged)
         .map(|f| f.file.path.as_str())
         .collect();
-    let actions = actions(
+    let mut actions = actions(
         services,
         &state.running,
         state.init,
         binary != Change::Unchanged,
         &changed,
     );
+    // The rules go in when their file changes, or when the live table is
+    // no longer the one vakt loaded (flushed, edited, lost in a reboot
+    // without the boot unit); otherwise a no-change `up` leaves them be.
+    let firewall_changed = changed.contains(&crate::render::FIREWALL_PATH);
+    if files
+        .iter()
+        .any(|f| f.file.path == crate::render::FIREWALL_PATH)
+        && (firewall_changed || !state.firewall.is_some_and(|f| f.in_force))
+    {
+        actions.push(Action::Firewall(rollback_after));
+    }
     HostPlan {
         host: host.to_string(),
         files,
@@ -253,7 +285,7 @@ mod tests {
     fn a_plan_in_json_gives_modes_as_octal_strings() {
         let mut f = file("/etc/init.d/vakt-proxy", "#!/bin/sh");
         f.mode = 0o750;
-        let p = build("lb01", vec![f], &[], &HostState::default(), "abc");
+        let p = build("lb01", vec![f], &[], &HostState::default(), "abc", 30);
         let v = serde_json::to_value(&p).unwrap();
         assert_eq!(v["files"][0]["file"]["mode"], "0750");
         assert_eq!(v["files"][0]["file"]["path"], "/etc/init.d/vakt-proxy");
@@ -272,7 +304,7 @@ mod tests {
         st.running.insert(Service::Proxy, true);
         let mut f = file(crate::render::TLS_PEM, "new PRIVATE KEY\n");
         f.mode = 0o600;
-        let p = build("lb01", vec![f], &[Service::Proxy], &st, "abc");
+        let p = build("lb01", vec![f], &[Service::Proxy], &st, "abc", 30);
         assert_eq!(p.files[0].change, Change::Changed);
         assert!(p.files[0].diff.is_none());
         assert_eq!(p.actions, vec![Action::Reload(Service::Proxy)]);
@@ -296,6 +328,7 @@ mod tests {
             &[Service::Proxy],
             &st,
             "abc",
+            30,
         );
         assert!(!p.changes(), "{p:?}");
     }
@@ -315,6 +348,7 @@ mod tests {
             &[Service::Proxy],
             &st,
             "abc",
+            30,
         );
         assert_eq!(p.actions, vec![Action::Reload(Service::Proxy)]);
         assert!(p.files[0].diff.as_ref().unwrap().contains("-a\n+b"));
@@ -324,6 +358,7 @@ mod tests {
             &[Service::Proxy],
             &st,
             "new",
+            30,
         );
         assert_eq!(p.actions, vec![Action::Upgrade(Service::Proxy)]);
         let p = build(
@@ -336,6 +371,7 @@ mod tests {
                 ..Default::default()
             },
             "new",
+            30,
         );
         assert_eq!(p.actions, vec![Action::Restart(Service::DemoWeb)]);
     }
@@ -367,8 +403,43 @@ mod tests {
             &[Service::DemoWeb],
             &HostState::default(),
             "abc",
+            30,
         );
         assert_eq!(p.actions, vec![Action::Start(Service::DemoWeb)]);
         assert_eq!(p.binary, Change::New);
+    }
+
+    #[test]
+    fn firewall_rules_load_when_their_file_changes_or_the_live_table_drifted() {
+        let rules = || vec![file(crate::render::FIREWALL_PATH, "table inet vakt\n")];
+        let mut st = HostState {
+            binary_sha256: Some("abc".into()),
+            ..Default::default()
+        };
+        st.files.insert(
+            crate::render::FIREWALL_PATH.into(),
+            Some("table inet vakt\n".into()),
+        );
+        st.firewall = Some(FirewallState {
+            nft: true,
+            in_force: true,
+        });
+        let p = build("db01", rules(), &[], &st, "abc", 30);
+        assert!(p.actions.is_empty(), "{p:?}");
+        st.firewall = Some(FirewallState {
+            nft: true,
+            in_force: false,
+        });
+        let p = build("db01", rules(), &[], &st, "abc", 30);
+        assert_eq!(p.actions, vec![Action::Firewall(30)]);
+        assert!(!p.interrupts());
+        st.files
+            .insert(crate::render::FIREWALL_PATH.into(), Some("old\n".into()));
+        st.firewall = Some(FirewallState {
+            nft: true,
+            in_force: true,
+        });
+        let p = build("db01", rules(), &[], &st, "abc", 30);
+        assert_eq!(p.actions, vec![Action::Firewall(30)]);
     }
 }

@@ -1,8 +1,8 @@
 //! Small network probes, run from the operator's machine or, as the hidden
 //! `vakt probe` command, on a cluster host over SSH (so that a check sees
 //! the private network the way that host does): a TCP connect timer and a
-//! one-shot HTTP/1.1 client, plain or over TLS (rustls, as the proxy).
-//! Blocking std sockets; nothing is kept open.
+//! one-shot HTTP/1.1 client, plain or over TLS (rustls, as the proxy), and
+//! `on_host` to run one there. Blocking std sockets; nothing is kept open.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -10,6 +10,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::transport::{Transport, sh};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -273,6 +274,33 @@ pub fn median(d: &[Duration]) -> Duration {
     v.get(v.len().saturating_sub(1) / 2)
         .copied()
         .unwrap_or_default()
+}
+
+/// Runs `vakt probe ARGS` on a host with the vakt binary; for hosts
+/// without it (a web host that runs no demo), bash's /dev/tcp stands in for
+/// TCP probes.
+pub fn on_host(t: &dyn Transport, has_binary: bool, args: &str) -> Result<String, String> {
+    let cmd = if has_binary {
+        format!(
+            "{} probe {args}",
+            sh(&format!("{}{}", t.root(), crate::services::BINARY_PATH))
+        )
+    } else if let Some(addr) = args.strip_prefix("tcp ") {
+        let (ip, port) = addr
+            .split_whitespace()
+            .next()
+            .and_then(|a| a.rsplit_once(':'))
+            .ok_or("bad address")?;
+        format!("timeout 3 bash -c 'exec 3<>/dev/tcp/{ip}/{port}' && echo 'tcp ok (bash /dev/tcp)'")
+    } else {
+        return Err("no vakt binary on this host to probe with".into());
+    };
+    let out = t.run(&cmd).map_err(|e| e.to_string())?;
+    if out.ok() {
+        Ok(out.stdout.trim().to_string())
+    } else {
+        Err(format!("{}{}", out.stdout, out.stderr).trim().to_string())
+    }
 }
 
 #[cfg(test)]

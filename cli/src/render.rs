@@ -9,7 +9,7 @@ use std::path::Path;
 use minijinja::{Environment, context};
 use serde::Serialize;
 
-use crate::inventory::{Host, Inventory};
+use crate::inventory::{Cidr, Host, Inventory, Role};
 use crate::topology::{Service, services, vrrp_priority};
 
 /// The embedded templates, by name.
@@ -45,6 +45,18 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     (
         "vakt-notify.sh.j2",
         include_str!("../../templates/vakt-notify.sh.j2"),
+    ),
+    (
+        "nftables.nft.j2",
+        include_str!("../../templates/nftables.nft.j2"),
+    ),
+    (
+        "vakt-firewall.service.j2",
+        include_str!("../../templates/vakt-firewall.service.j2"),
+    ),
+    (
+        "vakt-firewall.init.j2",
+        include_str!("../../templates/vakt-firewall.init.j2"),
     ),
     (
         "Vagrantfile.j2",
@@ -133,6 +145,10 @@ pub struct HostContext {
     pub admin_socket: String,
     /// `$6$` hash of the stats password.
     pub stats_hash: Option<String>,
+    /// The address this deploy connects from, as the host sees it
+    /// (`SSH_CLIENT`); the firewall's admin network when the inventory
+    /// names none. `None` without a connection.
+    pub deploy_source: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -251,6 +267,102 @@ fn keepalived_vars(inv: &Inventory, host: &Host, ctx: &HostContext) -> minijinja
     }
 }
 
+/// Where the firewall's rules land on a host (loaded at boot by the
+/// distribution's nftables service or vakt's unit).
+pub const FIREWALL_PATH: &str = "/etc/vakt/nftables.nft";
+
+/// The networks that may SSH in: `[firewall] admin`, else the deploy's own
+/// address as the host sees it.
+pub fn admin_networks(inv: &Inventory, ctx: &HostContext) -> Vec<Cidr> {
+    if !inv.firewall.admin.is_empty() {
+        return inv.firewall.admin.clone();
+    }
+    ctx.deploy_source
+        .map(|addr| Cidr {
+            addr,
+            prefix: if addr.is_ipv4() { 32 } else { 128 },
+        })
+        .into_iter()
+        .collect()
+}
+
+/// The variables of nftables.nft.j2 for `host`.
+fn firewall_vars(inv: &Inventory, host: &Host, ctx: &HostContext) -> minijinja::Value {
+    let split = |nets: &[Cidr]| -> (Vec<String>, Vec<String>) {
+        let (v4, v6): (Vec<&Cidr>, Vec<&Cidr>) = nets.iter().partition(|c| c.is_ipv4());
+        (
+            v4.iter().map(|c| c.to_string()).collect(),
+            v6.iter().map(|c| c.to_string()).collect(),
+        )
+    };
+    let (admin4, admin6) = split(&admin_networks(inv, ctx));
+    let ips = |role: Role| -> Vec<String> {
+        inv.hosts
+            .iter()
+            .filter(|h| h.has(role))
+            .map(|h| h.private_ip.to_string())
+            .collect()
+    };
+    let (lb_ips, web_ips) = (ips(Role::Lb), ips(Role::Web));
+    let lb = host.has(Role::Lb);
+    // The plain port, and the HTTPS port when `[tls]` is on.
+    let public_ports: Vec<u16> = if lb {
+        std::iter::once(inv.port)
+            .chain(inv.tls.as_ref().map(|t| t.port))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let vrrp_peers: Vec<String> = if lb && crate::topology::ha_enabled(inv) {
+        inv.lbs()
+            .filter(|o| o.name != host.name)
+            .map(|o| o.private_ip.to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    // A rule needs someone to let in: no LBs, no web port rule.
+    let web_port = host
+        .web
+        .as_ref()
+        .filter(|_| !lb_ips.is_empty())
+        .map(|w| w.port);
+    let db_port = (host.has(Role::Db) && !web_ips.is_empty()).then_some(host.db_port);
+    let extra: Vec<minijinja::Value> = inv
+        .firewall
+        .extra
+        .iter()
+        .filter(|r| r.applies_to(host))
+        .map(|r| {
+            let (from4, from6) = split(&r.from);
+            context! { port => r.port, proto => r.proto, from4 => from4, from6 => from6 }
+        })
+        .collect();
+    context! {
+        inventory => header_name(inv),
+        cluster => inv.name,
+        name => host.name,
+        roles => host.roles,
+        admin4 => admin4,
+        admin6 => admin6,
+        ssh_port => host.ssh.port,
+        public_ports => public_ports,
+        vrrp_peers => vrrp_peers,
+        web_port => web_port,
+        lb_ips => lb_ips,
+        db_port => db_port,
+        web_ips => web_ips,
+        extra => extra,
+    }
+}
+
+/// Whether `host` gets vakt's firewall: `[firewall]` on, and a remote host
+/// (local hosts share this machine's network stack, which vakt never
+/// filters).
+pub fn has_firewall(inv: &Inventory, host: &Host) -> bool {
+    inv.firewall.enabled && !host.is_local()
+}
+
 /// Every file `host` needs, in a stable order.
 pub fn render_host(
     inv: &Inventory,
@@ -353,6 +465,26 @@ pub fn render_host(
                 });
             }
         }
+    }
+    if has_firewall(inv, host) {
+        files.push(File {
+            path: FIREWALL_PATH.into(),
+            mode: 0o600,
+            content: render("nftables.nft.j2", firewall_vars(inv, host, ctx))?,
+        });
+        // Loads the rules at boot (firewall::load enables whichever the
+        // host's init system uses).
+        let vars = context! { path => FIREWALL_PATH };
+        files.push(File {
+            path: "/etc/init.d/vakt-firewall".into(),
+            mode: 0o755,
+            content: render("vakt-firewall.init.j2", vars.clone())?,
+        });
+        files.push(File {
+            path: "/etc/systemd/system/vakt-firewall.service".into(),
+            mode: 0o644,
+            content: render("vakt-firewall.service.j2", vars)?,
+        });
     }
     Ok(files)
 }

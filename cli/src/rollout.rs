@@ -163,10 +163,25 @@ pub fn check_platform(h: &HostTarget, explicit: bool) -> anyhow::Result<()> {
 }
 
 pub fn plan_host(t: &Target, h: &HostTarget, binary_sha: &str) -> anyhow::Result<HostPlan> {
+    // Rules that let no one SSH in would only be rolled back by the
+    // dead-man switch: refuse them before anything is written.
+    if render::has_firewall(&t.inv, &h.host) && render::admin_networks(&t.inv, &h.ctx).is_empty() {
+        anyhow::bail!(
+            "{}: the firewall would let no one SSH in: the host did not say where this deploy connects from (SSH_CLIENT is empty); set [firewall] admin = [\"CIDR\", ...] in the inventory",
+            h.host.name
+        );
+    }
     let files = render::render_host(&t.inv, &h.host, &h.ctx, &t.templates)?;
     let state = services::read_state(h.transport()?, &files, &h.services)
         .with_context(|| format!("{}: reading what the host has", h.host.name))?;
-    let mut p = plan::build(&h.host.name, files, &h.services, &state, binary_sha);
+    let mut p = plan::build(
+        &h.host.name,
+        files,
+        &h.services,
+        &state,
+        binary_sha,
+        t.inv.firewall.rollback_after,
+    );
     // A host that runs nothing of ours needs no binary.
     if h.services.is_empty() {
         p.binary = Change::Unchanged;

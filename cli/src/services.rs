@@ -6,7 +6,7 @@
 use std::io;
 
 use crate::plan::{Action, Change, HostPlan, HostState};
-use crate::render::File;
+use crate::render::{FIREWALL_PATH, File};
 use crate::topology::Service;
 use crate::transport::{Transport, sh};
 
@@ -32,6 +32,8 @@ pub enum ApplyError {
         "{host}: {package} is not installed and --no-install was given: install it (apt-get/dnf/yum install {package}) or drop --no-install"
     )]
     Missing { host: String, package: String },
+    #[error(transparent)]
+    Firewall(#[from] crate::firewall::Error),
 }
 
 fn io_err(t: &dyn Transport, step: impl Into<String>) -> impl FnOnce(io::Error) -> ApplyError + '_ {
@@ -105,6 +107,10 @@ pub fn read_state(
     for p in packages(services) {
         script.push_str(&format!("{}; echo \"P {p} $?\"; ", has_package(p)));
     }
+    let firewall = files.iter().any(|f| f.path == FIREWALL_PATH);
+    if firewall {
+        script.push_str(&crate::firewall::state_script(t.root()));
+    }
     let out = t.run(&script)?;
     if !out.ok() {
         return Err(io::Error::other(format!(
@@ -112,13 +118,18 @@ pub fn read_state(
             out.stderr.trim()
         )));
     }
-    let mut st = parse_state(out.stdout.as_bytes(), files, services)
+    let mut st = parse_state(out.stdout.as_bytes(), files, services, firewall)
         .ok_or_else(|| io::Error::other("reading the host's state: unexpected output"))?;
     st.init = t.init();
     Ok(st)
 }
 
-fn parse_state(mut b: &[u8], files: &[File], services: &[Service]) -> Option<HostState> {
+fn parse_state(
+    mut b: &[u8],
+    files: &[File],
+    services: &[Service],
+    firewall: bool,
+) -> Option<HostState> {
     fn line<'a>(b: &mut &'a [u8]) -> Option<&'a str> {
         let i = b.iter().position(|&c| c == b'\n')?;
         let l = std::str::from_utf8(&b[..i]).ok()?;
@@ -149,6 +160,11 @@ fn parse_state(mut b: &[u8], files: &[File], services: &[Service]) -> Option<Hos
         if l.strip_prefix(p)?.trim() != "0" {
             st.missing.push(p.to_string());
         }
+    }
+    if firewall {
+        st.firewall = Some(crate::firewall::parse_state(
+            line(&mut b)?.strip_prefix("W ")?,
+        )?);
     }
     Some(st)
 }
@@ -237,6 +253,13 @@ pub fn apply(
         }
         install(t, p)?;
     }
+    if plan
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Firewall(_)))
+    {
+        crate::firewall::require_nft(t)?;
+    }
     let mut written: Vec<&str> = Vec::new();
     let result = (|| {
         for f in plan.files.iter().filter(|f| f.change != Change::Unchanged) {
@@ -296,6 +319,9 @@ pub fn run_actions(t: &dyn Transport, actions: &[Action]) -> Result<(), ApplyErr
             Action::Start(s) => control(t, s, "start")?,
             Action::Reload(s) => control(t, s, "reload")?,
             Action::Restart(s) => control(t, s, "restart")?,
+            Action::Firewall(secs) => {
+                crate::firewall::load(t, std::time::Duration::from_secs(secs.into()))?
+            }
             // On systemd the unit's reload sees the new binary and lets it
             // take the sockets over; SysV scripts have an `upgrade` verb.
             Action::Upgrade(s) => control(

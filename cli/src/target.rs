@@ -386,6 +386,7 @@ pub fn open_selected(
                     admin_socket: admin_socket(&root_s),
                     root: root_s,
                     stats_hash: hash.clone(),
+                    deploy_source: transport.as_ref().and_then(|t| t.source()),
                 },
                 services: crate::topology::services(&inv, h),
                 host: h.clone(),

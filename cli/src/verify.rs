@@ -45,30 +45,6 @@ fn check(subject: &str, name: &str, r: Result<String, String>) -> Check {
     }
 }
 
-/// Runs `vakt probe ARGS` on a host with the vakt binary; for hosts
-/// without it (a web host that runs no demo), bash's /dev/tcp stands in for
-/// TCP probes.
-fn probe_on(t: &dyn Transport, has_binary: bool, args: &str) -> Result<String, String> {
-    let cmd = if has_binary {
-        format!("{} probe {args}", sh(&format!("{}{BINARY_PATH}", t.root())))
-    } else if let Some(addr) = args.strip_prefix("tcp ") {
-        let (ip, port) = addr
-            .split_whitespace()
-            .next()
-            .and_then(|a| a.rsplit_once(':'))
-            .ok_or("bad address")?;
-        format!("timeout 3 bash -c 'exec 3<>/dev/tcp/{ip}/{port}' && echo 'tcp ok (bash /dev/tcp)'")
-    } else {
-        return Err("no vakt binary on this host to probe with".into());
-    };
-    let out = t.run(&cmd).map_err(|e| e.to_string())?;
-    if out.ok() {
-        Ok(out.stdout.trim().to_string())
-    } else {
-        Err(format!("{}{}", out.stdout, out.stderr).trim().to_string())
-    }
-}
-
 fn sha256_on(t: &dyn Transport, path: &str) -> Option<String> {
     let out = t
         .run(&format!("sha256sum {}", sh(&format!("{}{path}", t.root()))))
@@ -155,6 +131,10 @@ pub fn run(t: &Target, binary_sha: &str, step: &dyn Fn(&str)) -> Vec<Check> {
     for db in t.hosts.iter().filter(|h| h.host.has(Role::Db)) {
         step(&format!("checking database host {}", db.host.name));
         out.extend(db_checks(t, db));
+    }
+    if t.inv.firewall.enabled {
+        step("checking the firewall's paths");
+        out.extend(firewall_checks(t));
     }
     let placement = crate::audit::declared_summary(&t.inv);
     out.push(check("cluster", "data placement (declared)", placement));
@@ -375,7 +355,7 @@ fn web_checks(t: &Target, web: &HostTarget, lbs: &[&HostTarget]) -> Vec<Check> {
         let r = lb
             .transport()
             .map_err(|e| format!("{e:#}"))
-            .and_then(|tr| probe_on(tr, true, &format!("http {}", sh(&url))))
+            .and_then(|tr| probe::on_host(tr, true, &format!("http {}", sh(&url))))
             .and_then(|answer| {
                 if answer.starts_with("http 200") {
                     Ok(format!("{url} answers 200 from {}", lb.host.name))
@@ -589,7 +569,7 @@ fn db_checks(t: &Target, db: &HostTarget) -> Vec<Check> {
         let r = web
             .transport()
             .map_err(|e| format!("{e:#}"))
-            .and_then(|tr| probe_on(tr, has_binary, &format!("tcp {private}")))
+            .and_then(|tr| probe::on_host(tr, has_binary, &format!("tcp {private}")))
             .map(|e| {
                 let how = e
                     .split_whitespace()
@@ -610,6 +590,144 @@ fn db_checks(t: &Target, db: &HostTarget) -> Vec<Check> {
             Err(e) => Ok(format!("{addr} is closed from outside ({e})")),
         };
         out.push(check(name, "db port closed on public address", r));
+    }
+    out
+}
+
+/// One path through the firewall: `port` on `to`, from `from` (`None`:
+/// this machine), that must be `open` or closed; `rule` is the accept rule
+/// in `to`'s table that opens it.
+struct FwPath<'a> {
+    from: Option<&'a HostTarget>,
+    to: &'a HostTarget,
+    port: u16,
+    open: bool,
+    rule: String,
+}
+
+/// The paths `[firewall]` promises, open and closed: LB → web port and web
+/// → DB port open; LB → DB, DB → web, web → web closed; SSH from an LB
+/// closed on the other hosts unless `admin` lets the LB in; and from this
+/// machine (outside the cluster) the web and DB ports closed.
+fn firewall_paths(t: &Target) -> Vec<FwPath<'_>> {
+    let hosts: Vec<&HostTarget> = t
+        .hosts
+        .iter()
+        .filter(|h| render::has_firewall(&t.inv, &h.host))
+        .collect();
+    let role = |r: Role| hosts.iter().copied().filter(move |h| h.host.has(r));
+    let ips = |r: Role| {
+        t.inv
+            .hosts
+            .iter()
+            .filter(|h| h.has(r))
+            .map(|h| h.private_ip.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let web_port = |h: &HostTarget| h.host.web.as_ref().map_or(80, |w| w.port);
+    let mut out = Vec::new();
+    let mut add = |from, to, port, open, rule| {
+        out.push(FwPath {
+            from,
+            to,
+            port,
+            open,
+            rule,
+        })
+    };
+    for web in role(Role::Web) {
+        let port = web_port(web);
+        let rule = format!("ip saddr {{ {} }} tcp dport {port} accept", ips(Role::Lb));
+        for lb in role(Role::Lb) {
+            add(Some(lb), web, port, true, rule.clone());
+        }
+        for other in role(Role::Web).filter(|o| !o.host.has(Role::Lb)) {
+            add(Some(other), web, port, false, rule.clone());
+        }
+        for db in role(Role::Db).filter(|d| !d.host.has(Role::Lb) && !d.host.has(Role::Web)) {
+            add(Some(db), web, port, false, rule.clone());
+        }
+        add(None, web, port, false, rule);
+    }
+    for db in role(Role::Db) {
+        let port = db.host.db_port;
+        let rule = format!("ip saddr {{ {} }} tcp dport {port} accept", ips(Role::Web));
+        for web in role(Role::Web) {
+            add(Some(web), db, port, true, rule.clone());
+        }
+        for lb in role(Role::Lb).filter(|l| !l.host.has(Role::Web)) {
+            add(Some(lb), db, port, false, rule.clone());
+        }
+        add(None, db, port, false, rule);
+    }
+    if let Some(lb) = role(Role::Lb).next() {
+        let admin = render::admin_networks(&t.inv, &lb.ctx);
+        if !admin.iter().any(|c| c.contains(lb.host.private_ip.into())) {
+            for h in hosts.iter().copied().filter(|h| !h.host.has(Role::Lb)) {
+                let rule = "ip saddr @admin4 tcp dport 22 accept".to_string();
+                add(Some(lb), h, h.host.ssh.port, false, rule);
+            }
+        }
+    }
+    // This machine may itself be a cluster host (an LB running `verify`):
+    // then its "outside" probes prove nothing and are left out.
+    let inside = |h: &HostTarget| {
+        h.ctx.deploy_source.is_some_and(|s| {
+            t.inv
+                .hosts
+                .iter()
+                .any(|o| std::net::IpAddr::V4(o.private_ip) == s)
+        })
+    };
+    out.retain(|p| match p.from {
+        // A host reaching itself goes over loopback: nothing to prove.
+        Some(f) => f.host.name != p.to.host.name,
+        None => !inside(p.to),
+    });
+    out
+}
+
+/// Probes every path of [`firewall_paths`]; a failing one names the host,
+/// the port and the rule that is missing (or the final drop that is).
+fn firewall_checks(t: &Target) -> Vec<Check> {
+    let mut out = Vec::new();
+    for p in firewall_paths(t) {
+        let addr = format!("{}:{}", p.to.host.private_ip, p.port);
+        let from_name = p.from.map_or("here", |f| f.host.name.as_str());
+        // A dropped SYN only times out: a second says "closed" on a private
+        // network without slowing verify down much.
+        let reached = match p.from {
+            Some(f) => f.transport().map_err(|e| format!("{e:#}")).and_then(|tr| {
+                probe::on_host(
+                    tr,
+                    !f.services.is_empty(),
+                    &format!("tcp {addr} --count 1 --timeout 1s"),
+                )
+            }),
+            None => probe::connect_times(&addr, 1, Duration::from_secs(1))
+                .map(|_| "tcp ok".to_string())
+                .map_err(|e| e.to_string()),
+        };
+        let to = &p.to.host.name;
+        let r = match (p.open, reached) {
+            (true, Ok(_)) => Ok(format!("{addr} open from {from_name}")),
+            (true, Err(e)) => Err(format!(
+                "{to}: port {} closed from {from_name} ({e}): table inet vakt on {to} lacks `{}`; run `vakt up`",
+                p.port, p.rule
+            )),
+            (false, Err(_)) => Ok(format!("{addr} closed from {from_name}")),
+            (false, Ok(_)) => Err(format!(
+                "{to}: port {} open from {from_name}, which only `{}` should reach: table inet vakt on {to} lacks its final `drop` (flushed or not loaded? `nft list table inet vakt`); run `vakt up`",
+                p.port, p.rule
+            )),
+        };
+        let verb = if p.open { "open" } else { "closed" };
+        out.push(check(
+            to,
+            &format!("firewall: {} from {from_name} {verb}", p.port),
+            r,
+        ));
     }
     out
 }

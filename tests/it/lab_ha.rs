@@ -13,7 +13,7 @@ use crate::support::{Load, LoadOptions, Totals, eventually, needs};
 const VIP: &str = "203.0.113.10";
 
 /// Which LBs hold the VIP on eth0.
-fn holders(lab: &Lab) -> Vec<String> {
+pub(crate) fn holders(lab: &Lab) -> Vec<String> {
     ["lb01", "lb02"]
         .into_iter()
         .filter(|h| {
@@ -28,7 +28,7 @@ fn holders(lab: &Lab) -> Vec<String> {
         .collect()
 }
 
-fn holder_becomes(lab: &Lab, host: &str, within: Duration) {
+pub(crate) fn holder_becomes(lab: &Lab, host: &str, within: Duration) {
     assert!(
         eventually(within, || holders(lab) == [host]),
         "expected {host} alone to hold the VIP; holders now {:?}",
@@ -38,7 +38,7 @@ fn holder_becomes(lab: &Lab, host: &str, within: Duration) {
 
 /// A continuous stream to the VIP from the control namespace, with short
 /// timeouts so that a dead LB costs a retry, not a long wait.
-fn stream(lab: &Lab) -> Load {
+pub(crate) fn stream(lab: &Lab) -> Load {
     Load::start_with(
         SocketAddr::new(VIP.parse().unwrap(), 80),
         "/",

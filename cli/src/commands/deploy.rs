@@ -496,7 +496,11 @@ pub fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
             running.insert(svc, services::is_running(tr, svc)?);
         }
         let binary = restored.contains(&services::BINARY_PATH);
-        let actions = crate::plan::actions(&h.services, &running, tr.init(), binary, &restored);
+        let mut actions = crate::plan::actions(&h.services, &running, tr.init(), binary, &restored);
+        // The old rules go back in under the same dead-man switch as new ones.
+        if restored.contains(&render::FIREWALL_PATH) {
+            actions.push(crate::plan::Action::Firewall(t.inv.firewall.rollback_after));
+        }
         let files: Vec<String> = restored.iter().map(|p| p.to_string()).collect();
         if let Err(e) = services::run_actions(tr, &actions) {
             failed += 1;

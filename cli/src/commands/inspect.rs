@@ -92,8 +92,32 @@ pub fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
             }
         );
     }
+    println!("{}", firewall_line(&inv));
     println!("inventory is valid");
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `[firewall]` does, in one line (who may SSH in, above all).
+fn firewall_line(inv: &crate::inventory::Inventory) -> String {
+    let fw = &inv.firewall;
+    if !fw.enabled {
+        return "firewall: off (add [firewall] to the inventory to isolate the tiers)".into();
+    }
+    let admin = if fw.admin.is_empty() {
+        "the address this deploy connects from, as each host sees it (SSH_CLIENT); set [firewall] admin = [\"CIDR\", ...] to fix it".to_string()
+    } else {
+        fw.admin
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let local = if inv.hosts.iter().any(|h| h.is_local()) {
+        " (local hosts get none: they share this machine's network)"
+    } else {
+        ""
+    };
+    format!("firewall: nftables table inet vakt on every host{local}; SSH from {admin}")
 }
 
 #[derive(Args)]

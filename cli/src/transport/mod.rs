@@ -40,6 +40,18 @@ pub trait Transport: Send + Sync {
     fn uname(&self) -> Option<&str> {
         None
     }
+    /// The address this machine connects from, as the host sees it
+    /// (`SSH_CLIENT`); `None` for local hosts.
+    fn source(&self) -> Option<std::net::IpAddr> {
+        None
+    }
+    /// Opens a second, independent connection and runs a command over it:
+    /// proof that a newly loaded firewall still lets the operator in (an
+    /// open connection survives as established traffic, a new one would
+    /// not). Local hosts have nothing to prove.
+    fn confirm_new_connection(&self, _timeout: std::time::Duration) -> io::Result<()> {
+        Ok(())
+    }
     fn host(&self) -> &str;
     /// Prefix of every vakt path on this host ("" on a real host).
     fn root(&self) -> &str;

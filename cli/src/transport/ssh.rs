@@ -23,6 +23,13 @@ pub struct Ssh {
     init: Init,
     /// `uname -sm` of the host, e.g. "Linux x86_64".
     pub uname: String,
+    /// `SSH_CLIENT`'s address: where this deploy comes from, as the host
+    /// sees it.
+    pub source: Option<std::net::IpAddr>,
+    /// What `connect` was given, so `confirm_new_connection` can open a
+    /// second, independent connection the same way.
+    cfg: Host,
+    lab: Option<PathBuf>,
 }
 
 /// A short control directory: OpenSSH's socket paths must stay under the
@@ -118,9 +125,53 @@ impl Ssh {
         rt: &tokio::runtime::Handle,
         lab: Option<&Path>,
     ) -> anyhow::Result<Ssh> {
+        let session = Self::session(h, rt, lab, Duration::from_secs(10))?;
+        let mut ssh = Ssh {
+            host: h.name.clone(),
+            session,
+            rt: rt.clone(),
+            sudo: h.ssh.sudo && h.ssh.user != "root",
+            init: Init::SysV,
+            uname: String::new(),
+            source: None,
+            cfg: h.clone(),
+            lab: lab.map(Path::to_path_buf),
+        };
+        // One round trip learns what later steps need: the platform (is the
+        // running binary right for it?) and the init system.
+        let probe = ssh.run(
+            "uname -sm; if [ -d /run/systemd/system ]; then echo systemd; else echo sysv; fi",
+        )?;
+        let mut lines = probe.stdout.lines();
+        ssh.uname = lines.next().unwrap_or("").trim().to_string();
+        ssh.init = if lines.next() == Some("systemd") {
+            Init::Systemd
+        } else {
+            Init::SysV
+        };
+        // Unwrapped: sudo's env_reset drops SSH_CLIENT.
+        let client = rt
+            .block_on(
+                ssh.session
+                    .shell("echo \"${SSH_CLIENT%% *}\"")
+                    .stdin(Stdio::null())
+                    .output(),
+            )
+            .map_err(io::Error::other)?;
+        ssh.source = String::from_utf8_lossy(&client.stdout).trim().parse().ok();
+        Ok(ssh)
+    }
+
+    /// A new multiplexing master (its own TCP connection) to `h`.
+    fn session(
+        h: &Host,
+        rt: &tokio::runtime::Handle,
+        lab: Option<&Path>,
+        timeout: Duration,
+    ) -> anyhow::Result<Session> {
         let mut b = SessionBuilder::default();
         b.control_directory(control_dir()?)
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(timeout)
             .server_alive_interval(Duration::from_secs(15));
         let accept_new = h.ssh.host_keys == crate::inventory::HostKeys::AcceptNew;
         if accept_new && client_version().is_some_and(|v| v < (7, 6)) {
@@ -163,35 +214,14 @@ impl Ssh {
                 }
             }
         };
-        let session = match rt.block_on(b.connect_mux(&dest)) {
-            Ok(s) => s,
+        match rt.block_on(b.connect_mux(&dest)) {
+            Ok(s) => Ok(s),
             Err(e) => anyhow::bail!(
                 "{}: cannot connect over SSH to {dest}: {e}{}",
                 h.name,
                 diagnose(h, &dest, lab, accept_new)
             ),
-        };
-        let mut ssh = Ssh {
-            host: h.name.clone(),
-            session,
-            rt: rt.clone(),
-            sudo: h.ssh.sudo && h.ssh.user != "root",
-            init: Init::SysV,
-            uname: String::new(),
-        };
-        // One round trip learns what later steps need: the platform (is the
-        // running binary right for it?) and the init system.
-        let probe = ssh.run(
-            "uname -sm; if [ -d /run/systemd/system ]; then echo systemd; else echo sysv; fi",
-        )?;
-        let mut lines = probe.stdout.lines();
-        ssh.uname = lines.next().unwrap_or("").trim().to_string();
-        ssh.init = if lines.next() == Some("systemd") {
-            Init::Systemd
-        } else {
-            Init::SysV
-        };
-        Ok(ssh)
+        }
     }
 
     fn wrap(&self, cmd: &str) -> String {
@@ -218,6 +248,34 @@ impl Transport for Ssh {
 
     fn uname(&self) -> Option<&str> {
         Some(&self.uname)
+    }
+
+    fn source(&self) -> Option<std::net::IpAddr> {
+        self.source
+    }
+
+    fn confirm_new_connection(&self, timeout: Duration) -> io::Result<()> {
+        let session = Self::session(&self.cfg, &self.rt, self.lab.as_deref(), timeout)
+            .map_err(|e| io::Error::other(format!("{e:#}")))?;
+        let out = self.rt.block_on(async {
+            let out =
+                tokio::time::timeout(timeout, session.shell("true").stdin(Stdio::null()).output())
+                    .await;
+            let _ = session.close().await;
+            out
+        });
+        match out {
+            Ok(Ok(o)) if o.status.success() => Ok(()),
+            Ok(Ok(o)) => Err(io::Error::other(format!(
+                "`true` over a new connection exited with {:?}",
+                o.status.code()
+            ))),
+            Ok(Err(e)) => Err(io::Error::other(e)),
+            Err(_) => Err(io::Error::other(format!(
+                "a new connection gave no answer within {} s",
+                timeout.as_secs()
+            ))),
+        }
     }
 
     fn run(&self, cmd: &str) -> io::Result<Output> {

@@ -86,6 +86,60 @@ fn ha_defaults_render_keepalived_seconds_and_a_derived_router_id() {
     }
 }
 
+/// `[firewall]` on: every host gets one `table inet vakt` for its role
+/// (LBs: public port, VRRP from the other LB; web: web port from the LBs;
+/// db: DB port from the web hosts; all: SSH from `admin`), and the extra
+/// rules land only on the hosts they name.
+#[test]
+fn firewall_renders_one_table_per_host_by_role() {
+    let out = TempDir::new("render");
+    let state = TempDir::new("state");
+    render_path(
+        "tests/it/cli/fixtures/firewall.toml",
+        out.path(),
+        state.path(),
+    );
+    for host in ["lb01", "lb02", "web01", "web02", "db01"] {
+        let nft =
+            std::fs::read_to_string(out.path().join(host).join("etc/vakt/nftables.nft")).unwrap();
+        assert!(nft.trim_end().ends_with("drop\n    }\n}"), "{nft}");
+        assert!(
+            nft.contains("ip saddr @admin4 tcp dport 22 accept"),
+            "{nft}"
+        );
+        insta::assert_snapshot!(format!("firewall__{host}__nftables.nft"), nft);
+    }
+    let db = std::fs::read_to_string(out.path().join("db01/etc/vakt/nftables.nft")).unwrap();
+    assert!(
+        db.contains("ip saddr { 10.10.0.11, 10.10.0.12 } tcp dport 3306 accept"),
+        "{db}"
+    );
+    assert!(!db.contains("dport 80 "), "{db}");
+    for unit in [
+        "etc/init.d/vakt-firewall",
+        "etc/systemd/system/vakt-firewall.service",
+    ] {
+        let text = std::fs::read_to_string(out.path().join("db01").join(unit)).unwrap();
+        insta::assert_snapshot!(format!("firewall__db01__{}", unit.replace('/', "__")), text);
+    }
+}
+
+/// Without `[firewall]` no host gets rules (existing clusters are
+/// unchanged until they opt in), and local hosts never do.
+#[test]
+fn firewall_is_off_without_its_table_and_for_local_hosts() {
+    for inventory in ["oslo.toml", "local.toml"] {
+        let out = TempDir::new("render");
+        let state = TempDir::new("state");
+        render(inventory, out.path(), state.path());
+        let nft: Vec<_> = files(out.path())
+            .into_iter()
+            .filter(|f| f.ends_with("etc/vakt/nftables.nft"))
+            .collect();
+        assert!(nft.is_empty(), "{inventory}: {nft:?}");
+    }
+}
+
 #[test]
 fn rendering_is_deterministic() {
     let state = TempDir::new("state");
@@ -116,7 +170,13 @@ fn rendering_is_deterministic() {
 fn rendered_files_pass_their_checkers() {
     let out = TempDir::new("render");
     let state = TempDir::new("state");
-    render("oslo-ha.toml", out.path(), state.path());
+    // oslo-ha.toml with [firewall]: every file oslo-ha gets, plus the
+    // firewall's boot unit and init script.
+    render_path(
+        "tests/it/cli/fixtures/firewall.toml",
+        out.path(),
+        state.path(),
+    );
     let bin = env!("CARGO_BIN_EXE_vakt");
     for f in files(out.path()) {
         let path = f.display().to_string();
@@ -185,7 +245,8 @@ fn rendered_files_pass_their_checkers() {
                 &copy,
                 std::fs::read_to_string(&f)
                     .unwrap()
-                    .replace("/usr/local/bin/vakt", bin),
+                    .replace("/usr/local/bin/vakt", bin)
+                    .replace("/usr/sbin/nft", bin),
             )
             .unwrap();
             let r = Command::new("systemd-analyze")

@@ -281,3 +281,44 @@ fn a_misspelt_name_or_private_ip_is_one_error_each() {
     let (ok, err) = check(&text);
     assert!(!ok && err.contains("`hosts[2]` has no name"), "{err}");
 }
+
+/// `[firewall]`: a malformed network, an unknown proto, role or host, a
+/// rule without a port and a rollback time out of range are each reported,
+/// all at once, with the place and the fix.
+#[test]
+fn firewall_mistakes_are_reported_together_with_their_fix() {
+    let text = format!(
+        "{BASE}\n[firewall]\nadmin = [\"10.0.0.0/33\", \"198.51.100.7\"]\nrollback_after = \"1s\"\nextra = [\n  {{ port = 9100, proto = \"sctp\", roles = [\"cache\"], hosts = [\"web1\"] }},\n  {{ from = [\"10.10.0.5/32\"] }},\n]\n"
+    );
+    let (ok, err) = check(&text);
+    assert!(!ok, "{err}");
+    for expected in [
+        "error: \"10.0.0.0/33\" is not a network",
+        "\"10.10.0.0/24\"",
+        "error: `firewall.rollback_after` must be between 2s and 1h",
+        "error: firewall.extra: unknown proto \"sctp\"",
+        "error: firewall.extra: unknown role \"cache\"",
+        "error: firewall.extra: no host \"web1\" in the inventory",
+        "did you mean \"web01\"?",
+        "error: a firewall.extra rule has no port",
+    ] {
+        assert!(err.contains(expected), "missing `{expected}`:\n{err}");
+    }
+    assert!(
+        err.contains("bad.toml:31:18: error: `firewall.rollback_after`"),
+        "{err}"
+    );
+    // A good [firewall] passes, and check says who may SSH in.
+    let good = format!("{BASE}\n[firewall]\nadmin = [\"198.51.100.0/24\"]\n");
+    let dir = TempDir::new("inv");
+    let p = dir.path().join("good.toml");
+    std::fs::write(&p, good).unwrap();
+    let out = vakt().args(["check", "-i"]).arg(&p).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout
+            .contains("firewall: nftables table inet vakt on every host; SSH from 198.51.100.0/24"),
+        "{stdout}"
+    );
+}
