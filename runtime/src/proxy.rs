@@ -704,6 +704,25 @@ pub(crate) fn error_body(status: StatusCode) -> Bytes {
     ))
 }
 
+/// Whether a page's Basic-auth login lets the request in (pages without
+/// users are open).
+fn logged_in(
+    has_users: bool,
+    credentials: &crate::auth::Credentials,
+    req: &Request<Incoming>,
+) -> bool {
+    !has_users
+        || credentials
+            .check(req.headers().get(header::AUTHORIZATION))
+            .is_some()
+}
+
+/// The 401 for a page's login, logged as HAProxy's `PR`.
+fn refuse_login(mut ex: Exchange, challenge: &HeaderValue) -> Response<ResponseBody> {
+    ex.termination = Termination::new(Who::Proxy, Phase::Request, b'-');
+    unauthorized(ex, challenge.clone())
+}
+
 async fn stats_page(
     req: Request<Incoming>,
     rest: &str,
@@ -715,14 +734,8 @@ async fn stats_page(
     let Some(page) = &fe.stats else {
         return local(StatusCode::NOT_FOUND, ex, false);
     };
-    if !page.conf.users.is_empty()
-        && page
-            .credentials
-            .check(req.headers().get(header::AUTHORIZATION))
-            .is_none()
-    {
-        ex.termination = Termination::new(Who::Proxy, Phase::Request, b'-');
-        return unauthorized(ex, page.challenge.clone());
+    if !logged_in(!page.conf.users.is_empty(), &page.credentials, &req) {
+        return refuse_login(ex, &page.challenge);
     }
     // The page's buttons exist only when the config asks for them (HAProxy's
     // `stats admin`) and only behind a login: their CSRF token is tied to
@@ -850,14 +863,8 @@ fn metrics_page(
     let Some(page) = &fe.metrics else {
         return local(StatusCode::NOT_FOUND, ex, false);
     };
-    if !page.conf.users.is_empty()
-        && page
-            .credentials
-            .check(req.headers().get(header::AUTHORIZATION))
-            .is_none()
-    {
-        ex.termination = Termination::new(Who::Proxy, Phase::Request, b'-');
-        return unauthorized(ex, page.challenge.clone());
+    if !logged_in(!page.conf.users.is_empty(), &page.credentials, req) {
+        return refuse_login(ex, &page.challenge);
     }
     let body = crate::metrics::render(&conn.shared.snapshot());
     page_response(body, "text/plain; version=0.0.4", ex)

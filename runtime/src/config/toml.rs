@@ -379,25 +379,38 @@ fn read_listen_name(l: &mut Fields, index: usize, d: &mut Diagnostics) -> String
 }
 
 fn read_bind(l: &mut Fields, name: &str, d: &mut Diagnostics) -> Vec<SocketAddr> {
-    let src = l.source();
-    let mut bind = Vec::new();
-    match l.strings("bind", d) {
+    read_addrs(
+        l,
+        &format!("`{name}` bind"),
+        &format!("listener `{name}` has no bind address"),
+        "add bind = [\"0.0.0.0:80\"]",
+        d,
+    )
+}
+
+/// The `bind` list of a table: every address checked, each mistake
+/// reported with `what` in front; none at all is an error with `hint`.
+fn read_addrs(
+    t: &mut Fields,
+    what: &str,
+    missing: &str,
+    hint: &str,
+    d: &mut Diagnostics,
+) -> Vec<SocketAddr> {
+    let src = t.source();
+    let mut addrs = Vec::new();
+    match t.strings("bind", d) {
         Some(list) if !list.is_empty() => {
             for (b, span) in list {
                 match parse_addr(b) {
-                    Ok(a) => bind.push(a),
-                    Err(e) => d.error(src, Some(span), format!("`{name}` bind: {e}")),
+                    Ok(a) => addrs.push(a),
+                    Err(e) => d.error(src, Some(span), format!("{what}: {e}")),
                 }
             }
         }
-        _ => d.error_hint(
-            src,
-            l.span(),
-            format!("listener `{name}` has no bind address"),
-            "add bind = [\"0.0.0.0:80\"]",
-        ),
+        _ => d.error_hint(src, t.span(), missing.to_string(), hint),
     }
-    bind
+    addrs
 }
 
 /// What a listener's `tls` table says.
@@ -412,23 +425,13 @@ struct Tls {
 /// default on), `hsts`.
 fn read_tls(t: &mut Fields, name: &str, d: &mut Diagnostics) -> Tls {
     let src = t.source();
-    let mut addrs = Vec::new();
-    match t.strings("bind", d) {
-        Some(list) if !list.is_empty() => {
-            for (b, span) in list {
-                match parse_addr(b) {
-                    Ok(a) => addrs.push(a),
-                    Err(e) => d.error(src, Some(span), format!("`{name}` tls.bind: {e}")),
-                }
-            }
-        }
-        _ => d.error_hint(
-            src,
-            t.span(),
-            format!("`{name}` tls has no bind address"),
-            "add bind = [\"0.0.0.0:443\"]",
-        ),
-    }
+    let addrs = read_addrs(
+        t,
+        &format!("`{name}` tls.bind"),
+        &format!("`{name}` tls has no bind address"),
+        "add bind = [\"0.0.0.0:443\"]",
+        d,
+    );
     let certs: Vec<PathBuf> = match t.strings("crt", d) {
         Some(list) if !list.is_empty() => list.iter().map(|(c, _)| PathBuf::from(c)).collect(),
         _ => {
