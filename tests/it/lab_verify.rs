@@ -20,7 +20,10 @@ fn lines_with<'a>(out: &'a str, prefix: &str) -> Vec<&'a str> {
 )]
 fn verify_and_audit_prove_a_good_cluster_and_name_what_breaks() {
     needs::require("vakt_lab");
-    // oslo.toml with a latency rule: db01 within 5 ms of lb01.
+    // oslo.toml with a latency rule: db01 within 20 ms of lb01. The lab's
+    // links take well under 1 ms, but on the 2-core CI machine with other
+    // suites (Chromium) running alongside, an undelayed median once read
+    // 9.4 ms; the 50 ms relay below stays far above 20.
     let dir = TempDir::new("labverify");
     let inv_path = dir.path().join("oslo.toml");
     let oslo = include_str!("../../inventory/oslo.toml");
@@ -28,7 +31,7 @@ fn verify_and_audit_prove_a_good_cluster_and_name_what_breaks() {
         &inv_path,
         oslo.replace(
             "[policy]\ndata_countries = [\"NO\"]",
-            "[policy]\ndata_countries = [\"NO\"]\nrequire = [\"declared\", \"latency\"]\nrtt_probe = \"lb01\"\nmax_rtt_ms = 5",
+            "[policy]\ndata_countries = [\"NO\"]\nrequire = [\"declared\", \"latency\"]\nrtt_probe = \"lb01\"\nmax_rtt_ms = 20",
         ),
     )
     .unwrap();
@@ -177,7 +180,7 @@ fn verify_and_audit_prove_a_good_cluster_and_name_what_breaks() {
     assert_eq!(code, 1, "{out}");
     let latency = out
         .lines()
-        .find(|l| l.contains("latency") && l.contains("exceeds the allowed 5 ms"))
+        .find(|l| l.contains("latency") && l.contains("exceeds the allowed 20 ms"))
         .unwrap_or_else(|| panic!("no latency violation:\n{out}"));
     let ms: f64 = latency
         .split("RTT ")
