@@ -219,6 +219,23 @@ impl UpstreamBody {
     }
 }
 
+impl UpstreamBody {
+    /// The next bytes of a run of `left` bytes (a whole body by length, or
+    /// one chunk) and what is left of it; the server closing first is an
+    /// error.
+    fn poll_run(&mut self, left: u64, cx: &mut Context<'_>) -> Poll<io::Result<(Bytes, u64)>> {
+        let d = ready!(self.poll_data(left, cx))?;
+        if d.is_empty() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the body early",
+            )));
+        }
+        let rest = left - d.len() as u64;
+        Poll::Ready(Ok((d, rest)))
+    }
+}
+
 fn invalid(what: &'static str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what)
 }
@@ -236,14 +253,7 @@ impl Body for UpstreamBody {
             match this.decode {
                 Decode::Done => return Poll::Ready(None),
                 Decode::Length(left) => {
-                    let d = ready!(this.poll_data(left, cx))?;
-                    if d.is_empty() {
-                        return Poll::Ready(Some(Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "the server closed the body early",
-                        ))));
-                    }
-                    let left = left - d.len() as u64;
+                    let (d, left) = ready!(this.poll_run(left, cx))?;
                     this.decode = if left == 0 {
                         Decode::Done
                     } else {
@@ -271,14 +281,7 @@ impl Body for UpstreamBody {
                     };
                 }
                 Decode::ChunkData(left) => {
-                    let d = ready!(this.poll_data(left, cx))?;
-                    if d.is_empty() {
-                        return Poll::Ready(Some(Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "the server closed the body early",
-                        ))));
-                    }
-                    let left = left - d.len() as u64;
+                    let (d, left) = ready!(this.poll_run(left, cx))?;
                     this.decode = if left == 0 {
                         Decode::ChunkCrlf
                     } else {
