@@ -79,13 +79,29 @@ pub struct Subject {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// UTC, `YYYY-MM-DD HH:MM` (SOURCE_DATE_EPOCH when set).
+    /// UTC, `YYYY-MM-DD HH:MM UTC` (SOURCE_DATE_EPOCH when set).
     pub date: String,
+    /// The vakt that wrote the report, with its git revision.
+    pub version: String,
+    /// Gathered with `--offline`: no host was asked, so the report rests on
+    /// declarations and GeoIP alone.
+    pub offline: bool,
     pub inventory: String,
     pub inventory_sha256: String,
     pub cluster: String,
     pub policy: Policy,
     pub subjects: Vec<Subject>,
+    /// The hosts that hold no personal data, each with why (negative
+    /// evidence: an auditor asks about every host, not only the data ones).
+    pub others: Vec<Other>,
+}
+
+/// A host the report judges free of personal data, and the evidence for it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Other {
+    pub name: String,
+    pub roles: Vec<String>,
+    pub why: Vec<String>,
 }
 
 impl Report {
@@ -106,6 +122,8 @@ impl Report {
 /// What gathering found on the hosts, by host name.
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
+    /// `--offline`: nothing below was read from a host.
+    pub offline: bool,
     /// Data ports each host listens on (`ss -ltn`); `Err` when unreadable.
     pub listening: Vec<(String, Result<Vec<u16>, String>)>,
     /// Median TCP connect time from the probe host; `Err` when unmeasured.
@@ -390,6 +408,7 @@ fn judge(policy: &Policy, name: &str, evidence: &[Evidence]) -> (Verdict, Vec<St
 pub fn judge_all(inv: &Inventory, obs: &Observed, date: String) -> Report {
     let policy = &inv.policy;
     let mut subjects = Vec::new();
+    let mut others = Vec::new();
     for h in &inv.hosts {
         let ports: Vec<u16> = obs
             .listening
@@ -400,6 +419,7 @@ pub fn judge_all(inv: &Inventory, obs: &Observed, date: String) -> Report {
             .unwrap_or_default();
         let declared_data = h.data || h.has(Role::Db);
         if !declared_data && ports.is_empty() {
+            others.push(other(h, obs));
             continue;
         }
         let why = if h.has(Role::Db) {
@@ -472,13 +492,123 @@ pub fn judge_all(inv: &Inventory, obs: &Observed, date: String) -> Report {
             reasons,
         });
     }
+    subjects.extend(policy.processors.iter().map(|p| processor(policy, p)));
     Report {
         date,
+        version: crate::history::VERSION.to_string(),
+        offline: obs.offline,
         inventory: inv.file.clone(),
         inventory_sha256: inv.sha256.clone(),
         cluster: inv.name.clone(),
         policy: policy.clone(),
         subjects,
+        others,
+    }
+}
+
+/// Why a host that is neither declared data-bearing nor seen listening on a
+/// data port holds no personal data, with what was (or was not) looked at.
+fn other(h: &Host, obs: &Observed) -> Other {
+    let roles: Vec<String> = h.roles.iter().map(|r| r.as_str().to_string()).collect();
+    let mut why = vec![format!(
+        "role {} holds no database and is not declared data = true",
+        roles.join(", ")
+    )];
+    why.push(
+        match obs.listening.iter().find(|(n, _)| *n == h.name).map(|(_, r)| r) {
+            Some(Ok(_)) => "listens on no data port (ss -ltn on the host)".to_string(),
+            Some(Err(e)) => format!("its listening sockets could not be read: {e}"),
+            None if obs.offline => {
+                "its listening sockets were not read (--offline): run without --offline for this evidence".to_string()
+            }
+            None => "its listening sockets were not read".to_string(),
+        },
+    );
+    if h.has(Role::Lb) {
+        why.push(
+            "as a load balancer it passes requests through without storing them; its request log holds client addresses, which are personal data: where it is kept and for how long is under Retention".to_string(),
+        );
+    }
+    Other {
+        name: h.name.clone(),
+        roles,
+        why,
+    }
+}
+
+/// A data processor of `[policy]`: allowed where the policy allows data, or
+/// elsewhere under a recorded transfer; always with a recorded DPA.
+fn processor(policy: &Policy, p: &crate::inventory::Processor) -> Subject {
+    let mut evidence = Vec::new();
+    let transfer = policy.transfers.iter().find(|t| t.to == p.country);
+    evidence.push(if allowed(policy, &p.country) {
+        Evidence {
+            kind: "declared".into(),
+            agrees: Some(true),
+            detail: format!(
+                "processes the data in {}, which the policy allows",
+                p.country
+            ),
+        }
+    } else if let Some(t) = transfer {
+        Evidence {
+            kind: "transfer".into(),
+            agrees: Some(true),
+            detail: format!(
+                "processes the data in {}, outside {}, under a recorded transfer: {}{}",
+                p.country,
+                policy.data_countries.join("/"),
+                t.basis,
+                t.what
+                    .as_deref()
+                    .map(|w| format!(" ({w})"))
+                    .unwrap_or_default()
+            ),
+        }
+    } else {
+        Evidence {
+            kind: "declared".into(),
+            agrees: Some(false),
+            detail: format!(
+                "processes the data in {}, outside {}, and no transfer to {} is recorded: add [policy] transfers = [{{ to = \"{}\", basis = \"...\" }}] with its legal basis, or choose a processor in {}",
+                p.country,
+                policy.data_countries.join("/"),
+                p.country,
+                p.country,
+                policy.data_countries.join("/")
+            ),
+        }
+    });
+    evidence.push(match &p.dpa {
+        Some(dpa) => Evidence {
+            kind: "dpa".into(),
+            agrees: Some(true),
+            detail: format!("data-processing agreement recorded at {dpa}"),
+        },
+        None => Evidence {
+            kind: "dpa".into(),
+            agrees: Some(false),
+            detail: "no data-processing agreement recorded (GDPR art. 28(3) requires one): add dpa = \"where it is kept\"".into(),
+        },
+    });
+    let reasons: Vec<String> = evidence
+        .iter()
+        .filter(|e| e.agrees == Some(false))
+        .map(|e| format!("processor {}: {}", p.name, e.detail))
+        .collect();
+    Subject {
+        name: p.name.clone(),
+        kind: "processor".into(),
+        why: "[policy] processors".into(),
+        location: None,
+        public_ip: None,
+        evidence,
+        verdict: if reasons.is_empty() {
+            Verdict::Compliant
+        } else {
+            Verdict::Violation
+        },
+        reasons,
     }
 }
 
@@ -553,7 +683,10 @@ pub fn geoip_country(
 pub fn gather(t: &Target, offline: bool, step: &dyn Fn(&str)) -> anyhow::Result<Observed> {
     use anyhow::Context;
     let inv = &t.inv;
-    let mut obs = Observed::default();
+    let mut obs = Observed {
+        offline,
+        ..Observed::default()
+    };
     if let Some(db) = &inv.policy.geoip_db {
         let path = inv.dir.as_deref().map_or(db.clone(), |d| d.join(db));
         let reader = maxminddb::Reader::open_readfile(&path).with_context(|| {

@@ -4,7 +4,110 @@
 
 use std::fmt::Write;
 
+use sha2::{Digest, Sha256};
+
 use crate::audit::{KM_PER_RTT_MS, Report, Verdict};
+
+/// The report's last line names the SHA-256 of every line above it, so a
+/// filed copy can be checked with `head -n -1 REPORT | sha256sum`.
+pub const SEAL: &str = "Report sha256 (all lines above this one): ";
+
+/// `body` with the seal line appended (`pre`/`post` wrap the line, for HTML).
+fn seal(body: String, pre: &str, post: &str) -> String {
+    let hash = hex::encode(Sha256::digest(body.as_bytes()));
+    format!("{body}{pre}{SEAL}{hash}{post}\n")
+}
+
+/// What an auditor asks first: when, by what, from what, under whose
+/// responsibility; one (label, value) row each, the same in every format.
+fn metadata(r: &Report) -> Vec<(&'static str, String)> {
+    let p = &r.policy;
+    let mut rows = vec![
+        ("Date and time", r.date.clone()),
+        ("Written by", format!("vakt {}", r.version)),
+        ("Inventory", r.inventory.clone()),
+        ("Inventory sha256", r.inventory_sha256.clone()),
+        (
+            "Evidence gathered",
+            if r.offline {
+                "offline (--offline): from the inventory and the GeoIP database only; no host was asked".into()
+            } else {
+                "from the hosts over SSH (read-only), the GeoIP database and the probe host".into()
+            },
+        ),
+        (
+            "Data controller",
+            p.controller.clone().unwrap_or_else(|| {
+                "not recorded: add [policy] controller = \"name, organisation number\"".into()
+            }),
+        ),
+    ];
+    rows.push((
+        "Processors",
+        if p.processors.is_empty() {
+            "none recorded ([policy] processors = [{ name, country, dpa }])".into()
+        } else {
+            p.processors
+                .iter()
+                .map(|x| {
+                    format!(
+                        "{} ({}; DPA: {})",
+                        x.name,
+                        x.country,
+                        x.dpa.as_deref().unwrap_or("not recorded")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        },
+    ));
+    rows.push((
+        "Transfers outside the allowed countries",
+        if p.transfers.is_empty() {
+            "none recorded".into()
+        } else {
+            p.transfers
+                .iter()
+                .map(|t| {
+                    format!(
+                        "to {}{}: {}",
+                        t.to,
+                        t.what
+                            .as_deref()
+                            .map(|w| format!(" ({w})"))
+                            .unwrap_or_default(),
+                        t.basis
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        },
+    ));
+    rows.push((
+        "Retention",
+        p.retention
+            .clone()
+            .unwrap_or_else(|| "not recorded: add [policy] retention = \"...\"".into()),
+    ));
+    rows.push((
+        "Policy",
+        format!(
+            "personal data may only be kept in {}; a place counts as compliant when this evidence agrees: {}",
+            p.data_countries.join(", "),
+            p.required()
+        ),
+    ));
+    if let Some(max) = p.max_rtt_ms {
+        rows.push((
+            "Latency rule",
+            format!(
+                "at most {max} ms round trip from {}",
+                p.rtt_probe.as_deref().unwrap_or("-")
+            ),
+        ));
+    }
+    rows
+}
 
 fn summary(r: &Report) -> String {
     let n = r.subjects.len();
@@ -32,20 +135,16 @@ fn summary(r: &Report) -> String {
 
 fn method() -> String {
     format!(
-        "How to read the evidence: *declared* is what the operator wrote in the inventory. *geoip* is the country an IP-to-country database gives for the host's public address; a host with only a private address cannot be placed this way. *latency* is the round-trip time from a probe host whose location is trusted: light in fibre covers about 200 km per millisecond each way, so a round trip of r ms puts the host within about r × {KM_PER_RTT_MS:.0} km of the probe. A short time proves the host is near; a long one proves nothing by itself. *discovery* is what the host listens on: a web or load-balancer host listening on a database port holds data it should not. *reach* (with a [firewall] table) is who may and who does reach a host's data ports: the accept rules in its nftables table inet vakt and probes from the other hosts and from the operator's machine; anything beyond the web hosts is a violation."
+        "How to read the evidence: *declared* is what the operator wrote in the inventory. *geoip* is the country an IP-to-country database gives for the host's public address; a host with only a private address cannot be placed this way. *latency* is the round-trip time from a probe host whose location is trusted: light in fibre covers about 200 km per millisecond each way, so a round trip of r ms puts the host within about r × {KM_PER_RTT_MS:.0} km of the probe. A short time proves the host is near; a long one proves nothing by itself. *discovery* is what the host listens on: a web or load-balancer host listening on a database port holds data it should not. *reach* (with a [firewall] table) is who may and who does reach a host's data ports: the accept rules in its nftables table inet vakt and probes from the other hosts and from the operator's machine; anything beyond the web hosts is a violation. *transfer* is a transfer out of the allowed countries recorded in [policy] transfers with its legal basis (GDPR chapter V), and *dpa* where the processor's data-processing agreement is kept (GDPR art. 28(3)). The last line of the report is the SHA-256 of every line above it: `head -n -1 REPORT | sha256sum` checks a filed copy."
     )
 }
 
 pub fn text(r: &Report) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "vakt audit of `{}` ({})", r.cluster, r.date);
-    let _ = writeln!(o, "inventory {} sha256 {}", r.inventory, r.inventory_sha256);
-    let _ = writeln!(
-        o,
-        "policy: data in {}; required evidence: {}",
-        r.policy.data_countries.join(", "),
-        r.policy.required()
-    );
+    let _ = writeln!(o, "vakt audit of `{}`", r.cluster);
+    for (k, v) in metadata(r) {
+        let _ = writeln!(o, "{k}: {v}");
+    }
     for s in &r.subjects {
         let _ = writeln!(o, "\n{:<10} {} ({}): {}", s.name, s.kind, s.why, s.verdict);
         for e in &s.evidence {
@@ -57,31 +156,29 @@ pub fn text(r: &Report) -> String {
             let _ = writeln!(o, "  [{mark}] {:<9} {}", e.kind, e.detail);
         }
     }
+    for h in &r.others {
+        let _ = writeln!(
+            o,
+            "\n{:<10} host ({}): no personal data",
+            h.name,
+            h.roles.join(", ")
+        );
+        for w in &h.why {
+            let _ = writeln!(o, "  - {w}");
+        }
+    }
     let _ = writeln!(o, "\n{}", summary(r));
     for (_, why) in r.violations() {
         let _ = writeln!(o, "- {why}");
     }
-    o
+    seal(o, "", "")
 }
 
 pub fn markdown(r: &Report) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# Where personal data lives: cluster `{}`\n", r.cluster);
-    let _ = writeln!(o, "- Date: {}", r.date);
-    let _ = writeln!(o, "- Inventory: `{}`", r.inventory);
-    let _ = writeln!(o, "- Inventory sha256: `{}`", r.inventory_sha256);
-    let _ = writeln!(
-        o,
-        "- Policy: personal data may only be kept in **{}**; a place counts as compliant when this evidence agrees: **{}**",
-        r.policy.data_countries.join(", "),
-        r.policy.required()
-    );
-    if let Some(max) = r.policy.max_rtt_ms {
-        let _ = writeln!(
-            o,
-            "- Latency rule: at most {max} ms round trip from `{}`",
-            r.policy.rtt_probe.as_deref().unwrap_or("-")
-        );
+    for (k, v) in metadata(r) {
+        let _ = writeln!(o, "- {k}: {v}");
     }
     let _ = writeln!(o, "\n## Summary\n\n{}\n", summary(r));
     let _ = writeln!(o, "{}\n", method());
@@ -105,6 +202,19 @@ pub fn markdown(r: &Report) -> String {
         }
         let _ = writeln!(o);
     }
+    if !r.others.is_empty() {
+        let _ = writeln!(o, "## Hosts without personal data\n");
+        for h in &r.others {
+            let _ = writeln!(
+                o,
+                "- **{}** ({}): {}",
+                h.name,
+                h.roles.join(", "),
+                h.why.join("; ")
+            );
+        }
+        let _ = writeln!(o);
+    }
     let _ = writeln!(o, "## Problems\n");
     let mut any = false;
     for (_, why) in r.violations() {
@@ -114,7 +224,8 @@ pub fn markdown(r: &Report) -> String {
     if !any {
         let _ = writeln!(o, "None.");
     }
-    o
+    let _ = writeln!(o);
+    seal(o, "", "")
 }
 
 fn esc(s: &str) -> String {
@@ -128,18 +239,14 @@ pub fn html(r: &Report) -> String {
     let mut o = String::new();
     let _ = write!(
         o,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Data placement audit: {c}</title>\n<style>body{{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;color:#222}}table{{border-collapse:collapse;margin-bottom:1.5em}}td,th{{border:1px solid #bbb;padding:3px 8px;text-align:left;vertical-align:top}}.compliant{{color:#060}}.violation{{color:#a00}}.unverified{{color:#a60}}code{{font-size:90%}}</style></head><body>\n<h1>Where personal data lives: cluster <code>{c}</code></h1>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Data placement audit: {c}</title>\n<style>body{{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;color:#222}}table{{border-collapse:collapse;margin-bottom:1.5em}}td,th{{border:1px solid #bbb;padding:3px 8px;text-align:left;vertical-align:top}}.compliant{{color:#060}}.violation{{color:#a00}}.unverified{{color:#a60}}code{{font-size:90%}}.meta th{{width:14em}}.seal{{font-family:monospace;font-size:85%;word-break:break-all}}@media print{{body{{max-width:none;margin:0;font-size:10pt;color:#000}}h2{{break-after:avoid}}table,tr{{break-inside:avoid}}.compliant,.violation,.unverified{{color:#000}}.violation{{font-weight:bold}}}}</style></head><body>\n<h1>Where personal data lives: cluster <code>{c}</code></h1>\n",
         c = esc(&r.cluster)
     );
-    let _ = writeln!(
-        o,
-        "<ul><li>Date: {}</li><li>Inventory: <code>{}</code></li><li>Inventory sha256: <code>{}</code></li><li>Policy: personal data may only be kept in <b>{}</b>; compliant when this evidence agrees: <b>{}</b></li></ul>",
-        esc(&r.date),
-        esc(&r.inventory),
-        esc(&r.inventory_sha256),
-        esc(&r.policy.data_countries.join(", ")),
-        esc(&r.policy.required())
-    );
+    let _ = writeln!(o, "<table class=\"meta\">");
+    for (k, v) in metadata(r) {
+        let _ = writeln!(o, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&v));
+    }
+    let _ = writeln!(o, "</table>");
     let _ = writeln!(
         o,
         "<h2>Summary</h2>\n<p>{}</p>\n<p>{}</p>",
@@ -171,6 +278,26 @@ pub fn html(r: &Report) -> String {
         }
         let _ = writeln!(o, "</table>");
     }
+    if !r.others.is_empty() {
+        let _ = writeln!(
+            o,
+            "<h2>Hosts without personal data</h2>\n<table><tr><th>Host</th><th>Roles</th><th>Why it holds no personal data</th></tr>"
+        );
+        for h in &r.others {
+            let _ = writeln!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&h.name),
+                esc(&h.roles.join(", ")),
+                h.why
+                    .iter()
+                    .map(|w| esc(w))
+                    .collect::<Vec<_>>()
+                    .join("<br>")
+            );
+        }
+        let _ = writeln!(o, "</table>");
+    }
     let _ = writeln!(o, "<h2>Problems</h2>\n<ul>");
     let mut any = false;
     for (_, why) in r.violations() {
@@ -180,6 +307,6 @@ pub fn html(r: &Report) -> String {
     if !any {
         let _ = writeln!(o, "<li>None.</li>");
     }
-    let _ = writeln!(o, "</ul>\n</body></html>");
-    o
+    let _ = writeln!(o, "</ul>");
+    seal(o, "<p class=\"seal\">", "</p></body></html>")
 }

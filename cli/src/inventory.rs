@@ -26,6 +26,17 @@ pub enum Role {
     Db,
 }
 
+impl Role {
+    /// The role as the inventory spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Lb => "lb",
+            Role::Web => "web",
+            Role::Db => "db",
+        }
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Location {
     pub country: String,
@@ -211,6 +222,38 @@ pub struct Policy {
     pub rtt_probe: Option<String>,
     pub max_rtt_ms: Option<f64>,
     pub data_ports: Vec<u16>,
+    /// Who decides why and how the personal data is processed (GDPR art. 4(7)),
+    /// as the report names it: "Nordshop AS, org. nr. 999 999 999".
+    pub controller: Option<String>,
+    /// Who processes it on the controller's behalf (art. 28), each with where
+    /// its data-processing agreement is recorded.
+    pub processors: Vec<Processor>,
+    /// Recorded transfers out of `data_countries`, with their legal basis
+    /// (GDPR chapter V).
+    pub transfers: Vec<Transfer>,
+    /// How long personal data is kept, in the controller's words.
+    pub retention: Option<String>,
+}
+
+/// `[policy] processors = [{ name, country, dpa }]`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Processor {
+    pub name: String,
+    /// ISO 3166 code of where it processes the data.
+    pub country: String,
+    /// Where the data-processing agreement is kept (a document, a URL).
+    pub dpa: Option<String>,
+}
+
+/// `[policy] transfers = [{ to, basis, what }]`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Transfer {
+    /// ISO 3166 code of the receiving country.
+    pub to: String,
+    /// The legal basis: an adequacy decision, SCCs, BCRs (GDPR art. 45–49).
+    pub basis: String,
+    /// What is transferred, in words.
+    pub what: Option<String>,
 }
 
 impl Policy {
@@ -812,6 +855,10 @@ fn read_policy(root: &mut Fields, d: &mut Diagnostics) -> (Policy, Option<std::o
         rtt_probe: None,
         max_rtt_ms: None,
         data_ports: vec![3306, 5432, 6379, 27017, 9200, 11211],
+        controller: None,
+        processors: Vec::new(),
+        transfers: Vec::new(),
+        retention: None,
     };
     let Some(mut p) = root.table("policy", d) else {
         return (policy, None);
@@ -871,8 +918,78 @@ fn read_policy(root: &mut Fields, d: &mut Diagnostics) -> (Policy, Option<std::o
             .map(|n| n as u16)
             .collect();
     }
+    policy.controller = p.string("controller", d);
+    policy.retention = p.string("retention", d);
+    policy.processors = read_processors(&mut p, d);
+    policy.transfers = read_transfers(&mut p, d);
     p.finish(d);
     (policy, span)
+}
+
+/// A country code of `[policy]`'s records: two capital letters of ISO 3166.
+fn check_country(src: &Source, span: Option<std::ops::Range<usize>>, c: &str, d: &mut Diagnostics) {
+    if !ISO_3166.split(' ').any(|x| x == c) {
+        d.error_hint(
+            src,
+            span,
+            format!("\"{c}\" is not an ISO 3166 country code"),
+            "use two capital letters, e.g. \"NO\" or \"US\"",
+        );
+    }
+}
+
+/// `[policy] processors = [{ name = "...", country = "NO", dpa = "..." }]`.
+fn read_processors(p: &mut Fields, d: &mut Diagnostics) -> Vec<Processor> {
+    let src = p.source();
+    let mut out = Vec::new();
+    for mut t in p.tables("processors", d) {
+        let span = t.span();
+        let name = t.string("name", d);
+        let country = t.string("country", d);
+        if let Some(c) = &country {
+            check_country(src, span.clone(), c, d);
+        }
+        let dpa = t.string("dpa", d);
+        t.finish(d);
+        match (name, country) {
+            (Some(name), Some(country)) => out.push(Processor { name, country, dpa }),
+            _ => d.error_hint(
+                src,
+                span,
+                "a processor needs a name and a country",
+                "write { name = \"CoolVDS AS\", country = \"NO\", dpa = \"contracts/coolvds-dpa-2026.pdf\" }",
+            ),
+        }
+    }
+    out
+}
+
+/// `[policy] transfers = [{ to = "US", basis = "...", what = "..." }]`.
+fn read_transfers(p: &mut Fields, d: &mut Diagnostics) -> Vec<Transfer> {
+    let src = p.source();
+    let mut out = Vec::new();
+    for mut t in p.tables("transfers", d) {
+        let span = t.span();
+        let to = t.string("to", d);
+        if let Some(c) = &to {
+            check_country(src, span.clone(), c, d);
+        }
+        let basis = t.string("basis", d);
+        let what = t.string("what", d);
+        t.finish(d);
+        match (to, basis) {
+            (Some(to), Some(basis)) if !basis.trim().is_empty() => {
+                out.push(Transfer { to, basis, what })
+            }
+            _ => d.error_hint(
+                src,
+                span,
+                "a transfer needs the receiving country and its legal basis",
+                "write { to = \"US\", basis = \"EU-US Data Privacy Framework (adequacy, art. 45)\", what = \"support tickets\" }",
+            ),
+        }
+    }
+    out
 }
 
 /// Reads `[ha]` (defaults when absent; the router id from `cluster`).

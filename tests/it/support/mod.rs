@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each suite uses a different subset
 
+pub mod chromium;
 pub mod mmdb;
 pub mod needs;
 pub mod pem;
