@@ -6,6 +6,7 @@
 //! (which server) → `pool` + `health` (servers and their state) → `stats`,
 //! `admin`, `log` (what operators see). `demo` is the demo backend.
 
+pub mod acme;
 pub mod admin;
 pub mod auth;
 mod balance;

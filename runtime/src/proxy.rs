@@ -71,6 +71,18 @@ pub(crate) async fn handle(
         return local(StatusCode::METHOD_NOT_ALLOWED, ex, true);
     }
 
+    // Before the redirect: a CA validates over plain HTTP (RFC 8555 §8.3),
+    // and the first certificate does not exist yet when it does.
+    if let Some(thumbprint) = &fe.conf.acme_thumbprint
+        && let Some(token) = req.uri().path().strip_prefix(crate::acme::CHALLENGE_PATH)
+        && matches!(*req.method(), Method::GET | Method::HEAD)
+    {
+        return match crate::acme::key_authorization(token, thumbprint) {
+            Some(body) => page_response(body, "text/plain", ex),
+            None => local(StatusCode::NOT_FOUND, ex, false),
+        };
+    }
+
     if !conn.tls
         && let Some(code) = fe.conf.redirect_https
     {

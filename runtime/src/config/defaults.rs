@@ -95,6 +95,7 @@ impl Settings {
             redirect_port: None,
             hsts: None,
             forwarded_proto: false,
+            acme_thumbprint: None,
         }
     }
 

@@ -136,6 +136,11 @@ pub struct Frontend {
     /// Servers get `X-Forwarded-Proto: https` or `http` (the client's own
     /// is replaced).
     pub forwarded_proto: bool,
+    /// ACME HTTP-01 answered by the proxy itself, statelessly: a GET of
+    /// `/.well-known/acme-challenge/TOKEN` gets `TOKEN.THUMBPRINT`, the key
+    /// authorization of the account whose JWK thumbprint this is (RFC 8555
+    /// §8.3). Every LB knows it, so whichever one the CA reaches answers.
+    pub acme_thumbprint: Option<String>,
 }
 
 /// A TLS listening address: certificates (PEM files with chain and key, or

@@ -339,6 +339,7 @@ fn read_listen(
         fe.tls = t.binds;
         fe.redirect_https = t.redirect.then_some(301);
         fe.hsts = t.hsts;
+        fe.acme_thumbprint = t.acme_thumbprint;
         fe.forwarded_proto = true;
     }
     fe.bind = bind;
@@ -418,11 +419,13 @@ struct Tls {
     binds: Vec<TlsBind>,
     redirect: bool,
     hsts: Option<String>,
+    acme_thumbprint: Option<String>,
 }
 
 /// The `tls` table: `bind` (the TLS addresses), `crt` (PEM files or
 /// folders), `alpn`, `min_version`, `redirect` (plain HTTP to https,
-/// default on), `hsts`.
+/// default on), `hsts`, `acme_thumbprint` (answer ACME HTTP-01 challenges
+/// for the account with this JWK thumbprint).
 fn read_tls(t: &mut Fields, name: &str, d: &mut Diagnostics) -> Tls {
     let src = t.source();
     let addrs = read_addrs(
@@ -478,6 +481,21 @@ fn read_tls(t: &mut Fields, name: &str, d: &mut Diagnostics) -> Tls {
     };
     let redirect = t.bool("redirect", d).unwrap_or(true);
     let hsts = t.string("hsts", d);
+    let acme_thumbprint = t.str("acme_thumbprint", d).and_then(|(v, span)| {
+        // A JWK thumbprint is a SHA-256 digest in unpadded base64url
+        // (RFC 7638): 43 characters.
+        if v.len() == 43 && v.bytes().all(crate::acme::is_base64url) {
+            Some(v.to_string())
+        } else {
+            d.error_hint(
+                src,
+                Some(span),
+                format!("acme_thumbprint \"{v}\" is not a JWK thumbprint"),
+                "use the account key's SHA-256 JWK thumbprint, 43 characters of base64url (vakt up renders it)",
+            );
+            None
+        }
+    });
     Tls {
         binds: addrs
             .into_iter()
@@ -490,6 +508,7 @@ fn read_tls(t: &mut Fields, name: &str, d: &mut Diagnostics) -> Tls {
             .collect(),
         redirect,
         hsts,
+        acme_thumbprint,
     }
 }
 
