@@ -281,6 +281,24 @@ pub struct Tls {
     pub redirect: bool,
     /// The `Strict-Transport-Security` value, when wanted.
     pub hsts: Option<String>,
+    /// Certificates from an ACME CA instead of `pem` (then `pem` is empty).
+    pub acme: Option<Acme>,
+}
+
+/// `[tls] acme = { directory, email, ca_file }`: certificates ordered and
+/// renewed on the LBs themselves (RFC 8555, HTTP-01).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Acme {
+    /// The CA's ACME directory URL (https).
+    pub directory: String,
+    /// The account's contact address.
+    pub email: Option<String>,
+    /// A CA certificate to trust for the ACME server itself (test servers),
+    /// resolved against the inventory's folder.
+    pub ca_file: Option<PathBuf>,
+    /// Its text, read when the inventory validates and pushed to the LBs.
+    #[serde(skip)]
+    pub ca_text: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -1053,17 +1071,32 @@ fn read_tls(
             "add domains = [\"shop.example\"] (the names clients reach the cluster by)",
         );
     }
+    let acme = t.table("acme", d).map(|mut a| {
+        let out = read_acme(&mut a, dir, d);
+        a.finish(d);
+        out
+    });
     let pem = match t.str("pem", d) {
+        Some((_, pem_span)) if acme.is_some() => {
+            d.error_hint(
+                src,
+                Some(pem_span),
+                "[tls] has both pem and acme",
+                "keep one: pem = a certificate you bring, acme = certificates the LBs order and renew",
+            );
+            None
+        }
         Some((p, pem_span)) => {
             let path = dir.map_or_else(|| PathBuf::from(p), |dir| dir.join(p));
             read_pem(src, &path, pem_span, &domains, d).map(|text| (path, text))
         }
+        None if acme.is_some() => Some((PathBuf::new(), String::new())),
         None => {
             d.error_hint(
                 src,
                 span.clone(),
-                "[tls] has no pem",
-                "add pem = \"site.pem\" (the certificate chain and its key in one PEM file, next to the inventory)",
+                "[tls] has no pem and no acme",
+                "add pem = \"site.pem\" (the certificate chain and its key in one PEM file, next to the inventory), or acme = { directory = \"https://acme-v02.api.letsencrypt.org/directory\", email = \"ops@example.org\" }",
             );
             None
         }
@@ -1092,6 +1125,11 @@ fn read_tls(
     };
     t.finish(d);
     let (pem, pem_text) = pem?;
+    let acme = match acme {
+        Some(Some(a)) => Some(a),
+        Some(None) => return None,
+        None => None,
+    };
     Some(Tls {
         domains: domains.into_iter().map(|(n, _)| n.to_string()).collect(),
         pem,
@@ -1099,6 +1137,83 @@ fn read_tls(
         port,
         redirect,
         hsts,
+        acme,
+    })
+}
+
+/// `[tls] acme`: `directory` (https), `email`, `ca_file`; `None` after
+/// reporting a problem.
+fn read_acme(a: &mut Fields, dir: Option<&Path>, d: &mut Diagnostics) -> Option<Acme> {
+    let src = a.source();
+    let span = a.span();
+    let directory = match a.str("directory", d) {
+        Some((u, _)) if u.starts_with("https://") => Some(u.to_string()),
+        Some((u, s)) => {
+            d.error_hint(
+                src,
+                Some(s),
+                format!("tls.acme.directory \"{u}\" is not an https URL"),
+                "ACME runs over HTTPS (RFC 8555 §6.1): e.g. \"https://acme-v02.api.letsencrypt.org/directory\"",
+            );
+            None
+        }
+        None => {
+            d.error_hint(
+                src,
+                span,
+                "tls.acme has no directory",
+                "add directory = \"https://acme-v02.api.letsencrypt.org/directory\" (the CA's ACME directory URL)",
+            );
+            None
+        }
+    };
+    let email = match a.str("email", d) {
+        Some((e, s)) if !e.contains('@') || e.contains(char::is_whitespace) => {
+            d.error_hint(
+                src,
+                Some(s),
+                format!("tls.acme.email \"{e}\" is not an email address"),
+                "write the address the CA may warn about expiring certificates, e.g. \"ops@shop.example\"",
+            );
+            None
+        }
+        e => e.map(|(e, _)| e.to_string()),
+    };
+    let ca = match a.str("ca_file", d) {
+        Some((f, s)) => {
+            let path = dir.map_or_else(|| PathBuf::from(f), |dir| dir.join(f));
+            match std::fs::read_to_string(&path) {
+                Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => Some((path, text)),
+                Ok(_) => {
+                    d.error_hint(
+                        src,
+                        Some(s),
+                        format!(
+                            "tls.acme.ca_file {} holds no PEM certificate",
+                            path.display()
+                        ),
+                        "ca_file is the CA certificate (PEM) the ACME server's HTTPS chains to",
+                    );
+                    return None;
+                }
+                Err(e) => {
+                    d.error_hint(
+                        src,
+                        Some(s),
+                        format!("tls.acme.ca_file {}: {e}", path.display()),
+                        "ca_file is relative to the inventory's folder",
+                    );
+                    return None;
+                }
+            }
+        }
+        None => None,
+    };
+    Some(Acme {
+        directory: directory?,
+        email,
+        ca_file: ca.as_ref().map(|(p, _)| p.clone()),
+        ca_text: ca.map(|(_, t)| t),
     })
 }
 

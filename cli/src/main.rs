@@ -1,5 +1,6 @@
 //! The `vakt` binary: parses the command line and runs one command.
 
+mod acme;
 mod audit;
 mod audit_report;
 mod certs;

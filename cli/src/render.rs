@@ -58,6 +58,11 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "vakt-firewall.init.j2",
         include_str!("../../templates/vakt-firewall.init.j2"),
     ),
+    ("acme.toml.j2", include_str!("../../templates/acme.toml.j2")),
+    (
+        "vakt-acme.cron.j2",
+        include_str!("../../templates/vakt-acme.cron.j2"),
+    ),
     (
         "Vagrantfile.j2",
         include_str!("../../templates/Vagrantfile.j2"),
@@ -149,6 +154,17 @@ pub struct HostContext {
     /// (`SSH_CLIENT`); the firewall's admin network when the inventory
     /// names none. `None` without a connection.
     pub deploy_source: Option<std::net::IpAddr>,
+    /// With `[tls] acme`: the cluster's ACME keys, the same on every LB.
+    pub acme: Option<AcmeKeys>,
+}
+
+/// The ACME account key and the certificate key (PKCS#8 PEM, secrets) and
+/// the account's JWK thumbprint, which the proxies answer challenges with.
+#[derive(Debug, Clone)]
+pub struct AcmeKeys {
+    pub account_key: String,
+    pub cert_key: String,
+    pub thumbprint: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -214,6 +230,7 @@ fn proxy_vars(inv: &Inventory, host: &Host, ctx: &HostContext) -> minijinja::Val
             crt => format!("{}{TLS_PEM}", ctx.root),
             redirect => t.redirect,
             hsts => t.hsts,
+            acme_thumbprint => t.acme.as_ref().and(ctx.acme.as_ref()).map(|k| k.thumbprint.clone()),
         }
     });
     let stats = inv
@@ -235,6 +252,77 @@ fn proxy_vars(inv: &Inventory, host: &Host, ctx: &HostContext) -> minijinja::Val
         tls => tls,
         servers => servers,
     }
+}
+
+/// Where `vakt acme renew` reads its settings on every LB.
+pub const ACME_CONFIG: &str = "/etc/vakt/acme.toml";
+
+/// What an LB of a `[tls] acme` cluster gets: both keys (0600), the ACME
+/// server's CA when given, the settings `vakt acme renew` reads, and the
+/// cron entry that runs it. Without known keys (a command that creates
+/// none, before the first `up`), the settings alone.
+fn acme_files(
+    inv: &Inventory,
+    host: &Host,
+    tls: &crate::inventory::Tls,
+    acme: &crate::inventory::Acme,
+    ctx: &HostContext,
+    render: &dyn Fn(&str, minijinja::Value) -> Result<String, RenderError>,
+) -> Result<Vec<File>, RenderError> {
+    let root = ctx.root.as_str();
+    let mut files = Vec::new();
+    if let Some(keys) = &ctx.acme {
+        files.push(File {
+            path: "/etc/vakt/acme/account.key".into(),
+            mode: 0o600,
+            content: keys.account_key.clone(),
+        });
+        files.push(File {
+            path: "/etc/vakt/acme/cert.key".into(),
+            mode: 0o600,
+            content: keys.cert_key.clone(),
+        });
+    }
+    if let Some(ca) = &acme.ca_text {
+        files.push(File {
+            path: "/etc/vakt/acme/ca.pem".into(),
+            mode: 0o644,
+            content: ca.clone(),
+        });
+    }
+    let lbs: Vec<&Host> = inv.hosts.iter().filter(|h| h.has(Role::Lb)).collect();
+    let first = lbs.first().is_some_and(|h| h.name == host.name);
+    let peers: Vec<String> = lbs
+        .iter()
+        .filter(|h| h.name != host.name)
+        .map(|h| format!("{}:{}", h.private_ip, tls.port))
+        .collect();
+    let vars = context! {
+        inventory => header_name(inv),
+        directory => acme.directory,
+        email => acme.email,
+        ca_file => acme.ca_text.as_ref().map(|_| format!("{root}/etc/vakt/acme/ca.pem")),
+        domains => tls.domains,
+        pem => format!("{root}{TLS_PEM}"),
+        account_key => format!("{root}/etc/vakt/acme/account.key"),
+        cert_key => format!("{root}/etc/vakt/acme/cert.key"),
+        account_state => format!("{root}/var/lib/vakt/acme/account.json"),
+        peers => peers,
+        own => format!("{}:{}", host.private_ip, tls.port),
+        order_below => if first { 3 } else { 6 },
+    };
+    files.push(File {
+        path: ACME_CONFIG.into(),
+        mode: 0o640,
+        content: render("acme.toml.j2", vars)?,
+    });
+    let vars = context! { root => root, first => first };
+    files.push(File {
+        path: "/etc/cron.d/vakt-acme".into(),
+        mode: 0o644,
+        content: render("vakt-acme.cron.j2", vars)?,
+    });
+    Ok(files)
 }
 
 /// The variables of the keepalived templates for LB `host`.
@@ -391,16 +479,26 @@ pub fn render_host(
                     mode: 0o640,
                     content: render("proxy.toml.j2", vars)?,
                 });
-                if let Some(tls) = &inv.tls {
+                let acme = inv.tls.as_ref().and_then(|t| t.acme.as_ref());
+                match (&inv.tls, acme) {
+                    // The LBs' own file, which `vakt acme renew` keeps.
+                    (Some(tls), Some(acme)) => {
+                        files.extend(acme_files(inv, host, tls, acme, ctx, &render)?)
+                    }
                     // Not a template: the operator's own file, byte for byte.
-                    files.push(File {
+                    (Some(tls), None) => files.push(File {
                         path: TLS_PEM.into(),
                         mode: 0o600,
                         content: tls.pem_text.clone(),
-                    });
+                    }),
+                    (None, _) => {}
                 }
-                let vars =
-                    context! { root => root, port => inv.port, admin_socket => ctx.admin_socket };
+                let vars = context! {
+                    root => root,
+                    port => inv.port,
+                    admin_socket => ctx.admin_socket,
+                    acme => acme.is_some(),
+                };
                 files.push(File {
                     path: "/etc/init.d/vakt-proxy".into(),
                     mode: 0o755,

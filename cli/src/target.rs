@@ -157,6 +157,47 @@ fn stats_password(
     }
 }
 
+/// With `[tls] acme`, the cluster's ACME account and certificate keys: kept
+/// in the state folder (0600) and generated there once by `up`
+/// (`Secrets::Create`). Every LB gets both, so any of them can renew and
+/// all serve the same certificate. Other commands render without them when
+/// none were made yet.
+fn acme_keys(
+    inv: &Inventory,
+    state_dir: &Path,
+    secrets: Secrets,
+) -> anyhow::Result<Option<crate::render::AcmeKeys>> {
+    if inv.tls.as_ref().is_none_or(|t| t.acme.is_none()) {
+        return Ok(None);
+    }
+    let dir = state_dir.join("acme");
+    let mut keys = Vec::new();
+    for name in ["account.key", "cert.key"] {
+        let path = dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(k) => keys.push(k),
+            Err(_) if secrets != Secrets::Create => return Ok(None),
+            Err(_) => {
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                let k = crate::acme::generate_key()?;
+                write_private(&path, &k)
+                    .with_context(|| format!("keeping the ACME key in {}", path.display()))?;
+                keys.push(k);
+            }
+        }
+    }
+    let cert_key = keys.pop().unwrap_or_default();
+    let account_key = keys.pop().unwrap_or_default();
+    let thumbprint = crate::acme::thumbprint(&account_key)
+        .with_context(|| format!("the ACME account key in {}", dir.display()))?;
+    Ok(Some(crate::render::AcmeKeys {
+        account_key,
+        cert_key,
+        thumbprint,
+    }))
+}
+
 /// Where local hosts keep their files when `--state-dir` is not given: one
 /// folder per cluster name in the user's state folder, whatever the working
 /// directory or the inventory's path. Local hosts are processes bound to
@@ -309,6 +350,7 @@ pub fn open_selected(
     let templates = Templates::with_overrides(inv.dir.as_deref())
         .context("reading templates/ next to the inventory")?;
     let stats_password = stats_password(&inv, &state_dir, secrets)?;
+    let acme_keys = acme_keys(&inv, &state_dir, secrets)?;
     let hash = match (&inv.balancer.stats, &stats_password) {
         (Some(s), Some(p)) => Some(stats_hash(&inv, &s.user, p)),
         (Some(_), None) => Some(PLACEHOLDER_HASH.to_string()),
@@ -387,6 +429,7 @@ pub fn open_selected(
                     root: root_s,
                     stats_hash: hash.clone(),
                     deploy_source: transport.as_ref().and_then(|t| t.source()),
+                    acme: acme_keys.clone(),
                 },
                 services: crate::topology::services(&inv, h),
                 host: h.clone(),

@@ -191,7 +191,7 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
             .collect(),
     );
     let healthy = if failed == 0 {
-        rollout::settle(&t, started)
+        rollout::settle(&t, started).and_then(|()| certificates(&t))
     } else {
         Ok(())
     };
@@ -246,6 +246,44 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         print_access(&t);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `[tls] acme`: `vakt acme renew` on every LB, the first one first, once
+/// the proxies answer challenges. The first orders when its certificate is
+/// a placeholder or due; the others take it from its TLS handshake. Does
+/// nothing on a cluster whose certificates are fresh (the cron entry keeps
+/// them so).
+fn certificates(t: &Target) -> anyhow::Result<()> {
+    if t.inv.tls.as_ref().is_none_or(|tls| tls.acme.is_none()) {
+        return Ok(());
+    }
+    for h in t
+        .hosts
+        .iter()
+        .filter(|h| h.host.has(crate::inventory::Role::Lb))
+    {
+        let tr = h.transport()?;
+        let root = tr.root();
+        let cmd = format!(
+            "{} acme renew --config {}",
+            crate::transport::sh(&format!("{root}/usr/local/bin/vakt")),
+            crate::transport::sh(&format!("{root}{}", render::ACME_CONFIG)),
+        );
+        let out = tr
+            .run(&cmd)
+            .with_context(|| format!("{}: running vakt acme renew", h.host.name))?;
+        let said = &out.stdout;
+        if out.status != 0 {
+            anyhow::bail!(
+                "{}: no ACME certificate: {}{}\nthe proxies keep their current certificate; `vakt acme renew` runs again from cron every 5 minutes",
+                h.host.name,
+                said.trim(),
+                out.stderr.trim()
+            );
+        }
+        println!("{:<10} {}", h.host.name, said.trim());
+    }
+    Ok(())
 }
 
 /// `up --hosts`: a load balancer left out whose files would change (its

@@ -1,6 +1,7 @@
 //! Defines vakt's command line and dispatches each command to the module
 //! that runs it. Exit codes: 0 success, 1 failure, 2 usage error.
 
+mod acme;
 mod deploy;
 mod exec;
 mod failover;
@@ -100,6 +101,8 @@ enum Command {
     Lab(lab::LabArgs),
     /// Run the load balancer (or check its configuration).
     Proxy(proxy::ProxyArgs),
+    /// ACME certificates on a load balancer (run there by the timer `up` installs).
+    Acme(acme::AcmeArgs),
     /// Run the demo shop backend.
     DemoWeb {
         /// Address to listen on, e.g. 127.0.0.2:8080.
@@ -184,6 +187,7 @@ pub fn run() -> ExitCode {
         Command::Logs(a) => logs::run(a),
         Command::Lab(a) => lab::run(a),
         Command::Proxy(a) => proxy::run(a),
+        Command::Acme(a) => acme::run(a),
         Command::DemoWeb { bind, name } => vakt_runtime::demo::run_blocking(bind, name)
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
