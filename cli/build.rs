@@ -70,6 +70,11 @@ const SUITES: &[Suite] = &[
         commands: &[&["haproxy", "halog", "promtool"]],
     },
     Suite {
+        cfg: "vakt_pebble",
+        root: false,
+        commands: &[&["pebble", "pebble-challtestsrv", "openssl", "curl"]],
+    },
+    Suite {
         cfg: "vakt_chromium",
         root: false,
         commands: &[&["chromium"]],

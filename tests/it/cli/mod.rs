@@ -1,6 +1,7 @@
 //! The `vakt` CLI: inventory validation, rendering (snapshots), and deploys
 //! of local clusters (up, up again, plan, down, a host that fails).
 
+mod acme;
 mod audit;
 mod colour;
 mod demo_shop;

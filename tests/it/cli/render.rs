@@ -263,3 +263,41 @@ fn rendered_files_pass_their_checkers() {
         }
     }
 }
+
+/// `[tls] acme`: every LB gets the settings `vakt acme renew` reads (peers:
+/// the other LBs; the first orders at a third, the others at a sixth), the
+/// cron entry, and a proxy init script that makes the placeholder first;
+/// no PEM is rendered (the LBs keep it), and without `up`'s keys none are.
+#[test]
+fn acme_renders_settings_and_cron_on_every_lb_and_no_certificate() {
+    let out = TempDir::new("render");
+    let state = TempDir::new("state");
+    render_path("tests/it/cli/fixtures/acme.toml", out.path(), state.path());
+    for host in ["lb01", "lb02"] {
+        for f in ["etc/vakt/acme.toml", "etc/cron.d/vakt-acme"] {
+            let text = std::fs::read_to_string(out.path().join(host).join(f)).unwrap();
+            insta::assert_snapshot!(format!("acme__{host}__{}", f.replace('/', "__")), text);
+        }
+        assert!(!out.path().join(host).join("etc/vakt/tls/site.pem").exists());
+        assert!(
+            !out.path()
+                .join(host)
+                .join("etc/vakt/acme/cert.key")
+                .exists()
+        );
+        let init =
+            std::fs::read_to_string(out.path().join(host).join("etc/init.d/vakt-proxy")).unwrap();
+        assert!(init.contains("acme placeholder --config"), "{init}");
+        let unit = std::fs::read_to_string(
+            out.path()
+                .join(host)
+                .join("etc/systemd/system/vakt-proxy.service"),
+        )
+        .unwrap();
+        assert!(
+            unit.contains("ExecStartPre=+/usr/local/bin/vakt acme placeholder"),
+            "{unit}"
+        );
+    }
+    assert!(!out.path().join("web01/etc/vakt/acme.toml").exists());
+}

@@ -131,7 +131,7 @@ fn the_tls_listener_renders_into_proxy_toml() {
 
 /// `curl` over https to the LB at `ip:port` as `name`, trusting `ca`: the
 /// status, the HTTP version and the headers.
-fn curl_https(ca: &Path, name: &str, ip: &str, port: u16) -> Result<String, String> {
+pub(super) fn curl_https(ca: &Path, name: &str, ip: &str, port: u16) -> Result<String, String> {
     let out = Command::new("curl")
         .args(["-sS", "-o", "/dev/null", "-D", "-", "--max-time", "5"])
         .arg("--cacert")

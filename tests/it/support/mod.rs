@@ -7,6 +7,7 @@
 pub mod chromium;
 pub mod mmdb;
 pub mod needs;
+pub mod pebble;
 pub mod pem;
 pub mod relay;
 
