@@ -35,6 +35,7 @@ mod state;
 pub mod stats;
 mod supervisor;
 mod tls;
+mod tunnel;
 mod upstream;
 
 pub use config::Config;
