@@ -521,6 +521,35 @@ mod tests {
     }
 
     #[test]
+    fn a_websocket_head_holds_what_follows_until_the_answer_and_h2c_does_not() {
+        let ws = b"GET /c HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: WebSocket\r\n\r\n";
+        let mut data = ws.to_vec();
+        data.extend_from_slice(b"\x81\x00 frame bytes");
+        let mut s = Scanner::new(16384);
+        assert_eq!(s.feed(&data), Ok(()));
+        assert_eq!(s.take_hold(), Some(ws.len()));
+        assert!(!s.in_body() && !s.mid_head());
+        // Held: nothing more is scanned, not even bytes that are no HTTP.
+        assert_eq!(s.feed(b"\x00\x01"), Ok(()));
+        assert_eq!(s.take_hold(), Some(0));
+        // A refused upgrade: what follows is scanned as requests again.
+        s.resume();
+        assert_eq!(s.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"), Ok(()));
+        assert_eq!(s.take_hold(), None);
+        assert_eq!(s.feed(b"\x00"), Err((0, bad("NUL byte in request head"))));
+        for other in [
+            &b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"[..],
+            b"GET / HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n",
+        ] {
+            let mut s = Scanner::new(16384);
+            assert_eq!(s.feed(other), Ok(()));
+            assert_eq!(s.take_hold(), None, "{}", String::from_utf8_lossy(other));
+        }
+    }
+
+    #[test]
     fn good_pipelined_requests_pass_whole_and_byte_by_byte() {
         let reqs: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloPOST /y HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\nGET / HTTP/1.0\r\n\r\n";
         assert_eq!(scan(reqs), Ok(()));
