@@ -283,3 +283,132 @@ fn a_non_websocket_upgrade_is_still_stripped() {
     assert!(!head.contains("upgrade"), "{head}");
     assert!(!head.contains("http2-settings"), "{head}");
 }
+
+/// A proxy process on `tests/data/websocket.cfg`, its stdout (the log) in
+/// a file.
+struct Peer {
+    child: std::process::Child,
+    addr: SocketAddr,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Peer {
+    fn start(mut cmd: std::process::Command, server: &WsServer, dir: &TempDir, tag: &str) -> Peer {
+        let addr = free_addr();
+        let log = dir.path().join(format!("{tag}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        cmd.args([
+            "-db",
+            "-f",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/websocket.cfg"),
+        ])
+        .env("WS_ADDR", addr.to_string())
+        .env("WS01", server.addr.port().to_string())
+        .stdout(out)
+        .stderr(std::process::Stdio::null());
+        let child = cmd.spawn().expect("start proxy");
+        assert!(crate::support::eventually(Duration::from_secs(10), || {
+            TcpStream::connect(addr).is_ok()
+        }));
+        Peer { child, addr, log }
+    }
+
+    /// The log line of the request for `path`, once written.
+    fn line(&self, path: &str) -> String {
+        let mut found = String::new();
+        crate::support::eventually(Duration::from_secs(5), || {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            found = text
+                .lines()
+                .find(|l| l.contains(path))
+                .unwrap_or("")
+                .to_string();
+            !found.is_empty()
+        });
+        found
+    }
+}
+
+/// The head the server saw, each proxy's own connection handling aside
+/// (the order of fields may differ; the set may not).
+fn fields(head: &str) -> Vec<String> {
+    let mut v: Vec<String> = head
+        .lines()
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    v.sort();
+    v
+}
+
+/// The termination state in an httplog line (raw format, no syslog header).
+fn termination(line: &str) -> String {
+    line.split_whitespace().nth(9).unwrap_or("").to_string()
+}
+
+#[test]
+#[cfg_attr(
+    not(vakt_haproxy),
+    ignore = "needs haproxy 2.x: apt-get install haproxy (README: Tests)"
+)]
+fn haproxy_and_vakt_tunnel_the_same_way() {
+    crate::haproxy::require_haproxy();
+    let server = WsServer::spawn("ws01");
+    let dir = TempDir::new("ws-diff");
+    let h = Peer::start(
+        std::process::Command::new("haproxy"),
+        &server,
+        &dir,
+        "haproxy",
+    );
+    let mut v = crate::support::vakt();
+    v.arg("proxy");
+    let v = Peer::start(v, &server, &dir, "vakt");
+    let mut seen = Vec::new();
+    let mut answers = Vec::new();
+    for p in [&h, &v] {
+        // A tunnel the client closes.
+        let (mut c, r) = open(p.addr, "");
+        assert_eq!(c.read_bytes(13), b"hi from ws01\n");
+        c.write(b"echo me");
+        assert_eq!(c.read_bytes(7), b"echo me");
+        seen.push(fields(&server.last_head()));
+        let head: String = r
+            .headers
+            .iter()
+            // hyper adds a Date; HAProxy passes the server's (none).
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("date"))
+            .map(|(k, v)| format!("{k}: {v}\n"))
+            .collect();
+        let a = fields(&format!("HTTP/1.1 101\n{head}"));
+        answers.push(a);
+        c.stream().shutdown(std::net::Shutdown::Write).unwrap();
+        assert!(c.closed_within(Duration::from_secs(5)));
+        // A tunnel left idle past `timeout tunnel`.
+        let mut c = Conn::open(p.addr);
+        c.write(handshake("/idle", "").as_bytes());
+        assert_eq!(c.read(true).status, 101);
+        assert_eq!(c.read_bytes(13), b"hi from ws01\n");
+        assert!(c.closed_within(Duration::from_secs(5)));
+    }
+    assert_eq!(seen[0], seen[1], "heads at the server: HAProxy, then vakt");
+    assert_eq!(answers[0], answers[1], "101 heads: HAProxy, then vakt");
+    // Measured on HAProxy 2.6: `--` for a tunnel both ends closed, `cD`
+    // for one `timeout tunnel` ended (cookie `NI`: none sent, inserted).
+    for (path, state) in [("/chat", "--NI"), ("/idle", "cDNI")] {
+        let (hl, vl) = (h.line(path), v.line(path));
+        assert_eq!(termination(&hl), state, "HAProxy: {hl}");
+        assert_eq!(termination(&vl), state, "vakt: {vl}");
+        for l in [&hl, &vl] {
+            assert!(l.contains(" 101 "), "{l}");
+        }
+    }
+}
