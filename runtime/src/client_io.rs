@@ -3,6 +3,12 @@
 //! so that once hyper gives up on a connection (a rejected head, a head that
 //! arrived too slowly) the connection task can still answer 400/431/408
 //! itself, as HAProxy does, instead of just closing.
+//!
+//! After a WebSocket upgrade request the scanner holds: the bytes behind it
+//! wait, unread by hyper, until the answer is written. A 101 (the proxy set
+//! [`ClientState::tunnel`]) turns the socket raw for the tunnel; any other
+//! answer resumes scanning them as HTTP, so a refused upgrade cannot carry
+//! a smuggled request past the scanner.
 
 use std::io;
 use std::pin::Pin;
@@ -35,6 +41,9 @@ pub(crate) struct ClientState {
     /// failed while being forwarded): the connection task must not answer
     /// a second time.
     pub answered: AtomicBool,
+    /// The proxy is answering a held WebSocket upgrade with a 101: once it
+    /// is written, the socket carries the tunnel's bytes unscanned.
+    pub tunnel: AtomicBool,
 }
 
 impl ClientState {
@@ -58,6 +67,14 @@ pub(crate) struct ClientIo<S> {
     client_timeout: Duration,
     read_stall: Option<Pin<Box<Sleep>>>,
     write_stall: Option<Pin<Box<Sleep>>>,
+    /// Bytes read behind a WebSocket upgrade request, not yet handed on.
+    held: bytes::BytesMut,
+    /// Between an upgrade request and its answer: reads wait (the waker of
+    /// the read that waits is kept here).
+    holding: Option<Option<std::task::Waker>>,
+    /// A tunnel: bytes pass unscanned and without `timeout client` (the
+    /// tunnel has its own idle timer).
+    raw: bool,
 }
 
 /// Polls a stall timer, arming it on first use. Ready = the client stalled
@@ -81,6 +98,66 @@ impl<S: Socket> ClientIo<S> {
             client_timeout,
             read_stall: None,
             write_stall: None,
+            held: bytes::BytesMut::new(),
+            holding: None,
+            raw: false,
+        }
+    }
+
+    /// Runs the scanner over `buf[before..]`, the bytes just read: cuts them
+    /// at a refusal (reported on the next read when good bytes come first)
+    /// or at the end of an upgrade request's head (the rest is held).
+    fn scan(&mut self, buf: &mut ReadBuf<'_>, before: usize) {
+        let res = self.scanner.feed(&buf.filled()[before..]);
+        self.state.mid_head.store(self.scanner.mid_head(), Relaxed);
+        self.state.in_body.store(self.scanner.in_body(), Relaxed);
+        match res {
+            Err((good, r)) => {
+                buf.set_filled(before + good);
+                if good == 0 {
+                    self.refuse(r);
+                } else {
+                    self.pending = Some(r);
+                }
+            }
+            Ok(()) => {
+                if let Some(at) = self.scanner.take_hold() {
+                    let rest = &buf.filled()[before + at..];
+                    // Held bytes go in front of any held before (a refused
+                    // upgrade's bytes may hold another upgrade request).
+                    let mut held = bytes::BytesMut::from(rest);
+                    held.extend_from_slice(&self.held);
+                    self.held = held;
+                    buf.set_filled(before + at);
+                    self.holding = Some(None);
+                }
+            }
+        }
+    }
+
+    /// The answer to a held upgrade request is being written: a tunnel if
+    /// the proxy said so, else HTTP again. The waiting read is woken.
+    fn decide(&mut self) {
+        if let Some(waker) = self.holding.take() {
+            if self.state.tunnel.load(Relaxed) {
+                self.raw = true;
+            } else {
+                self.scanner.resume();
+            }
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
+    }
+
+    /// Hands on held bytes: raw in a tunnel, through the scanner otherwise.
+    fn give_held(&mut self, buf: &mut ReadBuf<'_>) {
+        let n = self.held.len().min(buf.remaining());
+        let chunk = self.held.split_to(n);
+        let before = buf.filled().len();
+        buf.put_slice(&chunk);
+        if !self.raw {
+            self.scan(buf, before);
         }
     }
 
@@ -113,6 +190,17 @@ impl<S: Socket> AsyncRead for ClientIo<S> {
         if this.is_refused() {
             return Poll::Ready(Ok(()));
         }
+        if let Some(waker) = &mut this.holding {
+            *waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        if !this.held.is_empty() {
+            this.give_held(buf);
+            return Poll::Ready(Ok(()));
+        }
+        if this.raw {
+            return this.stream.poll_read(cx, buf);
+        }
         let before = buf.filled().len();
         match this.stream.poll_read(cx, buf) {
             Poll::Pending => {
@@ -126,20 +214,15 @@ impl<S: Socket> AsyncRead for ClientIo<S> {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Ready(Ok(())) => {
                 this.read_stall = None;
-                let n = buf.filled().len() - before;
-                if n == 0 {
+                if buf.filled().len() == before {
                     return Poll::Ready(Ok(()));
                 }
-                let res = this.scanner.feed(&buf.filled()[before..before + n]);
-                this.state.mid_head.store(this.scanner.mid_head(), Relaxed);
-                this.state.in_body.store(this.scanner.in_body(), Relaxed);
-                if let Err((good, r)) = res {
-                    buf.set_filled(before + good);
-                    if good == 0 {
-                        this.refuse(r);
-                    } else {
-                        this.pending = Some(r);
-                    }
+                this.scan(buf, before);
+                if buf.filled().len() == before && this.holding.is_some() {
+                    // Nothing before the hold to hand on: wait for the
+                    // answer (an empty read would look like the end).
+                    this.holding = Some(Some(cx.waker().clone()));
+                    return Poll::Pending;
                 }
                 Poll::Ready(Ok(()))
             }
@@ -154,6 +237,9 @@ impl<S: Socket> ClientIo<S> {
         r: Poll<io::Result<T>>,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<T>> {
+        if self.raw {
+            return r;
+        }
         match r {
             Poll::Ready(r) => {
                 self.write_stall = None;
@@ -174,6 +260,7 @@ impl<S: Socket> AsyncWrite for ClientIo<S> {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        this.decide();
         let r = this.stream.poll_write(cx, data);
         this.stall_checked(r, cx)
     }
@@ -184,6 +271,7 @@ impl<S: Socket> AsyncWrite for ClientIo<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        this.decide();
         let r = this.stream.poll_write_vectored(cx, bufs);
         this.stall_checked(r, cx)
     }

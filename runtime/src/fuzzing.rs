@@ -49,6 +49,7 @@ async fn decode(method: &Method, raw: &[u8]) -> Result<Decoded, String> {
             .map_err(|e| format!("connect: {e}"))?;
         let limits = Limits {
             timeout: Duration::from_secs(2),
+            upgrade: false,
             max_head: 16 * 1024,
         };
         let resp = conn

@@ -42,6 +42,11 @@ enum State {
     ChunkCrlf,
     /// Collecting trailer lines after the last chunk into `line`.
     Trailer,
+    /// After a WebSocket upgrade request: the bytes that follow are either
+    /// the tunnel's (after a 101) or the next request (after any other
+    /// answer), which only the answer tells. Nothing is scanned until
+    /// [`Scanner::resume`].
+    Upgrade,
 }
 
 #[derive(Debug)]
@@ -56,6 +61,9 @@ pub struct Scanner {
     extensions: usize,
     /// Trailer bytes and fields in this body so far.
     trailers: (usize, usize),
+    /// Where in the last fed bytes an upgrade request's head ended (the
+    /// bytes from there on were not scanned).
+    held_at: Option<usize>,
 }
 
 impl Scanner {
@@ -67,6 +75,22 @@ impl Scanner {
             line: Vec::new(),
             extensions: 0,
             trailers: (0, 0),
+            held_at: None,
+        }
+    }
+
+    /// After the last [`Scanner::feed`]: where a WebSocket upgrade request's
+    /// head ended in those bytes, if one did. The scanner then holds until
+    /// [`Scanner::resume`].
+    pub fn take_hold(&mut self) -> Option<usize> {
+        self.held_at.take()
+    }
+
+    /// The upgrade was refused (the server answered anything but 101): the
+    /// bytes after it are HTTP again, scanned from a request head.
+    pub fn resume(&mut self) {
+        if matches!(self.state, State::Upgrade) {
+            self.state = State::Head;
         }
     }
 
@@ -78,7 +102,7 @@ impl Scanner {
 
     /// True while a request body is being received.
     pub fn in_body(&self) -> bool {
-        !matches!(self.state, State::Head)
+        !matches!(self.state, State::Head | State::Upgrade)
     }
 
     /// Scans bytes as they arrive. On a bad request, returns how many bytes
@@ -90,6 +114,10 @@ impl Scanner {
         let mut req_start = 0;
         while i < data.len() {
             match &mut self.state {
+                State::Upgrade => {
+                    self.held_at = Some(i);
+                    return Ok(());
+                }
                 State::Head => {
                     let start = i;
                     // Leading empty lines before a request line are ignored
@@ -123,6 +151,11 @@ impl Scanner {
                             i += consumed;
                             self.head.clear();
                             self.state = match framing {
+                                Framing::Upgrade => {
+                                    self.held_at = Some(i);
+                                    self.state = State::Upgrade;
+                                    return Ok(());
+                                }
                                 Framing::None | Framing::Length(0) => State::Head,
                                 Framing::Length(n) => State::Body(n),
                                 Framing::Chunked => {
@@ -266,6 +299,8 @@ enum Framing {
     None,
     Length(u64),
     Chunked,
+    /// No body, and a WebSocket upgrade ([`is_websocket`]).
+    Upgrade,
 }
 
 /// Parses a (possibly partial) head. `Ok(None)` = need more bytes.
@@ -360,10 +395,48 @@ fn check_head(buf: &[u8]) -> Result<Option<(usize, Framing)>, Reject> {
     }
     let framing = match (te, content_length) {
         (true, _) => Framing::Chunked,
-        (false, Some(n)) => Framing::Length(n),
-        (false, None) => Framing::None,
+        (false, Some(n)) if n > 0 => Framing::Length(n),
+        (false, _)
+            if is_websocket(
+                req.method.unwrap_or(""),
+                req.version == Some(1),
+                req.headers.iter().map(|h| (h.name, h.value)),
+            ) =>
+        {
+            Framing::Upgrade
+        }
+        (false, _) => Framing::None,
     };
     Ok(Some((len, framing)))
+}
+
+/// A WebSocket opening handshake (RFC 6455 §4.1): an HTTP/1.1 GET whose
+/// `Upgrade` names `websocket` and whose `Connection` names `upgrade`
+/// (tokens, any case: Firefox sends `Connection: keep-alive, Upgrade`).
+/// The scanner and the proxy both ask here, so they agree on which requests
+/// may become tunnels; any other upgrade (h2c, …) stays plain HTTP.
+pub(crate) fn is_websocket<'a>(
+    method: &str,
+    http11: bool,
+    headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> bool {
+    if method != "GET" || !http11 {
+        return false;
+    }
+    let (mut upgrade, mut connection) = (false, false);
+    for (name, value) in headers {
+        let has = |token: &str| {
+            value
+                .split(|&b| b == b',')
+                .any(|t| trim(t).eq_ignore_ascii_case(token.as_bytes()))
+        };
+        if name.eq_ignore_ascii_case("upgrade") && has("websocket") {
+            upgrade = true;
+        } else if name.eq_ignore_ascii_case("connection") && has("upgrade") {
+            connection = true;
+        }
+    }
+    upgrade && connection
 }
 
 /// The request target (RFC 9112 §3.2): a fragment is never sent by a
@@ -445,6 +518,35 @@ mod tests {
 
     fn reason(bytes: &[u8]) -> &'static str {
         scan(bytes).unwrap_err().1.reason
+    }
+
+    #[test]
+    fn a_websocket_head_holds_what_follows_until_the_answer_and_h2c_does_not() {
+        let ws = b"GET /c HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: WebSocket\r\n\r\n";
+        let mut data = ws.to_vec();
+        data.extend_from_slice(b"\x81\x00 frame bytes");
+        let mut s = Scanner::new(16384);
+        assert_eq!(s.feed(&data), Ok(()));
+        assert_eq!(s.take_hold(), Some(ws.len()));
+        assert!(!s.in_body() && !s.mid_head());
+        // Held: nothing more is scanned, not even bytes that are no HTTP.
+        assert_eq!(s.feed(b"\x00\x01"), Ok(()));
+        assert_eq!(s.take_hold(), Some(0));
+        // A refused upgrade: what follows is scanned as requests again.
+        s.resume();
+        assert_eq!(s.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"), Ok(()));
+        assert_eq!(s.take_hold(), None);
+        assert_eq!(s.feed(b"\x00"), Err((0, bad("NUL byte in request head"))));
+        for other in [
+            &b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"[..],
+            b"GET / HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n",
+        ] {
+            let mut s = Scanner::new(16384);
+            assert_eq!(s.feed(other), Ok(()));
+            assert_eq!(s.take_hold(), None, "{}", String::from_utf8_lossy(other));
+        }
     }
 
     #[test]

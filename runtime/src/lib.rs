@@ -36,6 +36,7 @@ mod state;
 pub mod stats;
 mod supervisor;
 mod tls;
+mod tunnel;
 mod upstream;
 
 pub use config::Config;

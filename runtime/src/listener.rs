@@ -156,6 +156,7 @@ fn conn_info(
         shared: shared.clone(),
         client_state,
         tls,
+        tunnel: Default::default(),
     })
 }
 
@@ -231,7 +232,9 @@ async fn serve_h1<S: Socket>(
         .header_read_timeout(fe.conf.timeout_http_request)
         .half_close(true)
         .keep_alive(!fe.conf.http_close);
-    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let conn = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
     tokio::pin!(conn);
     let mut stop = shared.stop_signal();
     let result = tokio::select! {
@@ -241,6 +244,14 @@ async fn serve_h1<S: Socket>(
             conn.await
         }
     };
+    // A WebSocket: the connection became a tunnel, which runs here so this
+    // connection's slots and counts last as long as it does. A stop lets it
+    // run to its end (or the stop timeout).
+    let tunnel = info.tunnel.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(t) = tunnel {
+        t.run().await;
+        return;
+    }
     let reject = client_state.rejection();
     let answered = client_state.answered.load(Relaxed);
     // A connection that never carried a request and timed out gets a 408,

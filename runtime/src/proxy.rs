@@ -14,13 +14,16 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body::Body as _;
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::body::{RequestBody, ResponseBody};
 use crate::exchange::{Exchange, Phase, Termination, Who, request_head_len};
+use crate::hygiene::is_websocket;
 use crate::persist;
 use crate::pool::{Pool, QueueFail};
 use crate::state::{FrontendState, client_ip};
+use crate::tunnel::Tunnel;
 use crate::upstream::{Limits, SendError, Sent, ServerConn, UpstreamBody};
 
 /// What a connection knows when a request arrives.
@@ -38,6 +41,10 @@ pub(crate) struct ConnInfo {
     pub client_state: Arc<crate::client_io::ClientState>,
     /// The connection came over TLS (HTTP/1.1 or h2).
     pub tls: bool,
+    /// A WebSocket tunnel waiting for hyper to hand over the socket after
+    /// its 101 is written; the connection task runs it (so the connection's
+    /// `maxconn` slots stay held for the tunnel's life).
+    pub tunnel: std::sync::Mutex<Option<Tunnel>>,
 }
 
 pub(crate) async fn handle(
@@ -132,6 +139,7 @@ fn request_line(req: &Request<Incoming>) -> String {
 }
 
 /// Cookie status and action, HAProxy's 3rd and 4th termination characters.
+#[derive(Clone, Copy)]
 struct CookieLog {
     seen: u8,
     action: u8,
@@ -149,6 +157,7 @@ async fn forward(
     let http_close = fe.conf.http_close || conf.http_close;
     let (sticky, ck) = persistence(&pool, &mut parts.headers);
     let forwardfor = fe.conf.forwardfor || conf.forwardfor;
+    let upgrade = websocket(&mut parts, &body);
     prepare_request(
         &mut parts.headers,
         forwardfor,
@@ -156,6 +165,15 @@ async fn forward(
         conn,
         http_close,
     );
+    if let Some((_, protocols)) = &upgrade {
+        // The upgrade's own hop-by-hop fields, as HAProxy sends them.
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        for v in protocols {
+            parts.headers.append(header::UPGRADE, v.clone());
+        }
+    }
     let method = parts.method.clone();
     let req = Request::from_parts(parts, RequestBody::new(body, &mut ex));
 
@@ -178,10 +196,54 @@ async fn forward(
     ex.tw = queue_start.elapsed().as_millis() as i64;
     enter_server(&pool, idx, &mut ex, permit);
 
-    match dispatch(&pool, req, idx, ip, http_close, &mut ex, ck.seen, conn).await {
-        Ok((resp, idx)) => respond(resp, &pool, idx, sticky, ck, &method, http_close, ex),
+    // A WebSocket goes on a connection of its own (never back to the idle
+    // pool), as an `httpclose` request does.
+    let one_off = http_close || upgrade.is_some();
+    let limits = Limits {
+        timeout: conf.timeout_server,
+        max_head: fe.max_header_size,
+        upgrade: upgrade.is_some(),
+    };
+    match dispatch(&pool, req, idx, ip, one_off, limits, &mut ex, ck.seen, conn).await {
+        Ok((resp, idx)) => match upgrade {
+            Some((on, _)) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                switch(resp, &pool, idx, sticky, ck, on, ex, conn)
+            }
+            _ => respond(resp, &pool, idx, sticky, ck, &method, http_close, ex),
+        },
         Err((status, close)) => local(status, ex, close),
     }
+}
+
+/// A WebSocket opening handshake that may become a tunnel: the client
+/// socket's upgrade handle and the `Upgrade` values to send on. Only
+/// requests the hygiene scanner held for their answer qualify (the same
+/// [`is_websocket`] test, and no body).
+fn websocket(
+    parts: &mut http::request::Parts,
+    body: &Incoming,
+) -> Option<(OnUpgrade, Vec<HeaderValue>)> {
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()));
+    if !body.is_end_stream()
+        || !is_websocket(
+            parts.method.as_str(),
+            parts.version == http::Version::HTTP_11,
+            headers,
+        )
+    {
+        return None;
+    }
+    let protocols = parts
+        .headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .cloned()
+        .collect();
+    let on = parts.extensions.remove::<OnUpgrade>()?;
+    Some((on, protocols))
 }
 
 /// Persistence: a cookie naming a server that may serve it pins the
@@ -253,6 +315,7 @@ async fn dispatch(
     mut idx: usize,
     ip: std::net::IpAddr,
     http_close: bool,
+    limits: Limits,
     ex: &mut Exchange,
     cookie_seen: u8,
     conn: &ConnInfo,
@@ -260,10 +323,6 @@ async fn dispatch(
     let fe = ex.fe.clone();
     let conf = &pool.conf;
     let connect_start = Instant::now();
-    let limits = Limits {
-        timeout: conf.timeout_server,
-        max_head: fe.max_header_size,
-    };
     let mut attempts = 0u32;
     let mut moved_after_drop = false;
     loop {
@@ -383,14 +442,99 @@ fn respond(
     pool: &Pool,
     idx: usize,
     sticky: Option<usize>,
-    mut ck: CookieLog,
+    ck: CookieLog,
     method: &Method,
     http_close: bool,
     mut ex: Exchange,
 ) -> Response<ResponseBody> {
+    let (mut parts, body) = resp.into_parts();
+    rewrite_head(
+        &mut parts, pool, idx, sticky, ck, method, http_close, &mut ex,
+    );
+    ex.count_head(parts.status, &parts.headers, &body.size_hint());
+    Response::from_parts(parts, ResponseBody::upstream(body, ex))
+}
+
+/// A server's 101 to a WebSocket request: the head goes to the client like
+/// any response's (cookie inserted, counters raised) with the upgrade's
+/// fields put back, and the [`Tunnel`] waits in `conn` for hyper to hand
+/// over the client socket once the 101 is written.
+#[allow(clippy::too_many_arguments)] // one request's context, used once
+fn switch(
+    resp: Response<UpstreamBody>,
+    pool: &Pool,
+    idx: usize,
+    sticky: Option<usize>,
+    ck: CookieLog,
+    upgrade: OnUpgrade,
+    mut ex: Exchange,
+    conn: &ConnInfo,
+) -> Response<ResponseBody> {
+    let (mut parts, body) = resp.into_parts();
+    let protocols: Vec<HeaderValue> = parts
+        .headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .cloned()
+        .collect();
+    rewrite_head(
+        &mut parts,
+        pool,
+        idx,
+        sticky,
+        ck,
+        &Method::GET,
+        false,
+        &mut ex,
+    );
+    parts
+        .headers
+        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    for v in protocols {
+        parts.headers.append(header::UPGRADE, v);
+    }
+    ex.count_head(
+        parts.status,
+        &parts.headers,
+        &http_body::SizeHint::with_exact(0),
+    );
+    // `switched` bodies always hold their connection.
+    let Some((server, early)) = body.into_tunnel() else {
+        ex.termination = Termination::new(Who::Server, Phase::Headers, ck.seen);
+        return local(StatusCode::BAD_GATEWAY, ex, true);
+    };
+    // HAProxy: without `timeout tunnel`, `timeout client` and `timeout
+    // server` keep applying; the tunnel ends at the shorter of the two.
+    let idle = pool
+        .conf
+        .timeout_tunnel
+        .unwrap_or(ex.fe.conf.timeout_client.min(pool.conf.timeout_server));
+    conn.client_state.tunnel.store(true, Relaxed);
+    *conn.tunnel.lock().unwrap_or_else(|e| e.into_inner()) = Some(Tunnel {
+        upgrade,
+        server,
+        early,
+        idle,
+        ex,
+    });
+    Response::from_parts(parts, ResponseBody::full(Bytes::new(), None))
+}
+
+/// The response head as the client gets it: our version, hop-by-hop fields
+/// out, the persistence cookie (re)inserted, counters raised.
+#[allow(clippy::too_many_arguments)] // one request's context, used once
+fn rewrite_head(
+    parts: &mut http::response::Parts,
+    pool: &Pool,
+    idx: usize,
+    sticky: Option<usize>,
+    mut ck: CookieLog,
+    method: &Method,
+    http_close: bool,
+    ex: &mut Exchange,
+) {
     let fe = ex.fe.clone();
     let conf = &pool.conf;
-    let (mut parts, body) = resp.into_parts();
     // The client talks to us, not to the server: our version, whatever the
     // server spoke (hyper answers an HTTP/1.0 client in kind).
     parts.version = http::Version::HTTP_11;
@@ -428,8 +572,6 @@ fn respond(
     server.rt.counters.status(status);
     pool.counters.status(status);
     fe.counters.status(status);
-    ex.count_head(parts.status, &parts.headers, &body.size_hint());
-    Response::from_parts(parts, ResponseBody::upstream(body, ex))
 }
 
 fn enter_server(pool: &Pool, idx: usize, ex: &mut Exchange, permit: Option<OwnedSemaphorePermit>) {

@@ -30,6 +30,9 @@ pub(crate) struct Settings {
     pub queue: Option<Duration>,
     /// `None` = as long as `client` (HAProxy, `timeout http-request` unset).
     pub http_request: Option<Duration>,
+    /// `timeout tunnel`: the longest silence both ways in a WebSocket
+    /// tunnel; `None` = `client` and `server` keep applying (HAProxy).
+    pub tunnel: Option<Duration>,
 }
 
 /// HAProxy's values where haproxy.cfg says nothing (and vakt's timeouts where
@@ -50,6 +53,7 @@ impl Default for Settings {
             server: Duration::from_secs(50),
             queue: None,
             http_request: None,
+            tunnel: None,
         }
     }
 }
@@ -117,6 +121,7 @@ impl Settings {
             timeout_connect: self.connect,
             timeout_server: self.server,
             timeout_queue: self.queue.unwrap_or(self.connect),
+            timeout_tunnel: self.tunnel,
             servers,
         }
     }

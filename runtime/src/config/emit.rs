@@ -90,6 +90,9 @@ fn listen_table(fe: &Frontend, be: Option<&Backend>, hash: &dyn Fn(&str) -> Stri
     if let Some(be) = be {
         timeout.insert("server", format_duration(be.timeout_server).into());
         timeout.insert("queue", format_duration(be.timeout_queue).into());
+        if let Some(t) = be.timeout_tunnel {
+            timeout.insert("tunnel", format_duration(t).into());
+        }
     }
     timeout.insert(
         "http_request",

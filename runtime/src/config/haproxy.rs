@@ -1088,6 +1088,7 @@ fn timeout_kw(src: &Source, w: &[Word], s: &mut Settings, d: &mut Diagnostics) {
         "server" => s.server = t,
         "queue" => s.queue = Some(t),
         "http-request" => s.http_request = Some(t),
+        "tunnel" => s.tunnel = Some(t),
         _ => unsupported(src, d, which, "timeout"),
     }
 }

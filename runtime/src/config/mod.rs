@@ -198,6 +198,9 @@ pub struct Backend {
     pub timeout_connect: Duration,
     pub timeout_server: Duration,
     pub timeout_queue: Duration,
+    /// `timeout tunnel` (a WebSocket's longest silence both ways); `None`
+    /// = the shorter of the frontend's `timeout client` and `timeout_server`.
+    pub timeout_tunnel: Option<Duration>,
     pub servers: Vec<Server>,
 }
 

@@ -228,6 +228,9 @@ fn read_settings(t: &mut Fields, base: &Settings, d: &mut Diagnostics) -> Settin
         if let Some(v) = to.duration("http_request", d) {
             s.http_request = Some(v);
         }
+        if let Some(v) = to.duration("tunnel", d) {
+            s.tunnel = Some(v);
+        }
         to.finish(d);
     }
     s

@@ -138,6 +138,25 @@ impl UpstreamBody {
         b
     }
 
+    /// The body of a 101: no bytes, the connection kept for the tunnel.
+    pub(super) fn switched(conn: ServerConn) -> Self {
+        UpstreamBody {
+            conn: Some(conn),
+            decode: Decode::Done,
+            pool: None,
+            timeout: Duration::ZERO,
+            stall: None,
+            armed: false,
+            trailers: (0, 0),
+        }
+    }
+
+    /// After a 101: the server's socket and the bytes it sent behind the
+    /// head (the tunnel's first bytes). `None` for any other body.
+    pub fn into_tunnel(mut self) -> Option<(tokio::net::TcpStream, bytes::BytesMut)> {
+        self.conn.take().map(|c| (c.stream, c.buf))
+    }
+
     fn finish_if_done(&mut self) {
         if matches!(self.decode, Decode::Done)
             && let Some(conn) = self.conn.take()

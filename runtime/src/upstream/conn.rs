@@ -77,6 +77,10 @@ pub struct Limits {
     pub timeout: Duration,
     /// The largest response head buffered (`max_header_size`).
     pub max_head: usize,
+    /// The request asked for a WebSocket: a 101 is the server's yes, its
+    /// body the connection itself ([`UpstreamBody::into_tunnel`]). Any
+    /// other request's 101 is an invalid answer.
+    pub upgrade: bool,
 }
 
 impl ServerConn {
@@ -344,10 +348,16 @@ impl ServerConn {
             };
             if let Some((len, code, version, headers)) = parsed {
                 self.buf.advance(len);
+                if code == 101 && limits.upgrade {
+                    let mut r = Response::new(UpstreamBody::switched(self));
+                    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+                    *r.headers_mut() = headers;
+                    return Ok(r);
+                }
                 if (100..200).contains(&code) {
                     if code == 101 {
                         return Err((
-                            SendError::Invalid("protocol upgrades are not supported"),
+                            SendError::Invalid("a 101 for a request that asked no upgrade"),
                             true,
                         ));
                     }

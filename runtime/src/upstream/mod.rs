@@ -25,6 +25,7 @@ mod tests {
 
     const LIMITS: Limits = Limits {
         timeout: Duration::from_secs(5),
+        upgrade: false,
         max_head: 16384,
     };
 

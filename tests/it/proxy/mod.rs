@@ -10,6 +10,7 @@ mod persist;
 mod props;
 mod stats_page;
 mod tls;
+mod websocket;
 mod zero_downtime;
 
 use std::net::SocketAddr;

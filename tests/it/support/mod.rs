@@ -381,6 +381,13 @@ impl Conn {
         self.try_read(head_only).expect("a response")
     }
 
+    /// Exactly `n` bytes past the last response (a tunnel's).
+    pub fn read_bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut b = vec![0; n];
+        self.reader.read_exact(&mut b).expect("tunnel bytes");
+        b
+    }
+
     /// True when the server closed the connection (EOF) within `timeout`.
     pub fn closed_within(&mut self, timeout: Duration) -> bool {
         self.reader
