@@ -412,3 +412,66 @@ fn haproxy_and_vakt_tunnel_the_same_way() {
         }
     }
 }
+
+/// A WebSocket over HTTPS (HTTP/1.1 by ALPN): `openssl s_client` speaks
+/// the handshake and a message through the TLS listener, and the echo
+/// comes back decrypted.
+#[test]
+fn a_websocket_over_tls_is_tunnelled() {
+    use std::process::{Command, Stdio};
+    let dir = TempDir::new("ws-tls");
+    let crt = crate::support::pem::self_signed(dir.path(), "ws", &["ws.test"], true, 2);
+    let tls = free_addr();
+    let listen = format!(
+        "tls = {{ bind = [\"{tls}\"], crt = [\"{}\"] }}",
+        crt.display()
+    );
+    let s = setup(
+        1,
+        Opts {
+            listen: &listen,
+            ..Opts::default()
+        },
+    );
+    assert!(crate::support::eventually(Duration::from_secs(5), || {
+        TcpStream::connect(tls).is_ok()
+    }));
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &tls.to_string()])
+        .args(["-servername", "ws.test", "-alpn", "http/1.1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run openssl s_client");
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || {
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("a line from the tunnel within 5 s")
+    };
+    stdin.write_all(handshake("/chat", "").as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    assert_eq!(next().trim_end(), "HTTP/1.1 101 Switching Protocols");
+    let mut line = next();
+    while !line.trim_end().is_empty() {
+        line = next();
+    }
+    assert_eq!(next(), "hi from ws01");
+    stdin.write_all(b"over tls\n").unwrap();
+    stdin.flush().unwrap();
+    assert_eq!(next(), "over tls");
+    let head = s.servers[0].last_head().to_ascii_lowercase();
+    assert!(head.contains("upgrade: websocket\r\n"), "{head}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
