@@ -163,7 +163,7 @@ fn the_firewall_goes_in_holds_on_no_change_is_repaired_when_flushed_and_rolls_ba
     let (code, out, err) = lab.vakt(&["up", "-i", &lab.inventory]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(ruleset(&lab, "db01").contains("tcp dport 9100 accept"));
-    let (code, out, err) = lab.vakt(&["rollback", "-i", &lab.inventory, "db01"]);
+    let (code, out, err) = lab.vakt(&["rollback", "-i", &lab.inventory, "--hosts", "db01"]);
     assert_eq!(code, 0, "{out}{err}");
     let db = ruleset(&lab, "db01");
     assert!(
