@@ -186,11 +186,7 @@ pub fn set_current(tr: &dyn Transport, id: &str) -> anyhow::Result<()> {
     let file = sh(&format!("{}{STORE}/current", tr.root()));
     let out = tr.run(&format!("printf '%s\\n' {} > {file}", sh(id)))?;
     if !out.ok() {
-        anyhow::bail!(
-            "{}: marking {id} current: {}",
-            tr.host(),
-            out.stderr.trim()
-        );
+        anyhow::bail!("{}: marking {id} current: {}", tr.host(), out.stderr.trim());
     }
     Ok(())
 }
@@ -332,7 +328,9 @@ mod tests {
     use super::*;
 
     fn ids(n: usize) -> Vec<String> {
-        (0..n).map(|i| format!("2026120{i}T000000.000Z-aa")).collect()
+        (0..n)
+            .map(|i| format!("2026120{i}T000000.000Z-aa"))
+            .collect()
     }
 
     #[test]

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::hooks::{self, Hook};
 use crate::inventory::Role;
 use crate::plan::{self, Change, HostPlan};
-use crate::hooks::{self, Hook};
 use crate::progress::{HostLine, Progress};
 use crate::releases;
 use crate::render;

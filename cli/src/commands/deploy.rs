@@ -13,8 +13,8 @@ use serde::Serialize;
 use crate::history;
 use crate::hooks::{self, Hook};
 use crate::plan::{Change, HostPlan};
-use crate::releases;
 use crate::progress::Progress;
+use crate::releases;
 use crate::render;
 use crate::rollout::{self, HostOutcome};
 use crate::selection::Selection;
@@ -175,8 +175,7 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         .map(|h| h.host.name.as_str())
         .filter(|n| only.as_ref().is_none_or(|o| o.contains(*n)))
         .collect();
-    hooks::run(&t, Hook::PreUp, &selected, None)
-        .context("nothing was changed on any host")?;
+    hooks::run(&t, Hook::PreUp, &selected, None).context("nothing was changed on any host")?;
     let progress = Progress::new();
     let results = rollout::run(
         &t,
@@ -286,7 +285,14 @@ fn keep_releases(t: &Target, results: &[rollout::HostResult], sha: &str) {
         let files = render::render_host(&t.inv, &h.host, &h.ctx, &t.templates)?;
         let entry = history::Entry::now(t, &r.host, r.files.clone(), r.result.to_string());
         let binary = (!h.services.is_empty()).then_some(sha);
-        releases::record(h.transport()?, &id, entry, &files, binary, t.inv.deploy.keep)
+        releases::record(
+            h.transport()?,
+            &id,
+            entry,
+            &files,
+            binary,
+            t.inv.deploy.keep,
+        )
     });
     for e in errors.into_iter().filter_map(Result::err) {
         eprintln!("warning: {e:#} (`vakt rollback` cannot come back to this deploy there)");
@@ -571,9 +577,7 @@ pub fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
         };
         if !r.result.failed()
             && let Some(h) = t.hosts.iter().find(|h| h.host.name == r.host)
-            && let Err(e) = h
-                .transport()
-                .and_then(|tr| releases::set_current(tr, id))
+            && let Err(e) = h.transport().and_then(|tr| releases::set_current(tr, id))
         {
             eprintln!("warning: {e:#}");
         }

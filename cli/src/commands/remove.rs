@@ -200,11 +200,7 @@ fn carry_out(h: &HostTarget, r: &Removal) -> anyhow::Result<()> {
 }
 
 fn print(r: &Removal, yes: bool) {
-    let (will, did) = if yes {
-        ("", "")
-    } else {
-        ("would ", "would ")
-    };
+    let (will, did) = if yes { ("", "") } else { ("would ", "would ") };
     println!("{}:", r.host);
     if let Some(e) = &r.error {
         println!("  FAILED: {e}");

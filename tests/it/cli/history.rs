@@ -39,7 +39,8 @@ fn up_rollback_and_down_leave_an_append_only_history_per_host() {
     );
     assert!(lines[1].contains("/etc/vakt/proxy.toml"), "{out}");
     assert!(
-        lines[2].contains("`vakt rollback --hosts lb01") && lines[2].contains(": rolled back to 20"),
+        lines[2].contains("`vakt rollback --hosts lb01")
+            && lines[2].contains(": rolled back to 20"),
         "{out}"
     );
     // The two ups ran with different inventories.
