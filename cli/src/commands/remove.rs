@@ -178,12 +178,12 @@ fn carry_out(h: &HostTarget, r: &Removal) -> anyhow::Result<()> {
     if r.purge {
         gone.extend(r.data.iter().cloned());
     }
-    if !gone.is_empty() {
-        let words: Vec<String> = gone
-            .iter()
-            .map(|p| sh(&format!("{}{p}", tr.root())))
-            .collect();
-        script.push_str(&format!("rm -rf {}; ", words.join(" ")));
+    for p in &gone {
+        // A folder that is a mount point (as in `vakt lab`) stays, empty.
+        let q = sh(&format!("{}{p}", tr.root()));
+        script.push_str(&format!(
+            "rm -rf {q} 2>/dev/null || [ -z \"$(ls -A {q} 2>/dev/null)\" ] || {{ echo {q}: could not be removed >&2; exit 1; }}; "
+        ));
     }
     if real && tr.init() == Init::Systemd {
         script.push_str("systemctl daemon-reload; ");
