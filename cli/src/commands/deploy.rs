@@ -209,8 +209,7 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     };
     if failed == 0 && healthy.is_ok() {
         healthy = hooks::run(&t, Hook::PostUp, &selected, None)
-            .context("the deploy stays in place (nothing is rolled back)")
-            .map_err(Into::into);
+            .context("the deploy stays in place (nothing is rolled back)");
     }
     match a.format {
         super::Format::Json => println!("{}", serde_json::to_string_pretty(&results)?),
