@@ -568,7 +568,10 @@ pub fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
     );
     let mut entries = Vec::new();
     for r in &results {
-        let id = &map[&r.host].id;
+        // rollout::run reports only hosts of `map` (`Source::Releases`).
+        let Some(id) = map.get(&r.host).map(|m| &m.id) else {
+            continue;
+        };
         let result = match &r.result {
             HostOutcome::Changed => format!("rolled back to {id}"),
             HostOutcome::NoChanges => format!("already on {id}"),
@@ -595,9 +598,10 @@ pub fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
         super::Format::Json => println!("{}", serde_json::to_string_pretty(&results)?),
         super::Format::Text => {
             for r in &results {
+                let id = map.get(&r.host).map_or("?", |m| m.id.as_str());
                 let result = match &r.result {
-                    HostOutcome::Changed => format!("rolled back to {}", map[&r.host].id),
-                    HostOutcome::NoChanges => format!("already on {}", map[&r.host].id),
+                    HostOutcome::Changed => format!("rolled back to {id}"),
+                    HostOutcome::NoChanges => format!("already on {id}"),
                     other => other.to_string(),
                 };
                 println!("{:<10} {}", r.host, result);
