@@ -336,6 +336,20 @@ impl Default for Firewall {
     }
 }
 
+/// `[deploy]`: how deploys are kept on the hosts.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Deploy {
+    /// Releases each host keeps in its release store (`vakt releases`,
+    /// `vakt rollback --to/--steps`), the current one included.
+    pub keep: u32,
+}
+
+impl Default for Deploy {
+    fn default() -> Self {
+        Deploy { keep: 5 }
+    }
+}
+
 /// An IPv4 or IPv6 network as nft spells it (`10.0.0.0/8`, `2001:db8::/32`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Cidr {
@@ -430,6 +444,7 @@ pub struct Inventory {
     pub ha: Ha,
     pub tls: Option<Tls>,
     pub firewall: Firewall,
+    pub deploy: Deploy,
     /// `[artifacts] binary`: the vakt binary to push instead of the running
     /// one (another architecture), relative to the inventory's folder.
     pub binary: Option<PathBuf>,
@@ -711,6 +726,7 @@ pub fn parse(src: &Source, dir: Option<&Path>) -> Result<(Inventory, Diagnostics
     let ha = read_ha(&mut root, &cluster.name, &mut d);
     let tls = read_tls(&mut root, dir, cluster.port, &mut d);
     let firewall = read_firewall(&mut root, &hosts.hosts, &mut d);
+    let deploy = read_deploy(&mut root, &mut d);
     let mut binary = None;
     if let Some(mut a) = root.table("artifacts", &mut d) {
         binary = a.string("binary", &mut d).map(PathBuf::from);
@@ -758,6 +774,7 @@ pub fn parse(src: &Source, dir: Option<&Path>) -> Result<(Inventory, Diagnostics
             ha,
             tls,
             firewall,
+            deploy,
             binary,
         },
         d,
@@ -1440,6 +1457,19 @@ fn read_backups(root: &mut Fields, d: &mut Diagnostics) -> Vec<Backup> {
         }
     }
     backups
+}
+
+/// Reads `[deploy]` (`keep`: 1..=50 releases per host, default 5).
+fn read_deploy(root: &mut Fields, d: &mut Diagnostics) -> Deploy {
+    let mut deploy = Deploy::default();
+    let Some(mut t) = root.table("deploy", d) else {
+        return deploy;
+    };
+    if let Some(k) = t.int("keep", 1, 50, d) {
+        deploy.keep = k as u32;
+    }
+    t.finish(d);
+    deploy
 }
 
 /// Reads `[vagrant]` (defaults when absent).

@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::hooks::{self, Hook};
 use crate::inventory::Role;
 use crate::plan::{self, Change, HostPlan};
 use crate::progress::{HostLine, Progress};
+use crate::releases;
 use crate::render;
 use crate::rotation;
 use crate::services;
@@ -123,12 +125,23 @@ impl HostResult {
     }
 }
 
-/// What `up` pushes to every host.
+/// What the hosts are brought to.
+pub enum Source<'a> {
+    /// The inventory rendered, with this binary pushed (`up`).
+    Inventory {
+        binary: &'a [u8],
+        sha: &'a str,
+        /// Chosen with --binary or `[artifacts] binary` (no platform check).
+        explicit: bool,
+    },
+    /// Each host's kept release, by host name (`rollback`); a host without
+    /// one is not selected.
+    Releases(&'a std::collections::BTreeMap<String, releases::Manifest>),
+}
+
+/// What a rollout brings every host to, and how.
 pub struct Push<'a> {
-    pub binary: &'a [u8],
-    pub sha: &'a str,
-    /// Chosen with --binary or `[artifacts] binary` (no platform check).
-    pub explicit: bool,
+    pub source: Source<'a>,
     /// Packages (keepalived) may be installed with the host's package manager.
     pub may_install: bool,
     /// Only these hosts are planned and changed (`up --hosts`); `None`: all.
@@ -189,23 +202,67 @@ pub fn plan_host(t: &Target, h: &HostTarget, binary_sha: &str) -> anyhow::Result
     Ok(p)
 }
 
+impl Push<'_> {
+    /// Whether `host` is part of this rollout.
+    fn selected(&self, host: &str) -> bool {
+        let released = match &self.source {
+            Source::Releases(r) => r.contains_key(host),
+            Source::Inventory { .. } => true,
+        };
+        released && self.only.is_none_or(|only| only.contains(host))
+    }
+
+    fn plan(&self, t: &Target, h: &HostTarget) -> anyhow::Result<HostPlan> {
+        match &self.source {
+            Source::Inventory { sha, explicit, .. } => {
+                check_platform(h, *explicit).and_then(|()| plan_host(t, h, sha))
+            }
+            Source::Releases(r) => {
+                let m = r
+                    .get(&h.host.name)
+                    .with_context(|| format!("{}: no release chosen", h.host.name))?;
+                releases::plan_host(t, h, m)
+            }
+        }
+    }
+
+    /// Where `h`'s binary comes from.
+    fn binary(&self, h: &HostTarget) -> services::Binary<'_> {
+        match &self.source {
+            Source::Inventory { binary, .. } => services::Binary::Push(binary),
+            Source::Releases(r) => match r.get(&h.host.name) {
+                Some(m) => {
+                    services::Binary::OnHost(releases::kept_path(&m.id, services::BINARY_PATH))
+                }
+                None => services::Binary::Push(&[]),
+            },
+        }
+    }
+}
+
 /// Applies one interrupting plan. A web host that every LB knows goes
 /// through [`rotation::cycle`] (drained, applied, readied once every LB sees
 /// it healthy; the error says how it was left when not); any other host is
-/// applied as it is.
+/// applied as it is. The `pre-rolling-host` hook runs before anything is
+/// done to the host (failing, it leaves the host untouched), the
+/// `post-rolling-host` one after its turn went well.
 fn roll_one(
     t: &Target,
     h: &HostTarget,
     p: &HostPlan,
-    binary: &[u8],
-    may_install: bool,
+    push: &Push,
+    hosts: &[&str],
     line: &HostLine,
 ) -> anyhow::Result<()> {
     let name = &h.host.name;
+    line.step("running the pre-rolling-host hook");
+    hooks::run(t, Hook::PreRollingHost, hosts, Some(name))
+        .with_context(|| format!("nothing was done on {name}"))?;
+    let binary = push.binary(h);
     let apply = |_: &str, line: &HostLine| -> anyhow::Result<()> {
         line.step("applying");
         let tr = h.transport()?;
-        services::apply(tr, p, binary, may_install)?;
+        services::apply(tr, p, &binary, push.may_install)?;
         Ok(())
     };
     let web = h.host.has(Role::Web)
@@ -215,14 +272,18 @@ fn roll_one(
     // Only a host the LBs already know can be drained (a new one is not in
     // rotation yet).
     if !(web && rotation::known(t, name)) {
-        return apply(name, line);
+        apply(name, line)?;
+    } else {
+        let opts = rotation::Options {
+            sessions: Duration::from_secs(30),
+            health: Duration::from_secs(60),
+            announce: false,
+        };
+        rotation::cycle(t, std::slice::from_ref(name), &[line], opts, &apply)?;
     }
-    let opts = rotation::Options {
-        sessions: Duration::from_secs(30),
-        health: Duration::from_secs(60),
-        announce: false,
-    };
-    rotation::cycle(t, std::slice::from_ref(name), &[line], opts, &apply)?;
+    hooks::run(t, Hook::PostRollingHost, hosts, Some(name)).with_context(|| {
+        format!("{name} was changed and is back in rotation; nothing was rolled back")
+    })?;
     Ok(())
 }
 
@@ -246,15 +307,21 @@ pub fn run(t: &Target, push: &Push, forks: usize, progress: &Progress) -> Vec<Ho
         lines[i].done(&r.result.to_string());
         *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
     };
+    let hosts: Vec<&str> = t
+        .hosts
+        .iter()
+        .map(|h| h.host.name.as_str())
+        .filter(|n| push.selected(n))
+        .collect();
     t.each_host(forks, |i, h| {
-        if push.only.is_some_and(|only| !only.contains(&h.host.name)) {
+        if !push.selected(&h.host.name) {
             lines[i].done("not selected");
             return;
         }
         let line = &lines[i];
         let start = Instant::now();
         line.step("planning");
-        let planned = check_platform(h, push.explicit).and_then(|()| plan_host(t, h, push.sha));
+        let planned = push.plan(t, h);
         tracing::debug!(host = %h.host.name, took = ?start.elapsed(), "planned");
         match planned {
             Ok(p) if p.interrupts() => {
@@ -264,7 +331,7 @@ pub fn run(t: &Target, push: &Push, forks: usize, progress: &Progress) -> Vec<Ho
             Ok(p) => {
                 line.step("applying");
                 let r = h.transport().and_then(|tr| {
-                    services::apply(tr, &p, push.binary, push.may_install).map_err(Into::into)
+                    services::apply(tr, &p, &push.binary(h), push.may_install).map_err(Into::into)
                 });
                 finish(i, HostResult::applied(h, Some(&p), r, start));
             }
@@ -289,7 +356,7 @@ pub fn run(t: &Target, push: &Push, forks: usize, progress: &Progress) -> Vec<Ho
             finish(i, HostResult::new(h, None, outcome, start));
             continue;
         }
-        let r = roll_one(t, h, &p, push.binary, push.may_install, &lines[i]);
+        let r = roll_one(t, h, &p, push, &hosts, &lines[i]);
         if r.is_err() {
             halted = Some(h.host.name.clone());
         }

@@ -1,7 +1,9 @@
 //! Services on a host, through its transport: reading what is there, pushing
 //! files and the binary, starting/reloading/stopping through the rendered
 //! SysV init scripts, and putting the previous files back when a step fails
-//! so the host keeps serving its old configuration.
+//! so the host keeps serving its old configuration (each `put` keeps
+//! `PATH.vakt-prev` for that, dropped once the apply succeeds; releases to
+//! roll back to live in `releases`).
 
 use std::io;
 
@@ -234,6 +236,16 @@ fn run_checked(t: &dyn Transport, cmd: String, what: String) -> Result<(), Apply
     })
 }
 
+/// Where the binary a plan puts in place comes from.
+#[derive(Debug, Clone)]
+pub enum Binary<'a> {
+    /// These bytes, pushed from here (`up`).
+    Push(&'a [u8]),
+    /// A copy already on the host, at this path (without the host's root):
+    /// a kept release's (`rollback`), so nothing crosses the wire.
+    OnHost(String),
+}
+
 /// Carries out a plan. When a step fails, the files written so far are
 /// restored and the services reloaded on them, then the error is returned.
 /// `may_install` false (`--no-install`) turns a missing package into an
@@ -241,7 +253,7 @@ fn run_checked(t: &dyn Transport, cmd: String, what: String) -> Result<(), Apply
 pub fn apply(
     t: &dyn Transport,
     plan: &HostPlan,
-    binary: &[u8],
+    binary: &Binary,
     may_install: bool,
 ) -> Result<(), ApplyError> {
     for p in &plan.install {
@@ -268,25 +280,15 @@ pub fn apply(
             written.push(&f.file.path);
         }
         if plan.binary != Change::Unchanged {
-            t.put(BINARY_PATH, binary, 0o755)
-                .map_err(io_err(t, "push the vakt binary"))?;
+            put_binary(t, binary)?;
             written.push(BINARY_PATH);
         }
         run_actions(t, &plan.actions)
     })();
     if result.is_ok() {
-        // The kept copies are now exactly the release before this one, so
-        // that `vakt rollback` goes back one release, not to a mix of older
-        // ones.
-        let managed = plan.files.iter().map(|f| f.file.path.as_str());
-        if let Err(e) = forget_previous(
-            t,
-            managed
-                .chain([BINARY_PATH])
-                .filter(|p| !written.contains(p)),
-        ) {
-            // The release is in place; only a later rollback would reach
-            // further back than one release for these files.
+        // The kept copies only undo this apply; the release store
+        // (`releases`) is what `vakt rollback` goes back to.
+        if let Err(e) = forget_previous(t, written.iter().copied()) {
             tracing::warn!("{e}");
         }
     }
@@ -310,6 +312,35 @@ pub fn apply(
         }
     }
     result
+}
+
+/// Puts the binary in place the way `Transport::put` puts a file: the old
+/// one kept as `PATH.vakt-prev`, the new one renamed over it.
+fn put_binary(t: &dyn Transport, binary: &Binary) -> Result<(), ApplyError> {
+    match *binary {
+        Binary::Push(bytes) => t
+            .put(BINARY_PATH, bytes, 0o755)
+            .map_err(io_err(t, "push the vakt binary")),
+        Binary::OnHost(ref src) => {
+            let (src, dest) = (
+                sh(&format!("{}{src}", t.root())),
+                format!("{}{BINARY_PATH}", t.root()),
+            );
+            let (q, tmp, prev) = (
+                sh(&dest),
+                sh(&format!("{dest}.vakt-tmp")),
+                sh(&format!("{dest}.vakt-prev")),
+            );
+            run_checked(
+                t,
+                format!(
+                    "set -e; mkdir -p \"$(dirname {q})\"; cp {src} {tmp}; chmod 755 {tmp}; \
+                     if [ -e {q} ]; then cp -p {q} {prev}; fi; mv -f {tmp} {q}"
+                ),
+                "put the kept release's vakt binary in place".into(),
+            )
+        }
+    }
 }
 
 /// Starts, reloads, restarts or upgrades services, in order.
@@ -338,7 +369,7 @@ pub fn run_actions(t: &dyn Transport, actions: &[Action]) -> Result<(), ApplyErr
     Ok(())
 }
 
-/// Drops the kept previous versions (`PATH.vakt-prev`) of these files.
+/// Drops the copies (`PATH.vakt-prev`) an apply kept to undo itself.
 fn forget_previous<'a>(
     t: &dyn Transport,
     paths: impl Iterator<Item = &'a str>,

@@ -163,13 +163,24 @@ fn the_firewall_goes_in_holds_on_no_change_is_repaired_when_flushed_and_rolls_ba
     let (code, out, err) = lab.vakt(&["up", "-i", &lab.inventory]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(ruleset(&lab, "db01").contains("tcp dport 9100 accept"));
-    let (code, out, err) = lab.vakt(&["rollback", "-i", &lab.inventory, "db01"]);
+    let (code, out, err) = lab.vakt(&["rollback", "-i", &lab.inventory, "--hosts", "db01"]);
     assert_eq!(code, 0, "{out}{err}");
     let db = ruleset(&lab, "db01");
     assert!(
         !db.contains("9100") && db.contains("tcp dport 3306 accept"),
         "{db}"
     );
+
+    // `remove` deletes vakt's table inside the host (its namespace only).
+    let (code, out, err) = lab.vakt(&["remove", "-i", &lab.inventory, "--hosts", "db01"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("would delete the nftables table inet vakt"),
+        "{out}"
+    );
+    let (code, out, err) = lab.vakt(&["remove", "-i", &lab.inventory, "--hosts", "db01", "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!ruleset(&lab, "db01").contains("table inet vakt"));
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod lab_firewall;
 mod lab_ha;
 mod lab_lifecycle;
 mod lab_ops;
+mod lab_releases;
 mod lab_ssh;
 mod lab_systemd;
 mod lab_tls;

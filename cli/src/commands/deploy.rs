@@ -11,8 +11,10 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::history;
+use crate::hooks::{self, Hook};
 use crate::plan::{Change, HostPlan};
 use crate::progress::Progress;
+use crate::releases;
 use crate::render;
 use crate::rollout::{self, HostOutcome};
 use crate::selection::Selection;
@@ -167,13 +169,22 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let selected: Vec<&str> = t
+        .hosts
+        .iter()
+        .map(|h| h.host.name.as_str())
+        .filter(|n| only.as_ref().is_none_or(|o| o.contains(*n)))
+        .collect();
+    hooks::run(&t, Hook::PreUp, &selected, None).context("nothing was changed on any host")?;
     let progress = Progress::new();
     let results = rollout::run(
         &t,
         &rollout::Push {
-            binary: &bytes,
-            sha: &sha,
-            explicit,
+            source: rollout::Source::Inventory {
+                binary: &bytes,
+                sha: &sha,
+                explicit,
+            },
             may_install: !a.no_install,
             only: only.as_ref(),
         },
@@ -190,11 +201,16 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
             .map(|r| history::Entry::now(&t, &r.host, r.files.clone(), r.result.to_string()))
             .collect(),
     );
-    let healthy = if failed == 0 {
+    keep_releases(&t, &results, &sha);
+    let mut healthy = if failed == 0 {
         rollout::settle(&t, started).and_then(|()| certificates(&t))
     } else {
         Ok(())
     };
+    if failed == 0 && healthy.is_ok() {
+        healthy = hooks::run(&t, Hook::PostUp, &selected, None)
+            .context("the deploy stays in place (nothing is rolled back)");
+    }
     match a.format {
         super::Format::Json => println!("{}", serde_json::to_string_pretty(&results)?),
         super::Format::Text => {
@@ -284,6 +300,40 @@ fn certificates(t: &Target) -> anyhow::Result<()> {
         println!("{:<10} {}", h.host.name, said.trim());
     }
     Ok(())
+}
+
+/// After `up`: when it changed any host, every host it brought to the
+/// inventory (changed or already there) keeps the result as one release
+/// with the same id, so that `rollback --steps` goes back the same deploy
+/// on every host. A host whose release cannot be kept says so; the deploy
+/// stands.
+fn keep_releases(t: &Target, results: &[rollout::HostResult], sha: &str) {
+    if !results.iter().any(|r| r.result == HostOutcome::Changed) {
+        return;
+    }
+    let id = releases::new_id(&t.inv.sha256);
+    let errors = t.each_host(10, |_, h| -> anyhow::Result<()> {
+        let Some(r) = results
+            .iter()
+            .find(|r| r.host == h.host.name && !r.result.failed())
+        else {
+            return Ok(());
+        };
+        let files = render::render_host(&t.inv, &h.host, &h.ctx, &t.templates)?;
+        let entry = history::Entry::now(t, &r.host, r.files.clone(), r.result.to_string());
+        let binary = (!h.services.is_empty()).then_some(sha);
+        releases::record(
+            h.transport()?,
+            &id,
+            entry,
+            &files,
+            binary,
+            t.inv.deploy.keep,
+        )
+    });
+    for e in errors.into_iter().filter_map(Result::err) {
+        eprintln!("warning: {e:#} (`vakt rollback` cannot come back to this deploy there)");
+    }
 }
 
 /// `up --hosts`: a load balancer left out whose files would change (its
@@ -486,74 +536,125 @@ pub struct RollbackArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     #[command(flatten)]
+    pub select: Selection,
+    #[command(flatten)]
     pub lock: crate::lock::LockArgs,
-    /// Only these hosts (default: all).
-    pub hosts: Vec<String>,
+    /// The release to go back to, by id (see `vakt releases`).
+    #[arg(long, value_name = "RELEASE", conflicts_with = "steps")]
+    pub to: Option<String>,
+    /// Go back this many releases from each host's current one.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=50))]
+    pub steps: u16,
+    /// Hosts worked on at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub forks: u16,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: super::Format,
 }
 
-/// `vakt rollback`: every managed file that has a kept previous version (the
-/// release before the last `up` that changed the host) goes back, then the
-/// host's services reload, take over or restart on it as `up` would.
+/// `vakt rollback`: each selected host goes back to a kept release
+/// (`--to` an id, or `--steps` back from its current one, 1 by default)
+/// through the same plan and rollout as `up`: files and binary from the
+/// host's store, services reloaded, taken over or restarted, web hosts
+/// drained around a restart. Every host's release is found and checked
+/// complete before any host changes.
 pub fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
     let t = target::open(&a.target)?;
     let _lock = crate::lock::take(&t, &a.lock, false)?;
-    for name in &a.hosts {
-        if !t.hosts.iter().any(|h| &h.host.name == name) {
-            anyhow::bail!("no host `{name}` in {}", t.inv.file);
+    let only = a.select.pick(&t.inv)?;
+    let wanted = match &a.to {
+        Some(id) => releases::Wanted::Id(id),
+        None => releases::Wanted::Steps(usize::from(a.steps)),
+    };
+    let chosen = t.each_host(usize::from(a.forks), |_, h| {
+        if !only.contains(&h.host.name) {
+            return None;
+        }
+        Some((|| -> anyhow::Result<(String, releases::Manifest)> {
+            let tr = h.transport()?;
+            let store = releases::list(tr)?;
+            let m = releases::resolve(&h.host.name, &store, wanted, t.inv.deploy.keep)?;
+            releases::check_complete(tr, &m)?;
+            Ok((h.host.name.clone(), m))
+        })())
+    });
+    let mut problems = Vec::new();
+    let mut map = std::collections::BTreeMap::new();
+    for r in chosen.into_iter().flatten() {
+        match r {
+            Ok((host, m)) => {
+                map.insert(host, m);
+            }
+            Err(e) => problems.push(format!("{e:#}")),
         }
     }
-    let mut failed = 0;
-    for h in t
-        .hosts
-        .iter()
-        .filter(|h| a.hosts.is_empty() || a.hosts.contains(&h.host.name))
-    {
-        let tr = h.transport()?;
-        let mut paths: Vec<String> = render::render_host(&t.inv, &h.host, &h.ctx, &t.templates)?
-            .into_iter()
-            .map(|f| f.path)
-            .collect();
-        paths.push(services::BINARY_PATH.to_string());
-        let mut restored = Vec::new();
-        for p in &paths {
-            if tr
-                .restore(p)
-                .with_context(|| format!("{}: restoring {p}", h.host.name))?
-            {
-                restored.push(p.as_str());
+    if !problems.is_empty() {
+        anyhow::bail!("{}\nnothing was changed", problems.join("\n"));
+    }
+    let progress = Progress::new();
+    let results = rollout::run(
+        &t,
+        &rollout::Push {
+            source: rollout::Source::Releases(&map),
+            may_install: false,
+            only: None,
+        },
+        usize::from(a.forks),
+        &progress,
+    );
+    let mut entries = Vec::new();
+    for r in &results {
+        // rollout::run reports only hosts of `map` (`Source::Releases`).
+        let Some(id) = map.get(&r.host).map(|m| &m.id) else {
+            continue;
+        };
+        let result = match &r.result {
+            HostOutcome::Changed => format!("rolled back to {id}"),
+            HostOutcome::NoChanges => format!("already on {id}"),
+            other => other.to_string(),
+        };
+        if !r.result.failed()
+            && let Some(h) = t.hosts.iter().find(|h| h.host.name == r.host)
+            && let Err(e) = h.transport().and_then(|tr| releases::set_current(tr, id))
+        {
+            eprintln!("warning: {e:#}");
+        }
+        if r.result != HostOutcome::NoChanges {
+            entries.push(history::Entry::now(&t, &r.host, r.files.clone(), result));
+        }
+    }
+    history::record(&t, entries);
+    let failed = results.iter().filter(|r| r.result.failed()).count();
+    let healthy = if failed == 0 {
+        rollout::settle(&t, started)
+    } else {
+        Ok(())
+    };
+    match a.format {
+        super::Format::Json => println!("{}", serde_json::to_string_pretty(&results)?),
+        super::Format::Text => {
+            for r in &results {
+                let id = map.get(&r.host).map_or("?", |m| m.id.as_str());
+                let result = match &r.result {
+                    HostOutcome::Changed => format!("rolled back to {id}"),
+                    HostOutcome::NoChanges => format!("already on {id}"),
+                    other => other.to_string(),
+                };
+                println!("{:<10} {}", r.host, result);
             }
         }
-        if restored.is_empty() {
-            println!("{:<10} nothing to roll back", h.host.name);
-            continue;
-        }
-        // The same service steps as `up` for these files: the proxy reloads
-        // on its old config or takes its old binary over, so no connection is lost.
-        let mut running = std::collections::BTreeMap::new();
-        for &svc in &h.services {
-            running.insert(svc, services::is_running(tr, svc)?);
-        }
-        let binary = restored.contains(&services::BINARY_PATH);
-        let mut actions = crate::plan::actions(&h.services, &running, tr.init(), binary, &restored);
-        // The old rules go back in under the same dead-man switch as new ones.
-        if restored.contains(&render::FIREWALL_PATH) {
-            actions.push(crate::plan::Action::Firewall(t.inv.firewall.rollback_after));
-        }
-        let files: Vec<String> = restored.iter().map(|p| p.to_string()).collect();
-        if let Err(e) = services::run_actions(tr, &actions) {
-            failed += 1;
-            eprintln!("{e}");
-            let entry = history::Entry::now(&t, &h.host.name, files, format!("FAILED: {e}"));
-            history::record(&t, vec![entry]);
-            continue;
-        }
-        let entry = history::Entry::now(&t, &h.host.name, files, "rolled back".into());
-        history::record(&t, vec![entry]);
-        println!("{:<10} rolled back {}", h.host.name, restored.join(", "));
     }
-    Ok(if failed > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    if failed > 0 {
+        eprintln!(
+            "{failed} host(s) failed and kept the files they had; fix the cause above and run `vakt rollback` again"
+        );
+        return Ok(ExitCode::from(1));
+    }
+    if let Err(e) = healthy {
+        eprintln!("rolled back, but not healthy: {e:#}\nsee `vakt status`");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -174,6 +174,14 @@ fn sections(roff: &mut Roff) {
                 "On hosts: the append-only record of what changed them (vakt history).",
             ),
             (
+                "/var/lib/vakt/releases/",
+                "On hosts: the kept releases (vakt releases, vakt rollback --to/--steps), one folder per id with its files, binary and manifest.json; current names the one the host runs.",
+            ),
+            (
+                "hooks/",
+                "Next to an inventory: pre-up, post-up, pre-rolling-host, post-rolling-host executables, run here with VAKT_CLUSTER, VAKT_HOSTS, VAKT_OPERATOR, VAKT_VERSION (and VAKT_HOST).",
+            ),
+            (
                 "/var/cache/vakt-lab/rootfs",
                 "The systemd lab hosts' root filesystem (see VAKT_LAB_ROOTFS).",
             ),
@@ -202,6 +210,14 @@ fn sections(roff: &mut Roff) {
             (
                 "vakt rolling --exec 'dnf -y upgrade'",
                 "Upgrade the web hosts one by one, each drained first.",
+            ),
+            (
+                "vakt rollback --steps 3",
+                "Bring every host back three kept releases, through the same rolling phase as up.",
+            ),
+            (
+                "vakt remove --hosts web02 --yes",
+                "Stop and remove everything vakt put on web02, keeping its history and logs.",
             ),
             (
                 "vakt man --out /usr/local/share/man/man1",

@@ -16,6 +16,8 @@ mod manual;
 mod ops;
 mod password;
 mod proxy;
+mod releases;
+mod remove;
 mod vagrant;
 mod verify;
 
@@ -151,8 +153,21 @@ enum Command {
     Vagrant(vagrant::VagrantArgs),
     /// Move the VIP to another load balancer before maintaining its holder.
     Failover(failover::FailoverArgs),
-    /// Put back each host's previous files (kept by the last `up`) and restart.
+    /// Bring hosts back to a kept release (--to ID, or --steps N back; default 1).
+    ///
+    /// The same plan and rolling phase as `up`, from each host's release
+    /// store. Exit 0 rolled back and healthy, 1 a host failed (it keeps
+    /// what it had) or no such release (nothing changed).
     Rollback(deploy::RollbackArgs),
+    /// Each host's kept releases with the history line that made them (* = current).
+    ///
+    /// Writes nothing. Exit 0, 1 a host's store could not be read.
+    Releases(releases::ReleasesArgs),
+    /// Stop and remove everything vakt put on hosts (preview; --yes does it).
+    ///
+    /// Keeps the data (history, logs) unless --purge-data with
+    /// --confirm CLUSTER. Exit 0, 1 a host failed.
+    Remove(remove::RemoveArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Print the manual page vakt(1) (roff), or write it and one page per command with --out.
@@ -197,6 +212,8 @@ pub fn run() -> ExitCode {
         Command::HashPassword => password::run(),
         Command::Import(a) => import::run(a),
         Command::Rollback(a) => deploy::rollback(a),
+        Command::Releases(a) => releases::run(a),
+        Command::Remove(a) => remove::run(a),
         Command::Drain(a) => ops::drain(a),
         Command::Maint(a) => ops::maint(a),
         Command::Ready(a) => ops::ready(a),

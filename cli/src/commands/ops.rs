@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 
+use crate::hooks::{self, Hook};
 use crate::progress::{HostLine, Progress};
 use crate::rotation::{self, Admin, CycleError};
 use crate::target::{self, TargetArgs};
@@ -193,6 +194,13 @@ pub fn rolling(a: RollingArgs) -> anyhow::Result<ExitCode> {
                 batch.join(", ")
             );
         }
+        let names: Vec<&str> = order.iter().map(String::as_str).collect();
+        for h in batch {
+            if let Err(e) = hooks::run(&t, Hook::PreRollingHost, &names, Some(h)) {
+                untouched(i * a.batch);
+                bail!("{e}: nothing was done on {h} and the hosts after it");
+            }
+        }
         let batch_lines: Vec<&HostLine> = batch.iter().map(|h| line(h)).collect();
         if let Err(e) = rotation::cycle(&t, batch, &batch_lines, opts, &act) {
             let hint = match &e {
@@ -209,6 +217,14 @@ pub fn rolling(a: RollingArgs) -> anyhow::Result<ExitCode> {
             };
             untouched(rest);
             bail!("{e}{hint}. The remaining hosts were not touched.");
+        }
+        for h in batch {
+            if let Err(e) = hooks::run(&t, Hook::PostRollingHost, &names, Some(h)) {
+                untouched(rest);
+                bail!(
+                    "{e}: {h} is back in rotation, nothing was rolled back; the remaining hosts were not touched"
+                );
+            }
         }
     }
     println!("rolling done: {}", order.join(", "));

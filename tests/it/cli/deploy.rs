@@ -316,7 +316,7 @@ fn up_with_a_new_binary_rolls_web_hosts_one_at_a_time_without_a_failed_request()
 }
 
 #[test]
-fn rollback_goes_back_exactly_one_release_and_reloads_without_a_failed_request() {
+fn rollback_goes_back_one_release_at_a_time_and_reloads_without_a_failed_request() {
     let dir = tmp("rollback");
     let (inv, net, port) = local_inventory(dir.path(), "");
     let state = dir.path().join("state");
@@ -358,13 +358,14 @@ fn rollback_goes_back_exactly_one_release_and_reloads_without_a_failed_request()
     let pid = read("run/vakt/vakt-proxy.pid");
     let load = crate::support::Load::start(lb, "/", 4, 100_000, Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(300));
-    let (code, out, err) = run(&["rollback", "lb01"], &inv, &state);
+    let (code, out, err) = run(&["rollback", "--hosts", "lb01"], &inv, &state);
     std::thread::sleep(Duration::from_millis(300));
     let t = load.stop();
     println!("rollback of lb01 under load: {t}");
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.contains("lb01") && out.contains("rolled back /etc/vakt/proxy.toml"),
+        out.lines()
+            .any(|l| l.starts_with("lb01") && l.contains("rolled back to 20")),
         "{out}"
     );
     assert_eq!(read("etc/vakt/proxy.toml"), conf_b);
@@ -378,13 +379,22 @@ fn rollback_goes_back_exactly_one_release_and_reloads_without_a_failed_request()
     let (_, out, _) = run(&["status"], &inv, &state);
     assert!(out.contains("vakt-proxy running"), "{out}");
 
-    // Nothing further back to go to; unknown hosts are named.
-    let (code, out, _) = run(&["rollback", "lb01"], &inv, &state);
-    assert_eq!(code, 0);
-    assert!(out.contains("nothing to roll back"), "{out}");
-    let (code, _, err) = run(&["rollback", "lb09"], &inv, &state);
+    // Once more: release A, init script included; then nothing is kept
+    // further back, and unknown hosts are named.
+    let (code, out, err) = run(&["rollback", "--hosts", "lb01"], &inv, &state);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(read("etc/init.d/vakt-proxy"), init_a);
+    assert!(read("etc/vakt/proxy.toml").contains("weight = 1"));
+    let (code, _, err) = run(&["rollback", "--hosts", "lb01"], &inv, &state);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("lb01 keeps 0 release(s) before its current one, not 1")
+            && err.contains("nothing was changed"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["rollback", "--hosts", "lb09"], &inv, &state);
     assert_ne!(code, 0);
-    assert!(err.contains("no host `lb09`"), "{err}");
+    assert!(err.contains("lb09"), "{err}");
     // The inventory says C: plan shows the way forward again.
     let (code, out, _) = run(&["plan"], &inv, &state);
     assert_eq!(code, 2, "{out}");

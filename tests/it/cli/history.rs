@@ -16,7 +16,7 @@ fn up_rollback_and_down_leave_an_append_only_history_per_host() {
     std::fs::write(&inv, text.replacen("weight = 1", "weight = 3", 1)).unwrap();
     let (code, out, err) = run(&["up"], &inv, &state);
     assert_eq!(code, 0, "{out}{err}");
-    let (code, out, err) = run(&["rollback", "lb01"], &inv, &state);
+    let (code, out, err) = run(&["rollback", "--hosts", "lb01"], &inv, &state);
     assert_eq!(code, 0, "{out}{err}");
     let now = std::fs::read_to_string(&file).unwrap();
     assert!(now.starts_with(&first), "history was rewritten:\n{now}");
@@ -39,7 +39,8 @@ fn up_rollback_and_down_leave_an_append_only_history_per_host() {
     );
     assert!(lines[1].contains("/etc/vakt/proxy.toml"), "{out}");
     assert!(
-        lines[2].contains("`vakt rollback lb01") && lines[2].contains(": rolled back ["),
+        lines[2].contains("`vakt rollback --hosts lb01")
+            && lines[2].contains(": rolled back to 20"),
         "{out}"
     );
     // The two ups ran with different inventories.

@@ -271,6 +271,8 @@ fn read_only_commands_write_nothing_and_say_so() {
         &["audit", "-i", &inv_s],
         &["audit", "-i", &inv_s, "--offline"],
         &["render", "-i", &inv_s, "--out", &out_s],
+        &["releases", "-i", &inv_s],
+        &["remove", "-i", &inv_s],
     ] {
         let (code, out, err) = run_in(&cwd, args, &env);
         assert!((0..=2).contains(&code), "{args:?}: {out}{err}");
@@ -281,7 +283,7 @@ fn read_only_commands_write_nothing_and_say_so() {
     let conf = std::fs::read_to_string(out_dir.join("lb01/etc/vakt/proxy.toml")).unwrap();
     let _ = std::fs::remove_dir_all(&out_dir);
     assert!(conf.contains("PLACEHOLDER-not-a-hash"), "{conf}");
-    for cmd in ["check", "plan", "status", "verify"] {
+    for cmd in ["check", "plan", "status", "verify", "releases"] {
         let (_, help, _) = run_in(&cwd, &[cmd, "--help"], &env);
         assert!(help.contains("Writes nothing"), "{cmd} --help: {help}");
     }
