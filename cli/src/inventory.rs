@@ -275,53 +275,9 @@ impl Default for Firewall {
     }
 }
 
-/// An IPv4 or IPv6 network as nft spells it (`10.0.0.0/8`, `2001:db8::/32`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Cidr {
-    pub addr: std::net::IpAddr,
-    pub prefix: u8,
-}
-
-impl Cidr {
-    /// `a.b.c.d`, `a.b.c.d/n` or the IPv6 forms; `None` when malformed.
-    pub fn parse(s: &str) -> Option<Cidr> {
-        let (a, p) = s.split_once('/').map_or((s, None), |(a, p)| (a, Some(p)));
-        let addr: std::net::IpAddr = a.parse().ok()?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match p {
-            None => max,
-            Some(p) => p.parse::<u8>().ok().filter(|n| *n <= max)?,
-        };
-        Some(Cidr { addr, prefix })
-    }
-
-    pub fn is_ipv4(&self) -> bool {
-        self.addr.is_ipv4()
-    }
-
-    /// Whether `ip` lies in this network.
-    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
-        let bits = |a: std::net::IpAddr| -> (u128, u32) {
-            match a {
-                std::net::IpAddr::V4(v) => (u128::from(u32::from(v)), 32),
-                std::net::IpAddr::V6(v) => (u128::from(v), 128),
-            }
-        };
-        let ((net, width), (addr, w2)) = (bits(self.addr), bits(ip));
-        if width != w2 {
-            return false;
-        }
-        let host_bits = width - u32::from(self.prefix);
-        // A /0 keeps no bits; checked_shr guards the shift by the full width.
-        net.checked_shr(host_bits).unwrap_or(0) == addr.checked_shr(host_bits).unwrap_or(0)
-    }
-}
-
-impl std::fmt::Display for Cidr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
+/// An IPv4 or IPv6 network as nft spells it (`10.0.0.0/8`, `2001:db8::/32`):
+/// the runtime's, which a page's allow list uses too.
+pub use vakt_runtime::config::Cidr;
 
 /// One `[firewall] extra` entry: a port opened on the hosts it names (by
 /// role or name; neither: every host), from `from` (empty: anywhere).
