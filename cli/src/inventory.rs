@@ -249,9 +249,9 @@ pub struct Ha {
     pub virtual_router_id: u8,
 }
 
-/// `[firewall]`: vakt's own nftables table on every remote host. Off when
-/// the inventory has no `[firewall]` table; `enabled` defaults to true in
-/// one.
+/// `[firewall]`: vakt's own nftables table on every host reached over SSH,
+/// on unless `enabled = false` (also without a `[firewall]` table). Local
+/// hosts never get one: they share this machine's network stack.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Firewall {
     pub enabled: bool,
@@ -267,7 +267,7 @@ pub struct Firewall {
 impl Default for Firewall {
     fn default() -> Self {
         Firewall {
-            enabled: false,
+            enabled: true,
             rollback_after: 30,
             admin: Vec::new(),
             extra: Vec::new(),
@@ -299,6 +299,17 @@ impl ExtraRule {
     }
 }
 
+/// `[metrics]`: the LBs' Prometheus page (HAProxy's exporter names) on
+/// their private address, reachable from `[firewall] admin` only.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Metrics {
+    /// Where it listens: `"private"`, the LB's private address (the only
+    /// choice: the page is for the operator's Prometheus, not the public).
+    pub listen: String,
+    /// 8405 by default, as in HAProxy's documentation.
+    pub port: u16,
+}
+
 /// A `[[backups]]` target: data-bearing wherever it is.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Backup {
@@ -325,6 +336,7 @@ pub struct Inventory {
     pub ha: Ha,
     pub tls: Option<Tls>,
     pub firewall: Firewall,
+    pub metrics: Option<Metrics>,
     /// `[artifacts] binary`: the vakt binary to push instead of the running
     /// one (another architecture), relative to the inventory's folder.
     pub binary: Option<PathBuf>,
@@ -606,6 +618,7 @@ pub fn parse(src: &Source, dir: Option<&Path>) -> Result<(Inventory, Diagnostics
     let ha = read_ha(&mut root, &cluster.name, &mut d);
     let tls = read_tls(&mut root, dir, cluster.port, &mut d);
     let firewall = read_firewall(&mut root, &hosts.hosts, &mut d);
+    let metrics = read_metrics(&mut root, cluster.port, &mut d);
     let mut binary = None;
     if let Some(mut a) = root.table("artifacts", &mut d) {
         binary = a.string("binary", &mut d).map(PathBuf::from);
@@ -653,6 +666,7 @@ pub fn parse(src: &Source, dir: Option<&Path>) -> Result<(Inventory, Diagnostics
             ha,
             tls,
             firewall,
+            metrics,
             binary,
         },
         d,
@@ -1030,7 +1044,7 @@ fn read_cidrs(
     out
 }
 
-/// Reads `[firewall]` (off when absent): `enabled`, `admin` networks and
+/// Reads `[firewall]` (on when absent): `enabled`, `admin` networks and
 /// `extra` rules.
 fn read_firewall(root: &mut Fields, known: &[Host], d: &mut Diagnostics) -> Firewall {
     let src = root.source();
@@ -1124,6 +1138,46 @@ fn read_firewall(root: &mut Fields, known: &[Host], d: &mut Diagnostics) -> Fire
     }
     f.finish(d);
     fw
+}
+
+/// Reads `[metrics]` (none when absent): `listen = "private"` and `port`,
+/// which must not be the cluster's own port.
+fn read_metrics(root: &mut Fields, cluster_port: u16, d: &mut Diagnostics) -> Option<Metrics> {
+    let src = root.source();
+    let mut m = root.table("metrics", d)?;
+    let span = m.span();
+    let listen = match m.str("listen", d) {
+        Some(("private", _)) => "private".to_string(),
+        Some((other, span)) => {
+            d.error_hint(
+                src,
+                Some(span),
+                format!("metrics.listen \"{other}\" is not a place vakt serves metrics"),
+                "write listen = \"private\" (the LB's private address; Prometheus scrapes it from an admin network)",
+            );
+            "private".to_string()
+        }
+        None => {
+            d.error_hint(
+                src,
+                span.clone(),
+                "[metrics] has no listen",
+                "add listen = \"private\" (the LB's private address, port 8405)",
+            );
+            "private".to_string()
+        }
+    };
+    let port = m.int("port", 1, 65535, d).map_or(8405, |p| p as u16);
+    if port == cluster_port {
+        d.error_hint(
+            src,
+            span,
+            format!("metrics.port {port} is the cluster's own port"),
+            "leave port out for HAProxy's 8405, or pick a free port",
+        );
+    }
+    m.finish(d);
+    Some(Metrics { listen, port })
 }
 
 /// Reads every `[[backups]]` entry; one without a location is reported and
