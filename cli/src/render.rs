@@ -347,6 +347,19 @@ fn firewall_vars(inv: &Inventory, host: &Host, ctx: &HostContext) -> minijinja::
         .map(|w| w.port);
     let db_port = (host.has(Role::Db) && !web_ips.is_empty()).then_some(host.db_port);
     let metrics_port = inv.metrics.as_ref().filter(|_| lb).map(|m| m.port);
+    // `[policy] rtt_probe` times a TCP handshake to a data host's SSH port:
+    // the host answers its SYN with a reset (a round trip, no way in).
+    let rtt_probe: Option<String> = inv
+        .policy
+        .rtt_probe
+        .as_ref()
+        .filter(|_| host.data || host.has(Role::Db))
+        .and_then(|p| {
+            inv.hosts
+                .iter()
+                .find(|h| &h.name == p && h.name != host.name)
+        })
+        .map(|p| p.private_ip.to_string());
     let extra: Vec<minijinja::Value> = inv
         .firewall
         .extra
@@ -372,6 +385,7 @@ fn firewall_vars(inv: &Inventory, host: &Host, ctx: &HostContext) -> minijinja::
         db_port => db_port,
         web_ips => web_ips,
         metrics_port => metrics_port,
+        rtt_probe => rtt_probe,
         extra => extra,
     }
 }
