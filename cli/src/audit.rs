@@ -760,7 +760,9 @@ pub fn gather(t: &Target, offline: bool, step: &dyn Fn(&str)) -> anyhow::Result<
             }
             let target = format!("{}:{}", h.private_ip, h.ssh.port);
             let r = tr
-                .run(&format!("{bin} probe tcp {target} --count 7"))
+                .run(&format!(
+                    "{bin} probe tcp {target} --count 7 --refused-counts"
+                ))
                 .map_err(|e| e.to_string())
                 .and_then(|out| {
                     if !out.ok() {

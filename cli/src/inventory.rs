@@ -310,9 +310,9 @@ pub struct Ha {
     pub virtual_router_id: u8,
 }
 
-/// `[firewall]`: vakt's own nftables table on every remote host. Off when
-/// the inventory has no `[firewall]` table; `enabled` defaults to true in
-/// one.
+/// `[firewall]`: vakt's own nftables table on every host reached over SSH,
+/// on unless `enabled = false` (also without a `[firewall]` table). Local
+/// hosts never get one: they share this machine's network stack.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Firewall {
     pub enabled: bool,
@@ -328,7 +328,7 @@ pub struct Firewall {
 impl Default for Firewall {
     fn default() -> Self {
         Firewall {
-            enabled: false,
+            enabled: true,
             rollback_after: 30,
             admin: Vec::new(),
             extra: Vec::new(),
@@ -350,53 +350,9 @@ impl Default for Deploy {
     }
 }
 
-/// An IPv4 or IPv6 network as nft spells it (`10.0.0.0/8`, `2001:db8::/32`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Cidr {
-    pub addr: std::net::IpAddr,
-    pub prefix: u8,
-}
-
-impl Cidr {
-    /// `a.b.c.d`, `a.b.c.d/n` or the IPv6 forms; `None` when malformed.
-    pub fn parse(s: &str) -> Option<Cidr> {
-        let (a, p) = s.split_once('/').map_or((s, None), |(a, p)| (a, Some(p)));
-        let addr: std::net::IpAddr = a.parse().ok()?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match p {
-            None => max,
-            Some(p) => p.parse::<u8>().ok().filter(|n| *n <= max)?,
-        };
-        Some(Cidr { addr, prefix })
-    }
-
-    pub fn is_ipv4(&self) -> bool {
-        self.addr.is_ipv4()
-    }
-
-    /// Whether `ip` lies in this network.
-    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
-        let bits = |a: std::net::IpAddr| -> (u128, u32) {
-            match a {
-                std::net::IpAddr::V4(v) => (u128::from(u32::from(v)), 32),
-                std::net::IpAddr::V6(v) => (u128::from(v), 128),
-            }
-        };
-        let ((net, width), (addr, w2)) = (bits(self.addr), bits(ip));
-        if width != w2 {
-            return false;
-        }
-        let host_bits = width - u32::from(self.prefix);
-        // A /0 keeps no bits; checked_shr guards the shift by the full width.
-        net.checked_shr(host_bits).unwrap_or(0) == addr.checked_shr(host_bits).unwrap_or(0)
-    }
-}
-
-impl std::fmt::Display for Cidr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
+/// An IPv4 or IPv6 network as nft spells it (`10.0.0.0/8`, `2001:db8::/32`):
+/// the runtime's, which a page's allow list uses too.
+pub use vakt_runtime::config::Cidr;
 
 /// One `[firewall] extra` entry: a port opened on the hosts it names (by
 /// role or name; neither: every host), from `from` (empty: anywhere).
@@ -416,6 +372,17 @@ impl ExtraRule {
             || self.roles.iter().any(|r| host.has(*r))
             || self.hosts.contains(&host.name)
     }
+}
+
+/// `[metrics]`: the LBs' Prometheus page (HAProxy's exporter names) on
+/// their private address, reachable from `[firewall] admin` only.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Metrics {
+    /// Where it listens: `"private"`, the LB's private address (the only
+    /// choice: the page is for the operator's Prometheus, not the public).
+    pub listen: String,
+    /// 8405 by default, as in HAProxy's documentation.
+    pub port: u16,
 }
 
 /// A `[[backups]]` target: data-bearing wherever it is.
@@ -445,6 +412,7 @@ pub struct Inventory {
     pub tls: Option<Tls>,
     pub firewall: Firewall,
     pub deploy: Deploy,
+    pub metrics: Option<Metrics>,
     /// `[artifacts] binary`: the vakt binary to push instead of the running
     /// one (another architecture), relative to the inventory's folder.
     pub binary: Option<PathBuf>,
@@ -727,6 +695,7 @@ pub fn parse(src: &Source, dir: Option<&Path>) -> Result<(Inventory, Diagnostics
     let tls = read_tls(&mut root, dir, cluster.port, &mut d);
     let firewall = read_firewall(&mut root, &hosts.hosts, &mut d);
     let deploy = read_deploy(&mut root, &mut d);
+    let metrics = read_metrics(&mut root, cluster.port, &mut d);
     let mut binary = None;
     if let Some(mut a) = root.table("artifacts", &mut d) {
         binary = a.string("binary", &mut d).map(PathBuf::from);
@@ -775,6 +744,7 @@ pub fn parse(src: &Source, dir: Option<&Path>) -> Result<(Inventory, Diagnostics
             tls,
             firewall,
             deploy,
+            metrics,
             binary,
         },
         d,
@@ -1323,7 +1293,7 @@ fn read_cidrs(
     out
 }
 
-/// Reads `[firewall]` (off when absent): `enabled`, `admin` networks and
+/// Reads `[firewall]` (on when absent): `enabled`, `admin` networks and
 /// `extra` rules.
 fn read_firewall(root: &mut Fields, known: &[Host], d: &mut Diagnostics) -> Firewall {
     let src = root.source();
@@ -1417,6 +1387,46 @@ fn read_firewall(root: &mut Fields, known: &[Host], d: &mut Diagnostics) -> Fire
     }
     f.finish(d);
     fw
+}
+
+/// Reads `[metrics]` (none when absent): `listen = "private"` and `port`,
+/// which must not be the cluster's own port.
+fn read_metrics(root: &mut Fields, cluster_port: u16, d: &mut Diagnostics) -> Option<Metrics> {
+    let src = root.source();
+    let mut m = root.table("metrics", d)?;
+    let span = m.span();
+    let listen = match m.str("listen", d) {
+        Some(("private", _)) => "private".to_string(),
+        Some((other, span)) => {
+            d.error_hint(
+                src,
+                Some(span),
+                format!("metrics.listen \"{other}\" is not a place vakt serves metrics"),
+                "write listen = \"private\" (the LB's private address; Prometheus scrapes it from an admin network)",
+            );
+            "private".to_string()
+        }
+        None => {
+            d.error_hint(
+                src,
+                span.clone(),
+                "[metrics] has no listen",
+                "add listen = \"private\" (the LB's private address, port 8405)",
+            );
+            "private".to_string()
+        }
+    };
+    let port = m.int("port", 1, 65535, d).map_or(8405, |p| p as u16);
+    if port == cluster_port {
+        d.error_hint(
+            src,
+            span,
+            format!("metrics.port {port} is the cluster's own port"),
+            "leave port out for HAProxy's 8405, or pick a free port",
+        );
+    }
+    m.finish(d);
+    Some(Metrics { listen, port })
 }
 
 /// Reads every `[[backups]]` entry; one without a location is reported and

@@ -229,6 +229,31 @@ pub fn up(
             "br0",
         ])?;
     }
+    // The operator has one address, as at home: traffic to the public
+    // addresses leaves from the control namespace's private one too, so the
+    // deploy's address as the hosts see it (SSH_CLIENT, the firewall's and
+    // the stats page's default admin network) is the one they see on every
+    // port.
+    let nets = networks(inv);
+    let private = inv.hosts.first().map(|h| h.private_ip.octets());
+    if let Some((_, src)) = nets
+        .iter()
+        .find(|(n, _)| private.is_some_and(|p| n.octets()[..3] == p[..3]))
+    {
+        for (net, _) in nets.iter().filter(|(_, a)| a != src) {
+            ip(&[
+                "-n",
+                &ctl,
+                "route",
+                "replace",
+                &format!("{net}/24"),
+                "dev",
+                "br0",
+                "src",
+                &src.to_string(),
+            ])?;
+        }
+    }
 
     let mut known = String::new();
     for (i, h) in inv.hosts.iter().enumerate() {

@@ -267,6 +267,25 @@ pub fn connect_times(addr: &str, count: usize, timeout: Duration) -> io::Result<
     Ok(out)
 }
 
+/// Like [`connect_times`], but a refused connection (the host's kernel
+/// answering with a reset) is a round trip too: what `audit` times to a
+/// data host whose firewall resets the RTT probe's SYN instead of letting
+/// it in.
+pub fn round_trips(addr: &str, count: usize, timeout: Duration) -> io::Result<Vec<Duration>> {
+    let sa = resolve(addr)?;
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let t = Instant::now();
+        match TcpStream::connect_timeout(&sa, timeout) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+            Err(e) => return Err(e),
+        }
+        out.push(t.elapsed());
+    }
+    Ok(out)
+}
+
 /// The median of some durations (the lower middle for an even count).
 pub fn median(d: &[Duration]) -> Duration {
     let mut v = d.to_vec();

@@ -233,14 +233,31 @@ fn proxy_vars(inv: &Inventory, host: &Host, ctx: &HostContext) -> minijinja::Val
             acme_thumbprint => t.acme.as_ref().and(ctx.acme.as_ref()).map(|k| k.thumbprint.clone()),
         }
     });
+    // With the firewall on, the pages answer the admin networks only (the
+    // proxy's own check, behind the firewall's): the stats page on every
+    // address, the metrics page on the private one.
+    let allow: Vec<String> = if has_firewall(inv, host) {
+        admin_networks(inv, ctx)
+            .iter()
+            .map(|c| c.to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let stats = inv
         .balancer
         .stats
         .as_ref()
         .zip(ctx.stats_hash.as_ref())
         .map(|(s, h)| {
-            context! { uri => s.uri, realm => s.realm, user => s.user, hash => h }
+            context! { uri => s.uri, realm => s.realm, user => s.user, hash => h, allow => allow }
         });
+    let metrics = inv.metrics.as_ref().map(|m| {
+        context! {
+            bind => format!("{}:{}", host.private_ip, m.port),
+            allow => allow,
+        }
+    });
     context! {
         inventory => header_name(inv),
         cluster => inv.name,
@@ -249,6 +266,7 @@ fn proxy_vars(inv: &Inventory, host: &Host, ctx: &HostContext) -> minijinja::Val
         balancer => inv.balancer,
         bind => bind,
         stats => stats,
+        metrics => metrics,
         tls => tls,
         servers => servers,
     }
@@ -416,6 +434,20 @@ fn firewall_vars(inv: &Inventory, host: &Host, ctx: &HostContext) -> minijinja::
         .filter(|_| !lb_ips.is_empty())
         .map(|w| w.port);
     let db_port = (host.has(Role::Db) && !web_ips.is_empty()).then_some(host.db_port);
+    let metrics_port = inv.metrics.as_ref().filter(|_| lb).map(|m| m.port);
+    // `[policy] rtt_probe` times a TCP handshake to a data host's SSH port:
+    // the host answers its SYN with a reset (a round trip, no way in).
+    let rtt_probe: Option<String> = inv
+        .policy
+        .rtt_probe
+        .as_ref()
+        .filter(|_| host.data || host.has(Role::Db))
+        .and_then(|p| {
+            inv.hosts
+                .iter()
+                .find(|h| &h.name == p && h.name != host.name)
+        })
+        .map(|p| p.private_ip.to_string());
     let extra: Vec<minijinja::Value> = inv
         .firewall
         .extra
@@ -440,13 +472,15 @@ fn firewall_vars(inv: &Inventory, host: &Host, ctx: &HostContext) -> minijinja::
         lb_ips => lb_ips,
         db_port => db_port,
         web_ips => web_ips,
+        metrics_port => metrics_port,
+        rtt_probe => rtt_probe,
         extra => extra,
     }
 }
 
-/// Whether `host` gets vakt's firewall: `[firewall]` on, and a remote host
-/// (local hosts share this machine's network stack, which vakt never
-/// filters).
+/// Whether `host` gets vakt's firewall: `[firewall]` on (the default), and
+/// a remote host (local hosts share this machine's network stack, which
+/// vakt never filters).
 pub fn has_firewall(inv: &Inventory, host: &Host) -> bool {
     inv.firewall.enabled && !host.is_local()
 }

@@ -113,6 +113,9 @@ pub fn run(t: &Target, binary_sha: &str, step: &dyn Fn(&str)) -> Vec<Check> {
     for lb in &lbs {
         step(&format!("checking load balancer {}", lb.host.name));
         out.extend(lb_checks(t, lb, binary_sha));
+        if let Some(m) = &t.inv.metrics {
+            out.push(metrics_check(t, lb, m.port));
+        }
     }
     if let Some(tls) = &t.inv.tls {
         step("checking the certificates");
@@ -248,6 +251,60 @@ fn lb_checks(t: &Target, lb: &HostTarget, binary_sha: &str) -> Vec<Check> {
         out.push(check(name, "stats page auth", r));
     }
     out
+}
+
+/// `[metrics]`: the LB's Prometheus page, scraped from here (an admin
+/// network, as Prometheus would), parses as HAProxy's exporter: process
+/// families present and one `haproxy_server_status` line per web host.
+fn metrics_check(t: &Target, lb: &HostTarget, port: u16) -> Check {
+    let addr = format!("{}:{port}", lb.host.private_ip);
+    let r = match get(
+        &probe::Endpoint::plain(addr.clone()),
+        "GET",
+        "/metrics",
+        &[],
+    ) {
+        Err(e) => Err(format!(
+            "{addr}/metrics: {e}: scrape from an admin network ([firewall] admin), where Prometheus runs"
+        )),
+        Ok(r) if r.status == 403 => Err(format!(
+            "{addr}/metrics refuses this machine (403): its address is not in [firewall] admin"
+        )),
+        Ok(r) if r.status != 200 => Err(format!("{addr}/metrics answers {}", r.status)),
+        Ok(r) => {
+            let text = String::from_utf8_lossy(&r.body);
+            let families = text
+                .lines()
+                .filter(|l| l.starts_with("# TYPE haproxy_"))
+                .count();
+            let missing: Vec<&str> = t
+                .inv
+                .webs()
+                .map(|w| w.name.as_str())
+                .filter(|w| {
+                    !text.lines().any(|l| {
+                        l.starts_with("haproxy_server_status{")
+                            && l.contains(&format!("server=\"{w}\""))
+                    })
+                })
+                .collect();
+            if !text.lines().any(|l| l.starts_with("haproxy_process_")) {
+                Err(format!(
+                    "{addr}/metrics has no haproxy_process_ family: not HAProxy's exporter format"
+                ))
+            } else if !missing.is_empty() {
+                Err(format!(
+                    "{addr}/metrics has no haproxy_server_status for {}: the proxy does not know them (run `vakt up`)",
+                    missing.join(", ")
+                ))
+            } else {
+                Ok(format!(
+                    "{addr}/metrics: {families} HAProxy families, haproxy_server_status for every web host"
+                ))
+            }
+        }
+    };
+    check(&lb.host.name, "metrics", r)
 }
 
 /// Each LB's certificate (readable, naming every domain, at least
@@ -667,6 +724,18 @@ fn firewall_paths(t: &Target) -> Vec<FwPath<'_>> {
             for h in hosts.iter().copied().filter(|h| !h.host.has(Role::Lb)) {
                 let rule = "ip saddr @admin4 tcp dport 22 accept".to_string();
                 add(Some(lb), h, h.host.ssh.port, false, rule);
+            }
+        }
+    }
+    // `[metrics]`: a web host that is no admin cannot scrape an LB.
+    if let Some(m) = &t.inv.metrics {
+        for lb in role(Role::Lb) {
+            let admin = render::admin_networks(&t.inv, &lb.ctx);
+            let rule = format!("ip saddr @admin4 tcp dport {} accept", m.port);
+            for web in role(Role::Web).filter(|w| {
+                !w.host.has(Role::Lb) && !admin.iter().any(|c| c.contains(w.host.private_ip.into()))
+            }) {
+                add(Some(web), lb, m.port, false, rule.clone());
             }
         }
     }

@@ -843,6 +843,7 @@ pub(crate) fn error_body(status: StatusCode) -> Bytes {
     let text = match status.as_u16() {
         400 => "Your browser sent an invalid request.",
         401 => "You need a valid user and password to access this content.",
+        403 => "Request forbidden by administrative rules.",
         405 => "Method not allowed.",
         408 => "Your browser didn't send a complete request in time.",
         431 => "Your browser sent a request with headers that are too large.",
@@ -871,6 +872,13 @@ fn logged_in(
             .is_some()
 }
 
+/// The 403 for a client outside a page's `allow` networks, as HAProxy's
+/// `http-request deny` gives it (before any login; logged as `PR`).
+fn refuse_client(mut ex: Exchange) -> Response<ResponseBody> {
+    ex.termination = Termination::new(Who::Proxy, Phase::Request, b'-');
+    local(StatusCode::FORBIDDEN, ex, false)
+}
+
 /// The 401 for a page's login, logged as HAProxy's `PR`.
 fn refuse_login(mut ex: Exchange, challenge: &HeaderValue) -> Response<ResponseBody> {
     ex.termination = Termination::new(Who::Proxy, Phase::Request, b'-');
@@ -888,6 +896,9 @@ async fn stats_page(
     let Some(page) = &fe.stats else {
         return local(StatusCode::NOT_FOUND, ex, false);
     };
+    if !crate::config::allows(&page.conf.allow, conn.client.ip()) {
+        return refuse_client(ex);
+    }
     if !logged_in(!page.conf.users.is_empty(), &page.credentials, &req) {
         return refuse_login(ex, &page.challenge);
     }
@@ -1017,6 +1028,9 @@ fn metrics_page(
     let Some(page) = &fe.metrics else {
         return local(StatusCode::NOT_FOUND, ex, false);
     };
+    if !crate::config::allows(&page.conf.allow, conn.client.ip()) {
+        return refuse_client(ex);
+    }
     if !logged_in(!page.conf.users.is_empty(), &page.credentials, req) {
         return refuse_login(ex, &page.challenge);
     }

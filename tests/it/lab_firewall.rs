@@ -5,7 +5,9 @@
 //! goes in, verify proves its paths, a no-change `up` leaves it be, a
 //! flushed table fails verify and is put back by the next `up`, `vakt
 //! rollback` loads the previous rules; with HA, VRRP still elects one LB
-//! and a failover drops nothing.
+//! and a failover drops nothing. A namespace outside the cluster (on the
+//! lab's bridge, not in `admin`) reaches the public port only: web, DB,
+//! SSH and metrics are closed to it and the stats page answers it 403.
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +20,59 @@ fn oslo_with(dir: &TempDir, firewall: &str) -> String {
     let oslo = include_str!("../../inventory/oslo.toml");
     std::fs::write(&path, format!("{oslo}\n[firewall]\n{firewall}\n")).unwrap();
     path.display().to_string()
+}
+
+/// A namespace outside the cluster: on the lab's bridge with addresses on
+/// its networks (10.10.0.240, 203.0.113.240), so it could reach every host
+/// but is in no `[firewall] admin`. Recorded with the lab's namespaces, so
+/// `vakt lab down` removes it too.
+fn outside(lab: &Lab) -> String {
+    let name = format!("{}-out", lab.name);
+    let ctl = format!("{}-ctl", lab.name);
+    let record = format!("/run/vakt-lab/{}/namespaces", lab.name);
+    let mut list = std::fs::read_to_string(&record).unwrap();
+    list.push_str(&format!("{name}\n"));
+    std::fs::write(&record, list).unwrap();
+    let ip = |args: &[&str]| {
+        let out = std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ip(&["netns", "add", &name]);
+    ip(&["-n", &name, "link", "set", "lo", "up"]);
+    ip(&[
+        "link", "add", "vout", "netns", &ctl, "type", "veth", "peer", "name", "eth0", "netns",
+        &name,
+    ]);
+    ip(&["-n", &ctl, "link", "set", "vout", "master", "br0", "up"]);
+    for a in ["10.10.0.240/24", "203.0.113.240/24"] {
+        ip(&["-n", &name, "addr", "add", a, "dev", "eth0"]);
+    }
+    ip(&["-n", &name, "link", "set", "eth0", "up"]);
+    name
+}
+
+/// Runs `vakt probe ARGS` in namespace `ns`: (exit code, output).
+fn probe_from(ns: &str, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_vakt"), "probe"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 /// `nft list ruleset` inside a lab host.
@@ -90,7 +145,7 @@ fn the_firewall_goes_in_holds_on_no_change_is_repaired_when_flushed_and_rolls_ba
     let (_, links) = lab.on("db01", &["sh", "-c", "ls /etc/rcS.d /etc/rc2.d"]);
     assert!(links.contains("vakt-firewall"), "{links}");
     // The cluster still serves through the LB with every host filtered.
-    let body = lab.curl(&["http://203.0.113.11/"]);
+    let body = lab.curl(&["http://203.0.113.11:80/"]);
     assert!(body.contains("web0"), "{body}");
 
     // verify proves the paths: the allowed ones open, the others closed.
@@ -105,8 +160,46 @@ fn the_firewall_goes_in_holds_on_no_change_is_repaired_when_flushed_and_rolls_ba
         "web02      firewall: 80 from here closed",
         "db01       firewall: 3306 from here closed",
         "db01       firewall: 22 from lb01 closed",
+        "lb01       firewall: 8405 from web01 closed",
     ] {
         assert!(out.contains(expected), "missing `{expected}`:\n{out}");
+    }
+    // [metrics] (oslo.toml has it): scraped from here, an admin network.
+    let line = out
+        .lines()
+        .find(|l| l.contains("lb01") && l.contains(" metrics"))
+        .unwrap_or_else(|| panic!("no metrics check:\n{out}"));
+    assert!(
+        line.contains("haproxy_server_status for every web host"),
+        "{line}"
+    );
+    let scrape = lab.curl(&["http://10.10.0.10:8405/metrics"]);
+    assert!(scrape.contains("haproxy_process_"), "{scrape}");
+    assert!(
+        scrape.contains("haproxy_server_status{proxy=\"oslo\",server=\"web01\",state=\"UP\"} 1"),
+        "{scrape}"
+    );
+
+    // From outside the cluster: the public port only.
+    let out_ns = outside(&lab);
+    let (code, o) = probe_from(&out_ns, &["http", "http://203.0.113.11:80/"]);
+    assert_eq!(code, 0, "the outside namespace reaches the site: {o}");
+    assert!(o.contains("http 200"), "{o}");
+    // The stats page is the proxy's to refuse (the port is public): 403.
+    let (_, o) = probe_from(&out_ns, &["http", "http://203.0.113.11:80/haproxy?stats"]);
+    assert!(o.contains("http 403"), "{o}");
+    for (what, addr) in [
+        ("web01's web port", "10.10.0.11:80"),
+        ("web02's web port", "10.10.0.12:80"),
+        ("db01's DB port", "10.10.0.20:3306"),
+        ("lb01's SSH", "10.10.0.10:22"),
+        ("lb01's SSH (public)", "203.0.113.11:22"),
+        ("web01's SSH", "10.10.0.11:22"),
+        ("db01's SSH", "10.10.0.20:22"),
+        ("lb01's metrics", "10.10.0.10:8405"),
+    ] {
+        let (code, o) = probe_from(&out_ns, &["tcp", addr, "--count", "1", "--timeout", "1s"]);
+        assert_ne!(code, 0, "{what} ({addr}) is open from outside: {o}");
     }
 
     // audit: db01's data port is reached by the web hosts only, by its

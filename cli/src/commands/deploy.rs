@@ -139,7 +139,12 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     match a.format {
         super::Format::Json => println!("{}", serde_json::to_string_pretty(&plans)?),
-        super::Format::Text => plans.iter().for_each(print_plan),
+        super::Format::Text => {
+            plans.iter().for_each(print_plan);
+            if let Some(note) = super::inspect::local_firewall_note(&t.inv) {
+                println!("{note}");
+            }
+        }
     }
     Ok(if plans.iter().any(HostPlan::changes) {
         ExitCode::from(2)

@@ -101,7 +101,12 @@ pub fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
 fn firewall_line(inv: &crate::inventory::Inventory) -> String {
     let fw = &inv.firewall;
     if !fw.enabled {
-        return "firewall: off (add [firewall] to the inventory to isolate the tiers)".into();
+        return "firewall: off ([firewall] enabled = false): every port of every host is open to every host".into();
+    }
+    if let Some(note) = local_firewall_note(inv)
+        && inv.hosts.iter().all(|h| h.is_local())
+    {
+        return note.to_string();
     }
     let admin = if fw.admin.is_empty() {
         "the address this deploy connects from, as each host sees it (SSH_CLIENT); set [firewall] admin = [\"CIDR\", ...] to fix it".to_string()
@@ -113,11 +118,25 @@ fn firewall_line(inv: &crate::inventory::Inventory) -> String {
             .join(", ")
     };
     let local = if inv.hosts.iter().any(|h| h.is_local()) {
-        " (local hosts get none: they share this machine's network)"
+        " but the local ones (they share this machine's network)"
     } else {
         ""
     };
-    format!("firewall: nftables table inet vakt on every host{local}; SSH from {admin}")
+    let pages = match (&inv.balancer.stats, &inv.metrics) {
+        (Some(_), Some(_)) => "; the stats page and metrics answer the same networks only",
+        (Some(_), None) => "; the stats page answers the same networks only",
+        (None, Some(_)) => "; metrics answer the same networks only",
+        (None, None) => "",
+    };
+    format!("firewall: nftables table inet vakt on every host{local}; SSH from {admin}{pages}")
+}
+
+/// The note `check` and `plan` print when the cluster has local hosts
+/// (with the firewall on): they get no rules.
+pub(super) fn local_firewall_note(inv: &crate::inventory::Inventory) -> Option<&'static str> {
+    (inv.firewall.enabled && inv.hosts.iter().any(|h| h.is_local())).then_some(
+        "firewall: none for local hosts: they share this machine's network, which vakt never filters",
+    )
 }
 
 #[derive(Args)]

@@ -235,6 +235,9 @@ pub enum Probe {
         count: usize,
         #[arg(long, default_value = "3s", value_parser = parse_duration)]
         timeout: Duration,
+        /// Count a refused connection (a reset) as a round trip too.
+        #[arg(long)]
+        refused_counts: bool,
     },
     /// One GET: `http STATUS`.
     Http {
@@ -254,9 +257,14 @@ pub fn probe(a: ProbeArgs) -> anyhow::Result<ExitCode> {
             addr,
             count,
             timeout,
+            refused_counts,
         } => {
-            let times = crate::probe::connect_times(&addr, count.max(1), timeout)
-                .with_context(|| format!("connecting to {addr}"))?;
+            let times = if refused_counts {
+                crate::probe::round_trips(&addr, count.max(1), timeout)
+            } else {
+                crate::probe::connect_times(&addr, count.max(1), timeout)
+            };
+            let times = times.with_context(|| format!("connecting to {addr}"))?;
             let us = |d: Duration| d.as_micros();
             println!(
                 "tcp ok median_us={} min_us={} max_us={} n={}",

@@ -121,6 +121,9 @@ fn listen_table(fe: &Frontend, be: Option<&Backend>, hash: &dyn Fn(&str) -> Stri
         if !m.users.is_empty() {
             it.insert("users", users_array(&m.users, hash).into());
         }
+        if !m.allow.is_empty() {
+            it.insert("allow", allow_array(&m.allow).into());
+        }
         t["metrics"] = value(it);
     }
     let mut servers = ArrayOfTables::new();
@@ -145,7 +148,15 @@ fn stats_table(st: &Stats, hash: &dyn Fn(&str) -> String) -> InlineTable {
     if let Some(r) = st.refresh {
         it.insert("refresh", format_duration(r).into());
     }
+    if !st.allow.is_empty() {
+        it.insert("allow", allow_array(&st.allow).into());
+    }
     it
+}
+
+/// `["10.0.0.0/8", "192.0.2.1/32"]`.
+fn allow_array(list: &[Cidr]) -> Array {
+    list.iter().map(|c| c.to_string()).collect()
 }
 
 /// `["user:$6$..."]`; plain-text passwords are hashed with `hash`.

@@ -188,6 +188,30 @@ struct ServerOpts {
     cookie: Option<String>,
 }
 
+/// Which page a deny rule guards: the stats page (`stats http-request`),
+/// or the pages whose path matches (`path_beg` or `path`).
+#[derive(Debug, Clone, PartialEq)]
+enum DenyFor {
+    Stats,
+    PathBeg(String),
+    Path(String),
+}
+
+/// Who a deny rule lets through: an acl by name, or `{ src ... }` inline.
+#[derive(Debug, Clone)]
+enum Allowed {
+    Acl(String),
+    Src(Vec<Cidr>),
+}
+
+/// One client-address deny rule, where it was written.
+#[derive(Debug, Clone)]
+struct Deny {
+    page: DenyFor,
+    allowed: Allowed,
+    span: Range<usize>,
+}
+
 #[derive(Debug)]
 struct Section {
     kind: Kind,
@@ -205,6 +229,13 @@ struct Section {
     cookie: Option<Cookie>,
     servers: Vec<(Server, ServerOpts, Range<usize>)>,
     acls: HashMap<String, RouteRule>,
+    /// `acl NAME src CIDR...`: client networks by acl name (lines with the
+    /// same name add up, as in HAProxy).
+    src_acls: HashMap<String, Vec<Cidr>>,
+    /// `stats http-request deny unless ...` and `http-request deny if
+    /// { path_beg P } !ACL`, resolved into the pages' allow lists once the
+    /// section is read.
+    denies: Vec<Deny>,
     use_backend: Vec<(String, String, Range<usize>)>,
     default_backend: Option<(String, Range<usize>)>,
 }
@@ -227,6 +258,8 @@ impl Section {
             cookie: None,
             servers: Vec::new(),
             acls: HashMap::new(),
+            src_acls: HashMap::new(),
+            denies: Vec::new(),
             use_backend: Vec::new(),
             default_backend: None,
         }
@@ -506,7 +539,9 @@ fn build_frontends(
                 .copied()
                 .filter(|_| sec.kind == Kind::Listen),
         };
-        let stats = build_stats(src, sec, d);
+        let mut stats = build_stats(src, sec, d);
+        let mut metrics = sec.metrics.clone();
+        apply_denies(src, sec, stats.as_mut(), metrics.as_mut(), d);
         if default_backend.is_none()
             && routes.is_empty()
             && stats.is_none()
@@ -527,7 +562,7 @@ fn build_frontends(
                 None
             },
             stats,
-            metrics: sec.metrics.clone(),
+            metrics,
             routes,
             default_backend,
             tls: sec.tls.clone(),
@@ -563,6 +598,12 @@ fn build_routes(
                 rule: rule.clone(),
                 backend: bi,
             }),
+            None if sec.src_acls.contains_key(acl) => d.error_hint(
+                src,
+                Some(span.clone()),
+                format!("use_backend: acl `{acl}` matches the client's address (src)"),
+                "vakt routes by path_beg and hdr(host) only; src acls guard the stats and metrics pages",
+            ),
             None => d.error(
                 src,
                 Some(span.clone()),
@@ -571,6 +612,177 @@ fn build_routes(
         }
     }
     routes
+}
+
+/// The networks a deny rule lets through, or an error at its line.
+fn allowed_nets(
+    src: &Source,
+    sec: &Section,
+    deny: &Deny,
+    d: &mut Diagnostics,
+) -> Option<Vec<Cidr>> {
+    match &deny.allowed {
+        Allowed::Src(nets) => Some(nets.clone()),
+        Allowed::Acl(name) => match sec.src_acls.get(name) {
+            Some(nets) => Some(nets.clone()),
+            None => {
+                let hint = if sec.acls.contains_key(name) {
+                    format!(
+                        "acl `{name}` is not a `src` acl: write `acl {name} src 10.0.0.0/8 ...`"
+                    )
+                } else {
+                    format!("add `acl {name} src 10.0.0.0/8 ...` to `{}`", sec.name)
+                };
+                d.error_hint(
+                    src,
+                    Some(deny.span.clone()),
+                    format!("no acl named `{name}` in `{}`", sec.name),
+                    hint,
+                );
+                None
+            }
+        },
+    }
+}
+
+/// Puts each deny rule's networks on the page it guards: `stats
+/// http-request` on the stats page; `http-request deny if { path_beg P }
+/// !ACL` on every page whose path matches P. A rule that guards no page,
+/// or a second rule on a page, is an error at its line (vakt filters its
+/// own pages by client address, nothing else).
+fn apply_denies(
+    src: &Source,
+    sec: &Section,
+    mut stats: Option<&mut Stats>,
+    mut metrics: Option<&mut Metrics>,
+    d: &mut Diagnostics,
+) {
+    // The stats page's path without its query (`/haproxy?stats` → `/haproxy`).
+    let stats_path = stats
+        .as_ref()
+        .map(|s| s.uri.split('?').next().unwrap_or("").to_string());
+    let set = |allow: &mut Vec<Cidr>,
+               nets: &[Cidr],
+               page: &str,
+               span: &Range<usize>,
+               d: &mut Diagnostics| {
+        if allow.is_empty() {
+            allow.extend_from_slice(nets);
+        } else {
+            d.error_hint(
+                src,
+                Some(span.clone()),
+                format!("a second client-address rule for the {page} page"),
+                "vakt takes one deny rule per page: list every allowed network in one acl",
+            );
+        }
+    };
+    for deny in &sec.denies {
+        let Some(nets) = allowed_nets(src, sec, deny, d) else {
+            continue;
+        };
+        let (on_stats, on_metrics) = match &deny.page {
+            DenyFor::Stats => (true, false),
+            DenyFor::PathBeg(p) => (
+                stats
+                    .as_ref()
+                    .is_some_and(|s| s.uri.starts_with(p.as_str())),
+                metrics
+                    .as_ref()
+                    .is_some_and(|m| m.uri.starts_with(p.as_str())),
+            ),
+            DenyFor::Path(p) => (
+                stats_path.as_deref() == Some(p.as_str()),
+                metrics.as_ref().is_some_and(|m| &m.uri == p),
+            ),
+        };
+        if deny.page == DenyFor::Stats && stats.is_none() {
+            d.error_hint(
+                src,
+                Some(deny.span.clone()),
+                format!("`{}` has no stats page for this rule to guard", sec.name),
+                "add `stats enable` and `stats uri /haproxy?stats`",
+            );
+            continue;
+        }
+        if !on_stats && !on_metrics {
+            d.error_hint(
+                src,
+                Some(deny.span.clone()),
+                "vakt denies by client address only on its stats and metrics pages, and this rule's path matches neither",
+                "match the page's path: `http-request deny if { path_beg /haproxy } !admin` for `stats uri /haproxy?stats`",
+            );
+            continue;
+        }
+        if on_stats && let Some(st) = stats.as_deref_mut() {
+            set(&mut st.allow, &nets, "stats", &deny.span, d);
+        }
+        if on_metrics && let Some(m) = metrics.as_deref_mut() {
+            set(&mut m.allow, &nets, "metrics", &deny.span, d);
+        }
+    }
+}
+
+/// The networks of `{ src A B ... }` starting at word `at` (`{`), with the
+/// index after `}`; an error at the bad word otherwise.
+fn src_block(
+    src: &Source,
+    w: &[Word],
+    at: usize,
+    d: &mut Diagnostics,
+) -> Option<(Vec<Cidr>, usize)> {
+    let text = |i: usize| w.get(i).map(|x| x.text.as_str());
+    if text(at) != Some("{") || text(at + 1) != Some("src") {
+        return None;
+    }
+    let mut nets = Vec::new();
+    let mut i = at + 2;
+    while let Some(t) = text(i) {
+        if t == "}" {
+            if nets.is_empty() {
+                d.error(src, Some(w[i].span.clone()), "`{ src }` lists no address");
+                return None;
+            }
+            return Some((nets, i + 1));
+        }
+        match Cidr::parse(t) {
+            Some(c) => nets.push(c),
+            None => {
+                d.error_hint(
+                    src,
+                    Some(w[i].span.clone()),
+                    format!("\"{t}\" is not an address or network"),
+                    "write an address or address/prefix: 192.0.2.7, 10.0.0.0/8",
+                );
+                return None;
+            }
+        }
+        i += 1;
+    }
+    d.error(
+        src,
+        Some(w[at].span.clone()),
+        "`{ src ...` has no closing `}`",
+    );
+    None
+}
+
+/// `deny unless { src ... }` or `deny unless ACL` from word `at` (`deny`):
+/// who the rule lets through, or `None` (the caller reports the form).
+fn deny_unless(src: &Source, w: &[Word], at: usize, d: &mut Diagnostics) -> Option<Allowed> {
+    let text = |i: usize| w.get(i).map(|x| x.text.as_str());
+    if text(at) != Some("deny") || text(at + 1) != Some("unless") {
+        return None;
+    }
+    if let Some((nets, end)) = src_block(src, w, at + 2, d) {
+        return (end == w.len()).then_some(Allowed::Src(nets));
+    }
+    match (text(at + 2), w.len() == at + 3) {
+        (Some(name), true) if name != "{" && !name.starts_with('!') => {
+            Some(Allowed::Acl(name.to_string()))
+        }
+        _ => None,
+    }
 }
 
 /// The stats page of a section with `stats enable` or any `stats` line;
@@ -585,6 +797,7 @@ fn build_stats(src: &Source, sec: &Section, d: &mut Diagnostics) -> Option<Stats
         users: Vec::new(),
         refresh: None,
         admin: false,
+        allow: Vec::new(),
     });
     for u in &st.users {
         if let Password::Plain(_) = u.password {
@@ -939,6 +1152,7 @@ fn use_service_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnosti
             sec.metrics = Some(Metrics {
                 uri: p.to_string(),
                 users: Vec::new(),
+                allow: Vec::new(),
             });
         }
         [_, "use-service", "prometheus-exporter", ..] => d.error_hint(
@@ -960,6 +1174,41 @@ fn use_service_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnosti
     }
 }
 
+/// `http-request deny if { path_beg P } !ACL` (or `{ path P }`, terms in
+/// either order): a client-address guard on the stats or metrics page at P.
+/// Other deny rules are errors: vakt denies only on its own pages.
+fn deny_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
+    const FORM: &str =
+        "http-request deny if { path_beg /haproxy } !admin (with `acl admin src 10.0.0.0/8 ...`)";
+    let text: Vec<&str> = w.iter().map(|x| x.text.as_str()).collect();
+    let page = |kind: &str, p: &str| match kind {
+        "path_beg" => Some(DenyFor::PathBeg(p.to_string())),
+        "path" => Some(DenyFor::Path(p.to_string())),
+        _ => None,
+    };
+    let parsed = match text.as_slice() {
+        [_, "deny", "if", "{", kind, p, "}", acl] | [_, "deny", "if", acl, "{", kind, p, "}"] => {
+            acl.strip_prefix('!')
+                .filter(|a| !a.is_empty())
+                .zip(page(kind, p))
+        }
+        _ => None,
+    };
+    match parsed {
+        Some((acl, page)) => sec.denies.push(Deny {
+            page,
+            allowed: Allowed::Acl(acl.to_string()),
+            span: w[0].span.clone(),
+        }),
+        None => d.error_hint(
+            src,
+            Some(w[1].span.clone()),
+            "vakt has `http-request deny` only as a client-address guard on its stats or metrics page",
+            format!("write `{FORM}`, or `stats http-request deny unless {{ src ... }}`"),
+        ),
+    }
+}
+
 /// Any other `http-request` rule: an error listing the ones vakt has.
 fn unsupported_http_request(src: &Source, w: &[Word], d: &mut Diagnostics) {
     d.error_hint(
@@ -970,6 +1219,7 @@ fn unsupported_http_request(src: &Source, w: &[Word], d: &mut Diagnostics) {
             w.get(1).map_or("", |x| x.text.as_str())
         ),
         "vakt has `use-service prometheus-exporter if { path /metrics }`, \
+         `deny if { path_beg /haproxy } !ACL` (an `acl ACL src ...`), \
          `redirect scheme https [code N] unless { ssl_fc }` and \
          `set-header X-Forwarded-Proto https if { ssl_fc }`",
     );
@@ -1197,6 +1447,7 @@ fn http_request_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnost
     let words: Vec<&str> = w.iter().map(|x| x.text.as_str()).collect();
     match words.as_slice() {
         [_, "use-service", ..] => use_service_kw(src, w, sec, d),
+        [_, "deny", ..] => deny_kw(src, w, sec, d),
         ["http-request", "redirect", "scheme", "https", rest @ ..] => {
             let (code, cond) = match rest {
                 ["code", c, cond @ ..] => (c.parse::<u16>().ok(), cond),
@@ -1269,6 +1520,7 @@ fn stats_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
         users: Vec::new(),
         refresh: None,
         admin: false,
+        allow: Vec::new(),
     });
     match arg(1) {
         Some("enable") => sec.stats_enabled = true,
@@ -1308,6 +1560,19 @@ fn stats_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
             ),
         },
         Some("hide-version") | Some("show-legends") | Some("show-node") => {}
+        Some("http-request") => match deny_unless(src, w, 2, d) {
+            Some(allowed) => sec.denies.push(Deny {
+                page: DenyFor::Stats,
+                allowed,
+                span: w[0].span.clone(),
+            }),
+            None => d.error_hint(
+                src,
+                Some(w[1].span.clone()),
+                "only `stats http-request deny unless { src ADDR... }` (or `unless ACL` of an `acl ACL src ...`) is supported",
+                "write `stats http-request deny unless { src 10.0.0.0/8 192.0.2.1 }`",
+            ),
+        },
         _ => unsupported(src, d, w.get(1).unwrap_or(&w[0]), "stats"),
     }
 }
@@ -1465,13 +1730,47 @@ fn acl_kw(src: &Source, w: &[Word], sec: &mut Section, d: &mut Diagnostics) {
         .map(|x| x.text.clone())
         .filter(|v| v != "-i")
         .collect();
+    if crit.text == "src" {
+        let mut nets = Vec::new();
+        for x in &w[3..] {
+            match Cidr::parse(&x.text) {
+                Some(c) => nets.push(c),
+                None => d.error_hint(
+                    src,
+                    Some(x.span.clone()),
+                    format!(
+                        "acl `{}`: \"{}\" is not an address or network",
+                        name.text, x.text
+                    ),
+                    "write an address or address/prefix: 192.0.2.7, 10.0.0.0/8",
+                ),
+            }
+        }
+        if w.len() == 3 {
+            d.error(
+                src,
+                Some(crit.span.clone()),
+                "`acl NAME src` lists no address",
+            );
+        }
+        sec.src_acls
+            .entry(name.text.clone())
+            .or_default()
+            .extend(nets);
+        return;
+    }
     let rule = match crit.text.as_str() {
         "path_beg" => RouteRule::PathPrefix(values),
         "hdr(host)" | "hdr(Host)" | "req.hdr(host)" => {
             RouteRule::Host(values.iter().map(|v| v.to_ascii_lowercase()).collect())
         }
         _ => {
-            unsupported(src, d, crit, "acl (vakt implements path_beg and hdr(host))");
+            unsupported(
+                src,
+                d,
+                crit,
+                "acl (vakt implements path_beg, hdr(host) and src)",
+            );
             return;
         }
     };
@@ -1606,7 +1905,8 @@ mod tests {
             fe.metrics,
             Some(Metrics {
                 uri: "/metrics".into(),
-                users: Vec::new()
+                users: Vec::new(),
+                allow: Vec::new()
             })
         );
         assert_eq!(fe.log, None, "`no log`");
@@ -1653,6 +1953,60 @@ mod tests {
             RouteRule::Host(vec!["shop.example".into()])
         );
         assert_eq!(c.backends[fe.default_backend.unwrap()].name, "b_web");
+    }
+
+    #[test]
+    fn client_address_guards_land_on_the_page_they_guard_and_others_are_errors() {
+        let base = "listen a\n  bind 127.0.0.1:80\n  server w 127.0.0.1:81\n  stats enable\n  stats uri /haproxy?stats\n  http-request use-service prometheus-exporter if { path /metrics }\n";
+        let (c, _) = read(&format!(
+            "{base}  acl admin src 10.0.0.0/8\n  acl admin src 192.0.2.1\n  http-request deny if !admin {{ path /metrics }}\n  stats http-request deny unless {{ src 198.51.100.0/24 }}\n"
+        ))
+        .unwrap();
+        let fe = &c.frontends[0];
+        let nets = |v: &[Cidr]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        assert_eq!(nets(&fe.stats.as_ref().unwrap().allow), ["198.51.100.0/24"]);
+        assert_eq!(
+            nets(&fe.metrics.as_ref().unwrap().allow),
+            ["10.0.0.0/8", "192.0.2.1/32"]
+        );
+        for (extra, line, expect) in [
+            (
+                "  http-request deny if { path_beg /api } !admin\n  acl admin src 10.0.0.0/8\n",
+                7,
+                "matches neither",
+            ),
+            (
+                "  stats http-request deny unless nobody\n",
+                7,
+                "no acl named `nobody`",
+            ),
+            (
+                "  stats http-request allow if TRUE\n",
+                7,
+                "only `stats http-request deny unless",
+            ),
+            (
+                "  acl admin src 10.0.0.300\n",
+                7,
+                "\"10.0.0.300\" is not an address",
+            ),
+            (
+                "  http-request deny if { src 10.0.0.1 }\n",
+                7,
+                "only as a client-address guard",
+            ),
+            (
+                "  stats http-request deny unless { src 10.0.0.1 }\n  stats http-request deny unless { src 10.0.0.2 }\n",
+                8,
+                "a second client-address rule for the stats page",
+            ),
+        ] {
+            let e = read(&format!("{base}{extra}")).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("haproxy.cfg:{line}:")) && e.contains(expect),
+                "{extra}: {e}"
+            );
+        }
     }
 
     #[test]

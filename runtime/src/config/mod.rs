@@ -308,6 +308,10 @@ pub struct Stats {
     /// The page's Drain/Ready buttons (HAProxy's `stats admin if TRUE`);
     /// only with users, off by default.
     pub admin: bool,
+    /// Client networks that may see the page (HAProxy's `stats http-request
+    /// deny unless { src ... }`); others get 403 before any login. Empty:
+    /// every client.
+    pub allow: Vec<Cidr>,
 }
 
 /// The Prometheus exporter page, with HAProxy's metric names.
@@ -319,6 +323,69 @@ pub struct Metrics {
     /// Empty = no authentication (the usual setup: a listener on a private
     /// address); else Basic auth as for the stats page.
     pub users: Vec<StatsUser>,
+    /// Client networks that may scrape (403 for others); empty: every client.
+    pub allow: Vec<Cidr>,
+}
+
+/// An IPv4 or IPv6 network (`10.0.0.0/8`, `192.0.2.1`, `2001:db8::/32`):
+/// a page's allow list here, the inventory's `[firewall] admin` in the CLI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Cidr {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// `a.b.c.d`, `a.b.c.d/n` or the IPv6 forms; `None` when malformed.
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (a, p) = s.split_once('/').map_or((s, None), |(a, p)| (a, Some(p)));
+        let addr: std::net::IpAddr = a.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => p.parse::<u8>().ok().filter(|n| *n <= max)?,
+        };
+        Some(Cidr { addr, prefix })
+    }
+
+    /// The network of exactly one address.
+    pub fn host(addr: std::net::IpAddr) -> Cidr {
+        let prefix = if addr.is_ipv4() { 32 } else { 128 };
+        Cidr { addr, prefix }
+    }
+
+    pub fn is_ipv4(&self) -> bool {
+        self.addr.is_ipv4()
+    }
+
+    /// Whether `ip` lies in this network. An IPv4 client seen on an IPv6
+    /// socket (`::ffff:a.b.c.d`) counts as its IPv4 address.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let bits = |a: std::net::IpAddr| -> (u128, u32) {
+            match a.to_canonical() {
+                std::net::IpAddr::V4(v) => (u128::from(u32::from(v)), 32),
+                std::net::IpAddr::V6(v) => (u128::from(v), 128),
+            }
+        };
+        let ((net, width), (addr, w2)) = (bits(self.addr), bits(ip));
+        if width != w2 {
+            return false;
+        }
+        let host_bits = width - u32::from(self.prefix);
+        // A /0 keeps no bits; checked_shr guards the shift by the full width.
+        net.checked_shr(host_bits).unwrap_or(0) == addr.checked_shr(host_bits).unwrap_or(0)
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// Whether a page with allow list `allow` lets `client` in (empty: all).
+pub fn allows(allow: &[Cidr], client: std::net::IpAddr) -> bool {
+    allow.is_empty() || allow.iter().any(|c| c.contains(client))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

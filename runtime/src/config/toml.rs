@@ -612,7 +612,26 @@ fn read_stats(t: &mut Fields, name: &str, d: &mut Diagnostics) -> Stats {
         users,
         refresh,
         admin,
+        allow: read_allow(t, d),
     }
+}
+
+/// A page's `allow` list of client networks (empty when absent).
+fn read_allow(t: &mut Fields, d: &mut Diagnostics) -> Vec<Cidr> {
+    let src = t.source();
+    let mut out = Vec::new();
+    for (v, span) in t.strings("allow", d).unwrap_or_default() {
+        match Cidr::parse(v) {
+            Some(c) => out.push(c),
+            None => d.error_hint(
+                src,
+                Some(span),
+                format!("\"{v}\" is not an address or network"),
+                "write an address or address/prefix: \"192.0.2.7\", \"10.10.0.0/24\", \"2001:db8::/32\"",
+            ),
+        }
+    }
+    out
 }
 
 /// The `metrics` table: the Prometheus page's path and, optionally, users
@@ -645,7 +664,11 @@ fn read_metrics(t: &mut Fields, d: &mut Diagnostics) -> Metrics {
             ),
         }
     }
-    Metrics { uri, users }
+    Metrics {
+        uri,
+        users,
+        allow: read_allow(t, d),
+    }
 }
 
 /// What a `[[listen.server]]` takes from its listener.

@@ -115,6 +115,30 @@ fn firewall_renders_one_table_per_host_by_role() {
         "{db}"
     );
     assert!(!db.contains("dport 80 "), "{db}");
+    // [firewall] admin also guards the LBs' stats page and `[metrics]`
+    // listener (private address, from the admin networks only).
+    let lb = std::fs::read_to_string(out.path().join("lb01/etc/vakt/nftables.nft")).unwrap();
+    assert!(
+        lb.contains("ip saddr @admin4 tcp dport 9405 accept"),
+        "{lb}"
+    );
+    assert!(
+        lb.contains("ip6 saddr @admin6 tcp dport 9405 accept"),
+        "{lb}"
+    );
+    let proxy = std::fs::read_to_string(out.path().join("lb01/etc/vakt/proxy.toml")).unwrap();
+    let allow = r#"allow = ["198.51.100.0/24", "2001:db8::7/128"]"#;
+    assert!(
+        proxy.contains(&format!("{allow} }}\n\n[[listen.server]]")),
+        "{proxy}"
+    );
+    assert!(
+        proxy.contains(&format!(
+            "bind = [\"10.10.0.10:9405\"]\nmetrics = {{ uri = \"/metrics\", {allow} }}"
+        )),
+        "{proxy}"
+    );
+    assert!(!db.contains("9405"), "{db}");
     for unit in [
         "etc/init.d/vakt-firewall",
         "etc/systemd/system/vakt-firewall.service",
@@ -124,20 +148,58 @@ fn firewall_renders_one_table_per_host_by_role() {
     }
 }
 
-/// Without `[firewall]` no host gets rules (existing clusters are
-/// unchanged until they opt in), and local hosts never do.
+/// The firewall is on by default for hosts reached over SSH (oslo.toml has
+/// no `[firewall]` table), off with `enabled = false`, and never on local
+/// hosts, which share this machine's network: `check` and `plan` say so in
+/// one line.
 #[test]
-fn firewall_is_off_without_its_table_and_for_local_hosts() {
-    for inventory in ["oslo.toml", "local.toml"] {
-        let out = TempDir::new("render");
-        let state = TempDir::new("state");
-        render(inventory, out.path(), state.path());
-        let nft: Vec<_> = files(out.path())
+fn firewall_is_on_by_default_but_never_for_local_hosts_or_when_disabled() {
+    let nft_files = |inv: &str| {
+        let (out, state) = (TempDir::new("render"), TempDir::new("state"));
+        render_path(inv, out.path(), state.path());
+        files(out.path())
             .into_iter()
             .filter(|f| f.ends_with("etc/vakt/nftables.nft"))
-            .collect();
-        assert!(nft.is_empty(), "{inventory}: {nft:?}");
+            .count()
+    };
+    assert_eq!(nft_files("inventory/oslo.toml"), 4, "one table per host");
+    assert_eq!(nft_files("inventory/local.toml"), 0);
+    let dir = TempDir::new("fwoff");
+    let off = dir.path().join("oslo-off.toml");
+    let oslo = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../inventory/oslo.toml"
+    ))
+    .unwrap();
+    std::fs::write(&off, format!("{oslo}\n[firewall]\nenabled = false\n")).unwrap();
+    assert_eq!(nft_files(&off.display().to_string()), 0);
+
+    let note = "firewall: none for local hosts: they share this machine's network, which vakt never filters";
+    let state = TempDir::new("state");
+    for args in [&["check"][..], &["plan", "--state-dir"][..]] {
+        let mut cmd = vakt();
+        cmd.args(args);
+        if args.len() > 1 {
+            cmd.arg(state.path());
+        }
+        let r = cmd
+            .env("VAKT_STATS_PASSWORD", "pw")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&r.stdout);
+        assert!(
+            out.contains(note),
+            "{args:?}: {out}{}",
+            String::from_utf8_lossy(&r.stderr)
+        );
     }
+    let r = vakt().args(["check", "-i"]).arg(&off).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&r.stdout).contains("firewall: off ([firewall] enabled = false)"),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
 }
 
 #[test]

@@ -312,3 +312,76 @@ fn a_cookie_for_a_down_server_is_redispatched_with_and_without_redispatch() {
         "both see web02 UP again"
     );
 }
+
+#[test]
+#[cfg_attr(
+    not(vakt_haproxy),
+    ignore = "needs haproxy 2.x: apt-get install haproxy (README: Tests)"
+)]
+fn the_pages_refuse_strangers_as_haproxy_does_in_every_spelling() {
+    require_haproxy();
+    let web = Backend::spawn("web01");
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/page-acl.cfg");
+    let mut children = Vec::new();
+    let mut spawn = |mut cmd: Command| -> [SocketAddr; 3] {
+        let addrs = [free_addr(), free_addr(), free_addr()];
+        cmd.env("INLINE_ADDR", addrs[0].to_string())
+            .env("NAMED_ADDR", addrs[1].to_string())
+            .env("METRICS_ADDR", addrs[2].to_string())
+            .env("WEB01", web.addr.port().to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        children.push(cmd.spawn().expect("start proxy"));
+        assert!(eventually(Duration::from_secs(10), || addrs
+            .iter()
+            .all(|a| std::net::TcpStream::connect(a).is_ok())));
+        addrs
+    };
+    let mut h = Command::new("haproxy");
+    h.args(["-db", "-f", cfg]);
+    let haproxy = spawn(h);
+    let mut v = vakt();
+    v.args(["proxy", "-db", "-f", cfg]);
+    let vakt = spawn(v);
+    let _stop = Children(children);
+
+    let ask = |addr: SocketAddr, from: &str, path: &str| {
+        Conn::open_from(from.parse().unwrap(), addr)
+            .send(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
+    };
+    let (admin, stranger) = ("127.77.0.2", "127.77.0.3");
+    for (i, path) in [
+        (0, "/haproxy?stats"),
+        (1, "/haproxy?stats"),
+        (2, "/haproxy?stats"),
+        (2, "/metrics"),
+    ] {
+        let what = format!("section {i} {path}");
+        let (h, v) = (ask(haproxy[i], admin, path), ask(vakt[i], admin, path));
+        assert_eq!((h.status, v.status), (200, 200), "{what} from the admin");
+        let (h, v) = (
+            ask(haproxy[i], stranger, path),
+            ask(vakt[i], stranger, path),
+        );
+        assert_eq!((h.status, v.status), (403, 403), "{what} from a stranger");
+        assert_eq!(h.text(), v.text(), "{what}: the 403's body");
+        for name in ["content-type", "cache-control", "connection"] {
+            assert_eq!(h.header(name), v.header(name), "{what}: {name}");
+        }
+    }
+    // The site itself is not guarded.
+    let (h, v) = (ask(haproxy[2], stranger, "/"), ask(vakt[2], stranger, "/"));
+    assert_eq!((h.status, v.status), (200, 200));
+}
+
+/// Kills the proxies when the test ends, also when it fails.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -6,6 +6,7 @@ mod faults;
 mod hygiene;
 mod limits;
 mod operate;
+mod page_acl;
 mod persist;
 mod props;
 mod stats_page;

@@ -298,6 +298,23 @@ impl Conn {
         }
     }
 
+    /// A connection from source address `from` (any 127.0.0.0/8 address
+    /// works on loopback), for tests of who may reach a page.
+    pub fn open_from(from: std::net::IpAddr, addr: SocketAddr) -> Self {
+        let s = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .expect("socket");
+        s.bind(&SocketAddr::new(from, 0).into())
+            .expect("bind the source address");
+        s.connect(&addr.into()).expect("connect");
+        let s: TcpStream = s.into();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        Conn::from_stream(s)
+    }
+
     /// A client on a socket the test already opened.
     pub fn from_stream(s: TcpStream) -> Self {
         Conn {
