@@ -62,7 +62,14 @@ fn run(t: &dyn Transport, cmd: &str) -> Result<Output, Error> {
 /// Refuses, with the fix, a host without `nft` (checked before `up` writes
 /// anything there).
 pub fn require_nft(t: &dyn Transport) -> Result<(), Error> {
-    if run(t, "command -v nft >/dev/null 2>&1")?.ok() {
+    // (`command -v` exits 127 in dash when nothing is found, which the SSH
+    // transport reads as a command that could not run: hence the `if`.)
+    if run(
+        t,
+        "if command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ]; then exit 0; else exit 1; fi",
+    )?
+    .ok()
+    {
         return Ok(());
     }
     Err(failed(
@@ -151,8 +158,9 @@ pub fn load(t: &dyn Transport, rollback_after: Duration) -> Result<(), Error> {
             "systemctl daemon-reload && systemctl enable --quiet vakt-firewall".to_string()
         }
         Init::SysV => {
-            "{ command -v update-rc.d >/dev/null 2>&1 && update-rc.d vakt-firewall defaults; } || \
-             { command -v chkconfig >/dev/null 2>&1 && chkconfig --add vakt-firewall; }"
+            "if command -v update-rc.d >/dev/null 2>&1; then update-rc.d vakt-firewall defaults; \
+             elif command -v chkconfig >/dev/null 2>&1; then chkconfig --add vakt-firewall; \
+             else echo 'neither update-rc.d nor chkconfig is installed'; exit 1; fi"
                 .to_string()
         }
     };

@@ -125,7 +125,7 @@ fn has_table(tr: &dyn Transport) -> anyhow::Result<bool> {
         return Ok(false);
     }
     Ok(tr
-        .run("command -v nft >/dev/null 2>&1 && nft list table inet vakt >/dev/null 2>&1")?
+        .run("if command -v nft >/dev/null 2>&1 && nft list table inet vakt >/dev/null 2>&1; then exit 0; else exit 1; fi")?
         .ok())
 }
 

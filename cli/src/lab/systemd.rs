@@ -20,7 +20,8 @@ use crate::transport::sh as q;
 
 /// What a root filesystem needs for a lab host: systemd as init, sshd, the
 /// tools vakt runs on a host, and keepalived for HA labs.
-pub const PACKAGES: &str = "systemd,systemd-sysv,dbus,openssh-server,iproute2,procps,keepalived";
+pub const PACKAGES: &str =
+    "systemd,systemd-sysv,dbus,openssh-server,iproute2,procps,keepalived,nftables";
 
 /// Written last into a finished root filesystem.
 const COMPLETE: &str = ".vakt-rootfs-complete";
@@ -72,7 +73,13 @@ impl RootfsSettings {
     /// Whether a finished root filesystem is already there (nothing to
     /// download).
     pub fn is_built(&self) -> bool {
-        self.dir.join(COMPLETE).exists()
+        std::fs::read_to_string(self.dir.join(COMPLETE)).is_ok_and(|marker| has_packages(&marker))
+    }
+
+    /// A finished root filesystem from an older `PACKAGES` list, which a
+    /// build replaces.
+    fn is_stale(&self) -> bool {
+        self.dir.join(COMPLETE).exists() && !self.is_built()
     }
 
     /// The line said before a build: what is downloaded from where, and
@@ -104,7 +111,14 @@ pub fn rootfs(settings: &RootfsSettings, suite: &str) -> anyhow::Result<()> {
     {
         bail!("debootstrap is not installed: apt-get install debootstrap");
     }
-    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+    let stale = settings.is_stale();
+    if stale {
+        eprintln!(
+            "{} was built with fewer packages than {PACKAGES}: building it again",
+            dir.display()
+        );
+    }
+    if !stale && dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
         bail!(
             "{} exists and is not a finished root filesystem (no {COMPLETE}); remove it and run again",
             dir.display()
@@ -133,6 +147,17 @@ pub fn rootfs(settings: &RootfsSettings, suite: &str) -> anyhow::Result<()> {
         partial.join(COMPLETE),
         format!("{suite} {mirror} {PACKAGES}\n"),
     )?;
+    if stale {
+        // Moved aside first, so the new one goes in with one rename.
+        let old = parent.join(format!(".rootfs.stale-{}", std::process::id()));
+        std::fs::rename(dir, &old)
+            .with_context(|| format!("moving the old root filesystem {} aside", dir.display()))?;
+        // Never into a mount a running lab may still have inside it.
+        let _ = Command::new("rm")
+            .args(["-rf", "--one-file-system"])
+            .arg(&old)
+            .status();
+    }
     let _ = std::fs::remove_dir(dir); // an empty folder made beforehand
     if let Err(e) = std::fs::rename(&partial, dir) {
         let _ = std::fs::remove_dir_all(&partial);
@@ -143,6 +168,18 @@ pub fn rootfs(settings: &RootfsSettings, suite: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether a root filesystem's marker (`SUITE MIRROR PACKAGES`) lists every
+/// package of today's `PACKAGES`.
+fn has_packages(marker: &str) -> bool {
+    let built: Vec<&str> = marker
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or("")
+        .split(',')
+        .collect();
+    PACKAGES.split(',').all(|p| built.contains(&p))
 }
 
 /// A root filesystem fit for `--systemd` hosts, or the command that makes one.
