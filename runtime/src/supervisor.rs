@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use crate::ServeError;
 use crate::config::{Config, Diagnostics};
 use crate::listener::{self, Slot};
-use crate::log::Logger;
+use crate::log::{LogSettings, Logger};
 use crate::shared::Shared;
 use crate::state::State;
 use crate::{admin, health};
@@ -64,7 +64,7 @@ pub async fn run(
         started,
     } = run;
     let mut hup = signal(SignalKind::hangup())?;
-    let logger = Arc::new(Logger::new(&config.global.log, config.global.log_facility)?);
+    let logger = Arc::new(Logger::new(&LogSettings::of(&config.global))?);
     let global_conns = Arc::new(AtomicU64::new(0));
     let maxconn = config.global.maxconn;
     let admin_path = config.global.admin_socket.clone();
@@ -141,6 +141,10 @@ pub async fn run(
                 None
             }
         };
+        // A reload also reopens a log file (logrotate's postrotate asks for
+        // one after moving the file away), whether or not the new
+        // configuration is good.
+        logger.reopen();
         let result = match reload() {
             Ok(new) => apply_reload(new, &shared, &mut bound, &mut checks, &logger),
             Err(d) => Err(format!(
