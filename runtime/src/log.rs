@@ -308,13 +308,15 @@ pub struct Logger {
     header: Header,
     /// Client addresses cut to their network ([`anonymize`]).
     anonymize: bool,
+    /// What it was made from: a reload with other settings makes a new one.
+    settings: LogSettings,
     /// Lines lost: queue full, socket full, or the target refused them.
     /// Shared with the writer thread, which counts failed writes.
     dropped: Arc<AtomicU64>,
 }
 
 /// What [`Logger::new`] needs from the configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSettings {
     pub target: LogTarget,
     pub format: SyslogFormat,
@@ -405,6 +407,7 @@ impl Logger {
                 pid: std::process::id(),
             },
             anonymize: settings.anonymize,
+            settings: settings.clone(),
             dropped,
         })
     }
@@ -414,6 +417,11 @@ impl Logger {
     /// event on stderr.
     pub fn writes_to_stdout(&self) -> bool {
         matches!(&self.sink, Sink::Lines(l) if !l.to_file)
+    }
+
+    /// The settings it was made from.
+    pub fn settings(&self) -> &LogSettings {
+        &self.settings
     }
 
     /// Whether client addresses are cut to their network.
@@ -675,6 +683,7 @@ mod tests {
                 pid: 7,
             },
             anonymize,
+            settings: LogSettings::off(),
             dropped: Arc::new(AtomicU64::new(0)),
         }
     }
