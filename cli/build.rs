@@ -75,6 +75,16 @@ const SUITES: &[Suite] = &[
         commands: &[&["pebble", "pebble-challtestsrv", "openssl", "curl"]],
     },
     Suite {
+        cfg: "vakt_rsyslog",
+        root: false,
+        commands: &[&["rsyslogd"]],
+    },
+    Suite {
+        cfg: "vakt_logrotate",
+        root: false,
+        commands: &[&["logrotate"]],
+    },
+    Suite {
         cfg: "vakt_chromium",
         root: false,
         commands: &[&["chromium"]],

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::inventory::{Host, Inventory, Location, Policy, Role};
+use crate::inventory::{Host, Inventory, Location, LogsTo, Policy, Role};
 use crate::target::Target;
 use crate::transport::sh;
 
@@ -133,6 +133,9 @@ pub struct Observed {
     /// With `[firewall]`: who reaches each data port of a data-bearing host
     /// (`Err`: its rules could not be read).
     pub reach: Vec<(String, Result<Vec<Reach>, String>)>,
+    /// With `[logs] to = "file"`: the age in days of each LB's oldest
+    /// request log file (`Ok(None)`: none yet).
+    pub log_age: Vec<(String, Result<Option<u64>, String>)>,
 }
 
 /// Who may and who does reach one data port: the accept rules for it in
@@ -336,7 +339,11 @@ fn latency(policy: &Policy, host: &Host, obs: &Observed) -> Option<Evidence> {
         detail,
     };
     if *probe == host.name {
-        return Some(e(None, format!("{probe} is the probe itself")));
+        // The policy names the probe as the host whose place it trusts.
+        return Some(e(
+            Some(true),
+            format!("{probe} is the probe itself ([policy] rtt_probe: its place is trusted)"),
+        ));
     }
     Some(
         match obs
@@ -378,7 +385,7 @@ fn judge(policy: &Policy, name: &str, evidence: &[Evidence]) -> (Verdict, Vec<St
     let mut unverified = Vec::new();
     for e in evidence
         .iter()
-        .filter(|e| e.kind == "discovery" || e.kind == "reach")
+        .filter(|e| e.kind == "discovery" || e.kind == "reach" || e.kind == "retention")
     {
         if e.agrees == Some(false) {
             violation.push(format!("{name}: {}", e.detail));
@@ -492,6 +499,28 @@ pub fn judge_all(inv: &Inventory, obs: &Observed, date: String) -> Report {
             reasons,
         });
     }
+    for h in inv.hosts.iter().filter(|h| h.has(Role::Lb)) {
+        // The log lies on the LB's own disk: the LB's place is its place.
+        let mut evidence = vec![declared(policy, h.location.as_ref()), geoip(policy, h, obs)];
+        evidence.extend(latency(policy, h, obs));
+        evidence.push(retention(inv, h, obs));
+        let name = format!("{} request log", h.name);
+        let (verdict, reasons) = judge(policy, &name, &evidence);
+        subjects.push(Subject {
+            name,
+            kind: "log".into(),
+            why: if inv.logs.anonymize {
+                "client addresses, cut to their /24 (IPv6 /48) by [logs] anonymize".into()
+            } else {
+                "client addresses (personal data)".into()
+            },
+            location: h.location.clone(),
+            public_ip: None,
+            evidence,
+            verdict,
+            reasons,
+        });
+    }
     subjects.extend(policy.processors.iter().map(|p| processor(policy, p)));
     Report {
         date,
@@ -504,6 +533,63 @@ pub fn judge_all(inv: &Inventory, obs: &Observed, date: String) -> Report {
         subjects,
         others,
     }
+}
+
+/// The "retention" evidence of an LB's request log: its oldest file's age
+/// against `[logs] keep_days` (a day of grace: logrotate runs daily).
+fn retention(inv: &Inventory, h: &Host, obs: &Observed) -> Evidence {
+    let keep = inv.logs.keep_days;
+    let (agrees, detail) = match inv.logs.to {
+        LogsTo::Syslog | LogsTo::Syslog5424 => (
+            None,
+            "to the host's syslog (/dev/log): how long it keeps them is the syslog daemon's setting (see /etc/logrotate.d/rsyslog on the host)".to_string(),
+        ),
+        LogsTo::File => match obs.log_age.iter().find(|(n, _)| *n == h.name).map(|(_, r)| r) {
+            Some(Ok(Some(age))) if *age > u64::from(keep) + 1 => (
+                Some(false),
+                format!(
+                    "its oldest request log under /var/log/vakt is {age} days old, longer than [logs] keep_days = {keep}: check that logrotate runs (cron or its systemd timer)"
+                ),
+            ),
+            Some(Ok(Some(age))) => (
+                Some(true),
+                format!(
+                    "{}, oldest file {age} days old; rotated daily, deleted after {keep} days ([logs] keep_days)",
+                    crate::render::ACCESS_LOG
+                ),
+            ),
+            Some(Ok(None)) => (
+                Some(true),
+                format!("no request log in {} yet", crate::render::ACCESS_LOG),
+            ),
+            Some(Err(e)) => (None, format!("its request logs could not be read: {e}")),
+            None => (
+                None,
+                format!(
+                    "{}, deleted after {keep} days by logrotate; the files were not looked at{}",
+                    crate::render::ACCESS_LOG,
+                    if obs.offline { " (--offline)" } else { "" }
+                ),
+            ),
+        },
+    };
+    Evidence {
+        kind: "retention".into(),
+        agrees,
+        detail,
+    }
+}
+
+/// The age in days of the oldest of `find -printf '%T@'` lines, the host's
+/// `date +%s` last (the host's clock, not ours).
+fn oldest_age_days(out: &str) -> Option<u64> {
+    let mut nums: Vec<f64> = out
+        .lines()
+        .filter_map(|l| l.trim().parse::<f64>().ok())
+        .collect();
+    let now = nums.pop()?;
+    let oldest = nums.into_iter().reduce(f64::min)?;
+    Some(((now - oldest).max(0.0) / 86_400.0) as u64)
 }
 
 /// Why a host that is neither declared data-bearing nor seen listening on a
@@ -526,7 +612,7 @@ fn other(h: &Host, obs: &Observed) -> Other {
     );
     if h.has(Role::Lb) {
         why.push(
-            "as a load balancer it passes requests through without storing them; its request log holds client addresses, which are personal data: where it is kept and for how long is under Retention".to_string(),
+            format!("as a load balancer it passes requests through without storing them; its request log holds client addresses, which are personal data: judged above as `{} request log`", h.name),
         );
     }
     Other {
@@ -727,6 +813,24 @@ pub fn gather(t: &Target, offline: bool, step: &dyn Fn(&str)) -> anyhow::Result<
         });
         obs.listening.push((h.host.name.clone(), r));
     }
+    if inv.logs.to == LogsTo::File {
+        for h in t.hosts.iter().filter(|h| h.host.has(Role::Lb)) {
+            step(&format!("request logs on {}", h.host.name));
+            let r = h.transport().map_err(|e| format!("{e:#}")).and_then(|tr| {
+                let dir = sh(&format!("{}/var/log/vakt", tr.root()));
+                let out = tr
+                    .run(&format!(
+                        "if [ -d {dir} ]; then find {dir} -maxdepth 1 -name 'access.log*' -printf '%T@\\n'; fi; date +%s"
+                    ))
+                    .map_err(|e| e.to_string())?;
+                if !out.ok() {
+                    return Err(format!("`find /var/log/vakt` failed: {}", out.stderr.trim()));
+                }
+                Ok(oldest_age_days(&out.stdout))
+            });
+            obs.log_age.push((h.host.name.clone(), r));
+        }
+    }
     if inv.firewall.enabled {
         for h in t.hosts.iter().filter(|h| {
             (h.host.data || h.host.has(Role::Db)) && crate::render::has_firewall(inv, &h.host)
@@ -754,7 +858,12 @@ pub fn gather(t: &Target, offline: bool, step: &dyn Fn(&str)) -> anyhow::Result<
         let tr = p.transport()?;
         step(&format!("round trips from {probe}"));
         let bin = sh(&format!("{}{}", tr.root(), crate::services::BINARY_PATH));
-        for h in inv.hosts.iter().filter(|h| h.data || h.has(Role::Db)) {
+        // The LBs too: their request logs hold client addresses.
+        for h in inv
+            .hosts
+            .iter()
+            .filter(|h| h.data || h.has(Role::Db) || h.has(Role::Lb))
+        {
             if h.name == *probe {
                 continue;
             }
@@ -890,6 +999,21 @@ pub fn now() -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_oldest_log_file_is_aged_by_the_hosts_clock() {
+        let now = 1_700_000_000.0_f64;
+        let out = format!(
+            "{}\n{}\n{}\n",
+            now - 3.5 * 86_400.0,
+            now - 20.0 * 86_400.0 - 5.0,
+            now as u64
+        );
+        assert_eq!(oldest_age_days(&out), Some(20));
+        assert_eq!(oldest_age_days(&format!("{}\n", now as u64)), None);
+        assert_eq!(oldest_age_days(""), None);
+    }
+
     use super::*;
 
     #[test]

@@ -336,6 +336,40 @@ impl Default for Firewall {
     }
 }
 
+/// `[logs]`: where the proxy's request lines (client addresses: personal
+/// data) go on each LB, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Logs {
+    pub to: LogsTo,
+    /// Days a log file is kept (logrotate's daily `rotate`), also what the
+    /// audit holds the files on the hosts to.
+    pub keep_days: u32,
+    /// Client IPv4 addresses cut to their /24 (IPv6: /48) in log lines.
+    pub anonymize: bool,
+}
+
+impl Default for Logs {
+    fn default() -> Self {
+        Logs {
+            to: LogsTo::File,
+            keep_days: 14,
+            anonymize: false,
+        }
+    }
+}
+
+/// `[logs] to`: vakt's own file, or the host's syslog daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogsTo {
+    /// `/var/log/vakt/access.log` (0640), rotated daily by logrotate.
+    File,
+    /// The host's syslog socket `/dev/log`, RFC 3164 headers.
+    Syslog,
+    /// The same with RFC 5424 headers.
+    Syslog5424,
+}
+
 /// `[deploy]`: how deploys are kept on the hosts.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Deploy {
@@ -412,6 +446,7 @@ pub struct Inventory {
     pub tls: Option<Tls>,
     pub firewall: Firewall,
     pub deploy: Deploy,
+    pub logs: Logs,
     pub metrics: Option<Metrics>,
     /// `[artifacts] binary`: the vakt binary to push instead of the running
     /// one (another architecture), relative to the inventory's folder.
@@ -695,6 +730,7 @@ pub fn parse(src: &Source, dir: Option<&Path>) -> Result<(Inventory, Diagnostics
     let tls = read_tls(&mut root, dir, cluster.port, &mut d);
     let firewall = read_firewall(&mut root, &hosts.hosts, &mut d);
     let deploy = read_deploy(&mut root, &mut d);
+    let logs = read_logs(&mut root, &mut d);
     let metrics = read_metrics(&mut root, cluster.port, &mut d);
     let mut binary = None;
     if let Some(mut a) = root.table("artifacts", &mut d) {
@@ -744,6 +780,7 @@ pub fn parse(src: &Source, dir: Option<&Path>) -> Result<(Inventory, Diagnostics
             tls,
             firewall,
             deploy,
+            logs,
             metrics,
             binary,
         },
@@ -1480,6 +1517,36 @@ fn read_deploy(root: &mut Fields, d: &mut Diagnostics) -> Deploy {
     }
     t.finish(d);
     deploy
+}
+
+/// Reads `[logs]` (defaults when absent: vakt's own file, 14 days).
+fn read_logs(root: &mut Fields, d: &mut Diagnostics) -> Logs {
+    let src = root.source();
+    let mut logs = Logs::default();
+    let Some(mut t) = root.table("logs", d) else {
+        return logs;
+    };
+    if let Some((to, span)) = t.str("to", d) {
+        match to {
+            "file" => logs.to = LogsTo::File,
+            "syslog" => logs.to = LogsTo::Syslog,
+            "syslog-rfc5424" => logs.to = LogsTo::Syslog5424,
+            other => d.error_hint(
+                src,
+                Some(span),
+                format!("logs.to \"{other}\" is not a place vakt logs to"),
+                "write to = \"file\" (/var/log/vakt/access.log, rotated), \"syslog\" (the host's /dev/log) or \"syslog-rfc5424\"",
+            ),
+        }
+    }
+    if let Some(k) = t.int("keep_days", 1, 3650, d) {
+        logs.keep_days = k as u32;
+    }
+    if let Some(a) = t.bool("anonymize", d) {
+        logs.anonymize = a;
+    }
+    t.finish(d);
+    logs
 }
 
 /// Reads `[vagrant]` (defaults when absent).

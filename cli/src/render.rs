@@ -9,7 +9,7 @@ use std::path::Path;
 use minijinja::{Environment, context};
 use serde::Serialize;
 
-use crate::inventory::{Cidr, Host, Inventory, Role};
+use crate::inventory::{Cidr, Host, Inventory, LogsTo, Role};
 use crate::topology::{Service, services, vrrp_priority};
 
 /// The embedded templates, by name.
@@ -50,6 +50,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "nftables.nft.j2",
         include_str!("../../templates/nftables.nft.j2"),
     ),
+    ("logrotate.j2", include_str!("../../templates/logrotate.j2")),
     (
         "vakt-firewall.service.j2",
         include_str!("../../templates/vakt-firewall.service.j2"),
@@ -258,9 +259,17 @@ fn proxy_vars(inv: &Inventory, host: &Host, ctx: &HostContext) -> minijinja::Val
             allow => allow,
         }
     });
+    let (log, syslog_format) = match inv.logs.to {
+        LogsTo::File => (format!("file://{}{ACCESS_LOG}", ctx.root), None),
+        LogsTo::Syslog => ("unix:///dev/log".to_string(), None),
+        LogsTo::Syslog5424 => ("unix:///dev/log".to_string(), Some("rfc5424")),
+    };
     context! {
         inventory => header_name(inv),
         cluster => inv.name,
+        log => log,
+        syslog_format => syslog_format,
+        log_anonymize => inv.logs.anonymize,
         global_maxconn => inv.balancer.maxconn.max(4096),
         admin_socket => ctx.admin_socket,
         balancer => inv.balancer,
@@ -271,6 +280,13 @@ fn proxy_vars(inv: &Inventory, host: &Host, ctx: &HostContext) -> minijinja::Val
         servers => servers,
     }
 }
+
+/// Where an LB's proxy writes its request lines with `[logs] to = "file"`
+/// (0640; client addresses are personal data).
+pub const ACCESS_LOG: &str = "/var/log/vakt/access.log";
+
+/// logrotate's rules for vakt's files under /var/log/vakt, every host.
+pub const LOGROTATE: &str = "/etc/logrotate.d/vakt";
 
 /// Where `vakt acme renew` reads its settings on every LB.
 pub const ACME_CONFIG: &str = "/etc/vakt/acme.toml";
@@ -598,6 +614,22 @@ pub fn render_host(
             }
         }
     }
+    let lb = host.has(Role::Lb);
+    files.push(File {
+        path: LOGROTATE.into(),
+        mode: 0o644,
+        content: render(
+            "logrotate.j2",
+            context! {
+                inventory => header_name(inv),
+                root => root,
+                access_log => (lb && inv.logs.to == LogsTo::File).then(|| format!("{root}{ACCESS_LOG}")),
+                keep_days => inv.logs.keep_days,
+                local => host.is_local(),
+                files => services(inv, host).iter().map(|s| format!("{root}/var/log/vakt/{}.log", s.log_name())).collect::<Vec<_>>(),
+            },
+        )?,
+    });
     if has_firewall(inv, host) {
         files.push(File {
             path: FIREWALL_PATH.into(),

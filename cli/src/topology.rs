@@ -27,6 +27,17 @@ impl Service {
         }
     }
 
+    /// The name its log goes by: `/var/log/vakt/NAME.log` on SysV hosts
+    /// (the init script's output), and `vakt logs NAME`.
+    pub fn log_name(self) -> &'static str {
+        match self {
+            Service::Proxy => "proxy",
+            Service::Keepalived => "keepalived",
+            Service::DemoWeb => "demo-web",
+            Service::DemoDb => "demo-db",
+        }
+    }
+
     /// The SysV init script vakt installs in `/etc/init.d`.
     pub fn script(self) -> &'static str {
         match self {

@@ -194,7 +194,7 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 
-    use crate::config::{LogTarget, Source, from_toml};
+    use crate::config::{Source, from_toml};
     use crate::state::State;
 
     /// A server whose /health answers 200 while `healthy` is set, 503 else;
@@ -232,7 +232,7 @@ mod tests {
             "[global]\nlog = \"off\"\n[[listen]]\nname = \"app\"\nbind = [\"127.0.0.1:1\"]\ncheck = {{ path = \"/health\", interval = \"2s\", rise = 2, fall = 3 }}\n[[listen.server]]\nname = \"w\"\naddr = \"{addr}\"\n"
         );
         let (config, _) = from_toml(&Source::new("t.toml", text)).unwrap();
-        let logger = Arc::new(Logger::new(&LogTarget::Off, 16).unwrap());
+        let logger = Arc::new(Logger::new(&crate::log::LogSettings::off()).unwrap());
         let state = State::build(
             config,
             None,

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use crate::ServeError;
 use crate::config::{Config, Diagnostics};
 use crate::listener::{self, Slot};
-use crate::log::Logger;
+use crate::log::{LogSettings, Logger};
 use crate::shared::Shared;
 use crate::state::State;
 use crate::{admin, health};
@@ -64,7 +64,7 @@ pub async fn run(
         started,
     } = run;
     let mut hup = signal(SignalKind::hangup())?;
-    let logger = Arc::new(Logger::new(&config.global.log, config.global.log_facility)?);
+    let mut logger = Arc::new(Logger::new(&LogSettings::of(&config.global))?);
     let global_conns = Arc::new(AtomicU64::new(0));
     let maxconn = config.global.maxconn;
     let admin_path = config.global.admin_socket.clone();
@@ -141,8 +141,12 @@ pub async fn run(
                 None
             }
         };
+        // A reload also reopens a log file (logrotate's postrotate asks for
+        // one after moving the file away), whether or not the new
+        // configuration is good.
+        logger.reopen();
         let result = match reload() {
-            Ok(new) => apply_reload(new, &shared, &mut bound, &mut checks, &logger),
+            Ok(new) => apply_reload(new, &shared, &mut bound, &mut checks, &mut logger),
             Err(d) => Err(format!(
                 "the new configuration is invalid, keeping the old one:\n{d}"
             )),
@@ -238,18 +242,33 @@ fn apply_reload(
     shared: &Arc<Shared>,
     bound: &mut HashMap<SocketAddr, Bound>,
     checks: &mut Vec<JoinHandle<()>>,
-    logger: &Arc<Logger>,
+    logger: &mut Arc<Logger>,
 ) -> Result<(), String> {
+    // Other log settings (a new target, format or anonymize): a new logger
+    // for the new state; requests in flight finish on the old one, which
+    // writes what is queued when the last of them drops it.
+    let settings = LogSettings::of(&config.global);
+    let new_logger = if *logger.settings() != settings {
+        Some(Arc::new(Logger::new(&settings).map_err(|e| {
+            format!(
+                "cannot open the new log target ({:?}): {e}",
+                settings.target
+            )
+        })?))
+    } else {
+        None
+    };
     let spread = config.global.spread_checks;
     let maxconn = config.global.maxconn;
     let old = shared.state.load_full();
     // New certificates are read here: a file that cannot be read keeps the
     // old configuration (and its certificates) in place.
     let tls = crate::tls::build_all(&config).map_err(|e| e.to_string())?;
+    let logger_for_state = new_logger.clone().unwrap_or_else(|| logger.clone());
     let state = State::build(
         config,
         Some(&old),
-        logger.clone(),
+        logger_for_state,
         shared.global_conns.clone(),
         &tls,
     );
@@ -289,6 +308,9 @@ fn apply_reload(
     publish_sockets(shared, bound);
     for c in checks.drain(..) {
         c.abort();
+    }
+    if let Some(l) = new_logger {
+        *logger = l;
     }
     *checks = health::spawn_all(&pools, spread, logger);
     Ok(())

@@ -12,6 +12,7 @@ use anyhow::Context;
 use chrono::{NaiveDateTime, Utc};
 use clap::Args;
 
+use crate::inventory::{Logs, LogsTo};
 use crate::logs::{self, Line};
 use crate::selection::Selection;
 use crate::target::{self, HostTarget, Secrets, TargetArgs};
@@ -46,16 +47,6 @@ fn since(s: &str) -> Result<Duration, String> {
 /// How often `-f` asks every source for new lines.
 const POLL: Duration = Duration::from_millis(500);
 
-/// The name a service's log goes by: its file under /var/log/vakt.
-fn log_name(svc: Service) -> &'static str {
-    match svc {
-        Service::Proxy => "proxy",
-        Service::Keepalived => "keepalived",
-        Service::DemoWeb => "demo-web",
-        Service::DemoDb => "demo-db",
-    }
-}
-
 /// Where one service's lines come from, and how far they were read.
 enum Source {
     /// A file, read up to `offset` bytes (always the end of a whole line).
@@ -83,7 +74,7 @@ impl Source {
             },
             Init::SysV => Source::File {
                 service,
-                path: format!("{}/var/log/vakt/{}.log", tr.root(), log_name(service)),
+                path: format!("{}/var/log/vakt/{}.log", tr.root(), service.log_name()),
                 offset: 0,
             },
         }
@@ -124,7 +115,7 @@ impl Source {
                 }
                 let whole = text.rfind('\n').map_or(0, |i| i + 1);
                 *offset += whole as u64;
-                let lines = logs::stamp(host, log_name(*service), &text[..whole]);
+                let lines = logs::stamp(host, service.log_name(), &text[..whole]);
                 Ok(if first {
                     trim(lines, after, tail)
                 } else {
@@ -168,7 +159,7 @@ impl Source {
                         }
                     }
                 }
-                Ok(logs::stamp(host, log_name(*service), &text))
+                Ok(logs::stamp(host, service.log_name(), &text))
             }
         }
     }
@@ -188,14 +179,26 @@ fn trim(lines: Vec<Line>, after: Option<NaiveDateTime>, tail: usize) -> Vec<Line
     }
 }
 
-/// The sources of one host: the chosen service, or every one it runs.
-fn sources(h: &HostTarget, only: Option<&str>) -> anyhow::Result<Vec<Source>> {
+/// The sources of one host: the chosen service, or every one it runs; the
+/// proxy's request lines too when they go to vakt's own file.
+fn sources(h: &HostTarget, logs: &Logs, only: Option<&str>) -> anyhow::Result<Vec<Source>> {
     let tr = h.transport()?;
-    Ok(h.services
+    let mut out = Vec::new();
+    for &s in h
+        .services
         .iter()
-        .filter(|&&s| only.is_none_or(|o| o == log_name(s)))
-        .map(|&s| Source::new(tr, s))
-        .collect())
+        .filter(|&&s| only.is_none_or(|o| o == s.log_name()))
+    {
+        out.push(Source::new(tr, s));
+        if s == Service::Proxy && logs.to == LogsTo::File {
+            out.push(Source::File {
+                service: s,
+                path: format!("{}{}", tr.root(), crate::render::ACCESS_LOG),
+                offset: 0,
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn print(lines: &[Line], width: usize) {
@@ -213,7 +216,7 @@ pub fn run(a: LogsArgs) -> anyhow::Result<ExitCode> {
     let state: Vec<Mutex<Vec<Source>>> = t
         .hosts
         .iter()
-        .map(|h| sources(h, only).map(Mutex::new))
+        .map(|h| sources(h, &t.inv.logs, only).map(Mutex::new))
         .collect::<anyhow::Result<_>>()?;
     if state.iter().all(|s| s.lock().is_ok_and(|v| v.is_empty())) {
         anyhow::bail!(

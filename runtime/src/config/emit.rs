@@ -33,12 +33,19 @@ pub fn to_toml(c: &Config, hash: &dyn Fn(&str) -> String) -> Result<String, Stri
 fn global_table(g: &Global) -> Table {
     let mut global = Table::new();
     global["maxconn"] = value(g.maxconn as i64);
-    global["log"] = value(match g.log {
+    global["log"] = value(match &g.log {
         LogTarget::Off => "off".to_string(),
         LogTarget::Stdout => "stdout".to_string(),
-        LogTarget::StdoutRfc3164 => "stdout-rfc3164".to_string(),
         LogTarget::Udp(a) => format!("udp://{a}"),
+        LogTarget::Unix(p) => format!("unix://{}", p.display()),
+        LogTarget::File(p) => format!("file://{}", p.display()),
     });
+    if g.syslog_format != SyslogFormat::default_for(&g.log) {
+        global["syslog_format"] = value(g.syslog_format.name());
+    }
+    if g.log_anonymize {
+        global["log_anonymize"] = value(true);
+    }
     global["log_facility"] = value(
         FACILITIES
             .get(usize::from(g.log_facility))

@@ -921,8 +921,8 @@ fn global_kw(
             };
             let target = match addr.text.as_str() {
                 "stdout" => Ok(LogTarget::Stdout),
-                a if a.starts_with('/') => {
-                    Err("logging to a Unix socket is not supported; use a UDP address".to_string())
+                a if a.starts_with('/') || a.starts_with("unix@") => {
+                    Ok(LogTarget::Unix(a.strip_prefix("unix@").unwrap_or(a).into()))
                 }
                 a => {
                     let a = a.strip_prefix("udp@").unwrap_or(a);
@@ -936,15 +936,17 @@ fn global_kw(
                         .map_err(|_| format!("\"{}\" is not an IP address", addr.text))
                 }
             };
-            let mut target = target.map_err(|e| d.error(src, Some(addr.span.clone()), e));
+            let target = target.map_err(|e| d.error(src, Some(addr.span.clone()), e));
+            let mut format = Ok(None);
             let mut i = 2;
             while let Some(opt) = w.get(i).filter(|x| x.text == "len" || x.text == "format") {
                 if opt.text == "format" {
-                    target = target.and_then(|t| log_format(src, d, t, w.get(i + 1), opt));
+                    format = log_format(src, d, w.get(i + 1), opt).map(Some);
                 }
                 i += 2;
             }
-            if let Ok(t) = target {
+            if let (Ok(t), Ok(f)) = (target, format) {
+                g.syslog_format = f.unwrap_or_else(|| SyslogFormat::default_for(&t));
                 *log = Some(t);
             }
             match w.get(i) {
@@ -1001,34 +1003,31 @@ fn global_kw(
     }
 }
 
-/// `log ... format F`: `raw` and `rfc3164` (HAProxy's default for syslog)
-/// are what vakt writes; the target says where.
+/// `log ... format F`: `raw`, `rfc3164` (HAProxy's default for syslog) and
+/// `rfc5424` are what vakt writes, to any target.
 fn log_format(
     src: &Source,
     d: &mut Diagnostics,
-    target: LogTarget,
     format: Option<&Word>,
     opt: &Word,
-) -> Result<LogTarget, ()> {
+) -> Result<SyslogFormat, ()> {
     let Some(f) = format else {
         d.error_hint(
             src,
             Some(opt.span.clone()),
             "`format` needs a value",
-            "write `format rfc3164` or `format raw`",
+            "write `format rfc3164`, `format rfc5424` or `format raw`",
         );
         return Err(());
     };
-    match (f.text.as_str(), target) {
-        ("raw", LogTarget::Stdout | LogTarget::StdoutRfc3164) => Ok(LogTarget::Stdout),
-        ("rfc3164", LogTarget::Stdout | LogTarget::StdoutRfc3164) => Ok(LogTarget::StdoutRfc3164),
-        ("rfc3164", t @ LogTarget::Udp(_)) => Ok(t),
-        (other, _) => {
+    match SyslogFormat::NAMES.iter().find(|(n, _)| *n == f.text) {
+        Some((_, format)) => Ok(*format),
+        None => {
             d.error_hint(
                 src,
                 Some(f.span.clone()),
-                format!("log format `{other}` is not supported here"),
-                "vakt writes `rfc3164` (syslog and stdout) and `raw` (stdout)",
+                format!("log format `{}` is not supported", f.text),
+                "vakt writes `rfc3164`, `rfc5424` and `raw`",
             );
             Err(())
         }
@@ -1865,7 +1864,7 @@ mod tests {
                 "`http-server-close`",
             ),
             ("defaults\n  option tcplog\n", "`tcplog`"),
-            ("defaults\n  timeout tunnel 1h\n", "`tunnel`"),
+            ("defaults\n  timeout tarpit 1h\n", "`tarpit`"),
             ("defaults\n  compression algo gzip\n", "`compression`"),
             (
                 "frontend f\n  bind :80 ssl crt /x.pem verify required\n",
@@ -1898,7 +1897,10 @@ mod tests {
     fn the_prometheus_exporter_rule_and_rfc3164_stdout_log_are_read() {
         let text = "global\n  log stdout format rfc3164 local0\ndefaults\n  mode http\n  log global\nfrontend prometheus\n  bind 127.0.0.1:8405\n  http-request use-service prometheus-exporter if { path /metrics }\n  no log\n";
         let (c, _) = read(text).unwrap();
-        assert_eq!(c.global.log, LogTarget::StdoutRfc3164);
+        assert_eq!(
+            (c.global.log, c.global.syslog_format),
+            (LogTarget::Stdout, SyslogFormat::Rfc3164)
+        );
         assert_eq!(c.global.log_facility, 16);
         let fe = &c.frontends[0];
         assert_eq!(
@@ -1912,13 +1914,17 @@ mod tests {
         assert_eq!(fe.log, None, "`no log`");
         let raw = read("global\n  log stdout format raw daemon\nlisten a\n  bind :80\n  server s 10.0.0.1:80\n").unwrap().0;
         assert_eq!(
-            (raw.global.log, raw.global.log_facility),
-            (LogTarget::Stdout, 3)
+            (
+                raw.global.log,
+                raw.global.syslog_format,
+                raw.global.log_facility
+            ),
+            (LogTarget::Stdout, SyslogFormat::Raw, 3)
         );
         for (text, what) in [
             (
-                "global\n  log stdout format rfc5424 local0\n",
-                "log format `rfc5424` is not supported",
+                "global\n  log stdout format short local0\n",
+                "log format `short` is not supported",
             ),
             (
                 "frontend f\n  http-request use-service prometheus-exporter\n",
@@ -1935,6 +1941,45 @@ mod tests {
                 .find(|l| l.contains(what))
                 .unwrap_or_else(|| panic!("{text:?}: {e}"));
             assert!(line.starts_with("haproxy.cfg:2:"), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn syslog_over_udp_and_unix_sockets_in_both_formats_is_read() {
+        let listen = "listen a\n  bind :80\n  server s 10.0.0.1:80\n";
+        for (log, target, format) in [
+            (
+                "log 127.0.0.1:514 local0",
+                LogTarget::Udp("127.0.0.1:514".parse().unwrap()),
+                SyslogFormat::Rfc3164,
+            ),
+            (
+                "log udp@192.0.2.7 len 1024 format rfc5424 local0",
+                LogTarget::Udp("192.0.2.7:514".parse().unwrap()),
+                SyslogFormat::Rfc5424,
+            ),
+            (
+                "log /dev/log local0 info",
+                LogTarget::Unix("/dev/log".into()),
+                SyslogFormat::Rfc3164,
+            ),
+            (
+                "log unix@/run/syslog.sock format rfc5424 local0",
+                LogTarget::Unix("/run/syslog.sock".into()),
+                SyslogFormat::Rfc5424,
+            ),
+            (
+                "log stdout format rfc5424 local0",
+                LogTarget::Stdout,
+                SyslogFormat::Rfc5424,
+            ),
+        ] {
+            let c = read(&format!("global\n  {log}\n{listen}")).unwrap().0;
+            assert_eq!(
+                (c.global.log, c.global.syslog_format),
+                (target, format),
+                "{log}"
+            );
         }
     }
 

@@ -51,8 +51,15 @@ pub struct Global {
     /// All client connections of the process together; past it, accept waits.
     pub maxconn: usize,
     pub log: LogTarget,
+    /// The header before each line: `Raw` for stdout and files unless asked,
+    /// RFC 3164 for syslog (HAProxy's defaults).
+    pub syslog_format: SyslogFormat,
     /// Syslog facility code (local0 = 16).
     pub log_facility: u8,
+    /// Client addresses in log lines cut to their /24 (IPv4) or /48 (IPv6)
+    /// network (`log::anonymize`); what servers get in X-Forwarded-For is
+    /// untouched.
+    pub log_anonymize: bool,
     /// Percent of random jitter on check intervals (HAProxy `spread-checks`).
     pub spread_checks: u8,
     pub admin_socket: Option<PathBuf>,
@@ -77,7 +84,9 @@ impl Default for Global {
         Global {
             maxconn: 4096,
             log: LogTarget::Stdout,
+            syslog_format: SyslogFormat::Raw,
             log_facility: 16,
+            log_anonymize: false,
             spread_checks: 0,
             admin_socket: None,
             threads: None,
@@ -91,16 +100,56 @@ impl Default for Global {
     }
 }
 
+/// Where log lines go; [`SyslogFormat`] says what header they carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogTarget {
     Off,
     Stdout,
-    /// Stdout, each line with an RFC 3164 syslog header (`<134>Dec  1
-    /// 15:04:41 host vakt[42]: `), as HAProxy's `log stdout format
-    /// rfc3164`: what `halog` and log shippers expect from a file.
-    StdoutRfc3164,
-    /// Syslog over UDP, RFC 3164.
+    /// A syslog daemon over UDP (haproxy.cfg `log 127.0.0.1:514 local0`).
     Udp(SocketAddr),
+    /// A syslog daemon's unix datagram socket (`log /dev/log local0`).
+    Unix(PathBuf),
+    /// vakt's own file (mode 0640), appended to and reopened on reload, so
+    /// logrotate's postrotate can move it away.
+    File(PathBuf),
+}
+
+/// The header each log line carries (haproxy.cfg `log ... format F`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyslogFormat {
+    /// The bare line.
+    Raw,
+    /// `<134>Dec  2 09:01:02 vakt[42]: ` (with the host name before the tag
+    /// on stdout and in files, as HAProxy's `log stdout format rfc3164`):
+    /// what `halog` and log shippers expect.
+    Rfc3164,
+    /// `<134>1 2026-12-02T09:01:02.123456+00:00 host vakt 42 - - `.
+    Rfc5424,
+}
+
+impl SyslogFormat {
+    pub const NAMES: [(&'static str, SyslogFormat); 3] = [
+        ("raw", SyslogFormat::Raw),
+        ("rfc3164", SyslogFormat::Rfc3164),
+        ("rfc5424", SyslogFormat::Rfc5424),
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SyslogFormat::Raw => "raw",
+            SyslogFormat::Rfc3164 => "rfc3164",
+            SyslogFormat::Rfc5424 => "rfc5424",
+        }
+    }
+
+    /// The format a target gets when none is named: raw lines on stdout and
+    /// in files, RFC 3164 to a syslog daemon (HAProxy's defaults).
+    pub fn default_for(target: &LogTarget) -> SyslogFormat {
+        match target {
+            LogTarget::Udp(_) | LogTarget::Unix(_) => SyslogFormat::Rfc3164,
+            _ => SyslogFormat::Raw,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

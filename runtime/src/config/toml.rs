@@ -105,16 +105,39 @@ fn read_global(g: &mut Fields, d: &mut Diagnostics) -> Global {
     if let Some(n) = g.int("maxconn", 1, limits::MAX_CONN as i64, d) {
         out.maxconn = n as usize;
     }
+    let mut stdout_rfc3164 = false;
     if let Some((s, span)) = g.str("log", d) {
         match parse_log_target(s) {
-            Ok(t) => out.log = t,
+            Ok(t) => {
+                stdout_rfc3164 = s == "stdout-rfc3164";
+                out.log = t;
+            }
             Err(e) => d.error_hint(
                 src,
                 Some(span),
                 format!("`global.log` = \"{s}\": {e}"),
-                "use \"udp://127.0.0.1:514\", \"stdout\", \"stdout-rfc3164\" or \"off\"",
+                "use \"udp://127.0.0.1:514\", \"unix:///dev/log\", \"file:///var/log/vakt/access.log\", \"stdout\" or \"off\"",
             ),
         }
+    }
+    out.syslog_format = if stdout_rfc3164 {
+        SyslogFormat::Rfc3164
+    } else {
+        SyslogFormat::default_for(&out.log)
+    };
+    if let Some((s, span)) = g.str("syslog_format", d) {
+        match SyslogFormat::NAMES.iter().find(|(n, _)| *n == s) {
+            Some((_, f)) => out.syslog_format = *f,
+            None => d.error_hint(
+                src,
+                Some(span),
+                format!("unknown syslog_format \"{s}\""),
+                "one of raw, rfc3164, rfc5424",
+            ),
+        }
+    }
+    if let Some(b) = g.bool("log_anonymize", d) {
+        out.log_anonymize = b;
     }
     if let Some((s, span)) = g.str("log_facility", d) {
         match FACILITIES.iter().position(|f| *f == s) {
@@ -147,12 +170,20 @@ fn read_global(g: &mut Fields, d: &mut Diagnostics) -> Global {
     out
 }
 
+/// `global.log`: "off", "stdout", "stdout-rfc3164" (stdout with
+/// `syslog_format = "rfc3164"`, the older spelling), "udp://IP[:PORT]",
+/// "unix:///PATH" (a syslog daemon's socket) or "file:///PATH".
 pub(crate) fn parse_log_target(s: &str) -> Result<LogTarget, String> {
     match s {
         "off" => Ok(LogTarget::Off),
-        "stdout" => Ok(LogTarget::Stdout),
-        "stdout-rfc3164" => Ok(LogTarget::StdoutRfc3164),
+        "stdout" | "stdout-rfc3164" => Ok(LogTarget::Stdout),
         _ => {
+            if let Some(path) = s.strip_prefix("unix://") {
+                return absolute(path).map(LogTarget::Unix);
+            }
+            if let Some(path) = s.strip_prefix("file://") {
+                return absolute(path).map(LogTarget::File);
+            }
             let Some(addr) = s.strip_prefix("udp://") else {
                 return Err("unknown log target".into());
             };
@@ -165,6 +196,16 @@ pub(crate) fn parse_log_target(s: &str) -> Result<LogTarget, String> {
                 .map(LogTarget::Udp)
                 .map_err(|_| format!("\"{addr}\" is not an IP address and port"))
         }
+    }
+}
+
+fn absolute(path: &str) -> Result<PathBuf, String> {
+    if path.starts_with('/') {
+        Ok(PathBuf::from(path))
+    } else {
+        Err(format!(
+            "\"{path}\" is not an absolute path (write three slashes: unix:///dev/log)"
+        ))
     }
 }
 
@@ -840,7 +881,10 @@ mod tests {
     fn a_listener_with_only_metrics_is_the_prometheus_listener() {
         let text = "[global]\nlog = \"stdout-rfc3164\"\n[[listen]]\nname = \"prometheus\"\nbind = [\"10.0.0.5:8405\"]\n[listen.metrics]\nuri = \"/metrics\"\nusers = [\"prom:$6$abc$def\"]\n";
         let (c, _) = check(text).unwrap();
-        assert_eq!(c.global.log, LogTarget::StdoutRfc3164);
+        assert_eq!(
+            (&c.global.log, c.global.syslog_format),
+            (&LogTarget::Stdout, SyslogFormat::Rfc3164)
+        );
         let m = c.frontends[0].metrics.as_ref().unwrap();
         assert_eq!(
             (m.uri.as_str(), m.users[0].name.as_str()),
@@ -856,6 +900,49 @@ mod tests {
             .to_string();
         assert!(
             e.contains("proxy.toml:5:7: error: metrics uri \"metrics?x\" must be a path"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn log_targets_formats_and_anonymize_are_read_and_written_back() {
+        let listen = "[[listen]]\nname = \"a\"\nbind = [\"127.0.0.1:80\"]\n[[listen.server]]\nname = \"s\"\naddr = \"10.0.0.1:80\"\n";
+        for (global, target, format) in [
+            (
+                "log = \"udp://127.0.0.1:5140\"",
+                LogTarget::Udp("127.0.0.1:5140".parse().unwrap()),
+                SyslogFormat::Rfc3164,
+            ),
+            (
+                "log = \"unix:///dev/log\"\nsyslog_format = \"rfc5424\"",
+                LogTarget::Unix("/dev/log".into()),
+                SyslogFormat::Rfc5424,
+            ),
+            (
+                "log = \"file:///var/log/vakt/access.log\"\nlog_anonymize = true",
+                LogTarget::File("/var/log/vakt/access.log".into()),
+                SyslogFormat::Raw,
+            ),
+            (
+                "log = \"stdout-rfc3164\"",
+                LogTarget::Stdout,
+                SyslogFormat::Rfc3164,
+            ),
+        ] {
+            let (c, _) = check(&format!("[global]\n{global}\n{listen}")).unwrap();
+            assert_eq!((&c.global.log, c.global.syslog_format), (&target, format));
+            assert_eq!(c.global.log_anonymize, global.contains("anonymize"));
+            let back = check(&to_toml(&c, &|p| p.to_string()).unwrap()).unwrap().0;
+            assert_eq!(back.global, c.global, "to_toml keeps {global}");
+        }
+        let e = check(&format!(
+            "[global]\nlog = \"unix://dev/log\"\nsyslog_format = \"short\"\n{listen}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("proxy.toml:2:7: error: `global.log` = \"unix://dev/log\": \"dev/log\" is not an absolute path"), "{e}");
+        assert!(
+            e.contains("proxy.toml:3:17: error: unknown syslog_format \"short\""),
             "{e}"
         );
     }

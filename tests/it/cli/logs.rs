@@ -29,7 +29,7 @@ fn logs_merge_hosts_by_time_and_follow_new_lines() {
     // Written out of order on purpose: the merge puts 10:00:01 first.
     append(&web02, "2020-01-01T10:00:02Z web02 second");
     append(&web01, "2020-01-01T10:00:01Z web01 first");
-    let proxy_log = c.state.join("lb01/var/log/vakt/proxy.log");
+    let proxy_log = c.state.join("lb01/var/log/vakt/access.log");
     assert!(
         crate::support::eventually(Duration::from_secs(5), || {
             std::fs::read_to_string(&proxy_log).is_ok_and(|t| t.contains("/logs-probe-1"))
@@ -110,4 +110,60 @@ fn logs_merge_hosts_by_time_and_follow_new_lines() {
         !seen.iter().any(|l| l.contains("/logs-probe-1")),
         "-n 0 printed old lines: {seen:#?}"
     );
+}
+
+/// The rendered logrotate rules, run by Debian's logrotate against the
+/// local cluster's files: the request log (0640) is moved away, the
+/// proxy's reload makes it write a new one, no line lands in the old file
+/// after the move and none is lost.
+#[test]
+#[cfg_attr(
+    not(vakt_logrotate),
+    ignore = "needs logrotate: apt-get install logrotate (README: Tests)"
+)]
+fn logrotate_moves_the_request_log_and_the_proxy_writes_a_new_one() {
+    use std::os::unix::fs::PermissionsExt;
+    crate::support::needs::require("vakt_logrotate");
+    let c = Cluster::up("rotate");
+    let access = c.state.join("lb01/var/log/vakt/access.log");
+    let logged = |path: &Path, what: &str| {
+        crate::support::eventually(Duration::from_secs(5), || {
+            std::fs::read_to_string(path).is_ok_and(|t| t.contains(what))
+        })
+    };
+    let _ = get(c.lb, "/before-rotation", &[]);
+    assert!(logged(&access, "/before-rotation"), "not logged");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode(&access),
+        0o640,
+        "the request log is not world-readable"
+    );
+
+    let rules = c.state.join("lb01/etc/logrotate.d/vakt");
+    let out = std::process::Command::new("logrotate")
+        .arg("-f")
+        .arg("-s")
+        .arg(c.dir.path().join("logrotate.status"))
+        .arg(&rules)
+        .output()
+        .expect("run logrotate");
+    assert!(
+        out.status.success(),
+        "logrotate {}: {}{}",
+        rules.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rotated = c.state.join("lb01/var/log/vakt/access.log.1");
+    assert!(logged(&rotated, "/before-rotation"), "the old lines moved");
+
+    let _ = get(c.lb, "/after-rotation", &[]);
+    assert!(
+        logged(&access, "/after-rotation"),
+        "the proxy writes the new file"
+    );
+    assert_eq!(mode(&access), 0o640);
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(!old.contains("/after-rotation"), "{old}");
 }

@@ -322,3 +322,25 @@ fn firewall_mistakes_are_reported_together_with_their_fix() {
         "{stdout}"
     );
 }
+
+#[test]
+fn logs_settings_are_checked_with_their_place_and_the_fix() {
+    let (ok, err) = check(&format!(
+        "{BASE}\n[logs]\nto = \"journal\"\nkeep_days = 0\nanonymise = true\n"
+    ));
+    assert!(!ok);
+    assert!(
+        err.contains("logs.to \"journal\" is not a place vakt logs to")
+            && err.contains("write to = \"file\""),
+        "{err}"
+    );
+    assert!(err.contains("keep_days"), "{err}");
+    assert!(
+        err.contains("unknown key `anonymise`") && err.contains("did you mean `anonymize`?"),
+        "{err}"
+    );
+    let (ok, err) = check(&format!(
+        "{BASE}\n[logs]\nto = \"syslog-rfc5424\"\nkeep_days = 30\nanonymize = true\n"
+    ));
+    assert!(ok, "{err}");
+}

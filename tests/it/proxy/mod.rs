@@ -10,6 +10,7 @@ mod page_acl;
 mod persist;
 mod props;
 mod stats_page;
+mod syslog;
 mod tls;
 mod websocket;
 mod zero_downtime;
