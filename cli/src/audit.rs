@@ -499,7 +499,13 @@ pub fn judge_all(inv: &Inventory, obs: &Observed, date: String) -> Report {
             reasons,
         });
     }
-    for h in inv.hosts.iter().filter(|h| h.has(Role::Lb)) {
+    // An LB without a location cannot be judged: its `Other` entry says so,
+    // with the fix (the inventory does not require LBs to have one).
+    for h in inv
+        .hosts
+        .iter()
+        .filter(|h| h.has(Role::Lb) && h.location.is_some())
+    {
         // The log lies on the LB's own disk: the LB's place is its place.
         let mut evidence = vec![declared(policy, h.location.as_ref()), geoip(policy, h, obs)];
         evidence.extend(latency(policy, h, obs));
@@ -612,7 +618,11 @@ fn other(h: &Host, obs: &Observed) -> Other {
     );
     if h.has(Role::Lb) {
         why.push(
-            format!("as a load balancer it passes requests through without storing them; its request log holds client addresses, which are personal data: judged above as `{} request log`", h.name),
+            if h.location.is_some() {
+                format!("as a load balancer it passes requests through without storing them; its request log holds client addresses, which are personal data: judged above as `{} request log`", h.name)
+            } else {
+                format!("as a load balancer it passes requests through without storing them; its request log holds client addresses, which are personal data, but {} declares no location, so the log's place cannot be judged: add location = {{ country = \"NO\", city = \"Oslo\" }} to it", h.name)
+            },
         );
     }
     Other {

@@ -28,6 +28,9 @@ pub const PRIVATE_PATHS: &[&str] = &[
     "/etc/systemd/system",
     "/etc/keepalived",
     "/var/log/vakt",
+    // logrotate's rules and cron entries (ACME renewal) vakt renders.
+    "/etc/logrotate.d",
+    "/etc/cron.d",
     // The deploy lock (lock.rs) on the first load balancer.
     "/var/lib/vakt",
     "/run/vakt",

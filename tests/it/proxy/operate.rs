@@ -204,5 +204,6 @@ fn requests_are_logged_in_httplog_format_to_syslog() {
     assert!(line.contains(" app app/web0"), "{line}");
     assert!(line.contains(" 200 "), "{line}");
     assert!(line.contains("--NI"), "{line}");
-    assert!(line.ends_with("\"GET /echo?x=1 HTTP/1.1\""), "{line}");
+    // One line per datagram, ended by a newline as HAProxy's are.
+    assert!(line.ends_with("\"GET /echo?x=1 HTTP/1.1\"\n"), "{line}");
 }
