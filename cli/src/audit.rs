@@ -545,7 +545,7 @@ pub fn judge_all(inv: &Inventory, obs: &Observed, date: String) -> Report {
 /// against `[logs] keep_days` (a day of grace: logrotate runs daily).
 fn retention(inv: &Inventory, h: &Host, obs: &Observed) -> Evidence {
     let keep = inv.logs.keep_days;
-    let (agrees, detail) = match inv.logs.to {
+    let (agrees, detail) = match inv.logs.to_for(h) {
         LogsTo::Syslog | LogsTo::Syslog5424 => (
             None,
             "to the host's syslog (/dev/log): how long it keeps them is the syslog daemon's setting (see /etc/logrotate.d/rsyslog on the host)".to_string(),
@@ -823,23 +823,25 @@ pub fn gather(t: &Target, offline: bool, step: &dyn Fn(&str)) -> anyhow::Result<
         });
         obs.listening.push((h.host.name.clone(), r));
     }
-    if inv.logs.to == LogsTo::File {
-        for h in t.hosts.iter().filter(|h| h.host.has(Role::Lb)) {
-            step(&format!("request logs on {}", h.host.name));
-            let r = h.transport().map_err(|e| format!("{e:#}")).and_then(|tr| {
-                let dir = sh(&format!("{}/var/log/vakt", tr.root()));
-                let out = tr
-                    .run(&format!(
-                        "if [ -d {dir} ]; then find {dir} -maxdepth 1 -name 'access.log*' -printf '%T@\\n'; fi; date +%s"
-                    ))
-                    .map_err(|e| e.to_string())?;
-                if !out.ok() {
-                    return Err(format!("`find /var/log/vakt` failed: {}", out.stderr.trim()));
-                }
-                Ok(oldest_age_days(&out.stdout))
-            });
-            obs.log_age.push((h.host.name.clone(), r));
-        }
+    for h in t
+        .hosts
+        .iter()
+        .filter(|h| h.host.has(Role::Lb) && inv.logs.to_for(&h.host) == LogsTo::File)
+    {
+        step(&format!("request logs on {}", h.host.name));
+        let r = h.transport().map_err(|e| format!("{e:#}")).and_then(|tr| {
+            let dir = sh(&format!("{}/var/log/vakt", tr.root()));
+            let out = tr
+                .run(&format!(
+                    "if [ -d {dir} ]; then find {dir} -maxdepth 1 -name 'access.log*' -printf '%T@\\n'; fi; date +%s"
+                ))
+                .map_err(|e| e.to_string())?;
+            if !out.ok() {
+                return Err(format!("`find /var/log/vakt` failed: {}", out.stderr.trim()));
+            }
+            Ok(oldest_age_days(&out.stdout))
+        });
+        obs.log_age.push((h.host.name.clone(), r));
     }
     if inv.firewall.enabled {
         for h in t.hosts.iter().filter(|h| {

@@ -340,7 +340,8 @@ impl Default for Firewall {
 /// data) go on each LB, and for how long.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Logs {
-    pub to: LogsTo,
+    /// `None`: the default, which depends on the host ([`Logs::to_for`]).
+    pub to: Option<LogsTo>,
     /// Days a log file is kept (logrotate's daily `rotate`), also what the
     /// audit holds the files on the hosts to.
     pub keep_days: u32,
@@ -351,10 +352,24 @@ pub struct Logs {
 impl Default for Logs {
     fn default() -> Self {
         Logs {
-            to: LogsTo::File,
+            to: None,
             keep_days: 14,
             anonymize: false,
         }
+    }
+}
+
+impl Logs {
+    /// Where `host`'s proxy logs: `[logs] to`, else the host's own syslog
+    /// daemon (as HAProxy's `log /dev/log local0`) on a remote host and
+    /// vakt's own file on a local one (local hosts share this machine,
+    /// whose syslog vakt leaves alone).
+    pub fn to_for(&self, host: &Host) -> LogsTo {
+        self.to.unwrap_or(if host.is_local() {
+            LogsTo::File
+        } else {
+            LogsTo::Syslog
+        })
     }
 }
 
@@ -1519,7 +1534,7 @@ fn read_deploy(root: &mut Fields, d: &mut Diagnostics) -> Deploy {
     deploy
 }
 
-/// Reads `[logs]` (defaults when absent: vakt's own file, 14 days).
+/// Reads `[logs]` (defaults when absent: see [`Logs::to_for`], 14 days).
 fn read_logs(root: &mut Fields, d: &mut Diagnostics) -> Logs {
     let src = root.source();
     let mut logs = Logs::default();
@@ -1528,9 +1543,9 @@ fn read_logs(root: &mut Fields, d: &mut Diagnostics) -> Logs {
     };
     if let Some((to, span)) = t.str("to", d) {
         match to {
-            "file" => logs.to = LogsTo::File,
-            "syslog" => logs.to = LogsTo::Syslog,
-            "syslog-rfc5424" => logs.to = LogsTo::Syslog5424,
+            "file" => logs.to = Some(LogsTo::File),
+            "syslog" => logs.to = Some(LogsTo::Syslog),
+            "syslog-rfc5424" => logs.to = Some(LogsTo::Syslog5424),
             other => d.error_hint(
                 src,
                 Some(span),

@@ -259,7 +259,7 @@ fn proxy_vars(inv: &Inventory, host: &Host, ctx: &HostContext) -> minijinja::Val
             allow => allow,
         }
     });
-    let (log, syslog_format) = match inv.logs.to {
+    let (log, syslog_format) = match inv.logs.to_for(host) {
         LogsTo::File => (format!("file://{}{ACCESS_LOG}", ctx.root), None),
         LogsTo::Syslog => ("unix:///dev/log".to_string(), None),
         LogsTo::Syslog5424 => ("unix:///dev/log".to_string(), Some("rfc5424")),
@@ -623,7 +623,7 @@ pub fn render_host(
             context! {
                 inventory => header_name(inv),
                 root => root,
-                access_log => (lb && inv.logs.to == LogsTo::File).then(|| format!("{root}{ACCESS_LOG}")),
+                access_log => (lb && inv.logs.to_for(host) == LogsTo::File).then(|| format!("{root}{ACCESS_LOG}")),
                 keep_days => inv.logs.keep_days,
                 local => host.is_local(),
                 files => services(inv, host).iter().map(|s| format!("{root}/var/log/vakt/{}.log", s.log_name())).collect::<Vec<_>>(),

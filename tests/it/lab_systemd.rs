@@ -186,6 +186,14 @@ fn systemd_hosts_get_units_enabled_started_reloaded_and_restarted_only_on_change
         out.lines().any(|l| l.starts_with("web02 demo-web   | ")),
         "{out}"
     );
+    // The request lines went to lb01's own syslog (/dev/log, journald in
+    // its container, the default on SSH hosts) and come back from its
+    // journal.
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("lb01  proxy      | ") && l.contains(" \"GET / HTTP/1.1\"")),
+        "{out}"
+    );
     assert!(
         out.lines().any(|l| l.starts_with("lb02  keepalived | ")),
         "{out}"

@@ -190,7 +190,7 @@ fn sources(h: &HostTarget, logs: &Logs, only: Option<&str>) -> anyhow::Result<Ve
         .filter(|&&s| only.is_none_or(|o| o == s.log_name()))
     {
         out.push(Source::new(tr, s));
-        if s == Service::Proxy && logs.to == LogsTo::File {
+        if s == Service::Proxy && logs.to_for(&h.host) == LogsTo::File {
             out.push(Source::File {
                 service: s,
                 path: format!("{}{}", tr.root(), crate::render::ACCESS_LOG),
