@@ -155,6 +155,12 @@ fn owner(path: &str, init: Init) -> Option<(Service, bool)> {
         "/etc/init.d/vakt-demo-db" | "/etc/systemd/system/vakt-demo-db.service" => {
             Some((Service::DemoDb, true))
         }
+        // The grants are applied by the init script's reload; the server's
+        // own settings take a restart.
+        crate::render::MARIADB_GRANTS => Some((Service::MariaDb, false)),
+        crate::render::MARIADB_CNF
+        | "/etc/init.d/vakt-mariadb"
+        | "/etc/systemd/system/vakt-mariadb.service" => Some((Service::MariaDb, true)),
         "/etc/keepalived/keepalived.conf" => Some((Service::Keepalived, false)),
         "/etc/init.d/vakt-keepalived" => Some((Service::Keepalived, true)),
         _ => None,
@@ -184,8 +190,10 @@ pub fn actions(
     let mut actions = Vec::new();
     for &svc in services {
         let running = running.get(&svc).copied().unwrap_or(false);
-        // Keepalived is the host's own package: a new vakt binary does not restart it.
-        let binary_restart = binary_changed && svc != Service::Keepalived;
+        // Keepalived and MariaDB are the host's own packages: a new vakt
+        // binary does not restart them.
+        let binary_restart =
+            binary_changed && !matches!(svc, Service::Keepalived | Service::MariaDb);
         if !running {
             actions.push(Action::Start(svc));
         } else if binary_restart && svc == Service::Proxy && !restart.contains(&svc) {

@@ -106,8 +106,11 @@ pub fn read_state(
             init_command(t, s, "status")
         ));
     }
-    for p in packages(services) {
-        script.push_str(&format!("{}; echo \"P {p} $?\"; ", has_package(p)));
+    for (p, programs) in packages(services) {
+        script.push_str(&format!(
+            "{}; echo \"P {p} $?\"; ",
+            has_programs(programs)
+        ));
     }
     let firewall = files.iter().any(|f| f.path == FIREWALL_PATH);
     if firewall {
@@ -157,7 +160,7 @@ fn parse_state(
         let code = line(&mut b)?.strip_prefix("S ")?;
         st.running.insert(s, code == "0");
     }
-    for p in packages(services) {
+    for (p, _) in packages(services) {
         let l = line(&mut b)?.strip_prefix("P ")?;
         if l.strip_prefix(p)?.trim() != "0" {
             st.missing.push(p.to_string());
@@ -171,17 +174,28 @@ fn parse_state(
     Some(st)
 }
 
-/// Packages from the host's package manager that `services` need.
-fn packages(services: &[Service]) -> impl Iterator<Item = &'static str> + '_ {
-    services
-        .iter()
-        .filter(|s| **s == Service::Keepalived)
-        .map(|_| "keepalived")
+/// Packages from the host's package manager that `services` need, each
+/// with the programs vakt runs from it.
+fn packages(services: &[Service]) -> impl Iterator<Item = (&'static str, &'static [&'static str])> + '_ {
+    services.iter().filter_map(|s| match s {
+        Service::Keepalived => Some(("keepalived", &["keepalived"][..])),
+        // The server, its first-start tool and the client the grants go
+        // through (mariadb-client comes with mariadb-server).
+        Service::MariaDb => Some((
+            "mariadb-server",
+            &["mariadbd", "mariadb-install-db", "mariadb", "mariadb-admin"][..],
+        )),
+        _ => None,
+    })
 }
 
-/// A command that succeeds when the package's program is there.
-fn has_package(p: &str) -> String {
-    format!("{{ command -v {p} || [ -x /usr/sbin/{p} ]; }} >/dev/null 2>&1")
+/// A command that succeeds when every one of a package's programs is there.
+fn has_programs(programs: &[&str]) -> String {
+    let each: Vec<String> = programs
+        .iter()
+        .map(|p| format!("{{ command -v {p} || [ -x /usr/sbin/{p} ]; }}"))
+        .collect();
+    format!("{{ {}; }} >/dev/null 2>&1", each.join(" && "))
 }
 
 /// Installs a package with the host's package manager (apt-get, dnf or yum,

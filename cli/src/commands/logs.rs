@@ -53,6 +53,7 @@ fn log_name(svc: Service) -> &'static str {
         Service::Keepalived => "keepalived",
         Service::DemoWeb => "demo-web",
         Service::DemoDb => "demo-db",
+        Service::MariaDb => "mariadb",
     }
 }
 
