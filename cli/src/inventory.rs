@@ -1866,7 +1866,13 @@ fn read_db(
             false
         }
     };
-    let keys = ["database", "user", "password", "password_env", "password_file"];
+    let keys = [
+        "database",
+        "user",
+        "password",
+        "password_env",
+        "password_file",
+    ];
     if !mariadb {
         // The MariaDB keys mean nothing to the stand-in: say so, not "unknown key".
         for k in keys {

@@ -107,10 +107,7 @@ pub fn read_state(
         ));
     }
     for (p, programs) in packages(services) {
-        script.push_str(&format!(
-            "{}; echo \"P {p} $?\"; ",
-            has_programs(programs)
-        ));
+        script.push_str(&format!("{}; echo \"P {p} $?\"; ", has_programs(programs)));
     }
     let firewall = files.iter().any(|f| f.path == FIREWALL_PATH);
     if firewall {
@@ -176,7 +173,9 @@ fn parse_state(
 
 /// Packages from the host's package manager that `services` need, each
 /// with the programs vakt runs from it.
-fn packages(services: &[Service]) -> impl Iterator<Item = (&'static str, &'static [&'static str])> + '_ {
+fn packages(
+    services: &[Service],
+) -> impl Iterator<Item = (&'static str, &'static [&'static str])> + '_ {
     services.iter().filter_map(|s| match s {
         Service::Keepalived => Some(("keepalived", &["keepalived"][..])),
         // The server, its first-start tool and the client the grants go

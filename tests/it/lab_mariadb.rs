@@ -56,7 +56,10 @@ fn mariadb_on_db01_serves_the_web_hosts_only_on_its_private_address_and_up_is_id
     assert_eq!(code, 0, "{out}{err}");
 
     // The grants file is db01's root's alone; the data is in vakt's datadir.
-    let (_, mode) = lab.on("db01", &["stat", "-c", "%a", "/etc/vakt/mariadb-grants.sql"]);
+    let (_, mode) = lab.on(
+        "db01",
+        &["stat", "-c", "%a", "/etc/vakt/mariadb-grants.sql"],
+    );
     assert_eq!(mode.trim(), "600");
     let (code, ls) = lab.on("db01", &["ls", "/var/lib/vakt/mariadb"]);
     assert_eq!(code, 0, "{ls}");
@@ -72,7 +75,12 @@ fn mariadb_on_db01_serves_the_web_hosts_only_on_its_private_address_and_up_is_id
     );
     assert_eq!(code, 0, "{out}");
     assert_eq!(out.trim(), "tent");
-    let (code, out) = sql(&lab, "web02", "first 'secret'", "SELECT COUNT(*) FROM carts;");
+    let (code, out) = sql(
+        &lab,
+        "web02",
+        "first 'secret'",
+        "SELECT COUNT(*) FROM carts;",
+    );
     assert_eq!(code, 0, "{out}");
     assert_eq!(out.trim(), "1");
 
@@ -108,7 +116,12 @@ fn mariadb_on_db01_serves_the_web_hosts_only_on_its_private_address_and_up_is_id
     let (code, out, err) = lab.vakt(&["up", "-i", &lab.inventory]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("db01"), "{out}");
-    let (code, out) = sql(&lab, "web01", "second", "SELECT item FROM carts WHERE id = 1;");
+    let (code, out) = sql(
+        &lab,
+        "web01",
+        "second",
+        "SELECT item FROM carts WHERE id = 1;",
+    );
     assert_eq!(code, 0, "{out}");
     assert_eq!(out.trim(), "tent");
     let (code, out) = sql(&lab, "web01", "first 'secret'", "SELECT 1;");
