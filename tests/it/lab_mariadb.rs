@@ -2,7 +2,8 @@
 //! with `db = { engine = "mariadb", .. }` deployed over SSH; the shop user
 //! connects from web01's namespace and keeps a table, lb01 finds port 3306
 //! closed, the server listens on db01's private address alone, a second
-//! `up` changes nothing and a new password is applied by the next one.
+//! `up` changes nothing, a new password is applied by the next one, and a
+//! web host taken out of the inventory loses its grant.
 
 use crate::lab::Lab;
 use crate::support::{TempDir, needs};
@@ -50,7 +51,7 @@ fn mariadb_on_db01_serves_the_web_hosts_only_on_its_private_address_and_up_is_id
     );
     assert!(oslo.contains("engine = \"mariadb\""));
     let inv = dir.path().join("oslo.toml");
-    std::fs::write(&inv, oslo).unwrap();
+    std::fs::write(&inv, &oslo).unwrap();
     let lab = Lab::up_file("mdb", &inv.display().to_string());
     let (code, out, err) = lab.vakt(&["up", "-i", &lab.inventory]);
     assert_eq!(code, 0, "{out}{err}");
@@ -126,4 +127,27 @@ fn mariadb_on_db01_serves_the_web_hosts_only_on_its_private_address_and_up_is_id
     assert_eq!(out.trim(), "tent");
     let (code, out) = sql(&lab, "web01", "first 'secret'", "SELECT 1;");
     assert_ne!(code, 0, "the old password still works: {out}");
+
+    // web02 leaves the inventory: its grant goes with the next up.
+    let web02 = "[[hosts]]\nname = \"web02\"\nroles = [\"web\"]\nprivate_ip = \"10.10.0.12\"\n\
+                 location = { country = \"NO\", city = \"Oslo\", provider = \"CoolVDS\", site = \"osl1\" }\n\
+                 web = { port = 80, cookie = \"w2\", weight = 1, demo = true }\n\n";
+    assert!(oslo.contains(web02), "inventory/oslo.toml's web02 changed");
+    std::fs::write(&inv, oslo.replace(web02, "")).unwrap();
+    let (code, out, err) = lab.vakt(&["up", "-i", &lab.inventory]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, users) = lab.on(
+        "db01",
+        &[
+            "mariadb",
+            "--defaults-file=/etc/vakt/mariadb.cnf",
+            "--user=root",
+            "-N",
+            "-B",
+            "-e",
+            "SELECT Host FROM mysql.user WHERE User = 'shop' ORDER BY Host",
+        ],
+    );
+    assert_eq!(code, 0, "{users}");
+    assert_eq!(users.trim(), "10.10.0.11");
 }
