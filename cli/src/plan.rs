@@ -322,6 +322,44 @@ mod tests {
     }
 
     #[test]
+    fn mariadb_reloads_on_new_grants_restarts_on_new_settings_and_ignores_a_new_binary() {
+        let (grants, cnf) = (crate::render::MARIADB_GRANTS, crate::render::MARIADB_CNF);
+        let mut st = HostState {
+            binary_sha256: Some("old".into()),
+            ..Default::default()
+        };
+        st.files.insert(grants.into(), Some("old password".into()));
+        st.files.insert(cnf.into(), Some("[mysqld]".into()));
+        st.running.insert(Service::MariaDb, true);
+        let mut secret = file(grants, "new password");
+        secret.mode = 0o600;
+        let svc = [Service::MariaDb];
+        // A new vakt binary alone leaves the distribution's server running.
+        let same = vec![file(grants, "old password"), file(cnf, "[mysqld]")];
+        let p = build("db01", same, &svc, &st, "new", 30);
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        let p = build(
+            "db01",
+            vec![secret.clone(), file(cnf, "[mysqld]")],
+            &svc,
+            &st,
+            "old",
+            30,
+        );
+        assert_eq!(p.actions, vec![Action::Reload(Service::MariaDb)]);
+        assert!(p.files[0].diff.is_none(), "the grants hold the password");
+        let p = build(
+            "db01",
+            vec![secret, file(cnf, "[mysqld]\nport = 3307")],
+            &svc,
+            &st,
+            "old",
+            30,
+        );
+        assert_eq!(p.actions, vec![Action::Restart(Service::MariaDb)]);
+    }
+
+    #[test]
     fn nothing_to_do_when_everything_matches_and_runs() {
         let mut st = HostState {
             binary_sha256: Some("abc".into()),

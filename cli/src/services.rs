@@ -429,3 +429,24 @@ pub fn admin(t: &dyn Transport, socket: &str, command: &str) -> io::Result<Strin
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mariadb_needs_mariadb_server_and_a_host_without_its_programs_misses_it() {
+        let svc = [Service::Proxy, Service::MariaDb];
+        let wanted: Vec<_> = packages(&svc).collect();
+        assert_eq!(wanted.len(), 1);
+        assert_eq!(wanted[0].0, "mariadb-server");
+        let check = has_programs(wanted[0].1);
+        for p in ["mariadbd", "mariadb-install-db", "mariadb "] {
+            assert!(check.contains(&format!("command -v {p}")), "{check}");
+        }
+        let st = parse_state(b"B -\nS 3\nS 3\nP mariadb-server 1\n", &[], &svc, false).unwrap();
+        assert_eq!(st.missing, vec!["mariadb-server".to_string()]);
+        let st = parse_state(b"B -\nS 0\nS 0\nP mariadb-server 0\n", &[], &svc, false).unwrap();
+        assert!(st.missing.is_empty());
+    }
+}
