@@ -1,9 +1,9 @@
 //! A real MariaDB on db01 in the lab (root only, as on CI): inventory/oslo.toml
 //! with `db = { engine = "mariadb", .. }` deployed over SSH; the shop user
 //! connects from web01's namespace and keeps a table, lb01 finds port 3306
-//! closed, the server listens on db01's private address alone, a second
-//! `up` changes nothing, a new password is applied by the next one, and a
-//! web host taken out of the inventory loses its grant.
+//! closed, the server listens on db01's private address alone, `verify`
+//! passes, a second `up` changes nothing, a new password is applied by the
+//! next one, and a web host taken out of the inventory loses its grant.
 
 use crate::lab::Lab;
 use crate::support::{TempDir, needs};
@@ -102,6 +102,11 @@ fn mariadb_on_db01_serves_the_web_hosts_only_on_its_private_address_and_up_is_id
         .filter_map(|l| l.split_whitespace().nth(3))
         .collect();
     assert_eq!(listening, vec!["10.10.0.20:3306"], "{ss}");
+
+    // verify's checks hold with the real server: the web hosts reach the
+    // DB port, the LB does not, everything runs.
+    let (code, out, err) = lab.vakt(&["verify", "-i", &lab.inventory]);
+    assert_eq!(code, 0, "{out}{err}");
 
     // A second up changes nothing.
     let (code, again, err) = lab.vakt(&["up", "-i", &lab.inventory]);
