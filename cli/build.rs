@@ -50,6 +50,14 @@ const SUITES: &[Suite] = &[
         commands: &[LAB, &["nft"]],
     },
     Suite {
+        cfg: "vakt_lab_mariadb",
+        root: true,
+        commands: &[
+            LAB,
+            &["mariadbd", "mariadb-install-db", "mariadb", "mariadb-admin"],
+        ],
+    },
+    Suite {
         cfg: "vakt_lab_sudo",
         root: true,
         commands: &[LAB, &["sudo", "useradd", "userdel"]],

@@ -94,8 +94,12 @@ pub struct Host {
     pub web: Option<Web>,
     /// Database service port (role db), default 3306.
     pub db_port: u16,
-    /// Run `vakt demo-db` on the db port (a stand-in that stores nothing).
+    /// Run `vakt demo-db` on the db port (a stand-in that stores nothing):
+    /// `engine = "demo"` or `demo = true`.
     pub db_demo: bool,
+    /// `engine = "mariadb"`: a real MariaDB from the distribution's
+    /// packages, run by vakt (`Service::MariaDb`).
+    pub mariadb: Option<MariaDb>,
     /// Holds personal data (role db, or `data = true`).
     pub data: bool,
     pub ssh: Ssh,
@@ -118,6 +122,15 @@ impl Host {
     pub fn is_local(&self) -> bool {
         self.private_ip.is_loopback()
     }
+}
+
+/// A DB host's `db = { engine = "mariadb", .. }`: the one database and user
+/// the web hosts get (granted from their private addresses only).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MariaDb {
+    pub database: String,
+    pub user: String,
+    pub password: Secret,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -1859,9 +1872,10 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<HostEntry
         );
     }
     let mut db_demo = false;
+    let mut mariadb = None;
     let db_port = h.table("db", d).map(|mut t| {
         let p = t.int("port", 1, 65535, d).unwrap_or(3306) as u16;
-        db_demo = t.bool("demo", d).unwrap_or(false);
+        (db_demo, mariadb) = read_db(&mut t, &name, private.as_ref().map(|a| a.0), d);
         t.finish(d);
         p
     });
@@ -1892,6 +1906,7 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<HostEntry
         web,
         db_port: db_port.unwrap_or(3306),
         db_demo,
+        mariadb,
         data,
         ssh: host_ssh,
         priority,
@@ -1905,6 +1920,124 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<HostEntry
         private_ip_missing,
         roles_readable,
     })
+}
+
+/// A host's `db` table past its port: `engine` ("demo", today's stand-in,
+/// or "mariadb") with, for MariaDB, the database, the user and where the
+/// password comes from (never the inventory itself). Returns (demo, mariadb).
+fn read_db(
+    t: &mut Fields,
+    name: &str,
+    private_ip: Option<Ipv4Addr>,
+    d: &mut Diagnostics,
+) -> (bool, Option<MariaDb>) {
+    let src = t.source();
+    let demo = t.bool("demo", d);
+    let engine = t.str("engine", d).map(|(v, s)| (v.to_string(), s));
+    let mariadb = match &engine {
+        None => false,
+        Some((v, _)) if v == "demo" => false,
+        Some((v, _)) if v == "mariadb" => true,
+        Some((v, span)) => {
+            d.error_hint(
+                src,
+                Some(span.clone()),
+                format!("{name}.db.engine \"{v}\" is not known"),
+                "use engine = \"mariadb\" (a real MariaDB) or engine = \"demo\" (the stand-in that stores nothing)",
+            );
+            false
+        }
+    };
+    let keys = [
+        "database",
+        "user",
+        "password",
+        "password_env",
+        "password_file",
+    ];
+    if !mariadb {
+        // The MariaDB keys mean nothing to the stand-in: say so, not "unknown key".
+        for k in keys {
+            if let Some(f) = t.get(k) {
+                let span = f.span();
+                d.error_hint(
+                    src,
+                    Some(span),
+                    format!("{name}.db.{k} is set but the engine is not mariadb"),
+                    "add engine = \"mariadb\" to this db table, or drop the key",
+                );
+            }
+        }
+        return (demo.unwrap_or(engine.is_some()), None);
+    }
+    if demo == Some(true) {
+        d.error_hint(
+            src,
+            t.span(),
+            format!("{name}.db has engine = \"mariadb\" and demo = true"),
+            "drop demo = true: the stand-in and MariaDB cannot share the port",
+        );
+    }
+    if private_ip.is_some_and(|a| a.is_loopback()) {
+        d.error_hint(
+            src,
+            t.span(),
+            format!("{name}.db: engine = \"mariadb\" needs a remote host, and {name} is local (127.0.0.0/8)"),
+            "use engine = \"demo\" for a local cluster, or try MariaDB in `vakt lab`",
+        );
+    }
+    let mut ident = |key: &'static str, default: &str, d: &mut Diagnostics| -> String {
+        match t.str(key, d) {
+            None => default.to_string(),
+            Some((v, span)) => {
+                if v.is_empty()
+                    || v.len() > 32
+                    || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
+                    d.error_hint(
+                        src,
+                        Some(span),
+                        format!("{name}.db.{key} \"{v}\" is not a plain name"),
+                        "use 1 to 32 letters, digits and _ (e.g. \"shop\")",
+                    );
+                }
+                v.to_string()
+            }
+        }
+    };
+    let database = ident("database", "shop", d);
+    let user = ident("user", "shop", d);
+    if let Some(f) = t.get("password") {
+        let span = f.span();
+        d.error_hint(
+            src,
+            Some(span),
+            format!("{name}.db.password: the database password is written in the inventory"),
+            "keep secrets out of inventories: use password_env = \"VAKT_DB_PASSWORD\" or password_file = \"/path\"",
+        );
+    }
+    let password = match (t.string("password_env", d), t.string("password_file", d)) {
+        (Some(e), None) => Secret::Env(e),
+        (None, Some(f)) => Secret::File(f.into()),
+        (None, None) => Secret::Env("VAKT_DB_PASSWORD".into()),
+        (Some(_), Some(_)) => {
+            d.error_hint(
+                src,
+                t.span(),
+                format!("{name}.db gives both password_env and password_file"),
+                "give either password_env or password_file, not both",
+            );
+            Secret::Env("VAKT_DB_PASSWORD".into())
+        }
+    };
+    (
+        false,
+        Some(MariaDb {
+            database,
+            user,
+            password,
+        }),
+    )
 }
 
 /// A host's `roles`, and whether they could be read (missing, misspelt or

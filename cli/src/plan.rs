@@ -155,6 +155,12 @@ fn owner(path: &str, init: Init) -> Option<(Service, bool)> {
         "/etc/init.d/vakt-demo-db" | "/etc/systemd/system/vakt-demo-db.service" => {
             Some((Service::DemoDb, true))
         }
+        // The grants are applied by the init script's reload; the server's
+        // own settings take a restart.
+        crate::render::MARIADB_GRANTS => Some((Service::MariaDb, false)),
+        crate::render::MARIADB_CNF
+        | "/etc/init.d/vakt-mariadb"
+        | "/etc/systemd/system/vakt-mariadb.service" => Some((Service::MariaDb, true)),
         "/etc/keepalived/keepalived.conf" => Some((Service::Keepalived, false)),
         "/etc/init.d/vakt-keepalived" => Some((Service::Keepalived, true)),
         _ => None,
@@ -184,8 +190,10 @@ pub fn actions(
     let mut actions = Vec::new();
     for &svc in services {
         let running = running.get(&svc).copied().unwrap_or(false);
-        // Keepalived is the host's own package: a new vakt binary does not restart it.
-        let binary_restart = binary_changed && svc != Service::Keepalived;
+        // Keepalived and MariaDB are the host's own packages: a new vakt
+        // binary does not restart them.
+        let binary_restart =
+            binary_changed && !matches!(svc, Service::Keepalived | Service::MariaDb);
         if !running {
             actions.push(Action::Start(svc));
         } else if binary_restart && svc == Service::Proxy && !restart.contains(&svc) {
@@ -311,6 +319,44 @@ mod tests {
         let json = serde_json::to_string(&p).unwrap();
         assert!(!json.contains("PRIVATE KEY"), "{json}");
         assert!(json.contains("(secret: not shown)"), "{json}");
+    }
+
+    #[test]
+    fn mariadb_reloads_on_new_grants_restarts_on_new_settings_and_ignores_a_new_binary() {
+        let (grants, cnf) = (crate::render::MARIADB_GRANTS, crate::render::MARIADB_CNF);
+        let mut st = HostState {
+            binary_sha256: Some("old".into()),
+            ..Default::default()
+        };
+        st.files.insert(grants.into(), Some("old password".into()));
+        st.files.insert(cnf.into(), Some("[mysqld]".into()));
+        st.running.insert(Service::MariaDb, true);
+        let mut secret = file(grants, "new password");
+        secret.mode = 0o600;
+        let svc = [Service::MariaDb];
+        // A new vakt binary alone leaves the distribution's server running.
+        let same = vec![file(grants, "old password"), file(cnf, "[mysqld]")];
+        let p = build("db01", same, &svc, &st, "new", 30);
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        let p = build(
+            "db01",
+            vec![secret.clone(), file(cnf, "[mysqld]")],
+            &svc,
+            &st,
+            "old",
+            30,
+        );
+        assert_eq!(p.actions, vec![Action::Reload(Service::MariaDb)]);
+        assert!(p.files[0].diff.is_none(), "the grants hold the password");
+        let p = build(
+            "db01",
+            vec![secret, file(cnf, "[mysqld]\nport = 3307")],
+            &svc,
+            &st,
+            "old",
+            30,
+        );
+        assert_eq!(p.actions, vec![Action::Restart(Service::MariaDb)]);
     }
 
     #[test]

@@ -59,6 +59,22 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "vakt-firewall.init.j2",
         include_str!("../../templates/vakt-firewall.init.j2"),
     ),
+    (
+        "mariadb.cnf.j2",
+        include_str!("../../templates/mariadb.cnf.j2"),
+    ),
+    (
+        "mariadb-grants.sql.j2",
+        include_str!("../../templates/mariadb-grants.sql.j2"),
+    ),
+    (
+        "vakt-mariadb.init.j2",
+        include_str!("../../templates/vakt-mariadb.init.j2"),
+    ),
+    (
+        "vakt-mariadb.service.j2",
+        include_str!("../../templates/vakt-mariadb.service.j2"),
+    ),
     ("acme.toml.j2", include_str!("../../templates/acme.toml.j2")),
     (
         "vakt-acme.cron.j2",
@@ -106,6 +122,10 @@ impl Templates {
         // A double-quoted string, escaped as JSON (valid TOML and keepalived).
         env.add_filter("q", |s: String| {
             serde_json::to_string(&s).unwrap_or_default()
+        });
+        // A single-quoted SQL string (MariaDB's escapes: backslash and quote).
+        env.add_filter("sql", |s: String| {
+            format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
         });
         // A single-quoted shell word.
         env.add_filter("sh", |s: String| format!("'{}'", s.replace('\'', "'\\''")));
@@ -157,7 +177,24 @@ pub struct HostContext {
     pub deploy_source: Option<std::net::IpAddr>,
     /// With `[tls] acme`: the cluster's ACME keys, the same on every LB.
     pub acme: Option<AcmeKeys>,
+    /// With `db.engine = "mariadb"`: the database user's password, when
+    /// known (else the grants file carries [`DB_PASSWORD_PLACEHOLDER`]).
+    pub db_password: Option<String>,
 }
+
+/// What the grants file holds for the password when none is known
+/// (`render` without `VAKT_DB_PASSWORD`); `up` and `plan` always know it.
+pub const DB_PASSWORD_PLACEHOLDER: &str = "PLACEHOLDER-no-database-password-was-known";
+
+/// vakt's MariaDB on a DB host: its settings, its grants (a secret: the
+/// password is in it), its data and its socket, apart from the
+/// distribution's own instance (/etc/mysql, /var/lib/mysql).
+pub const MARIADB_CNF: &str = "/etc/vakt/mariadb.cnf";
+pub const MARIADB_GRANTS: &str = "/etc/vakt/mariadb-grants.sql";
+pub const MARIADB_DATADIR: &str = "/var/lib/vakt/mariadb";
+/// In a folder of its own: the server runs as `mysql` and creates its
+/// socket there, and /run/vakt stays root's.
+pub const MARIADB_SOCKET: &str = "/run/vakt/mariadb/mariadb.sock";
 
 /// The ACME account key and the certificate key (PKCS#8 PEM, secrets) and
 /// the account's JWK thumbprint, which the proxies answer challenges with.
@@ -357,6 +394,62 @@ fn acme_files(
         content: render("vakt-acme.cron.j2", vars)?,
     });
     Ok(files)
+}
+
+/// What a DB host with `engine = "mariadb"` gets: the server's settings,
+/// the grants (mode 0600) and its init script and unit. The grants let the
+/// user in from each web host's private address only, and drop the user at
+/// any other address (a web host that left the inventory).
+fn mariadb_files(
+    inv: &Inventory,
+    host: &Host,
+    ctx: &HostContext,
+    render: &dyn Fn(&str, minijinja::Value) -> Result<String, RenderError>,
+) -> Result<Vec<File>, RenderError> {
+    let Some(db) = &host.mariadb else {
+        return Ok(Vec::new());
+    };
+    let root = ctx.root.as_str();
+    let web_ips: Vec<String> = inv.webs().map(|w| w.private_ip.to_string()).collect();
+    let vars = context! {
+        inventory => header_name(inv),
+        name => host.name,
+        root => root,
+        service => Service::MariaDb.name(),
+        cnf => format!("{root}{MARIADB_CNF}"),
+        grants => format!("{root}{MARIADB_GRANTS}"),
+        datadir => format!("{root}{MARIADB_DATADIR}"),
+        socket => format!("{root}{MARIADB_SOCKET}"),
+        pidfile => format!("{root}/run/vakt/mariadb/mariadb.pid"),
+        bind => host.private_ip.to_string(),
+        port => host.db_port,
+        database => db.database,
+        user => db.user,
+        password => ctx.db_password.as_deref().unwrap_or(DB_PASSWORD_PLACEHOLDER),
+        web_ips => web_ips,
+    };
+    Ok(vec![
+        File {
+            path: MARIADB_CNF.into(),
+            mode: 0o644,
+            content: render("mariadb.cnf.j2", vars.clone())?,
+        },
+        File {
+            path: MARIADB_GRANTS.into(),
+            mode: 0o600,
+            content: render("mariadb-grants.sql.j2", vars.clone())?,
+        },
+        File {
+            path: "/etc/init.d/vakt-mariadb".into(),
+            mode: 0o755,
+            content: render("vakt-mariadb.init.j2", vars.clone())?,
+        },
+        File {
+            path: "/etc/systemd/system/vakt-mariadb.service".into(),
+            mode: 0o644,
+            content: render("vakt-mariadb.service.j2", vars)?,
+        },
+    ])
 }
 
 /// The variables of the keepalived templates for LB `host`.
@@ -594,6 +687,7 @@ pub fn render_host(
                     content: render("vakt-demo.service.j2", vars)?,
                 });
             }
+            Service::MariaDb => files.extend(mariadb_files(inv, host, ctx, &render)?),
             Service::Keepalived => {
                 let vars = keepalived_vars(inv, host, ctx);
                 files.push(File {

@@ -106,8 +106,8 @@ pub fn read_state(
             init_command(t, s, "status")
         ));
     }
-    for p in packages(services) {
-        script.push_str(&format!("{}; echo \"P {p} $?\"; ", has_package(p)));
+    for (p, programs) in packages(services) {
+        script.push_str(&format!("{}; echo \"P {p} $?\"; ", has_programs(programs)));
     }
     let firewall = files.iter().any(|f| f.path == FIREWALL_PATH);
     if firewall {
@@ -157,7 +157,7 @@ fn parse_state(
         let code = line(&mut b)?.strip_prefix("S ")?;
         st.running.insert(s, code == "0");
     }
-    for p in packages(services) {
+    for (p, _) in packages(services) {
         let l = line(&mut b)?.strip_prefix("P ")?;
         if l.strip_prefix(p)?.trim() != "0" {
             st.missing.push(p.to_string());
@@ -171,17 +171,30 @@ fn parse_state(
     Some(st)
 }
 
-/// Packages from the host's package manager that `services` need.
-fn packages(services: &[Service]) -> impl Iterator<Item = &'static str> + '_ {
-    services
-        .iter()
-        .filter(|s| **s == Service::Keepalived)
-        .map(|_| "keepalived")
+/// Packages from the host's package manager that `services` need, each
+/// with the programs vakt runs from it.
+fn packages(
+    services: &[Service],
+) -> impl Iterator<Item = (&'static str, &'static [&'static str])> + '_ {
+    services.iter().filter_map(|s| match s {
+        Service::Keepalived => Some(("keepalived", &["keepalived"][..])),
+        // The server, its first-start tool and the client the grants go
+        // through (mariadb-client comes with mariadb-server).
+        Service::MariaDb => Some((
+            "mariadb-server",
+            &["mariadbd", "mariadb-install-db", "mariadb", "mariadb-admin"][..],
+        )),
+        _ => None,
+    })
 }
 
-/// A command that succeeds when the package's program is there.
-fn has_package(p: &str) -> String {
-    format!("{{ command -v {p} || [ -x /usr/sbin/{p} ]; }} >/dev/null 2>&1")
+/// A command that succeeds when every one of a package's programs is there.
+fn has_programs(programs: &[&str]) -> String {
+    let each: Vec<String> = programs
+        .iter()
+        .map(|p| format!("{{ command -v {p} || [ -x /usr/sbin/{p} ]; }}"))
+        .collect();
+    format!("{{ {}; }} >/dev/null 2>&1", each.join(" && "))
 }
 
 /// Installs a package with the host's package manager (apt-get, dnf or yum,
@@ -414,5 +427,26 @@ pub fn admin(t: &dyn Transport, socket: &str, command: &str) -> io::Result<Strin
         Err(io::Error::other(
             format!("{}{}", out.stdout, out.stderr).trim().to_string(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mariadb_needs_mariadb_server_and_a_host_without_its_programs_misses_it() {
+        let svc = [Service::Proxy, Service::MariaDb];
+        let wanted: Vec<_> = packages(&svc).collect();
+        assert_eq!(wanted.len(), 1);
+        assert_eq!(wanted[0].0, "mariadb-server");
+        let check = has_programs(wanted[0].1);
+        for p in ["mariadbd", "mariadb-install-db", "mariadb "] {
+            assert!(check.contains(&format!("command -v {p}")), "{check}");
+        }
+        let st = parse_state(b"B -\nS 3\nS 3\nP mariadb-server 1\n", &[], &svc, false).unwrap();
+        assert_eq!(st.missing, vec!["mariadb-server".to_string()]);
+        let st = parse_state(b"B -\nS 0\nS 0\nP mariadb-server 0\n", &[], &svc, false).unwrap();
+        assert!(st.missing.is_empty());
     }
 }

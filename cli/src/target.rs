@@ -4,6 +4,7 @@
 //! validated. Below `commands/`: the commands and the pipeline modules that
 //! work on hosts (`ha`, `verify`, `audit`) import it, never the reverse.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -150,6 +151,39 @@ fn stats_password(
             Err(e) => Err(e).with_context(|| {
                 format!(
                     "reading the stats password from {} (password_file in the inventory)",
+                    p.display()
+                )
+            }),
+        },
+    }
+}
+
+/// The password of a MariaDB host's user (`db.password_env`, default
+/// `VAKT_DB_PASSWORD`, or `db.password_file`): needed by `up` and `plan`
+/// (the grants file carries it), else only when known.
+fn db_password(
+    host: &str,
+    db: &crate::inventory::MariaDb,
+    secrets: Secrets,
+) -> anyhow::Result<Option<String>> {
+    match &db.password {
+        Secret::Env(var) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Ok(Some(v)),
+            _ if secrets == Secrets::IfKnown => Ok(None),
+            _ => bail!(
+                "{host}: the database password comes from ${var}, which is not set: export {var}=... (or give db.password_file) and run again"
+            ),
+        },
+        Secret::File(p) => match std::fs::read_to_string(p) {
+            Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_string())),
+            _ if secrets == Secrets::IfKnown => Ok(None),
+            Ok(_) => bail!(
+                "{host}: the database password file {} is empty: write the password into it",
+                p.display()
+            ),
+            Err(e) => Err(e).with_context(|| {
+                format!(
+                    "{host}: reading the database password from {} (db.password_file in the inventory)",
                     p.display()
                 )
             }),
@@ -351,6 +385,12 @@ pub fn open_selected(
         .context("reading templates/ next to the inventory")?;
     let stats_password = stats_password(&inv, &state_dir, secrets)?;
     let acme_keys = acme_keys(&inv, &state_dir, secrets)?;
+    let mut db_passwords = BTreeMap::new();
+    for h in inv.hosts.iter().filter(|h| picked.contains(&h.name)) {
+        if let Some(m) = &h.mariadb {
+            db_passwords.insert(h.name.clone(), db_password(&h.name, m, secrets)?);
+        }
+    }
     let hash = match (&inv.balancer.stats, &stats_password) {
         (Some(s), Some(p)) => Some(stats_hash(&inv, &s.user, p)),
         (Some(_), None) => Some(PLACEHOLDER_HASH.to_string()),
@@ -430,6 +470,7 @@ pub fn open_selected(
                     stats_hash: hash.clone(),
                     deploy_source: transport.as_ref().and_then(|t| t.source()),
                     acme: acme_keys.clone(),
+                    db_password: db_passwords.get(&h.name).cloned().flatten(),
                 },
                 services: crate::topology::services(&inv, h),
                 host: h.clone(),

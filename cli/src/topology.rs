@@ -13,6 +13,9 @@ pub enum Service {
     Proxy,
     DemoWeb,
     DemoDb,
+    /// vakt's own MariaDB instance (`db.engine = "mariadb"`): the
+    /// distribution's binaries with vakt's datadir, config and socket.
+    MariaDb,
     Keepalived,
 }
 
@@ -23,6 +26,7 @@ impl Service {
             Service::Proxy => "vakt-proxy",
             Service::DemoWeb => "vakt-demo-web",
             Service::DemoDb => "vakt-demo-db",
+            Service::MariaDb => "vakt-mariadb",
             Service::Keepalived => "keepalived",
         }
     }
@@ -35,6 +39,7 @@ impl Service {
             Service::Keepalived => "keepalived",
             Service::DemoWeb => "demo-web",
             Service::DemoDb => "demo-db",
+            Service::MariaDb => "mariadb",
         }
     }
 
@@ -61,6 +66,9 @@ pub fn services(inv: &Inventory, host: &Host) -> Vec<Service> {
     }
     if host.has(Role::Db) && host.db_demo {
         s.push(Service::DemoDb);
+    }
+    if host.has(Role::Db) && host.mariadb.is_some() {
+        s.push(Service::MariaDb);
     }
     s
 }

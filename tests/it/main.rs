@@ -12,6 +12,7 @@ mod lab;
 mod lab_firewall;
 mod lab_ha;
 mod lab_lifecycle;
+mod lab_mariadb;
 mod lab_ops;
 mod lab_releases;
 mod lab_ssh;

@@ -45,9 +45,13 @@ pub struct RemoveArgs {
 /// Folders that are vakt's alone on a host.
 const VAKT_DIRS: &[&str] = &["/etc/vakt", "/run/vakt", crate::releases::STORE];
 
-/// The data vakt keeps unless `--purge-data`: what happened (history) and
-/// what the services said (logs).
-const DATA: &[&str] = &[history::HISTORY_FILE, "/var/log/vakt"];
+/// The data vakt keeps unless `--purge-data`: what happened (history),
+/// what the services said (logs) and vakt's MariaDB's databases.
+const DATA: &[&str] = &[
+    history::HISTORY_FILE,
+    "/var/log/vakt",
+    crate::render::MARIADB_DATADIR,
+];
 
 /// The boot registrations vakt made (`services::init_command`'s start):
 /// its units and scripts, and the distribution's keepalived unit.
@@ -55,6 +59,7 @@ const UNITS: &[&str] = &[
     "vakt-proxy",
     "vakt-demo-web",
     "vakt-demo-db",
+    "vakt-mariadb",
     "vakt-firewall",
     "keepalived",
 ];
@@ -62,6 +67,7 @@ const SCRIPTS: &[&str] = &[
     "vakt-proxy",
     "vakt-demo-web",
     "vakt-demo-db",
+    "vakt-mariadb",
     "vakt-firewall",
     "vakt-keepalived",
 ];

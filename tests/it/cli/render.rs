@@ -39,6 +39,7 @@ fn render_path(inv: &str, out: &Path, state: &Path) {
         .arg("--out")
         .arg(out)
         .env("VAKT_STATS_PASSWORD", "snapshot-password")
+        .env("VAKT_DB_PASSWORD", "snap'shot\\pw")
         .output()
         .unwrap();
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
@@ -146,6 +147,64 @@ fn firewall_renders_one_table_per_host_by_role() {
         let text = std::fs::read_to_string(out.path().join("db01").join(unit)).unwrap();
         insta::assert_snapshot!(format!("firewall__db01__{}", unit.replace('/', "__")), text);
     }
+}
+
+/// `db = { engine = "mariadb" }`: db01 gets vakt's own MariaDB (config on
+/// its private address only, grants for each web host's address with the
+/// password SQL-escaped, mode 0600; init script and unit), the firewall
+/// still opens 3306 to the web hosts alone, and no stand-in runs.
+#[test]
+fn mariadb_renders_its_config_grants_and_service_on_the_db_host() {
+    let out = TempDir::new("render");
+    let state = TempDir::new("state");
+    render_path(
+        "tests/it/cli/fixtures/mariadb.toml",
+        out.path(),
+        state.path(),
+    );
+    let db = out.path().join("db01");
+    for f in [
+        "etc/vakt/mariadb.cnf",
+        "etc/vakt/mariadb-grants.sql",
+        "etc/init.d/vakt-mariadb",
+        "etc/systemd/system/vakt-mariadb.service",
+    ] {
+        let text = std::fs::read_to_string(db.join(f)).unwrap();
+        insta::assert_snapshot!(format!("mariadb__db01__{}", f.replace('/', "__")), text);
+    }
+    let cnf = std::fs::read_to_string(db.join("etc/vakt/mariadb.cnf")).unwrap();
+    assert!(cnf.contains("\nbind-address = 10.10.0.20\n"), "{cnf}");
+    assert_eq!(cnf.matches("\nbind-address").count(), 1, "{cnf}");
+    assert!(cnf.contains("\ndatadir = /var/lib/vakt/mariadb\n"), "{cnf}");
+    let grants = std::fs::read_to_string(db.join("etc/vakt/mariadb-grants.sql")).unwrap();
+    for web in ["10.10.0.11", "10.10.0.12"] {
+        assert!(
+            grants.contains(&format!(
+                "GRANT ALL PRIVILEGES ON `shop`.* TO 'shop'@'{web}';"
+            )),
+            "{grants}"
+        );
+    }
+    assert!(
+        grants.contains(r"IDENTIFIED BY 'snap\'shot\\pw';"),
+        "{grants}"
+    );
+    assert!(
+        !grants.contains("10.10.0.10"),
+        "the LB gets no grant: {grants}"
+    );
+    let r = Command::new("sh")
+        .arg("-n")
+        .arg(db.join("etc/init.d/vakt-mariadb"))
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(!db.join("etc/init.d/vakt-demo-db").exists());
+    let nft = std::fs::read_to_string(db.join("etc/vakt/nftables.nft")).unwrap();
+    assert!(
+        nft.contains("ip saddr { 10.10.0.11, 10.10.0.12 } tcp dport 3306 accept"),
+        "{nft}"
+    );
 }
 
 /// The firewall is on by default for hosts reached over SSH (oslo.toml has

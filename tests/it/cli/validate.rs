@@ -343,4 +343,72 @@ fn logs_settings_are_checked_with_their_place_and_the_fix() {
         "{BASE}\n[logs]\nto = \"syslog-rfc5424\"\nkeep_days = 30\nanonymize = true\n"
     ));
     assert!(ok, "{err}");
+
+/// `db = { engine = .. }`: a password written in the inventory is refused
+/// at its line with the fix, and so are an unknown engine, MariaDB keys
+/// without `engine = "mariadb"`, both password sources, a database name
+/// that is not a plain name, MariaDB with `demo = true`, and MariaDB on a
+/// local host; `engine = "mariadb"` with `password_env` or `password_file`
+/// is valid, as is `engine = "demo"`.
+#[test]
+fn the_db_engine_is_checked_and_its_password_never_sits_in_the_inventory() {
+    let line = BASE.lines().count() + 1;
+    let with = |db: &str| format!("{BASE}db = {{ {db} }}\n");
+    for good in [
+        r#"engine = "mariadb", port = 3306, database = "shop", user = "shop", password_env = "VAKT_DB_PASSWORD""#,
+        r#"engine = "mariadb", password_file = "/etc/vakt-db-password""#,
+        r#"engine = "demo""#,
+        r#"port = 3306, demo = true"#,
+    ] {
+        let (ok, err) = check(&with(good));
+        assert!(ok, "{good}: {err}");
+    }
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            r#"engine = "mariadb", password = "hunter2""#,
+            "db01.db.password: the database password is written in the inventory",
+            "use password_env = \"VAKT_DB_PASSWORD\" or password_file",
+        ),
+        (
+            r#"engine = "mysql""#,
+            "db01.db.engine \"mysql\" is not known",
+            "use engine = \"mariadb\"",
+        ),
+        (
+            r#"database = "shop""#,
+            "db01.db.database is set but the engine is not mariadb",
+            "add engine = \"mariadb\"",
+        ),
+        (
+            r#"engine = "mariadb", password_env = "A", password_file = "/b""#,
+            "db01.db gives both password_env and password_file",
+            "give either password_env or password_file, not both",
+        ),
+        (
+            r#"engine = "mariadb", database = "shop-db""#,
+            "db01.db.database \"shop-db\" is not a plain name",
+            "use 1 to 32 letters, digits and _",
+        ),
+        (
+            r#"engine = "mariadb", demo = true"#,
+            "db01.db has engine = \"mariadb\" and demo = true",
+            "drop demo = true",
+        ),
+    ];
+    for (db, message, hint) in cases {
+        let (ok, err) = check(&with(db));
+        assert!(!ok, "{db}: accepted");
+        assert!(
+            err.contains(&format!("bad.toml:{line}:")) && err.contains(message),
+            "{db}: {err}"
+        );
+        assert!(err.contains(hint), "{db}: {err}");
+    }
+    let local = with(r#"engine = "mariadb""#).replace("10.10.0.20", "127.0.0.20");
+    let (ok, err) = check(&local);
+    assert!(
+        !ok && err.contains("engine = \"mariadb\" needs a remote host")
+            && err.contains("use engine = \"demo\" for a local cluster"),
+        "{err}"
+    );
 }
