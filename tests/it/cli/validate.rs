@@ -343,6 +343,7 @@ fn logs_settings_are_checked_with_their_place_and_the_fix() {
         "{BASE}\n[logs]\nto = \"syslog-rfc5424\"\nkeep_days = 30\nanonymize = true\n"
     ));
     assert!(ok, "{err}");
+}
 
 /// `db = { engine = .. }`: a password written in the inventory is refused
 /// at its line with the fix, and so are an unknown engine, MariaDB keys
