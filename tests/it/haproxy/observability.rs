@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -553,4 +553,63 @@ fn halog_reads_vakts_httplog_as_it_reads_haproxys() {
     };
     assert_eq!(first(&p_v), first(&p_h));
     assert!(p_v.lines().count() > 10, "{p_v}");
+}
+
+/// The metric names in `text` (`haproxy_...`), each once.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("haproxy_") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        out.insert(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    out
+}
+
+/// README's Grafana dashboard and alert rules (`docs/monitoring/`): promtool
+/// accepts the rules, the dashboard is JSON with a query per panel, and
+/// vakt serves every family either names.
+#[test]
+#[cfg_attr(
+    not(vakt_promtool),
+    ignore = "needs haproxy, halog and promtool: apt-get install haproxy prometheus (README: Tests)"
+)]
+fn the_dashboard_and_alerts_in_docs_use_only_families_vakt_serves() {
+    require_promtool();
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/monitoring");
+    let rules = docs.join("vakt-alerts.yml");
+    let out = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+        .expect("run promtool");
+    assert!(
+        out.status.success(),
+        "promtool check rules: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dashboard = std::fs::read_to_string(docs.join("grafana-dashboard.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&dashboard).expect("dashboard JSON");
+    let panels = json["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 6);
+    for p in panels {
+        assert!(p["targets"][0]["expr"].as_str().is_some(), "{p}");
+    }
+    let b = backends();
+    let dir = TempDir::new("metrics-docs");
+    let v = vakt_proxy(&b, &dir);
+    traffic(v.app, 4);
+    let page = parse(&v.scrape());
+    let mut named = metric_names(&std::fs::read_to_string(&rules).unwrap());
+    named.extend(metric_names(&dashboard));
+    let missing: Vec<&String> = named
+        .iter()
+        .filter(|n| !page.families.contains_key(*n))
+        .collect();
+    assert!(missing.is_empty(), "vakt serves no {missing:?}");
 }
