@@ -182,6 +182,8 @@ async fn serve_h2(
     builder
         .timer(TokioTimer::new())
         .max_concurrent_streams(MAX_H2_STREAMS)
+        // RFC 8441: WebSockets over h2 (extended CONNECT).
+        .enable_connect_protocol()
         .max_header_list_size(u32::try_from(fe.max_header_size).unwrap_or(u32::MAX))
         .max_pending_accept_reset_streams(Some(MAX_H2_STREAMS as usize))
         .max_local_error_reset_streams(Some(1024))

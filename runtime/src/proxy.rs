@@ -72,7 +72,10 @@ pub(crate) async fn handle(
         ex.request_line = Some(request_line(&req));
     }
 
-    if req.method() == Method::CONNECT {
+    // CONNECT is refused, but for RFC 8441's extended CONNECT of a
+    // WebSocket over h2 (hyper only lets it through when the listener
+    // announced SETTINGS_ENABLE_CONNECT_PROTOCOL).
+    if req.method() == Method::CONNECT && !is_h2_websocket(&req) {
         fe.counters.ereq.fetch_add(1, Relaxed);
         ex.termination = Termination::new(Who::Proxy, Phase::Request, b'-');
         return local(StatusCode::METHOD_NOT_ALLOWED, ex, true);
@@ -165,12 +168,12 @@ async fn forward(
         conn,
         http_close,
     );
-    if let Some((_, protocols)) = &upgrade {
+    if let Some(up) = &upgrade {
         // The upgrade's own hop-by-hop fields, as HAProxy sends them.
         parts
             .headers
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        for v in protocols {
+        for v in &up.protocols {
             parts.headers.append(header::UPGRADE, v.clone());
         }
     }
@@ -206,8 +209,8 @@ async fn forward(
     };
     match dispatch(&pool, req, idx, ip, one_off, limits, &mut ex, ck.seen, conn).await {
         Ok((resp, idx)) => match upgrade {
-            Some((on, _)) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
-                switch(resp, &pool, idx, sticky, ck, on, ex, conn)
+            Some(up) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                switch(resp, &pool, idx, sticky, ck, up, ex, conn)
             }
             _ => respond(resp, &pool, idx, sticky, ck, &method, http_close, ex),
         },
@@ -215,14 +218,50 @@ async fn forward(
     }
 }
 
-/// A WebSocket opening handshake that may become a tunnel: the client
-/// socket's upgrade handle and the `Upgrade` values to send on. Only
-/// requests the hygiene scanner held for their answer qualify (the same
-/// [`is_websocket`] test, and no body).
-fn websocket(
-    parts: &mut http::request::Parts,
-    body: &Incoming,
-) -> Option<(OnUpgrade, Vec<HeaderValue>)> {
+/// A WebSocket opening handshake that may become a tunnel.
+struct Upgrade {
+    /// The client stream's upgrade handle.
+    on: OnUpgrade,
+    /// The `Upgrade` values to send on.
+    protocols: Vec<HeaderValue>,
+    /// RFC 8441: an extended CONNECT on an h2 stream, sent to the server as
+    /// an HTTP/1.1 upgrade, answered 200 and tunnelled on that stream.
+    h2: bool,
+}
+
+/// An extended CONNECT (RFC 8441 §4) whose `:protocol` is `websocket`.
+fn is_h2_websocket<B>(req: &Request<B>) -> bool {
+    req.method() == Method::CONNECT
+        && req.version() == http::Version::HTTP_2
+        && req
+            .extensions()
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"))
+}
+
+/// A WebSocket opening handshake that may become a tunnel. Over HTTP/1.1
+/// only requests the hygiene scanner held for their answer qualify (the
+/// same [`is_websocket`] test, and no body). Over h2, an extended CONNECT
+/// becomes the HTTP/1.1 GET the server expects (RFC 8441 §5: the
+/// server gets its own `Sec-WebSocket-Key`, the h2 client never sees the
+/// `Sec-WebSocket-Accept`).
+fn websocket(parts: &mut http::request::Parts, body: &Incoming) -> Option<Upgrade> {
+    if parts.method == Method::CONNECT {
+        let on = parts.extensions.remove::<OnUpgrade>()?;
+        parts.method = Method::GET;
+        parts.extensions.remove::<hyper::ext::Protocol>();
+        let key: [u8; 16] = rand::random();
+        let key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key);
+        parts.headers.insert(
+            HeaderName::from_static("sec-websocket-key"),
+            HeaderValue::from_str(&key).ok()?,
+        );
+        return Some(Upgrade {
+            on,
+            protocols: vec![HeaderValue::from_static("websocket")],
+            h2: true,
+        });
+    }
     let headers = parts
         .headers
         .iter()
@@ -243,7 +282,11 @@ fn websocket(
         .cloned()
         .collect();
     let on = parts.extensions.remove::<OnUpgrade>()?;
-    Some((on, protocols))
+    Some(Upgrade {
+        on,
+        protocols,
+        h2: false,
+    })
 }
 
 /// Persistence: a cookie naming a server that may serve it pins the
@@ -466,7 +509,7 @@ fn switch(
     idx: usize,
     sticky: Option<usize>,
     ck: CookieLog,
-    upgrade: OnUpgrade,
+    upgrade: Upgrade,
     mut ex: Exchange,
     conn: &ConnInfo,
 ) -> Response<ResponseBody> {
@@ -487,11 +530,18 @@ fn switch(
         false,
         &mut ex,
     );
-    parts
-        .headers
-        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    for v in protocols {
-        parts.headers.append(header::UPGRADE, v);
+    if upgrade.h2 {
+        // RFC 8441 §5: a 2xx opens the tunnel on the stream; h2 has no
+        // connection-specific fields, and the accept value was ours.
+        parts.status = StatusCode::OK;
+        parts.headers.remove(header::SEC_WEBSOCKET_ACCEPT);
+    } else {
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        for v in protocols {
+            parts.headers.append(header::UPGRADE, v);
+        }
     }
     ex.count_head(
         parts.status,
@@ -509,14 +559,21 @@ fn switch(
         .conf
         .timeout_tunnel
         .unwrap_or(ex.fe.conf.timeout_client.min(pool.conf.timeout_server));
-    conn.client_state.tunnel.store(true, Relaxed);
-    *conn.tunnel.lock().unwrap_or_else(|e| e.into_inner()) = Some(Tunnel {
-        upgrade,
+    let tunnel = Tunnel {
+        upgrade: upgrade.on,
         server,
         early,
         idle,
         ex,
-    });
+    };
+    if upgrade.h2 {
+        // One stream of many: the tunnel runs beside the connection, which
+        // stays open (and counted) while the stream is.
+        tokio::spawn(tunnel.run());
+    } else {
+        conn.client_state.tunnel.store(true, Relaxed);
+        *conn.tunnel.lock().unwrap_or_else(|e| e.into_inner()) = Some(tunnel);
+    }
     Response::from_parts(parts, ResponseBody::full(Bytes::new(), None))
 }
 

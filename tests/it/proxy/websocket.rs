@@ -475,3 +475,123 @@ fn a_websocket_over_tls_is_tunnelled() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// RFC 8441 over h2: an extended CONNECT with `:protocol = websocket` on a
+/// TLS listener (ALPN h2) with hyper's h2 client; the server gets the
+/// HTTP/1.1 upgrade it knows, the h2 client a 200 and the tunnel on its
+/// stream.
+#[test]
+fn a_websocket_over_h2_extended_connect_is_tunnelled_on_its_stream() {
+    use http_body_util::Empty;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+    let dir = TempDir::new("ws-h2");
+    // rustls refuses a self-signed CA certificate as a server's.
+    let ca_path = crate::support::pem::ca_signed(dir.path(), "ws", &["ws.test"]);
+    let crt = dir.path().join("ws.pem");
+    let mut pem = std::fs::read(dir.path().join("ws.crt")).unwrap();
+    pem.extend(std::fs::read(dir.path().join("ws.key")).unwrap());
+    std::fs::write(&crt, pem).unwrap();
+    let tls = free_addr();
+    let listen = format!(
+        "tls = {{ bind = [\"{tls}\"], crt = [\"{}\"] }}",
+        crt.display()
+    );
+    let s = setup(
+        1,
+        Opts {
+            listen: &listen,
+            ..Opts::default()
+        },
+    );
+    assert!(crate::support::eventually(Duration::from_secs(5), || {
+        TcpStream::connect(tls).is_ok()
+    }));
+    let ca = std::fs::read(&ca_path).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (status, accept, lines) = rt.block_on(async {
+        let mut roots = rustls::RootCertStore::empty();
+        use rustls_pki_types::pem::PemObject;
+        for c in rustls_pki_types::CertificateDer::pem_slice_iter(&ca) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let mut cfg = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        cfg.alpn_protocols = vec![b"h2".to_vec()];
+        let tcp = tokio::net::TcpStream::connect(tls).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("ws.test").unwrap();
+        let session = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let (mut send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .handshake(TokioIo::new(session))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut req = http::Request::builder()
+            .method(http::Method::CONNECT)
+            .uri("https://ws.test/chat")
+            .header("sec-websocket-version", "13")
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        req.extensions_mut()
+            .insert(hyper::ext::Protocol::from_static("websocket"));
+        let resp = send.send_request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let accept = resp.headers().contains_key("sec-websocket-accept");
+        let upgraded = hyper::upgrade::on(resp).await.unwrap();
+        let mut io = tokio::io::BufReader::new(TokioIo::new(upgraded));
+        let mut lines = Vec::new();
+        let mut line = String::new();
+        io.read_line(&mut line).await.unwrap();
+        lines.push(std::mem::take(&mut line));
+        io.get_mut().write_all(b"over h2\n").await.unwrap();
+        io.get_mut().flush().await.unwrap();
+        io.read_line(&mut line).await.unwrap();
+        lines.push(std::mem::take(&mut line));
+        // The connection's other streams go on beside the tunnel; another
+        // extended CONNECT protocol is refused.
+        let get = http::Request::get("https://ws.test/plain")
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let plain = send.send_request(get).await.unwrap().status().as_u16();
+        let mut other = http::Request::builder()
+            .method(http::Method::CONNECT)
+            .uri("https://ws.test/udp")
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        other
+            .extensions_mut()
+            .insert(hyper::ext::Protocol::from_static("connect-udp"));
+        let refused = send.send_request(other).await.unwrap().status().as_u16();
+        io.get_mut().write_all(b"still open\n").await.unwrap();
+        io.read_line(&mut line).await.unwrap();
+        lines.push(line);
+        assert_eq!((plain, refused), (200, 405));
+        (status, accept, lines)
+    });
+    assert_eq!(status, 200);
+    assert!(!accept, "the client got the server's Sec-WebSocket-Accept");
+    assert_eq!(lines, ["hi from ws01\n", "over h2\n", "still open\n"]);
+    let heads = s.servers[0].heads.lock().unwrap().clone();
+    let head = heads
+        .iter()
+        .map(|h| h.to_ascii_lowercase())
+        .find(|h| h.starts_with("get /chat "))
+        .unwrap_or_else(|| panic!("no GET /chat reached the server: {heads:?}"));
+    assert!(head.starts_with("get /chat http/1.1\r\n"), "{head}");
+    for field in [
+        "upgrade: websocket\r\n",
+        "connection: upgrade\r\n",
+        "sec-websocket-version: 13\r\n",
+        "sec-websocket-key: ",
+    ] {
+        assert!(head.contains(field), "missing {field:?}: {head}");
+    }
+}
