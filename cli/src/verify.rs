@@ -325,15 +325,31 @@ fn cert_checks(lbs: &[&HostTarget], tls: &Tls, path: &str) -> Vec<Check> {
                 .map(String::as_str)
                 .filter(|d| !c.names.iter().any(|n| covers(n, d)))
                 .collect();
+            // The fix depends on where certificates come from: the
+            // operator's PEM, or the LBs' own ACME renewals.
+            let (renew, push) = if tls.acme.is_some() {
+                (
+                    format!(
+                        "{0} renews it itself, and did not: see why with `vakt exec --hosts {0} -- vakt acme renew --config /etc/vakt/acme.toml`",
+                        lb.host.name
+                    ),
+                    "run `vakt up` to order one for the inventory's domains",
+                )
+            } else {
+                (
+                    "renew it (a new [tls] pem, then `vakt up`)".to_string(),
+                    "run `vakt up` to push the inventory's pem",
+                )
+            };
             if c.days_left < certs::MIN_DAYS {
                 Err(format!(
-                    "{}: under {} days left; renew it (a new [tls] pem, then `vakt up`)",
+                    "{}: under {} days left; {renew}",
                     c.summary(),
                     certs::MIN_DAYS
                 ))
             } else if !missing.is_empty() {
                 Err(format!(
-                    "{}: does not name {} from [tls] domains; run `vakt up` to push the inventory's pem",
+                    "{}: does not name {} from [tls] domains; {push}",
                     c.summary(),
                     missing.join(", ")
                 ))
