@@ -45,6 +45,14 @@ const SUITES: &[Suite] = &[
         commands: &[LAB, &["keepalived"]],
     },
     Suite {
+        cfg: "vakt_lab_acme",
+        root: true,
+        commands: &[
+            LAB,
+            &["keepalived", "pebble", "pebble-challtestsrv", "openssl"],
+        ],
+    },
+    Suite {
         cfg: "vakt_lab_firewall",
         root: true,
         commands: &[LAB, &["nft"]],

@@ -2,7 +2,10 @@
 //! testing clients) on loopback, with `pebble-challtestsrv` as its DNS so
 //! that the test's domains resolve to the LB under test and nothing else.
 //! Its API speaks HTTPS with a certificate made here (`ca`); what it issues
-//! chains to a root it makes at start (`root`).
+//! chains to a root it makes at start (`root`). In the lab it runs inside
+//! the control namespace (`start_in`), on that namespace's address on the
+//! lab's private network, so the LBs reach its API and it validates through
+//! the VIP.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,6 +22,14 @@ pub struct Pebble {
     /// The CA of pebble's own HTTPS (what `[tls] acme.ca_file` names).
     pub ca: PathBuf,
     management: SocketAddr,
+    /// The network namespace it runs in (`None`: this one).
+    netns: Option<String>,
+}
+
+/// Where pebble runs: a namespace and an address in it.
+pub struct Place<'a> {
+    pub netns: &'a str,
+    pub ip: std::net::IpAddr,
 }
 
 impl Pebble {
@@ -26,9 +37,30 @@ impl Pebble {
     /// `resolve_to` (every name resolves there), issuing certificates valid
     /// `validity` seconds.
     pub fn start(http_port: u16, resolve_to: &str, validity: u64) -> Pebble {
+        Self::start_in(None, http_port, resolve_to, validity)
+    }
+
+    /// Pebble at `place` (a namespace of the test's own, where fixed ports
+    /// are free), or on loopback when `None`.
+    pub fn start_in(
+        place: Option<Place<'_>>,
+        http_port: u16,
+        resolve_to: &str,
+        validity: u64,
+    ) -> Pebble {
         let dir = TempDir::new("pebble");
-        let api = free_addr();
-        let management = free_addr();
+        let mut next_port = 14000;
+        let mut addr = || match &place {
+            Some(p) => {
+                next_port += 1;
+                SocketAddr::new(p.ip, next_port)
+            }
+            None => free_addr(),
+        };
+        let netns = place.as_ref().map(|p| p.netns.to_string());
+        let command = |program: &str| in_netns(netns.as_deref(), program);
+        let api = addr();
+        let management = addr();
         let ca = super::pem::ca_signed(
             dir.path(),
             "api",
@@ -38,7 +70,9 @@ impl Pebble {
                 &format!("IP:{}", management.ip()),
             ],
         );
-        let dns = free_addr();
+        let dns = addr();
+        let tls = addr();
+        let challtest_management = addr();
         let config = dir.path().join("pebble.json");
         std::fs::write(
             &config,
@@ -49,21 +83,22 @@ impl Pebble {
   "certificateValidityPeriod": {validity}}}}}"#,
                 crt = dir.path().join("api.crt").display(),
                 key = dir.path().join("api.key").display(),
-                tls = free_addr().port(),
+                tls = tls.port(),
             ),
         )
         .unwrap();
         let log =
             |name: &str| std::fs::File::create(dir.path().join(name)).expect("pebble log file");
-        let dns_srv = Command::new("pebble-challtestsrv")
+        let dns_srv = command("pebble-challtestsrv")
             .args(["-dns01", &dns.to_string(), "-http01", "", "-https01", ""])
-            .args(["-tlsalpn01", "", "-management", &free_addr().to_string()])
+            .args(["-tlsalpn01", "", "-management"])
+            .arg(challtest_management.to_string())
             .args(["-defaultIPv4", resolve_to, "-defaultIPv6", ""])
             .stdout(log("challtestsrv.log"))
             .stderr(Stdio::null())
             .spawn()
             .expect("start pebble-challtestsrv");
-        let pebble = Command::new("pebble")
+        let pebble = command("pebble")
             .arg("-config")
             .arg(&config)
             .args(["-dnsserver", &dns.to_string()])
@@ -82,6 +117,7 @@ impl Pebble {
             ca,
             dir,
             management,
+            netns,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while p.curl(&p.directory).is_err() {
@@ -97,7 +133,7 @@ impl Pebble {
     }
 
     fn curl(&self, url: &str) -> Result<String, String> {
-        let out = Command::new("curl")
+        let out = in_netns(self.netns.as_deref(), "curl")
             .args(["-sSf", "--max-time", "5", "--cacert"])
             .arg(&self.ca)
             .arg(url)
@@ -123,6 +159,19 @@ impl Pebble {
     /// What pebble logged, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("pebble.log")).unwrap_or_default()
+    }
+}
+
+/// `program` run in network namespace `netns` (`ip netns exec` execs it, so
+/// killing the child kills the program), or here.
+fn in_netns(netns: Option<&str>, program: &str) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, program]);
+            c
+        }
+        None => Command::new(program),
     }
 }
 
