@@ -72,11 +72,19 @@ EOF
 }
 
 # --- the two proxies, fresh for each scenario --------------------------------
-# write_configs BACKEND_PORT1 BACKEND_PORT2 THREADS HTTP_CLOSE MAXCONN HTTP_REQUEST_TIMEOUT
-# writes $dir/haproxy.cfg and $dir/vakt.toml; sets hp, vp (their ports).
+# write_configs BACKEND_PORT1 BACKEND_PORT2 THREADS HTTP_CLOSE MAXCONN HTTP_REQUEST_TIMEOUT [PEM]
+# writes $dir/haproxy.cfg and $dir/vakt.toml; sets hp, vp (their ports) and,
+# with PEM (chain and key, as HAProxy's `crt`), hs, vs: their TLS ports
+# (ALPN h2 and http/1.1, no redirect).
 write_configs() {
-  local b1=$1 b2=$2 threads=$3 close=$4 maxconn=$5 http_request=$6
+  local b1=$1 b2=$2 threads=$3 close=$4 maxconn=$5 http_request=$6 pem=${7:-}
   hp=$(port) vp=$(port)
+  local hbind_tls="" vtls=""
+  if [ -n "$pem" ]; then
+    hs=$(port) vs=$(port)
+    hbind_tls="    bind 127.0.0.1:$hs ssl crt $pem alpn h2,http/1.1"
+    vtls="tls = { bind = [\"127.0.0.1:$vs\"], crt = [\"$pem\"], redirect = false }"
+  fi
   local hclose=""
   [ "$close" = true ] && hclose="    option httpclose"
   cat > "$dir/haproxy.cfg" <<EOF
@@ -97,6 +105,7 @@ defaults
 $hclose
 listen bench
     bind 127.0.0.1:$hp
+$hbind_tls
     balance roundrobin
     cookie SERVERID insert indirect nocache
     server w1 127.0.0.1:$b1 cookie w1
@@ -117,6 +126,7 @@ timeout = { connect = "5s", client = "50s", server = "50s", queue = "5s", http_r
 [[listen]]
 name = "bench"
 bind = ["127.0.0.1:$vp"]
+$vtls
 balance = "roundrobin"
 cookie = { name = "SERVERID", mode = "insert", indirect = true, nocache = true }
 
@@ -151,12 +161,34 @@ median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] 
 col() { awk -v c="$2" '{ print $c }' "$1" | median; }
 
 # One wrk run → "req/s p50_ms p99_ms errors" (errors: socket errors and
-# non-2xx/3xx answers, which would make req/s meaningless).
+# non-2xx/3xx answers, which would make req/s meaningless). $scheme
+# (default http) picks https for the TLS scenarios.
 run_wrk() { # PORT CONNECTIONS DURATION [wrk options...]
   local p=$1 c=$2 d=$3; shift 3
-  wrk -t1 -c"$c" -d"$d" --latency "$@" "http://127.0.0.1:$p/" | awk '
+  wrk -t1 -c"$c" -d"$d" --latency "$@" "${scheme:-http}://127.0.0.1:$p/" | awk '
     function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
     /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 }
     /Socket errors/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 } /Non-2xx/ { err += $NF }
     END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, err }'
+}
+
+# One h2load run over TLS (ALPN h2) → "req/s p50_ms p99_ms errors"; h2load
+# gives no percentiles, so p50 is its mean request time and p99 its max.
+run_h2load() { # PORT CONNECTIONS STREAMS DURATION_SECONDS
+  local p=$1 c=$2 m=$3 d=$4
+  h2load -c"$c" -m"$m" -D"$d" --warm-up-time=1 "https://127.0.0.1:$p/" 2>&1 | awk '
+    function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+    /^finished in/ { sub(/req\/s,?/, "", $4); rps = $4 }
+    /^requests:/ { err += $10 + $12 + $14 }
+    /^status codes:/ { err += $7 + $9 }
+    /^time for request:/ { mean = ms($6); max = ms($5) }
+    END { printf "%.0f %.3f %.3f %d\n", rps, mean, max, err }'
+}
+
+# An ECDSA P-256 certificate for 127.0.0.1, chain and key in one PEM.
+make_pem() { # PATH
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=bench.test -addext "subjectAltName=DNS:bench.test,IP:127.0.0.1" \
+    -keyout "$1.key" -out "$1.crt" 2>/dev/null
+  cat "$1.crt" "$1.key" > "$1"
 }
