@@ -9,6 +9,7 @@ mod support;
 mod cli;
 mod haproxy;
 mod lab;
+mod lab_backups;
 mod lab_firewall;
 mod lab_ha;
 mod lab_lifecycle;
