@@ -196,6 +196,12 @@ fn reach(inv: &Inventory, host: &Host, obs: &Observed) -> Option<Evidence> {
         webs.iter().any(|w| w.private_ip.to_string() == a)
             || dumpers.iter().any(|d| d.to_string() == a)
     };
+    // Without dump targets the messages say what they always said.
+    let (allowed, allowed_pl) = if dumpers.is_empty() {
+        ("web host", "the web hosts")
+    } else {
+        ("web or backup host", "the web and backup hosts")
+    };
     let is_dumper = |name: &str| {
         inv.hosts
             .iter()
@@ -211,7 +217,7 @@ fn reach(inv: &Inventory, host: &Host, obs: &Observed) -> Option<Evidence> {
                     let beyond: Vec<&String> = src.iter().filter(|a| !is_web_ip(a)).collect();
                     if !beyond.is_empty() {
                         wrong.push(format!(
-                            "port {} admits {} beyond the web and backup hosts by `{rule}`",
+                            "port {} admits {} beyond {allowed_pl} by `{rule}`",
                             p.port,
                             beyond
                                 .iter()
@@ -233,7 +239,7 @@ fn reach(inv: &Inventory, host: &Host, obs: &Observed) -> Option<Evidence> {
         for f in from(true) {
             if !webs.iter().any(|w| w.name == f) && !is_dumper(f) {
                 wrong.push(format!(
-                    "port {} is reachable from {f}, which is no web or backup host",
+                    "port {} is reachable from {f}, which is no {allowed}",
                     p.port
                 ));
             }
@@ -273,8 +279,13 @@ fn reach(inv: &Inventory, host: &Host, obs: &Observed) -> Option<Evidence> {
             kind: "reach".into(),
             agrees: Some(false),
             detail: format!(
-                "{}: only the web hosts (and the backup hosts that dump it) may reach a database; run `vakt up` to load the firewall's rules",
-                wrong.join("; ")
+                "{}: only the web hosts{} may reach a database; run `vakt up` to load the firewall's rules",
+                wrong.join("; "),
+                if dumpers.is_empty() {
+                    ""
+                } else {
+                    " (and the backup hosts that dump it)"
+                }
             ),
         }
     })

@@ -1621,6 +1621,10 @@ fn read_backups(root: &mut Fields, hosts: &[Host], d: &mut Diagnostics) -> Vec<B
     backups
 }
 
+/// The MariaDB account backup hosts dump and restore with (so no shop
+/// user may be called that).
+pub const BACKUP_USER: &str = "vakt_backup";
+
 /// The `[[backups]]` kind whose dumps vakt makes and restores.
 pub const DUMP_KIND: &str = "mariadb-dump";
 
@@ -1700,6 +1704,19 @@ fn read_dump(
             }
         },
     };
+    if let Some(db) = db
+        && db.mariadb.as_ref().is_some_and(|m| m.user == BACKUP_USER)
+    {
+        d.error_hint(
+            src,
+            b.span(),
+            format!(
+                "backup `{name}`: {}.db.user is {BACKUP_USER}, the backup account's name",
+                db.name
+            ),
+            "give the shop's database user another name (e.g. user = \"shop\")",
+        );
+    }
     let host = match b.str("host", d) {
         Some((v, span)) => match hosts.iter().find(|h| h.name == v) {
             Some(h) if h.has(Role::Backup) || db.is_some_and(|db| db.name == h.name) => Some(h),

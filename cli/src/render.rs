@@ -218,8 +218,7 @@ pub struct HostContext {
 /// backup user's password before `up` made one.
 pub const BACKUP_PASSWORD_PLACEHOLDER: &str = "PLACEHOLDER-no-backup-password-was-known";
 
-/// The MariaDB account backup hosts dump and restore with.
-pub const BACKUP_USER: &str = "vakt_backup";
+pub use crate::inventory::BACKUP_USER;
 /// The database `vakt restore --check` restores into, then drops.
 pub const SCRATCH_DB: &str = "vakt_restore_check";
 /// On a DB host: the rights `vakt restore --yes` lends the backup user

@@ -419,7 +419,8 @@ fn the_db_engine_is_checked_and_its_password_never_sits_in_the_inventory() {
 /// host that is neither a backup host nor the DB, no MariaDB to dump, two
 /// dumps on one host, a relative path, `keep` out of range, an unknown
 /// schedule, a location of its own, dump keys on another kind, a backup
-/// host that runs a service too); the fixture itself is valid.
+/// host that runs a service too, a shop user named like the backup
+/// account); the fixture itself is valid.
 #[test]
 fn backup_targets_are_checked_with_their_place_and_the_fix() {
     let good = include_str!("fixtures/backups.toml");
@@ -495,6 +496,13 @@ fn backup_targets_are_checked_with_their_place_and_the_fix() {
         );
         assert!(err.contains(hint), "{to}: {err}");
     }
+    // The shop's user may not take the backup account's name.
+    let (ok, err) = check(&good.replace("user = \"shop\"", "user = \"vakt_backup\""));
+    assert!(
+        !ok && err.contains(&format!("bad.toml:{}:", line_of("name = \"nightly\"") - 1))
+            && err.contains("db01.db.user is vakt_backup, the backup account's name"),
+        "{err}"
+    );
     // Two dumps on one host.
     let twice = format!(
         "{good}\n[[backups]]\nname = \"hourly\"\nkind = \"mariadb-dump\"\nhost = \"backup01\"\npath = \"/var/backups/hourly\"\n"
