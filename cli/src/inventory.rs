@@ -493,12 +493,21 @@ impl Schedule {
         ("weekly", Schedule::Weekly),
     ];
 
-    /// As the inventory spells it (also systemd's `OnCalendar=` word).
+    /// As the inventory spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             Schedule::Hourly => "hourly",
             Schedule::Daily => "daily",
             Schedule::Weekly => "weekly",
+        }
+    }
+
+    /// systemd's `OnCalendar=` for the same times as [`Schedule::cron`].
+    pub fn on_calendar(self) -> &'static str {
+        match self {
+            Schedule::Hourly => "*-*-* *:17:00",
+            Schedule::Daily => "*-*-* 03:17:00",
+            Schedule::Weekly => "Sun *-*-* 03:17:00",
         }
     }
 

@@ -557,6 +557,7 @@ fn backup_files(
         keep => dump.keep,
         schedule => dump.schedule.as_str(),
         cron => dump.schedule.cron(),
+        on_calendar => dump.schedule.on_calendar(),
         cnf => format!("{root}{BACKUP_CNF}"),
         script => format!("{root}{BACKUP_SCRIPT}"),
         cron_source => format!("{root}{BACKUP_CRON}"),
