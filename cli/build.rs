@@ -66,6 +66,15 @@ const SUITES: &[Suite] = &[
         ],
     },
     Suite {
+        cfg: "vakt_lab_backups",
+        root: true,
+        commands: &[
+            LAB,
+            &["mariadbd", "mariadb-install-db", "mariadb", "mariadb-admin"],
+            &["mariadb-dump", "bash", "gzip", "sha256sum"],
+        ],
+    },
+    Suite {
         cfg: "vakt_lab_sudo",
         root: true,
         commands: &[LAB, &["sudo", "useradd", "userdel"]],

@@ -136,6 +136,9 @@ pub struct Observed {
     /// With `[logs] to = "file"`: the age in days of each LB's oldest
     /// request log file (`Ok(None)`: none yet).
     pub log_age: Vec<(String, Result<Option<u64>, String>)>,
+    /// Each dump target's newest dump as its host reports it, by target
+    /// name (`Ok(None)`: no dump yet).
+    pub dumps: Vec<(String, Result<Option<crate::backup::Dumped>, String>)>,
 }
 
 /// Who may and who does reach one data port: the accept rules for it in
@@ -186,7 +189,24 @@ fn reach(inv: &Inventory, host: &Host, obs: &Observed) -> Option<Evidence> {
         Ok(p) => p,
     };
     let webs: Vec<&Host> = inv.webs().collect();
-    let is_web_ip = |a: &str| webs.iter().any(|w| w.private_ip.to_string() == a);
+    // The hosts that dump this DB reach it too (`[[backups]]`): by their
+    // own rule, and they hold the data anyway (judged as backups).
+    let dumpers = crate::topology::dumpers_of(inv, host);
+    let is_web_ip = |a: &str| {
+        webs.iter().any(|w| w.private_ip.to_string() == a)
+            || dumpers.iter().any(|d| d.to_string() == a)
+    };
+    // Without dump targets the messages say what they always said.
+    let (allowed, allowed_pl) = if dumpers.is_empty() {
+        ("web host", "the web hosts")
+    } else {
+        ("web or backup host", "the web and backup hosts")
+    };
+    let is_dumper = |name: &str| {
+        inv.hosts
+            .iter()
+            .any(|h| h.name == name && dumpers.contains(&h.private_ip))
+    };
     let mut wrong = Vec::new();
     let mut parts = Vec::new();
     for p in ports {
@@ -197,7 +217,7 @@ fn reach(inv: &Inventory, host: &Host, obs: &Observed) -> Option<Evidence> {
                     let beyond: Vec<&String> = src.iter().filter(|a| !is_web_ip(a)).collect();
                     if !beyond.is_empty() {
                         wrong.push(format!(
-                            "port {} admits {} beyond the web hosts by `{rule}`",
+                            "port {} admits {} beyond {allowed_pl} by `{rule}`",
                             p.port,
                             beyond
                                 .iter()
@@ -217,9 +237,9 @@ fn reach(inv: &Inventory, host: &Host, obs: &Observed) -> Option<Evidence> {
                 .collect()
         };
         for f in from(true) {
-            if !webs.iter().any(|w| w.name == f) {
+            if !webs.iter().any(|w| w.name == f) && !is_dumper(f) {
                 wrong.push(format!(
-                    "port {} is reachable from {f}, which is no web host",
+                    "port {} is reachable from {f}, which is no {allowed}",
                     p.port
                 ));
             }
@@ -245,7 +265,12 @@ fn reach(inv: &Inventory, host: &Host, obs: &Observed) -> Option<Evidence> {
             kind: "reach".into(),
             agrees: Some(true),
             detail: format!(
-                "only the web hosts reach its data ports: {}",
+                "only the web hosts{} reach its data ports: {}",
+                if dumpers.is_empty() {
+                    ""
+                } else {
+                    " and the hosts that dump it"
+                },
                 parts.join(" | ")
             ),
         }
@@ -254,8 +279,13 @@ fn reach(inv: &Inventory, host: &Host, obs: &Observed) -> Option<Evidence> {
             kind: "reach".into(),
             agrees: Some(false),
             detail: format!(
-                "{}: only the web hosts may reach a database; run `vakt up` to load the firewall's rules",
-                wrong.join("; ")
+                "{}: only the web hosts{} may reach a database; run `vakt up` to load the firewall's rules",
+                wrong.join("; "),
+                if dumpers.is_empty() {
+                    ""
+                } else {
+                    " (and the backup hosts that dump it)"
+                }
             ),
         }
     })
@@ -431,6 +461,8 @@ pub fn judge_all(inv: &Inventory, obs: &Observed, date: String) -> Report {
         }
         let why = if h.has(Role::Db) {
             "role db".to_string()
+        } else if h.has(Role::Backup) {
+            "role backup: keeps the database's dumps".to_string()
         } else if h.data {
             "data = true".to_string()
         } else {
@@ -477,21 +509,39 @@ pub fn judge_all(inv: &Inventory, obs: &Observed, date: String) -> Report {
         });
     }
     for b in &inv.backups {
-        let evidence = vec![declared(policy, Some(&b.location))];
-        // A backup target has only its declaration; other required evidence
-        // does not apply to it.
+        let mut evidence = vec![declared(policy, Some(&b.location))];
+        if let Some(d) = &b.dump {
+            evidence.push(holds(b, d, obs));
+        }
+        // A backup target is judged by where it lies; what it holds is
+        // evidence for the auditor (its host is judged as a host too).
         let decl = &evidence[0];
         let (verdict, reasons) = match decl.agrees {
             Some(true) => (Verdict::Compliant, Vec::new()),
             _ => (
                 Verdict::Violation,
-                vec![format!("backup {}: {}", b.name, decl.detail)],
+                vec![format!(
+                    "backup {}: {}{}, outside {}",
+                    b.name,
+                    b.dump
+                        .as_ref()
+                        .map(|d| format!("its dumps lie on {}, which ", d.host))
+                        .unwrap_or_default(),
+                    decl.detail,
+                    policy.data_countries.join("/")
+                )],
             ),
         };
         subjects.push(Subject {
             name: b.name.clone(),
             kind: format!("backup ({})", b.kind),
-            why: "[[backups]] target".into(),
+            why: match &b.dump {
+                Some(d) => format!(
+                    "[[backups]] target: dumps of {} kept on {} in {}",
+                    d.db, d.host, d.path
+                ),
+                None => "[[backups]] target".into(),
+            },
             location: Some(b.location.clone()),
             public_ip: None,
             evidence,
@@ -538,6 +588,50 @@ pub fn judge_all(inv: &Inventory, obs: &Observed, date: String) -> Report {
         policy: policy.clone(),
         subjects,
         others,
+    }
+}
+
+/// The "holds" evidence of a dump target: what its host actually keeps
+/// (the newest dump's time, size and checksum), or why it is not known.
+/// It never decides the verdict: where the files lie does.
+fn holds(b: &crate::inventory::Backup, d: &crate::inventory::Dump, obs: &Observed) -> Evidence {
+    let detail = match obs.dumps.iter().find(|(n, _)| *n == b.name).map(|(_, r)| r) {
+        Some(Ok(Some(x))) => format!(
+            "{} holds {} ({} bytes, sha256 {}), {} old; the newest {} are kept ({})",
+            d.host,
+            x.file,
+            x.size,
+            x.sha256,
+            age(x.age_secs()),
+            d.keep,
+            d.schedule.as_str()
+        ),
+        Some(Ok(None)) => format!(
+            "{} holds no dump in {} yet (`vakt backup` makes one)",
+            d.host, d.path
+        ),
+        Some(Err(e)) => format!("what {} holds could not be read: {e}", d.host),
+        None => format!(
+            "{}:{} was not looked at{}",
+            d.host,
+            d.path,
+            if obs.offline { " (--offline)" } else { "" }
+        ),
+    };
+    Evidence {
+        kind: "holds".into(),
+        agrees: None,
+        detail,
+    }
+}
+
+/// An age as people say it: seconds, minutes, hours or days.
+fn age(secs: i64) -> String {
+    match secs {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3600),
+        s => format!("{} days", s / 86_400),
     }
 }
 
@@ -842,6 +936,21 @@ pub fn gather(t: &Target, offline: bool, step: &dyn Fn(&str)) -> anyhow::Result<
             Ok(oldest_age_days(&out.stdout))
         });
         obs.log_age.push((h.host.name.clone(), r));
+    }
+    for b in inv.backups.iter().filter(|b| b.dump.is_some()) {
+        let Some(h) = b
+            .dump
+            .as_ref()
+            .and_then(|d| t.hosts.iter().find(|h| h.host.name == d.host))
+        else {
+            continue;
+        };
+        step(&format!("dumps of {} on {}", b.name, h.host.name));
+        let r = h
+            .transport()
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|tr| crate::backup::latest(tr).map_err(|e| e.to_string()));
+        obs.dumps.push((b.name.clone(), r));
     }
     if inv.firewall.enabled {
         for h in t.hosts.iter().filter(|h| {

@@ -24,6 +24,9 @@ pub enum Role {
     Lb,
     Web,
     Db,
+    /// Keeps the database's dumps (`[[backups]] kind = "mariadb-dump"`):
+    /// no web or database service, but personal data all the same.
+    Backup,
 }
 
 impl Role {
@@ -33,6 +36,7 @@ impl Role {
             Role::Lb => "lb",
             Role::Web => "web",
             Role::Db => "db",
+            Role::Backup => "backup",
         }
     }
 }
@@ -447,12 +451,75 @@ pub struct Metrics {
     pub port: u16,
 }
 
-/// A `[[backups]]` target: data-bearing wherever it is.
+/// A `[[backups]]` target: data-bearing wherever it is. A declared place
+/// (any `kind` but "mariadb-dump", with its own `location`), or dumps vakt
+/// makes (`dump`), which lie where their host is.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Backup {
     pub name: String,
     pub kind: String,
     pub location: Location,
+    pub dump: Option<Dump>,
+}
+
+/// `kind = "mariadb-dump"`: the backup host (role backup, or the DB host
+/// itself) dumps the DB host's MariaDB over the private network into
+/// `path`, on `schedule` and on `vakt backup`, keeping the newest `keep`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Dump {
+    /// The host that runs the dump and keeps the files.
+    pub host: String,
+    /// The DB host (`engine = "mariadb"`) it dumps.
+    pub db: String,
+    /// The folder of the dumps on `host` (absolute).
+    pub path: String,
+    pub keep: u32,
+    pub schedule: Schedule,
+}
+
+/// How often a dump runs on its own (a systemd timer or a cron entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    Hourly,
+    Daily,
+    Weekly,
+}
+
+impl Schedule {
+    const ALL: [(&'static str, Schedule); 3] = [
+        ("hourly", Schedule::Hourly),
+        ("daily", Schedule::Daily),
+        ("weekly", Schedule::Weekly),
+    ];
+
+    /// As the inventory spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Schedule::Hourly => "hourly",
+            Schedule::Daily => "daily",
+            Schedule::Weekly => "weekly",
+        }
+    }
+
+    /// systemd's `OnCalendar=` for the same times as [`Schedule::cron`].
+    pub fn on_calendar(self) -> &'static str {
+        match self {
+            Schedule::Hourly => "*-*-* *:17:00",
+            Schedule::Daily => "*-*-* 03:17:00",
+            Schedule::Weekly => "Sun *-*-* 03:17:00",
+        }
+    }
+
+    /// The cron time fields: at 03:17 (hourly: minute 17), out of the
+    /// round hours when other jobs run.
+    pub fn cron(self) -> &'static str {
+        match self {
+            Schedule::Hourly => "17 * * * *",
+            Schedule::Daily => "17 3 * * *",
+            Schedule::Weekly => "17 3 * * 0",
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -765,7 +832,7 @@ pub fn parse(src: &Source, dir: Option<&Path>) -> Result<(Inventory, Diagnostics
         binary = a.string("binary", &mut d).map(PathBuf::from);
         a.finish(&mut d);
     }
-    let backups = read_backups(&mut root, &mut d);
+    let backups = read_backups(&mut root, &hosts.hosts, &mut d);
     let vagrant = read_vagrant(&mut root, &mut d);
     let overlays: Vec<String> = root
         .strings("overlays", &mut d)
@@ -1494,11 +1561,14 @@ fn read_metrics(root: &mut Fields, cluster_port: u16, d: &mut Diagnostics) -> Op
     Some(Metrics { listen, port })
 }
 
-/// Reads every `[[backups]]` entry; one without a location is reported and
-/// dropped.
-fn read_backups(root: &mut Fields, d: &mut Diagnostics) -> Vec<Backup> {
+/// Reads every `[[backups]]` entry: a declared place (its own location),
+/// or a `kind = "mariadb-dump"` target checked against `hosts` (its host
+/// has role backup or is the DB host, there is a MariaDB to dump, one
+/// target per host, an absolute path, `keep` and `schedule` in range). An
+/// entry with problems is reported and dropped.
+fn read_backups(root: &mut Fields, hosts: &[Host], d: &mut Diagnostics) -> Vec<Backup> {
     let src = root.source();
-    let mut backups = Vec::new();
+    let mut backups: Vec<Backup> = Vec::new();
     for mut b in root.tables("backups", d) {
         let name = b.string("name", d).unwrap_or_else(|| {
             d.error_hint(
@@ -1510,6 +1580,31 @@ fn read_backups(root: &mut Fields, d: &mut Diagnostics) -> Vec<Backup> {
             String::new()
         });
         let kind = b.string("kind", d).unwrap_or_else(|| "backup".into());
+        if kind == DUMP_KIND {
+            let errors = d.items.len();
+            let dump = read_dump(&mut b, &name, hosts, &backups, d);
+            b.finish(d);
+            if let Some((dump, location)) = dump.filter(|_| d.items.len() == errors) {
+                backups.push(Backup {
+                    name,
+                    kind,
+                    location,
+                    dump: Some(dump),
+                });
+            }
+            continue;
+        }
+        for k in DUMP_KEYS {
+            if let Some(f) = b.get(k) {
+                let span = f.span();
+                d.error_hint(
+                    src,
+                    Some(span),
+                    format!("backups.{name}.{k} is set but the kind is not \"{DUMP_KIND}\""),
+                    format!("add kind = \"{DUMP_KIND}\" for dumps vakt makes, or drop the key"),
+                );
+            }
+        }
         let location = match b.table("location", d) {
             Some(l) => Some(parse_location(l, &format!("backups.{name}"), src, d)),
             None => {
@@ -1528,10 +1623,214 @@ fn read_backups(root: &mut Fields, d: &mut Diagnostics) -> Vec<Backup> {
                 name,
                 kind,
                 location,
+                dump: None,
             });
         }
     }
     backups
+}
+
+/// The MariaDB account backup hosts dump and restore with (so no shop
+/// user may be called that).
+pub const BACKUP_USER: &str = "vakt_backup";
+
+/// The `[[backups]]` kind whose dumps vakt makes and restores.
+pub const DUMP_KIND: &str = "mariadb-dump";
+
+/// The keys only a `kind = "mariadb-dump"` target has.
+const DUMP_KEYS: [&str; 5] = ["host", "db", "path", "keep", "schedule"];
+
+/// A `kind = "mariadb-dump"` entry past its name and kind: the dump and
+/// the location it has (its host's). `None` when it cannot be read;
+/// problems are reported here.
+fn read_dump(
+    b: &mut Fields,
+    name: &str,
+    hosts: &[Host],
+    earlier: &[Backup],
+    d: &mut Diagnostics,
+) -> Option<(Dump, Location)> {
+    let src = b.source();
+    if !name.is_empty()
+        && (name.len() > 40 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    {
+        d.error_hint(
+            src,
+            b.get("name").map(|f| f.span()),
+            format!("backup name \"{name}\" is not a plain name (dumps are named after it)"),
+            "use up to 40 letters, digits and -, e.g. \"nightly\"",
+        );
+    }
+    if let Some(f) = b.get("location") {
+        let span = f.span();
+        d.error_hint(
+            src,
+            Some(span),
+            format!("backups.{name}.location: a {DUMP_KIND} target lies where its host is"),
+            "drop location here and give the backup host its location",
+        );
+    }
+    let mariadbs: Vec<&Host> = hosts
+        .iter()
+        .filter(|h| h.has(Role::Db) && h.mariadb.is_some())
+        .collect();
+    let db = match b.str("db", d) {
+        Some((v, span)) => match mariadbs.iter().find(|h| h.name == v) {
+            Some(h) => Some(*h),
+            None => {
+                let names: Vec<&str> = mariadbs.iter().map(|h| h.name.as_str()).collect();
+                d.error_hint(
+                    src,
+                    Some(span),
+                    format!("backups.{name}.db `{v}` is no DB host with engine = \"mariadb\""),
+                    match closest(v, &names) {
+                        Some(c) => format!("did you mean `{c}`?"),
+                        None => format!("name one of: {}", names.join(", ")),
+                    },
+                );
+                None
+            }
+        },
+        None => match mariadbs.as_slice() {
+            [one] => Some(*one),
+            [] => {
+                d.error_hint(
+                    src,
+                    b.span(),
+                    format!("backup `{name}` dumps MariaDB, but no DB host has engine = \"mariadb\""),
+                    "give the db host db = { engine = \"mariadb\", .. }, or use another kind for a backup vakt does not make",
+                );
+                None
+            }
+            _ => {
+                d.error_hint(
+                    src,
+                    b.span(),
+                    format!("backup `{name}`: the inventory has several MariaDB hosts"),
+                    "say which one it dumps: db = \"db01\"",
+                );
+                None
+            }
+        },
+    };
+    if let Some(db) = db
+        && db.mariadb.as_ref().is_some_and(|m| m.user == BACKUP_USER)
+    {
+        d.error_hint(
+            src,
+            b.span(),
+            format!(
+                "backup `{name}`: {}.db.user is {BACKUP_USER}, the backup account's name",
+                db.name
+            ),
+            "give the shop's database user another name (e.g. user = \"shop\")",
+        );
+    }
+    let host = match b.str("host", d) {
+        Some((v, span)) => match hosts.iter().find(|h| h.name == v) {
+            Some(h) if h.has(Role::Backup) || db.is_some_and(|db| db.name == h.name) => Some(h),
+            Some(h) => {
+                d.error_hint(
+                    src,
+                    Some(span),
+                    format!(
+                        "backups.{name}.host `{v}` has role {} and is not the DB host",
+                        h.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                    format!("give `{v}` roles = [\"backup\"] (it then runs nothing else), or name a backup host"),
+                );
+                None
+            }
+            None => {
+                let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+                d.error_hint(
+                    src,
+                    Some(span),
+                    format!("backups.{name}.host `{v}` is not a host of the inventory"),
+                    match closest(v, &names) {
+                        Some(c) => format!("did you mean `{c}`?"),
+                        None => "add a [[hosts]] with roles = [\"backup\"] and name it here".into(),
+                    },
+                );
+                None
+            }
+        },
+        None => {
+            d.error_hint(
+                src,
+                b.span(),
+                format!("backup `{name}` has no host"),
+                "add host = \"backup01\" (a host with roles = [\"backup\"], or the DB host)",
+            );
+            None
+        }
+    };
+    if let Some(h) = host
+        && let Some(other) = earlier
+            .iter()
+            .find(|o| o.dump.as_ref().is_some_and(|x| x.host == h.name))
+    {
+        d.error_hint(
+            src,
+            b.get("host").map(|f| f.span()),
+            format!(
+                "backups `{}` and `{name}` are both dumps on `{}`",
+                other.name, h.name
+            ),
+            "one dump target per host: give this one another backup host",
+        );
+    }
+    let path = match b.str("path", d) {
+        Some((p, span)) => {
+            let parts: Vec<&str> = p.split('/').collect();
+            if !p.starts_with('/')
+                || parts.contains(&"..")
+                || parts.iter().filter(|c| !c.is_empty()).count() < 2
+                || p.chars().any(|c| c.is_control())
+            {
+                d.error_hint(
+                    src,
+                    Some(span),
+                    format!("backups.{name}.path \"{p}\" is not an absolute folder of its own"),
+                    "use an absolute path at least two levels deep without .., e.g. \"/var/backups/vakt\"",
+                );
+            }
+            p.trim_end_matches('/').to_string()
+        }
+        None => {
+            d.error_hint(
+                src,
+                b.span(),
+                format!("backup `{name}` has no path"),
+                "add path = \"/var/backups/vakt\" (a folder on the backup host, made 0700)",
+            );
+            String::new()
+        }
+    };
+    let keep = b.int("keep", 1, 365, d).unwrap_or(7) as u32;
+    let schedule = match b.str("schedule", d) {
+        None => Schedule::Daily,
+        Some((v, span)) => lookup(&Schedule::ALL, v).unwrap_or_else(|| {
+            d.error_hint(
+                src,
+                Some(span),
+                format!("backups.{name}.schedule \"{v}\" is not known"),
+                "use \"hourly\", \"daily\" or \"weekly\"",
+            );
+            Schedule::Daily
+        }),
+    };
+    let (host, db) = (host?, db?);
+    Some((
+        Dump {
+            host: host.name.clone(),
+            db: db.name.clone(),
+            path,
+            keep,
+            schedule,
+        },
+        host.location.clone()?,
+    ))
 }
 
 /// Reads `[deploy]` (`keep`: 1..=50 releases per host, default 5).
@@ -1728,6 +2027,16 @@ fn check_roles(
                 "set public_ip on the lb, or cluster.vip",
             );
         }
+        if h.has(Role::Backup)
+            && (h.roles.len() > 1 || h.web.is_some() || h.mariadb.is_some() || h.db_demo)
+        {
+            d.error_hint(
+                src,
+                Some(span.clone()),
+                format!("`{}` has role backup and runs a service too", h.name),
+                "a backup host keeps dumps only: give it roles = [\"backup\"] and no web or db table (the DB host itself may keep dumps: name it as the backup's host)",
+            );
+        }
         if h.data && h.location.is_none() {
             d.error_hint(src, Some(span.clone()), format!("`{}` holds data but has no location", h.name), "add location = { country = \"NO\", city = \"Oslo\" } (the data-placement policy needs it)");
         }
@@ -1879,7 +2188,9 @@ fn read_host(h: &mut Fields, ssh: &Ssh, d: &mut Diagnostics) -> Option<HostEntry
         t.finish(d);
         p
     });
-    let data = h.bool("data", d).unwrap_or(false) || roles.contains(&Role::Db);
+    let data = h.bool("data", d).unwrap_or(false)
+        || roles.contains(&Role::Db)
+        || roles.contains(&Role::Backup);
     let mut host_ssh = ssh.clone();
     if let Some(mut s) = h.table("ssh", d) {
         read_ssh(&mut s, &mut host_ssh, d);
@@ -2053,13 +2364,14 @@ fn read_roles(h: &mut Fields, name: &str, d: &mut Diagnostics) -> (Vec<Role>, bo
                     "lb" => roles.push(Role::Lb),
                     "web" => roles.push(Role::Web),
                     "db" => roles.push(Role::Db),
+                    "backup" => roles.push(Role::Backup),
                     _ => {
                         roles_readable = false;
                         d.error_hint(
                             src,
                             Some(span),
                             format!("`{name}`: unknown role \"{r}\""),
-                            "roles are \"lb\", \"web\" and \"db\"",
+                            "roles are \"lb\", \"web\", \"db\" and \"backup\"",
                         )
                     }
                 }

@@ -24,6 +24,8 @@ pub use systemd::{RootfsSettings, rootfs};
 pub const PRIVATE_PATHS: &[&str] = &[
     "/etc/vakt",
     "/usr/local/bin",
+    // The backup script (`[[backups]] kind = "mariadb-dump"`).
+    "/usr/local/sbin",
     "/etc/init.d",
     "/etc/systemd/system",
     "/etc/keepalived",

@@ -3,6 +3,7 @@
 mod acme;
 mod audit;
 mod audit_report;
+mod backup;
 mod certs;
 mod commands;
 mod firewall;

@@ -162,6 +162,13 @@ fn owner(path: &str, init: Init) -> Option<(Service, bool)> {
         | "/etc/init.d/vakt-mariadb"
         | "/etc/systemd/system/vakt-mariadb.service" => Some((Service::MariaDb, true)),
         "/etc/keepalived/keepalived.conf" => Some((Service::Keepalived, false)),
+        // The schedule: a timer cannot reload, and the init script's start
+        // is what copies the cron entry. The script and its client settings
+        // are read afresh by every run.
+        crate::render::BACKUP_CRON
+        | "/etc/init.d/vakt-backup"
+        | "/etc/systemd/system/vakt-backup.timer"
+        | "/etc/systemd/system/vakt-backup.service" => Some((Service::Backup, true)),
         "/etc/init.d/vakt-keepalived" => Some((Service::Keepalived, true)),
         _ => None,
     }
@@ -190,10 +197,13 @@ pub fn actions(
     let mut actions = Vec::new();
     for &svc in services {
         let running = running.get(&svc).copied().unwrap_or(false);
-        // Keepalived and MariaDB are the host's own packages: a new vakt
-        // binary does not restart them.
-        let binary_restart =
-            binary_changed && !matches!(svc, Service::Keepalived | Service::MariaDb);
+        // Keepalived and MariaDB are the host's own packages, and the
+        // backup schedule runs no vakt: a new vakt binary restarts none.
+        let binary_restart = binary_changed
+            && !matches!(
+                svc,
+                Service::Keepalived | Service::MariaDb | Service::Backup
+            );
         if !running {
             actions.push(Action::Start(svc));
         } else if binary_restart && svc == Service::Proxy && !restart.contains(&svc) {

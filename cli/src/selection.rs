@@ -17,8 +17,8 @@ pub struct Selection {
     /// Only these hosts (comma-separated names from the inventory).
     #[arg(long, value_name = "HOST,...", value_delimiter = ',')]
     pub hosts: Vec<String>,
-    /// Only hosts with one of these roles (lb, web, db; comma-separated).
-    #[arg(long, value_name = "ROLE,...", value_delimiter = ',', value_parser = ["lb", "web", "db"])]
+    /// Only hosts with one of these roles (lb, web, db, backup; comma-separated).
+    #[arg(long, value_name = "ROLE,...", value_delimiter = ',', value_parser = ["lb", "web", "db", "backup"])]
     pub roles: Vec<String>,
 }
 
@@ -57,7 +57,8 @@ impl Selection {
                 "lb" => Some(Role::Lb),
                 "web" => Some(Role::Web),
                 "db" => Some(Role::Db),
-                // clap's value_parser admits only the three above.
+                "backup" => Some(Role::Backup),
+                // clap's value_parser admits only the four above.
                 _ => None,
             })
             .collect();

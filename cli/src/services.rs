@@ -184,6 +184,8 @@ fn packages(
             "mariadb-server",
             &["mariadbd", "mariadb-install-db", "mariadb", "mariadb-admin"][..],
         )),
+        // A backup host dumps and restores with the client programs.
+        Service::Backup => Some(("mariadb-client", &["mariadb-dump", "mariadb"][..])),
         _ => None,
     })
 }

@@ -129,12 +129,7 @@ fn stats_password(
                 ),
                 (Secrets::Create, true) => {}
             }
-            use rand::Rng;
-            const CHARS: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-            let mut rng = rand::rng();
-            let pw: String = (0..20)
-                .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
-                .collect();
+            let pw = random_password(20);
             std::fs::create_dir_all(state_dir).with_context(|| {
                 format!(
                     "creating the state folder {} (choose another with --state-dir)",
@@ -189,6 +184,36 @@ fn db_password(
             }),
         },
     }
+}
+
+/// With `[[backups]] kind = "mariadb-dump"`, the backup user's password:
+/// kept in the state folder (0600), generated there once by `up`
+/// (`Secrets::Create`), so no secret sits in the inventory. Every other
+/// command reads it when it is there.
+fn backup_password(
+    inv: &Inventory,
+    state_dir: &Path,
+    secrets: Secrets,
+) -> anyhow::Result<Option<String>> {
+    if !inv.backups.iter().any(|b| b.dump.is_some()) {
+        return Ok(None);
+    }
+    let path = state_dir.join("backup-password");
+    match std::fs::read_to_string(&path) {
+        Ok(v) if !v.trim().is_empty() => return Ok(Some(v.trim().to_string())),
+        _ if secrets != Secrets::Create => return Ok(None),
+        _ => {}
+    }
+    let pw = random_password(32);
+    std::fs::create_dir_all(state_dir).with_context(|| {
+        format!(
+            "creating the state folder {} (choose another with --state-dir)",
+            state_dir.display()
+        )
+    })?;
+    write_private(&path, &pw)
+        .with_context(|| format!("keeping the backup user's password in {}", path.display()))?;
+    Ok(Some(pw))
 }
 
 /// With `[tls] acme`, the cluster's ACME account and certificate keys: kept
@@ -251,6 +276,16 @@ pub fn default_state_dir(cluster: &str) -> anyhow::Result<PathBuf> {
         },
     };
     Ok(base.join("vakt").join(cluster))
+}
+
+/// A password of `len` letters and digits (no look-alikes: 0/O, 1/l).
+fn random_password(len: usize) -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
@@ -385,6 +420,7 @@ pub fn open_selected(
         .context("reading templates/ next to the inventory")?;
     let stats_password = stats_password(&inv, &state_dir, secrets)?;
     let acme_keys = acme_keys(&inv, &state_dir, secrets)?;
+    let backup_password = backup_password(&inv, &state_dir, secrets)?;
     let mut db_passwords = BTreeMap::new();
     for h in inv.hosts.iter().filter(|h| picked.contains(&h.name)) {
         if let Some(m) = &h.mariadb {
@@ -471,6 +507,7 @@ pub fn open_selected(
                     deploy_source: transport.as_ref().and_then(|t| t.source()),
                     acme: acme_keys.clone(),
                     db_password: db_passwords.get(&h.name).cloned().flatten(),
+                    backup_password: backup_password.clone(),
                 },
                 services: crate::topology::services(&inv, h),
                 host: h.clone(),

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::inventory::{Host, Inventory, Role};
+use crate::inventory::{Backup, Host, Inventory, Role};
 
 /// A service vakt runs on a host, named as its init script and unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -17,6 +17,10 @@ pub enum Service {
     /// distribution's binaries with vakt's datadir, config and socket.
     MariaDb,
     Keepalived,
+    /// The schedule of a backup host's dump (`[[backups]] kind =
+    /// "mariadb-dump"`): a systemd timer, or on SysV hosts an init script
+    /// whose start puts the cron entry in place and whose stop removes it.
+    Backup,
 }
 
 impl Service {
@@ -28,6 +32,7 @@ impl Service {
             Service::DemoDb => "vakt-demo-db",
             Service::MariaDb => "vakt-mariadb",
             Service::Keepalived => "keepalived",
+            Service::Backup => "vakt-backup.timer",
         }
     }
 
@@ -40,6 +45,7 @@ impl Service {
             Service::DemoWeb => "demo-web",
             Service::DemoDb => "demo-db",
             Service::MariaDb => "mariadb",
+            Service::Backup => "backup",
         }
     }
 
@@ -47,6 +53,7 @@ impl Service {
     pub fn script(self) -> &'static str {
         match self {
             Service::Keepalived => "vakt-keepalived",
+            Service::Backup => "vakt-backup",
             other => other.name(),
         }
     }
@@ -70,7 +77,30 @@ pub fn services(inv: &Inventory, host: &Host) -> Vec<Service> {
     if host.has(Role::Db) && host.mariadb.is_some() {
         s.push(Service::MariaDb);
     }
+    if dump_on(inv, host).is_some() {
+        s.push(Service::Backup);
+    }
     s
+}
+
+/// The `[[backups]]` target whose dumps `host` makes and keeps, if any
+/// (the inventory allows one per host).
+pub fn dump_on<'a>(inv: &'a Inventory, host: &Host) -> Option<&'a Backup> {
+    inv.backups
+        .iter()
+        .find(|b| b.dump.as_ref().is_some_and(|d| d.host == host.name))
+}
+
+/// The private addresses of the hosts that dump `db`'s database (the DB
+/// host's own among them when it keeps its dumps itself).
+pub fn dumpers_of(inv: &Inventory, db: &Host) -> Vec<std::net::Ipv4Addr> {
+    inv.backups
+        .iter()
+        .filter_map(|b| b.dump.as_ref())
+        .filter(|d| d.db == db.name)
+        .filter_map(|d| inv.hosts.iter().find(|h| h.name == d.host))
+        .map(|h| h.private_ip)
+        .collect()
 }
 
 /// A load balancer's VRRP priority: `priority` in the inventory, else 150

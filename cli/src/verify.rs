@@ -733,6 +733,32 @@ fn firewall_paths(t: &Target) -> Vec<FwPath<'_>> {
             add(Some(lb), db, port, false, rule.clone());
         }
         add(None, db, port, false, rule);
+        // The backup hosts that dump it, by their own rule.
+        let dumpers = crate::topology::dumpers_of(&t.inv, &db.host);
+        let rule = format!(
+            "ip saddr {{ {} }} tcp dport {port} accept",
+            dumpers
+                .iter()
+                .filter(|a| **a != db.host.private_ip)
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for b in hosts
+            .iter()
+            .copied()
+            .filter(|b| dumpers.contains(&b.host.private_ip))
+        {
+            add(Some(b), db, port, true, rule.clone());
+        }
+    }
+    // A backup host reaches the DB and nothing of the web hosts.
+    for b in role(Role::Backup) {
+        for web in role(Role::Web) {
+            let port = web_port(web);
+            let rule = format!("ip saddr {{ {} }} tcp dport {port} accept", ips(Role::Lb));
+            add(Some(b), web, port, false, rule);
+        }
     }
     if let Some(lb) = role(Role::Lb).next() {
         let admin = render::admin_networks(&t.inv, &lb.ctx);

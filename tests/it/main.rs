@@ -10,6 +10,7 @@ mod cli;
 mod haproxy;
 mod lab;
 mod lab_acme;
+mod lab_backups;
 mod lab_firewall;
 mod lab_ha;
 mod lab_lifecycle;

@@ -8,7 +8,6 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::certs;
-use crate::inventory::Role;
 use crate::render;
 use crate::rotation;
 use crate::selection::Selection;
@@ -58,15 +57,7 @@ pub fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
         "host", "roles", "private", "public", "location"
     );
     for h in &inv.hosts {
-        let roles: Vec<&str> = h
-            .roles
-            .iter()
-            .map(|r| match r {
-                Role::Lb => "lb",
-                Role::Web => "web",
-                Role::Db => "db",
-            })
-            .collect();
+        let roles: Vec<&str> = h.roles.iter().map(|r| r.as_str()).collect();
         let loc = h
             .location
             .as_ref()

@@ -2,6 +2,7 @@
 //! that runs it. Exit codes: 0 success, 1 failure, 2 usage error.
 
 mod acme;
+mod backup;
 mod deploy;
 mod exec;
 mod failover;
@@ -146,6 +147,17 @@ enum Command {
     /// Writes nothing but --out FILE (its previous version kept as
     /// FILE.bak); needs no secret. Exit 0 all comply, 1 not.
     Audit(verify::AuditArgs),
+    /// Dump the database now on each backup host (`[[backups]] kind = "mariadb-dump"`).
+    ///
+    /// The backup host dumps the DB host over the private network; prints
+    /// each dump's file, size and sha256. Exit 0, 1 a dump failed.
+    Backup(backup::BackupArgs),
+    /// Restore the newest dump: --check into a scratch database (counted,
+    /// then dropped), --yes into the shop's database for real.
+    ///
+    /// Without either: says what it would do. Exit 0 restored, 1 failed,
+    /// 2 neither flag given.
+    Restore(backup::RestoreArgs),
     /// Measure from this host (used by verify and audit over SSH).
     #[command(hide = true)]
     Probe(verify::ProbeArgs),
@@ -222,6 +234,8 @@ pub fn run() -> ExitCode {
         Command::Vagrant(a) => vagrant::run(a),
         Command::Verify(a) => verify::verify(a),
         Command::Audit(a) => verify::audit(a),
+        Command::Backup(a) => backup::backup(a),
+        Command::Restore(a) => backup::restore(a),
         Command::Probe(a) => verify::probe(a),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

@@ -341,3 +341,36 @@ fn the_html_report_reads_in_a_browser_and_prints() {
     let pages = bytes.windows(11).filter(|w| w == b"/Type /Page").count();
     assert!(pages >= 1, "{} has no page", pdf.display());
 }
+
+/// A backup host declared outside Norway: the dump target and the host are
+/// violations, each named with its evidence; in Norway both comply, and
+/// `--offline` says the dumps were not looked at.
+#[test]
+fn a_backup_host_outside_the_allowed_countries_is_a_violation() {
+    let dir = TempDir::new("auditbak");
+    let good = include_str!("fixtures/backups.toml");
+    let run = |text: &str| {
+        std::fs::write(dir.path().join("inventory.toml"), text).unwrap();
+        audit(dir.path(), "text")
+    };
+    let (code, out, err) = run(good);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("backup01:/var/backups/vakt was not looked at (--offline)"),
+        "{out}"
+    );
+    let abroad = good.replace(
+        "location = { country = \"NO\", city = \"Bergen\", provider = \"CoolVDS\", site = \"bgo1\" }",
+        "location = { country = \"SE\", city = \"Stockholm\" }",
+    );
+    assert_ne!(abroad, good);
+    let (code, out, err) = run(&abroad);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains(
+            "backup nightly: its dumps lie on backup01, which the inventory says SE, Stockholm, outside NO"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("backup01"), "{out}");
+}

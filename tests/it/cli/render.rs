@@ -422,3 +422,83 @@ fn acme_renders_settings_and_cron_on_every_lb_and_no_certificate() {
     }
     assert!(!out.path().join("web01/etc/vakt/acme.toml").exists());
 }
+
+/// `[[backups]] kind = "mariadb-dump"`: backup01 gets its client settings
+/// (0600, the generated password), the dump script and both schedules
+/// (timer and unit; cron entry and the init script that installs it);
+/// db01's grants give the backup account read-only rights on `shop` and
+/// the scratch database from backup01's address alone, the rights a real
+/// restore borrows are a file of their own, and the firewall lets
+/// backup01 reach the DB port by a rule of its own.
+#[test]
+fn a_dump_target_renders_its_script_schedule_grants_and_firewall_rule() {
+    let out = TempDir::new("render");
+    let state = TempDir::new("state");
+    std::fs::write(state.path().join("backup-password"), "Bk4pSnapshot\n").unwrap();
+    render_path(
+        "tests/it/cli/fixtures/backups.toml",
+        out.path(),
+        state.path(),
+    );
+    let backup = out.path().join("backup01");
+    for f in [
+        "etc/vakt/backup.cnf",
+        "usr/local/sbin/vakt-backup",
+        "etc/vakt/backup.cron",
+        "etc/init.d/vakt-backup",
+        "etc/systemd/system/vakt-backup.service",
+        "etc/systemd/system/vakt-backup.timer",
+        "etc/vakt/nftables.nft",
+    ] {
+        let text = std::fs::read_to_string(backup.join(f)).unwrap();
+        insta::assert_snapshot!(format!("backups__backup01__{}", f.replace('/', "__")), text);
+    }
+    let db = out.path().join("db01");
+    for f in [
+        "etc/vakt/mariadb-grants.sql",
+        "etc/vakt/mariadb-restore.sql",
+        "etc/vakt/nftables.nft",
+    ] {
+        let text = std::fs::read_to_string(db.join(f)).unwrap();
+        insta::assert_snapshot!(format!("backups__db01__{}", f.replace('/', "__")), text);
+    }
+    let cnf = std::fs::read_to_string(backup.join("etc/vakt/backup.cnf")).unwrap();
+    assert!(
+        cnf.contains("host = 10.10.0.20\n") && cnf.contains("password = Bk4pSnapshot\n"),
+        "{cnf}"
+    );
+    let grants = std::fs::read_to_string(db.join("etc/vakt/mariadb-grants.sql")).unwrap();
+    assert!(
+        grants.contains(
+            "GRANT SELECT, LOCK TABLES, SHOW VIEW, TRIGGER, EVENT ON `shop`.* TO 'vakt_backup'@'10.10.0.30';"
+        ) && grants
+            .contains("GRANT ALL PRIVILEGES ON `vakt_restore_check`.* TO 'vakt_backup'@'10.10.0.30';"),
+        "{grants}"
+    );
+    let nft = std::fs::read_to_string(db.join("etc/vakt/nftables.nft")).unwrap();
+    assert!(
+        nft.contains("ip saddr { 10.10.0.11, 10.10.0.12 } tcp dport 3306 accept")
+            && nft.contains("ip saddr { 10.10.0.30 } tcp dport 3306 accept"),
+        "{nft}"
+    );
+    for (shell, script) in [
+        ("bash", "usr/local/sbin/vakt-backup"),
+        ("sh", "etc/init.d/vakt-backup"),
+    ] {
+        let r = Command::new(shell)
+            .arg("-n")
+            .arg(backup.join(script))
+            .output()
+            .unwrap();
+        assert!(
+            r.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+    }
+    // Only the backup host gets them; the web hosts' firewall does not
+    // know backup01.
+    assert!(!out.path().join("web01/usr/local/sbin/vakt-backup").exists());
+    let web = std::fs::read_to_string(out.path().join("web01/etc/vakt/nftables.nft")).unwrap();
+    assert!(!web.contains("10.10.0.30"), "{web}");
+}

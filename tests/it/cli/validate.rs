@@ -413,3 +413,106 @@ fn the_db_engine_is_checked_and_its_password_never_sits_in_the_inventory() {
         "{err}"
     );
 }
+
+/// `[[backups]] kind = "mariadb-dump"` and role backup: each mistake is
+/// named at its line with the fix (an unknown host with "did you mean", a
+/// host that is neither a backup host nor the DB, no MariaDB to dump, two
+/// dumps on one host, a relative path, `keep` out of range, an unknown
+/// schedule, a location of its own, dump keys on another kind, a backup
+/// host that runs a service too, a shop user named like the backup
+/// account); the fixture itself is valid.
+#[test]
+fn backup_targets_are_checked_with_their_place_and_the_fix() {
+    let good = include_str!("fixtures/backups.toml");
+    let (ok, err) = check(good);
+    assert!(ok, "{err}");
+    let line_of = |needle: &str| good.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let cases: &[(&str, &str, &str, &str, usize)] = &[
+        (
+            "host = \"backup01\"",
+            "host = \"backup1\"",
+            "backups.nightly.host `backup1` is not a host of the inventory",
+            "did you mean `backup01`?",
+            line_of("host = \"backup01\""),
+        ),
+        (
+            "host = \"backup01\"",
+            "host = \"web01\"",
+            "backups.nightly.host `web01` has role web and is not the DB host",
+            "give `web01` roles = [\"backup\"]",
+            line_of("host = \"backup01\""),
+        ),
+        (
+            "path = \"/var/backups/vakt\"",
+            "path = \"backups\"",
+            "backups.nightly.path \"backups\" is not an absolute folder of its own",
+            "e.g. \"/var/backups/vakt\"",
+            line_of("path = \"/var/backups/vakt\""),
+        ),
+        ("keep = 7", "keep = 0", "keep", "1", line_of("keep = 7")),
+        (
+            "schedule = \"daily\"",
+            "schedule = \"nightly\"",
+            "backups.nightly.schedule \"nightly\" is not known",
+            "use \"hourly\", \"daily\" or \"weekly\"",
+            line_of("schedule = \"daily\""),
+        ),
+        (
+            "schedule = \"daily\"",
+            "schedule = \"daily\"\nlocation = { country = \"NO\" }",
+            "backups.nightly.location: a mariadb-dump target lies where its host is",
+            "drop location here",
+            line_of("schedule = \"daily\"") + 1,
+        ),
+        (
+            "kind = \"mariadb-dump\"\nhost",
+            "kind = \"restic\"\nlocation = { country = \"NO\" }\nhost",
+            "backups.nightly.host is set but the kind is not \"mariadb-dump\"",
+            "add kind = \"mariadb-dump\"",
+            line_of("host = \"backup01\"") + 1,
+        ),
+        (
+            "roles = [\"backup\"]",
+            "roles = [\"backup\", \"web\"]\nweb = { port = 80, cookie = \"w3\" }",
+            "`backup01` has role backup and runs a service too",
+            "give it roles = [\"backup\"]",
+            line_of("name = \"backup01\"") - 1,
+        ),
+        (
+            "db = { engine = \"mariadb\", port = 3306, database = \"shop\", user = \"shop\", password_env = \"VAKT_DB_PASSWORD\" }",
+            "db = { port = 3306, demo = true }",
+            "backup `nightly` dumps MariaDB, but no DB host has engine = \"mariadb\"",
+            "give the db host db = { engine = \"mariadb\"",
+            line_of("name = \"nightly\"") - 1,
+        ),
+    ];
+    for (from, to, message, hint, line) in cases {
+        assert!(good.contains(from), "{from}");
+        let (ok, err) = check(&good.replacen(from, to, 1));
+        assert!(!ok, "{to}: accepted");
+        assert!(
+            err.contains(&format!("bad.toml:{line}:")) && err.contains(message),
+            "{to}: line {line}, {message}: {err}"
+        );
+        assert!(err.contains(hint), "{to}: {err}");
+    }
+    // The shop's user may not take the backup account's name.
+    let (ok, err) = check(&good.replace("user = \"shop\"", "user = \"vakt_backup\""));
+    assert!(
+        !ok && err.contains(&format!("bad.toml:{}:", line_of("name = \"nightly\"") - 1))
+            && err.contains("db01.db.user is vakt_backup, the backup account's name"),
+        "{err}"
+    );
+    // Two dumps on one host.
+    let twice = format!(
+        "{good}\n[[backups]]\nname = \"hourly\"\nkind = \"mariadb-dump\"\nhost = \"backup01\"\npath = \"/var/backups/hourly\"\n"
+    );
+    let (ok, err) = check(&twice);
+    assert!(
+        !ok && err.contains("backups `nightly` and `hourly` are both dumps on `backup01`"),
+        "{err}"
+    );
+    // The DB host may keep its own dumps.
+    let (ok, err) = check(&good.replace("host = \"backup01\"", "host = \"db01\""));
+    assert!(ok, "{err}");
+}
