@@ -149,9 +149,12 @@ fn owner(path: &str, init: Init) -> Option<(Service, bool)> {
         "/etc/init.d/vakt-proxy" | "/etc/systemd/system/vakt-proxy.service" => {
             Some((Service::Proxy, true))
         }
-        "/etc/init.d/vakt-demo-web" | "/etc/systemd/system/vakt-demo-web.service" => {
-            Some((Service::DemoWeb, true))
-        }
+        // The shop reads its settings and the DB password at start: a new
+        // password reaches it by a restart.
+        "/etc/init.d/vakt-demo-web"
+        | "/etc/systemd/system/vakt-demo-web.service"
+        | crate::render::DEMO_WEB_CONFIG
+        | crate::render::DEMO_WEB_PASSWORD => Some((Service::DemoWeb, true)),
         "/etc/init.d/vakt-demo-db" | "/etc/systemd/system/vakt-demo-db.service" => {
             Some((Service::DemoDb, true))
         }

@@ -35,6 +35,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/vakt-demo.service.j2"),
     ),
     (
+        "demo-web.toml.j2",
+        include_str!("../../templates/demo-web.toml.j2"),
+    ),
+    (
         "keepalived.conf.j2",
         include_str!("../../templates/keepalived.conf.j2"),
     ),
@@ -244,6 +248,21 @@ pub const MARIADB_DATADIR: &str = "/var/lib/vakt/mariadb";
 /// In a folder of its own: the server runs as `mysql` and creates its
 /// socket there, and /run/vakt stays root's.
 pub const MARIADB_SOCKET: &str = "/run/vakt/mariadb/mariadb.sock";
+
+/// On each demo web host of a cluster whose DB host runs MariaDB: the
+/// shop's settings (where the database is; no secret) and the database
+/// password (0600, a secret; systemd hands it to the unit's DynamicUser
+/// as the credential `db-password`).
+pub const DEMO_WEB_CONFIG: &str = "/etc/vakt/demo-web.toml";
+pub const DEMO_WEB_PASSWORD: &str = "/etc/vakt/demo-web-db.password";
+
+/// The cluster's DB host when it runs MariaDB (`db.engine = "mariadb"`):
+/// the database the demo shop keeps its carts in.
+pub fn shop_db(inv: &Inventory) -> Option<&Host> {
+    inv.hosts
+        .iter()
+        .find(|h| h.has(Role::Db) && h.mariadb.is_some())
+}
 
 /// The ACME account key and the certificate key (PKCS#8 PEM, secrets) and
 /// the account's JWK thumbprint, which the proxies answer challenges with.
@@ -827,6 +846,37 @@ pub fn render_host(
                         "vakt stand-in database (listens, stores nothing)",
                     )
                 };
+                // The shop keeps carts in the cluster's MariaDB when there
+                // is one: its settings and password file, which the init
+                // script and unit pass on.
+                let db = (svc == Service::DemoWeb)
+                    .then(|| shop_db(inv))
+                    .flatten()
+                    .and_then(|h| h.mariadb.as_ref().map(|m| (h, m)));
+                if let Some((db_host, m)) = db {
+                    let vars = context! {
+                        inventory => header_name(inv),
+                        host => db_host.private_ip.to_string(),
+                        port => db_host.db_port,
+                        database => m.database,
+                        user => m.user,
+                        password_file => format!("{root}{DEMO_WEB_PASSWORD}"),
+                    };
+                    files.push(File {
+                        path: DEMO_WEB_CONFIG.into(),
+                        mode: 0o644,
+                        content: render("demo-web.toml.j2", vars)?,
+                    });
+                    let password = ctx
+                        .db_password
+                        .as_deref()
+                        .unwrap_or(DB_PASSWORD_PLACEHOLDER);
+                    files.push(File {
+                        path: DEMO_WEB_PASSWORD.into(),
+                        mode: 0o600,
+                        content: format!("{password}\n"),
+                    });
+                }
                 let vars = context! {
                     root => root,
                     listen => listen,
@@ -834,6 +884,8 @@ pub fn render_host(
                     service => svc.name(),
                     command => command,
                     description => description,
+                    config => db.map(|_| format!("{root}{DEMO_WEB_CONFIG}")),
+                    password_file => db.map(|_| format!("{root}{DEMO_WEB_PASSWORD}")),
                 };
                 files.push(File {
                     path: format!("/etc/init.d/{}", svc.name()),

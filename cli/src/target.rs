@@ -421,12 +421,23 @@ pub fn open_selected(
     let stats_password = stats_password(&inv, &state_dir, secrets)?;
     let acme_keys = acme_keys(&inv, &state_dir, secrets)?;
     let backup_password = backup_password(&inv, &state_dir, secrets)?;
+    // The DB host's grants carry its password, and so does each demo web
+    // host's password file (the shop connects with it): read when any of
+    // them is picked.
     let mut db_passwords = BTreeMap::new();
-    for h in inv.hosts.iter().filter(|h| picked.contains(&h.name)) {
-        if let Some(m) = &h.mariadb {
+    let shop_picked = inv
+        .hosts
+        .iter()
+        .any(|h| picked.contains(&h.name) && h.web.as_ref().is_some_and(|w| w.demo));
+    for h in inv.hosts.iter() {
+        if let Some(m) = &h.mariadb
+            && (picked.contains(&h.name) || shop_picked)
+        {
             db_passwords.insert(h.name.clone(), db_password(&h.name, m, secrets)?);
         }
     }
+    let shop_db_password: Option<String> =
+        crate::render::shop_db(&inv).and_then(|db| db_passwords.get(&db.name).cloned().flatten());
     let hash = match (&inv.balancer.stats, &stats_password) {
         (Some(s), Some(p)) => Some(stats_hash(&inv, &s.user, p)),
         (Some(_), None) => Some(PLACEHOLDER_HASH.to_string()),
@@ -506,7 +517,11 @@ pub fn open_selected(
                     stats_hash: hash.clone(),
                     deploy_source: transport.as_ref().and_then(|t| t.source()),
                     acme: acme_keys.clone(),
-                    db_password: db_passwords.get(&h.name).cloned().flatten(),
+                    db_password: if h.mariadb.is_some() {
+                        db_passwords.get(&h.name).cloned().flatten()
+                    } else {
+                        shop_db_password.clone()
+                    },
                     backup_password: backup_password.clone(),
                 },
                 services: crate::topology::services(&inv, h),

@@ -17,7 +17,7 @@ use crate::support::{needs, vakt};
 /// The root filesystem's folder and mirror, read as `vakt lab rootfs` reads
 /// them (the binary inherits this environment): `VAKT_LAB_ROOTFS` and
 /// `VAKT_LAB_MIRROR`, else the defaults.
-fn rootfs_settings() -> (String, String) {
+pub(crate) fn rootfs_settings() -> (String, String) {
     let var = |k: &str, default: &str| {
         std::env::var(k)
             .ok()

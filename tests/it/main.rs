@@ -17,6 +17,7 @@ mod lab_lifecycle;
 mod lab_mariadb;
 mod lab_ops;
 mod lab_releases;
+mod lab_shop;
 mod lab_ssh;
 mod lab_systemd;
 mod lab_tls;

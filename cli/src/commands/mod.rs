@@ -114,6 +114,15 @@ enum Command {
         /// Name shown in pages and the X-Served-By header.
         #[arg(long)]
         name: String,
+        /// Settings (TOML): a `[db]` table keeps carts and orders in that
+        /// MariaDB; without it, carts stay in this process's memory.
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+        /// The database password's file, instead of the config's
+        /// `[db] password_file`; `-` reads standard input (the systemd
+        /// unit's, which systemd opens on the root-only file).
+        #[arg(long, value_name = "FILE", requires = "config")]
+        db_password_file: Option<std::path::PathBuf>,
     },
     /// Run the demo cluster's stand-in database (listens, stores nothing).
     DemoDb {
@@ -215,9 +224,19 @@ pub fn run() -> ExitCode {
         Command::Lab(a) => lab::run(a),
         Command::Proxy(a) => proxy::run(a),
         Command::Acme(a) => acme::run(a),
-        Command::DemoWeb { bind, name } => vakt_runtime::demo::run_blocking(bind, name)
-            .map(|()| ExitCode::SUCCESS)
-            .map_err(Into::into),
+        Command::DemoWeb {
+            bind,
+            name,
+            config,
+            db_password_file,
+        } => vakt_runtime::demo::run_blocking(
+            bind,
+            name,
+            config.as_deref(),
+            db_password_file.as_deref(),
+        )
+        .map(|()| ExitCode::SUCCESS)
+        .map_err(Into::into),
         Command::DemoDb { bind, name } => vakt_runtime::demo::run_db_blocking(bind, name)
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),

@@ -205,6 +205,34 @@ fn mariadb_renders_its_config_grants_and_service_on_the_db_host() {
         nft.contains("ip saddr { 10.10.0.11, 10.10.0.12 } tcp dport 3306 accept"),
         "{nft}"
     );
+
+    // Each web host's shop keeps its carts there: its settings (no secret),
+    // the password alone in a 0600 file, which the unit hands over as a
+    // systemd credential and the init script through the settings.
+    let web = out.path().join("web01");
+    for f in [
+        "etc/vakt/demo-web.toml",
+        "etc/init.d/vakt-demo-web",
+        "etc/systemd/system/vakt-demo-web.service",
+    ] {
+        let text = std::fs::read_to_string(web.join(f)).unwrap();
+        insta::assert_snapshot!(format!("mariadb__web01__{}", f.replace('/', "__")), text);
+    }
+    let pw = web.join("etc/vakt/demo-web-db.password");
+    assert_eq!(std::fs::read_to_string(&pw).unwrap(), "snap'shot\\pw\n");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&pw).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let toml = std::fs::read_to_string(web.join("etc/vakt/demo-web.toml")).unwrap();
+    assert!(!toml.contains("snap'shot"), "{toml}");
+    let r = Command::new("sh")
+        .arg("-n")
+        .arg(web.join("etc/init.d/vakt-demo-web"))
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
 }
 
 /// The firewall is on by default for hosts reached over SSH (oslo.toml has

@@ -1,16 +1,21 @@
 //! `vakt demo-web`: a tiny shop used by the local demo and the tests. Every
 //! answer carries `X-Served-By: <name>`.
 //!
-//! - `GET /`: the shop's page (plain HTML, no scripts, nothing from
-//!   elsewhere): which server answered, a catalogue with "Add to cart"
-//!   buttons, links to the cart and the other pages. `GET /cart/view`: the
-//!   cart as a page. `GET /health`: `OK` (200), or 503 after
-//!   `POST /health/fail` until `POST /health/ok`.
-//! - `POST /cart?item=X`, `GET /cart`: a cart per `DEMOSESSID` session kept in
-//!   this process's memory only, so a session that bounces between servers
-//!   loses its cart: the demonstration of why persistence matters. Answers
-//!   are JSON; a browser's form post (`Accept: text/html`) is sent on to
-//!   `/cart/view` instead (303).
+//! - `GET /`: the shop's page (`pages`): which server answered, a catalogue
+//!   with "Add to cart" buttons, links to the cart and the other pages.
+//!   `GET /cart/view`: the cart as a page. `GET /health`: `OK` (200), or 503
+//!   after `POST /health/fail` until `POST /health/ok` (never the
+//!   database's state: a DB outage must not take every web host out).
+//! - `POST /cart?item=X`, `GET /cart`: a cart per `DEMOSESSID` session, kept
+//!   by the `carts::Store`: this process's memory (a session that bounces
+//!   between servers loses its cart: why persistence matters), or with
+//!   `--config` naming a `[db]` (`config`), the cluster's MariaDB, where
+//!   every web host sees it. Answers are JSON; a browser's form post
+//!   (`Accept: text/html`) is sent on to `/cart/view` instead (303).
+//! - `POST /order`: the cart becomes an order (201, `Location: /order/ID`,
+//!   only after the database committed it); `GET /order/ID`: that order,
+//!   to the session that placed it. A database that fails or does not answer
+//!   in time gives 503 with the reason, and the next request tries again.
 //! - `/echo` (any method): the request as received, as JSON (method, target,
 //!   version, headers in order, body length). Query parameters shape the
 //!   answer: `status=NNN`, `cache-control=...`, `set-cookie=...`,
@@ -18,16 +23,23 @@
 //!
 //! `vakt demo-db` ([`run_db_blocking`]) stands in for the cluster's database.
 
-use std::collections::{HashMap, VecDeque};
+mod carts;
+mod config;
+mod pages;
+
+pub use carts::{Order, Store, StoreError};
+pub use config::{ConfigError, DbConfig, DemoConfig};
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, SET_COOKIE};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -37,27 +49,30 @@ use hyper_util::rt::TokioIo;
 use rand::Rng;
 use tokio::net::TcpListener;
 
-/// What the shop's page offers; the cart API takes any item name.
-const PRODUCTS: [&str; 4] = ["apple", "bread", "cheese", "coffee"];
-
-const MAX_SESSIONS: usize = 10_000;
-const MAX_ITEMS: usize = 100;
 const MAX_BODY: usize = 1 << 20;
-
-/// Carts by session id, and session ids oldest first for eviction.
-type Carts = (HashMap<String, Vec<String>>, VecDeque<String>);
 
 struct Shop {
     name: String,
     served_by: HeaderValue,
     healthy: AtomicBool,
-    carts: Mutex<Carts>,
+    store: Store,
 }
 
-/// Serves until `shutdown` resolves, then lets requests in flight finish.
+/// Serves with carts in memory until `shutdown` resolves (the tests' shop).
 pub async fn run(
     listener: TcpListener,
     name: String,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    serve(listener, name, Store::memory(), shutdown).await
+}
+
+/// Serves with `store` until `shutdown` resolves, then lets requests in
+/// flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    name: String,
+    store: Store,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let shop = Arc::new(Shop {
@@ -65,7 +80,7 @@ pub async fn run(
             .unwrap_or_else(|_| HeaderValue::from_static("demo")),
         name,
         healthy: AtomicBool::new(std::env::var_os("VAKT_DEMO_HEALTH_FAIL").is_none()),
-        carts: Mutex::new((HashMap::new(), VecDeque::new())),
+        store,
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
@@ -109,17 +124,49 @@ pub async fn run(
     Ok(())
 }
 
-/// `vakt demo-web --bind ADDR --name NAME`: serves until SIGTERM or SIGINT.
-pub fn run_blocking(bind: SocketAddr, name: String) -> std::io::Result<()> {
+/// Why `vakt demo-web` could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// `vakt demo-web --bind ADDR --name NAME [--config FILE]
+/// [--db-password-file FILE]`: serves until SIGTERM or SIGINT. The password
+/// file given on the command line (systemd's credential) wins over the
+/// config's `password_file`.
+pub fn run_blocking(
+    bind: SocketAddr,
+    name: String,
+    config: Option<&Path>,
+    password_file: Option<&Path>,
+) -> Result<(), DemoError> {
+    let config = match config {
+        Some(p) => DemoConfig::load(p)?,
+        None => DemoConfig::default(),
+    };
+    let password = match &config.db {
+        Some(db) => Some(config::read_password(
+            password_file.unwrap_or(&db.password_file),
+        )?),
+        None => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     rt.block_on(async move {
+        // The pool needs the runtime: made inside it.
+        let store = match (&config.db, password) {
+            (Some(db), Some(pw)) => Store::MariaDb(carts::MariaDb::new(db, pw)),
+            _ => Store::memory(),
+        };
         let listener = TcpListener::bind(bind).await.map_err(|e| {
             std::io::Error::new(e.kind(), format!("demo-web cannot listen on {bind}: {e}"))
         })?;
-        run(listener, name, async {
+        serve(listener, name, store, async {
             use tokio::signal::unix::{SignalKind, signal};
             match (
                 signal(SignalKind::terminate()),
@@ -131,7 +178,8 @@ pub fn run_blocking(bind: SocketAddr, name: String) -> std::io::Result<()> {
                 _ => std::future::pending().await,
             }
         })
-        .await
+        .await?;
+        Ok(())
     })
 }
 
@@ -220,8 +268,11 @@ async fn handle(shop: &Shop, req: Request<Incoming>) -> Response<Full<Bytes>> {
         (_, "/echo") => echo(shop, req, &q).await,
         (Method::GET | Method::HEAD, "/") => {
             let (sid, new) = sid_or_new(&req);
-            let items = cart(shop, &sid).len();
-            let body = shop_page(shop, items);
+            let items = match shop.store.cart(&sid).await {
+                Ok(items) => items,
+                Err(e) => return unavailable(shop, &e),
+            };
+            let body = pages::shop(&shop.name, items.len(), shop.store.describe());
             with_session(
                 reply(shop, StatusCode::OK, "text/html; charset=utf-8", body),
                 &sid,
@@ -230,7 +281,11 @@ async fn handle(shop: &Shop, req: Request<Incoming>) -> Response<Full<Bytes>> {
         }
         (Method::GET | Method::HEAD, "/cart/view") => {
             let (sid, new) = sid_or_new(&req);
-            let body = cart_page(shop, &cart(shop, &sid));
+            let items = match shop.store.cart(&sid).await {
+                Ok(items) => items,
+                Err(e) => return unavailable(shop, &e),
+            };
+            let body = pages::cart(&shop.name, &items);
             with_session(
                 reply(shop, StatusCode::OK, "text/html; charset=utf-8", body),
                 &sid,
@@ -239,8 +294,10 @@ async fn handle(shop: &Shop, req: Request<Incoming>) -> Response<Full<Bytes>> {
         }
         (Method::GET, "/cart") => {
             let (sid, new) = sid_or_new(&req);
-            let items = cart(shop, &sid);
-            with_session(cart_json(shop, &items), &sid, new)
+            match shop.store.cart(&sid).await {
+                Ok(items) => with_session(cart_json(shop, &items), &sid, new),
+                Err(e) => unavailable(shop, &e),
+            }
         }
         (Method::POST, "/cart") => {
             let Some(item) = query(&q, "item")
@@ -255,25 +312,91 @@ async fn handle(shop: &Shop, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 );
             };
             let (sid, new) = sid_or_new(&req);
-            let items = add(shop, &sid, item);
+            let items = match shop.store.add(&sid, &item).await {
+                Ok(items) => items,
+                Err(e) => return unavailable(shop, &e),
+            };
             if wants_html(&req) {
                 // Post/redirect/get: reloading the cart page adds nothing.
-                let mut r = reply(
-                    shop,
-                    StatusCode::SEE_OTHER,
-                    "text/plain",
-                    "see /cart/view\n",
-                );
-                r.headers_mut().insert(
-                    http::header::LOCATION,
-                    HeaderValue::from_static("/cart/view"),
-                );
-                return with_session(r, &sid, new);
+                return with_session(see_other(shop, "/cart/view"), &sid, new);
             }
             with_session(cart_json(shop, &items), &sid, new)
         }
+        (Method::POST, "/order") => {
+            let Some(sid) = session(&req) else {
+                return reply(
+                    shop,
+                    StatusCode::CONFLICT,
+                    "text/plain",
+                    "no cart to order: add items first (POST /cart?item=NAME)\n",
+                );
+            };
+            match shop.store.place(&sid).await {
+                Ok(Some(order)) => {
+                    let location = format!("/order/{}", order.id);
+                    if wants_html(&req) {
+                        return see_other(shop, &location);
+                    }
+                    let mut r = order_json(shop, StatusCode::CREATED, &order);
+                    if let Ok(v) = HeaderValue::from_str(&location) {
+                        r.headers_mut().insert(LOCATION, v);
+                    }
+                    r
+                }
+                Ok(None) => reply(
+                    shop,
+                    StatusCode::CONFLICT,
+                    "text/plain",
+                    "the cart is empty: add items first (POST /cart?item=NAME)\n",
+                ),
+                Err(e) => unavailable(shop, &e),
+            }
+        }
+        (Method::GET | Method::HEAD, p) if p.starts_with("/order/") => {
+            let id = p["/order/".len()..].parse::<u64>().ok();
+            let (Some(id), Some(sid)) = (id, session(&req)) else {
+                return reply(shop, StatusCode::NOT_FOUND, "text/plain", "no such order\n");
+            };
+            match shop.store.order(&sid, id).await {
+                Ok(Some(order)) => order_json(shop, StatusCode::OK, &order),
+                Ok(None) => reply(shop, StatusCode::NOT_FOUND, "text/plain", "no such order\n"),
+                Err(e) => unavailable(shop, &e),
+            }
+        }
         _ => reply(shop, StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
+}
+
+/// 503 for a database that failed or did not answer; the process log gets
+/// the same line, with the time.
+fn unavailable(shop: &Shop, e: &StoreError) -> Response<Full<Bytes>> {
+    eprintln!(
+        "{} {}: {e}",
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        shop.name
+    );
+    let mut r = reply(
+        shop,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "text/plain",
+        format!("{e}: nothing was changed; try again in a moment\n"),
+    );
+    r.headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("2"));
+    r
+}
+
+fn see_other(shop: &Shop, location: &str) -> Response<Full<Bytes>> {
+    let mut r = reply(
+        shop,
+        StatusCode::SEE_OTHER,
+        "text/plain",
+        format!("see {location}\n"),
+    );
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(LOCATION, v);
+    }
+    r
 }
 
 /// A browser navigating (a form post) asks for HTML first; curl and API
@@ -283,52 +406,6 @@ fn wants_html(req: &Request<Incoming>) -> bool {
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"))
-}
-
-fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// One page of the shop: a title, the links every page has, and `main`
-/// (already HTML). Inline style only, so the page needs nothing else.
-fn page(shop: &Shop, title: &str, main: &str) -> String {
-    format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title} · vakt demo shop</title>\n\
-         <style>body{{font-family:sans-serif;max-width:40em;margin:2em auto}}nav a{{margin-right:1em}}li{{margin:.3em 0}}form{{display:inline}}</style>\n\
-         </head><body>\n<nav><a href=\"/\">Shop</a><a href=\"/cart/view\">Cart</a><a href=\"/cart\">Cart as JSON</a><a href=\"/health\">Health</a><a href=\"/echo\">Echo your request</a></nav>\n\
-         <h1>{title}</h1>\n<p>Served by <strong>{}</strong>.</p>\n{main}</body></html>\n",
-        escape_html(&shop.name)
-    )
-}
-
-fn shop_page(shop: &Shop, items_in_cart: usize) -> String {
-    let mut main = String::from("<ul>\n");
-    for p in PRODUCTS {
-        main.push_str(&format!(
-            "<li>{p} <form method=\"post\" action=\"/cart?item={p}\"><button type=\"submit\">Add to cart</button></form></li>\n"
-        ));
-    }
-    main.push_str(&format!(
-        "</ul>\n<p>Your cart holds {items_in_cart} item(s): <a href=\"/cart/view\">view cart</a>.</p>\n\
-         <p>Carts live in each web server's memory: without the load balancer's persistence cookie, a cart seems to empty when another server answers.</p>\n"
-    ));
-    page(shop, "vakt demo shop", &main)
-}
-
-fn cart_page(shop: &Shop, items: &[String]) -> String {
-    let main = if items.is_empty() {
-        "<p>Your cart is empty. <a href=\"/\">Back to the shop</a>.</p>\n".to_string()
-    } else {
-        let list: String = items
-            .iter()
-            .map(|i| format!("<li>{}</li>\n", escape_html(i)))
-            .collect();
-        format!("<ul>\n{list}</ul>\n<p><a href=\"/\">Back to the shop</a>.</p>\n")
-    };
-    page(shop, "Your cart", &main)
 }
 
 fn sid_or_new(req: &Request<Incoming>) -> (String, bool) {
@@ -353,32 +430,15 @@ fn with_session(mut r: Response<Full<Bytes>>, sid: &str, new: bool) -> Response<
     r
 }
 
-fn cart(shop: &Shop, sid: &str) -> Vec<String> {
-    let carts = shop.carts.lock().unwrap_or_else(|e| e.into_inner());
-    carts.0.get(sid).cloned().unwrap_or_default()
-}
-
-fn add(shop: &Shop, sid: &str, item: String) -> Vec<String> {
-    let mut carts = shop.carts.lock().unwrap_or_else(|e| e.into_inner());
-    let (map, order) = &mut *carts;
-    if !map.contains_key(sid) {
-        if map.len() >= MAX_SESSIONS
-            && let Some(old) = order.pop_front()
-        {
-            map.remove(&old);
-        }
-        order.push_back(sid.to_string());
-    }
-    let items = map.entry(sid.to_string()).or_default();
-    if items.len() < MAX_ITEMS {
-        items.push(item);
-    }
-    items.clone()
-}
-
 fn cart_json(shop: &Shop, items: &[String]) -> Response<Full<Bytes>> {
     let body = serde_json::json!({ "server": shop.name, "items": items }).to_string();
     reply(shop, StatusCode::OK, "application/json", body)
+}
+
+fn order_json(shop: &Shop, status: StatusCode, order: &Order) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({ "server": shop.name, "order": order.id, "items": order.items })
+        .to_string();
+    reply(shop, status, "application/json", body)
 }
 
 async fn echo(shop: &Shop, req: Request<Incoming>, q: &str) -> Response<Full<Bytes>> {
