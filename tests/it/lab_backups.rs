@@ -160,20 +160,7 @@ fn backups_go_from_db01_to_backup01_are_pruned_verified_and_restore() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("  carts: 3 rows"), "{out}");
     assert!(out.contains(&files[1]), "{out}");
-    let root_sql = |q: &str| {
-        lab.on(
-            "db01",
-            &[
-                "mariadb",
-                "--defaults-file=/etc/vakt/mariadb.cnf",
-                "--user=root",
-                "-N",
-                "-B",
-                "-e",
-                q,
-            ],
-        )
-    };
+    let root_sql = |q: &str| crate::lab_mariadb::root_sql(&lab, q);
     let (code, dbs) = root_sql("SHOW DATABASES");
     assert_eq!(code, 0, "{dbs}");
     assert!(!dbs.contains("vakt_restore_check"), "{dbs}");

@@ -5,8 +5,47 @@
 //! passes, a second `up` changes nothing, a new password is applied by the
 //! next one, and a web host taken out of the inventory loses its grant.
 
+use std::path::{Path, PathBuf};
+
 use crate::lab::Lab;
 use crate::support::{TempDir, needs};
+
+/// inventory/oslo.toml with db01 on a real MariaDB whose shop password is
+/// `password` (its file beside), written into `dir`: the inventory's path.
+pub(crate) fn oslo_with_mariadb(dir: &Path, password: &str) -> PathBuf {
+    let pw = dir.join("db-password");
+    std::fs::write(&pw, format!("{password}\n")).unwrap();
+    let oslo = include_str!("../../inventory/oslo.toml").replace(
+        "db = { port = 3306, demo = true }",
+        &format!(
+            "db = {{ engine = \"mariadb\", port = 3306, database = \"shop\", user = \"shop\", password_file = \"{}\" }}",
+            pw.display()
+        ),
+    );
+    assert!(
+        oslo.contains("engine = \"mariadb\""),
+        "inventory/oslo.toml's db01 changed"
+    );
+    let inv = dir.join("oslo.toml");
+    std::fs::write(&inv, &oslo).unwrap();
+    inv
+}
+
+/// `mariadb` as root on db01, over its socket: (exit code, output).
+pub(crate) fn root_sql(lab: &Lab, query: &str) -> (i32, String) {
+    lab.on(
+        "db01",
+        &[
+            "mariadb",
+            "--defaults-file=/etc/vakt/mariadb.cnf",
+            "--user=root",
+            "-N",
+            "-B",
+            "-e",
+            query,
+        ],
+    )
+}
 
 /// `mariadb` as the shop user from inside a lab host: (exit code, output).
 fn sql(lab: &Lab, host: &str, password: &str, query: &str) -> (i32, String) {
@@ -40,18 +79,7 @@ fn sql(lab: &Lab, host: &str, password: &str, query: &str) -> (i32, String) {
 fn mariadb_on_db01_serves_the_web_hosts_only_on_its_private_address_and_up_is_idempotent() {
     needs::require("vakt_lab_mariadb");
     let dir = TempDir::new("labmdb");
-    let pw = dir.path().join("db-password");
-    std::fs::write(&pw, "first 'secret'\n").unwrap();
-    let oslo = include_str!("../../inventory/oslo.toml").replace(
-        "db = { port = 3306, demo = true }",
-        &format!(
-            "db = {{ engine = \"mariadb\", port = 3306, database = \"shop\", user = \"shop\", password_file = \"{}\" }}",
-            pw.display()
-        ),
-    );
-    assert!(oslo.contains("engine = \"mariadb\""));
-    let inv = dir.path().join("oslo.toml");
-    std::fs::write(&inv, &oslo).unwrap();
+    let inv = oslo_with_mariadb(dir.path(), "first 'secret'");
     let lab = Lab::up_file("mdb", &inv.display().to_string());
     let (code, out, err) = lab.vakt(&["up", "-i", &lab.inventory]);
     assert_eq!(code, 0, "{out}{err}");
@@ -118,7 +146,7 @@ fn mariadb_on_db01_serves_the_web_hosts_only_on_its_private_address_and_up_is_id
 
     // A new password: the next up applies it, the old one stops working,
     // and the data stays.
-    std::fs::write(&pw, "second").unwrap();
+    std::fs::write(dir.path().join("db-password"), "second").unwrap();
     let (code, out, err) = lab.vakt(&["up", "-i", &lab.inventory]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("db01"), "{out}");
@@ -137,21 +165,14 @@ fn mariadb_on_db01_serves_the_web_hosts_only_on_its_private_address_and_up_is_id
     let web02 = "[[hosts]]\nname = \"web02\"\nroles = [\"web\"]\nprivate_ip = \"10.10.0.12\"\n\
                  location = { country = \"NO\", city = \"Oslo\", provider = \"CoolVDS\", site = \"osl1\" }\n\
                  web = { port = 80, cookie = \"w2\", weight = 1, demo = true }\n\n";
+    let oslo = std::fs::read_to_string(&inv).unwrap();
     assert!(oslo.contains(web02), "inventory/oslo.toml's web02 changed");
     std::fs::write(&inv, oslo.replace(web02, "")).unwrap();
     let (code, out, err) = lab.vakt(&["up", "-i", &lab.inventory]);
     assert_eq!(code, 0, "{out}{err}");
-    let (code, users) = lab.on(
-        "db01",
-        &[
-            "mariadb",
-            "--defaults-file=/etc/vakt/mariadb.cnf",
-            "--user=root",
-            "-N",
-            "-B",
-            "-e",
-            "SELECT Host FROM mysql.user WHERE User = 'shop' ORDER BY Host",
-        ],
+    let (code, users) = root_sql(
+        &lab,
+        "SELECT Host FROM mysql.user WHERE User = 'shop' ORDER BY Host",
     );
     assert_eq!(code, 0, "{users}");
     assert_eq!(users.trim(), "10.10.0.11");

@@ -38,18 +38,7 @@ fn carts_survive_their_web_host_and_orders_survive_a_killed_mariadbd() {
     needs::require("vakt_lab_mariadb");
     needs::require("vakt_lab_systemd");
     let dir = TempDir::new("labshop");
-    let pw = dir.path().join("db-password");
-    std::fs::write(&pw, "shop 'pw'\n").unwrap();
-    let oslo = include_str!("../../inventory/oslo.toml").replace(
-        "db = { port = 3306, demo = true }",
-        &format!(
-            "db = {{ engine = \"mariadb\", port = 3306, database = \"shop\", user = \"shop\", password_file = \"{}\" }}",
-            pw.display()
-        ),
-    );
-    assert!(oslo.contains("engine = \"mariadb\""));
-    let inv = dir.path().join("oslo.toml");
-    std::fs::write(&inv, &oslo).unwrap();
+    let inv = crate::lab_mariadb::oslo_with_mariadb(dir.path(), "shop 'pw'");
     // web02 boots systemd (the unit hands the password over), web01 and
     // db01 are SysV hosts (the init scripts do).
     let (rootfs, _) = crate::lab_systemd::rootfs_settings();
@@ -153,17 +142,9 @@ fn carts_survive_their_web_host_and_orders_survive_a_killed_mariadbd() {
         back.contains(&format!("\"items\":[\"brunost\",\"lefse\"],\"order\":{id}")),
         "{back}"
     );
-    let (code, rows) = lab.on(
-        "db01",
-        &[
-            "mariadb",
-            "--defaults-file=/etc/vakt/mariadb.cnf",
-            "--user=root",
-            "-N",
-            "-B",
-            "-e",
-            &format!("SELECT COUNT(*) FROM shop.order_items WHERE order_id = {id}"),
-        ],
+    let (code, rows) = crate::lab_mariadb::root_sql(
+        &lab,
+        &format!("SELECT COUNT(*) FROM shop.order_items WHERE order_id = {id}"),
     );
     assert_eq!(code, 0, "{rows}");
     assert_eq!(rows.trim(), "2");
