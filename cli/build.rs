@@ -26,6 +26,20 @@ const LAB: &[&str] = &[
     "curl",
 ];
 
+/// What inventory/oslo.toml's data tier runs on a lab host: MariaDB from
+/// the distribution on db01, and backup01's dump script (`mariadb-dump`
+/// piped through gzip, checked with sha256sum, by bash).
+const DATA: &[&str] = &[
+    "mariadbd",
+    "mariadb-install-db",
+    "mariadb",
+    "mariadb-admin",
+    "mariadb-dump",
+    "bash",
+    "gzip",
+    "sha256sum",
+];
+
 /// A suite: its cfg name, whether it needs root, and the commands it runs.
 struct Suite {
     cfg: &'static str,
@@ -37,7 +51,7 @@ const SUITES: &[Suite] = &[
     Suite {
         cfg: "vakt_lab",
         root: true,
-        commands: &[LAB],
+        commands: &[LAB, DATA],
     },
     Suite {
         cfg: "vakt_lab_ha",
@@ -55,29 +69,12 @@ const SUITES: &[Suite] = &[
     Suite {
         cfg: "vakt_lab_firewall",
         root: true,
-        commands: &[LAB, &["nft"]],
-    },
-    Suite {
-        cfg: "vakt_lab_mariadb",
-        root: true,
-        commands: &[
-            LAB,
-            &["mariadbd", "mariadb-install-db", "mariadb", "mariadb-admin"],
-        ],
-    },
-    Suite {
-        cfg: "vakt_lab_backups",
-        root: true,
-        commands: &[
-            LAB,
-            &["mariadbd", "mariadb-install-db", "mariadb", "mariadb-admin"],
-            &["mariadb-dump", "bash", "gzip", "sha256sum"],
-        ],
+        commands: &[LAB, DATA, &["nft"]],
     },
     Suite {
         cfg: "vakt_lab_sudo",
         root: true,
-        commands: &[LAB, &["sudo", "useradd", "userdel"]],
+        commands: &[LAB, DATA, &["sudo", "useradd", "userdel"]],
     },
     Suite {
         cfg: "vakt_lab_systemd",

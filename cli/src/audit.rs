@@ -188,6 +188,14 @@ fn reach(inv: &Inventory, host: &Host, obs: &Observed) -> Option<Evidence> {
         }
         Ok(p) => p,
     };
+    if ports.is_empty() {
+        // A backup host: its data are files, behind SSH like any host's.
+        return Some(Evidence {
+            kind: "reach".into(),
+            agrees: Some(true),
+            detail: "it has no data port for anyone to reach".into(),
+        });
+    }
     let webs: Vec<&Host> = inv.webs().collect();
     // The hosts that dump this DB reach it too (`[[backups]]`): by their
     // own rule, and they hold the data anyway (judged as backups).

@@ -35,6 +35,8 @@ pub const PRIVATE_PATHS: &[&str] = &[
     "/etc/cron.d",
     // The deploy lock (lock.rs) on the first load balancer.
     "/var/lib/vakt",
+    // Where inventory/oslo.toml's backup host keeps its dumps.
+    "/var/backups",
     "/run/vakt",
     // Hidden so that lab hosts never look like systemd hosts, whatever
     // this machine runs: the lab exercises the SysV path for real.

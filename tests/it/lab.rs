@@ -47,6 +47,7 @@ impl Lab {
             .args(["lab", "--name", &self.name, "exec", "ctl", "--"])
             .args(args)
             .env("VAKT_STATS_PASSWORD", "lab-pw")
+            .env("VAKT_DB_PASSWORD", "lab-db-pw")
             .env("NO_COLOR", "1")
             .output()
             .unwrap();
@@ -96,7 +97,7 @@ impl Drop for Lab {
 #[test]
 #[cfg_attr(
     not(vakt_lab),
-    ignore = "lab: needs root and ip, sshd, ssh, curl, util-linux (README: Tests)"
+    ignore = "lab: needs root and ip, sshd, ssh, curl, util-linux, mariadb-server, mariadb-client (README: Tests)"
 )]
 fn a_cluster_deployed_over_ssh_in_the_lab_balances_sticks_and_keeps_a_failed_host_serving() {
     needs::require("vakt_lab");
@@ -276,7 +277,7 @@ fn a_cluster_deployed_over_ssh_in_the_lab_balances_sticks_and_keeps_a_failed_hos
     assert!(code == 0 || code == 2, "{out}{err}");
     assert_eq!(
         std::fs::read_to_string(&known).unwrap().lines().count(),
-        4,
+        5,
         "one key recorded per host"
     );
     std::fs::write(&known, good).unwrap();

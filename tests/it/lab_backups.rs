@@ -10,7 +10,7 @@
 use crate::lab::Lab;
 use crate::support::{TempDir, needs};
 
-const DIR: &str = "/var/lib/vakt/backups";
+const DIR: &str = "/var/backups/vakt";
 
 /// `mariadb` as the shop user from web01: (exit code, output).
 fn shop_sql(lab: &Lab, query: &str) -> (i32, String) {
@@ -24,7 +24,7 @@ fn shop_sql(lab: &Lab, query: &str) -> (i32, String) {
             "10.10.0.20",
             "-u",
             "shop",
-            "-pshop-pw",
+            "-plab-db-pw",
             "-N",
             "-B",
             "shop",
@@ -48,30 +48,20 @@ fn dumps(lab: &Lab) -> Vec<String> {
 
 #[test]
 #[cfg_attr(
-    not(vakt_lab_backups),
-    ignore = "lab backups: needs root and ip, sshd, ssh, curl, util-linux, mariadb-server, mariadb-client, bash, gzip, coreutils (README: Tests)"
+    not(vakt_lab),
+    ignore = "lab: needs root and ip, sshd, ssh, curl, util-linux, mariadb-server, mariadb-client (README: Tests)"
 )]
 fn backups_go_from_db01_to_backup01_are_pruned_verified_and_restore() {
-    needs::require("vakt_lab_backups");
+    needs::require("vakt_lab");
     let dir = TempDir::new("labbak");
-    let pw = dir.path().join("db-password");
-    std::fs::write(&pw, "shop-pw\n").unwrap();
+    // inventory/oslo.toml as it is, but keeping 2 dumps instead of 7.
     let oslo = include_str!("../../inventory/oslo.toml");
-    let db = "db = { port = 3306, demo = true }\n";
-    assert!(oslo.contains(db), "inventory/oslo.toml's db01 changed");
-    let inv_text = oslo.replace(
-        db,
-        &format!(
-            "db = {{ engine = \"mariadb\", port = 3306, database = \"shop\", user = \"shop\", password_file = \"{}\" }}\n\n\
-             [[hosts]]\nname = \"backup01\"\nroles = [\"backup\"]\nprivate_ip = \"10.10.0.30\"\n\
-             location = {{ country = \"NO\", city = \"Bergen\", provider = \"CoolVDS\", site = \"bgo1\" }}\n",
-            pw.display()
-        ),
-    ) + &format!(
-        "\n[[backups]]\nname = \"nightly\"\nkind = \"mariadb-dump\"\nhost = \"backup01\"\npath = \"{DIR}\"\nkeep = 2\nschedule = \"daily\"\n"
+    assert!(
+        oslo.contains("\nkeep = 7\n"),
+        "inventory/oslo.toml's backups changed"
     );
     let inv = dir.path().join("oslo.toml");
-    std::fs::write(&inv, &inv_text).unwrap();
+    std::fs::write(&inv, oslo.replace("\nkeep = 7\n", "\nkeep = 2\n")).unwrap();
     let lab = Lab::up_file("bak", &inv.display().to_string());
     let (code, out, err) = lab.vakt(&["up", "-i", &lab.inventory]);
     assert_eq!(code, 0, "{out}{err}");
@@ -100,9 +90,8 @@ fn backups_go_from_db01_to_backup01_are_pruned_verified_and_restore() {
         let (code, out, err) = lab.vakt(&["backup", "-i", &lab.inventory]);
         assert_eq!(code, 0, "{out}{err}");
         assert!(
-            out.contains(
-                "nightly: backup01 dumped db01 to backup01:/var/lib/vakt/backups/nightly-"
-            ) && out.contains("bytes, sha256 "),
+            out.contains("nightly: backup01 dumped db01 to backup01:/var/backups/vakt/nightly-")
+                && out.contains("bytes, sha256 "),
             "{out}"
         );
         reported.push(out);
@@ -196,7 +185,7 @@ fn backups_go_from_db01_to_backup01_are_pruned_verified_and_restore() {
     // The audit: backup01 and the target are judged with what it holds.
     let (code, out, err) = lab.vakt(&["audit", "-i", &lab.inventory]);
     assert!(
-        out.contains("backup01 holds /var/lib/vakt/backups/nightly-"),
+        out.contains("backup01 holds /var/backups/vakt/nightly-"),
         "exit {code}: {out}{err}"
     );
 

@@ -85,7 +85,7 @@ fn ruleset(lab: &Lab, host: &str) -> String {
 #[test]
 #[cfg_attr(
     not(vakt_lab_firewall),
-    ignore = "lab firewall: needs root and ip, sshd, ssh, curl, util-linux, nft (nftables) (README: Tests)"
+    ignore = "lab firewall: needs root and ip, sshd, ssh, curl, util-linux, mariadb-server, mariadb-client, nft (nftables) (README: Tests)"
 )]
 fn rules_that_cut_ssh_are_rolled_back_by_the_host_and_up_fails_naming_it() {
     needs::require("vakt_lab_firewall");
@@ -122,7 +122,7 @@ fn rules_that_cut_ssh_are_rolled_back_by_the_host_and_up_fails_naming_it() {
 #[test]
 #[cfg_attr(
     not(vakt_lab_firewall),
-    ignore = "lab firewall: needs root and ip, sshd, ssh, curl, util-linux, nft (nftables) (README: Tests)"
+    ignore = "lab firewall: needs root and ip, sshd, ssh, curl, util-linux, mariadb-server, mariadb-client, nft (nftables) (README: Tests)"
 )]
 fn the_firewall_goes_in_holds_on_no_change_is_repaired_when_flushed_and_rolls_back() {
     needs::require("vakt_lab_firewall");
@@ -207,8 +207,12 @@ fn the_firewall_goes_in_holds_on_no_change_is_repaired_when_flushed_and_rolls_ba
     let (code, out, err) = lab.vakt(&["audit", "-i", &lab.inventory]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.contains("reach     only the web hosts reach its data ports: port 3306: `ip saddr { 10.10.0.11, 10.10.0.12 } tcp dport 3306 accept`"),
+        out.contains("reach     only the web hosts and the hosts that dump it reach its data ports: port 3306: `ip saddr { 10.10.0.11, 10.10.0.12 } tcp dport 3306 accept`; `ip saddr 10.10.0.30 tcp dport 3306 accept`; reached from [web01, web02, backup01], closed from [lb01, here]"),
         "{out}"
+    );
+    assert!(
+        out.contains("reach     it has no data port for anyone to reach"),
+        "backup01: {out}"
     );
 
     let (code, again, err) = lab.vakt(&["up", "-i", &lab.inventory]);
@@ -233,7 +237,7 @@ fn the_firewall_goes_in_holds_on_no_change_is_repaired_when_flushed_and_rolls_ba
     let (code, out, err) = lab.vakt(&["audit", "-i", &lab.inventory]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(
-        out.contains("port 3306 is reachable from lb01, which is no web host"),
+        out.contains("port 3306 is reachable from lb01, which is no web or backup host"),
         "{out}"
     );
     let (code, plan, err) = lab.vakt(&["plan", "-i", &lab.inventory]);
@@ -279,7 +283,7 @@ fn the_firewall_goes_in_holds_on_no_change_is_repaired_when_flushed_and_rolls_ba
 #[test]
 #[cfg_attr(
     not(all(vakt_lab_firewall, vakt_lab_ha)),
-    ignore = "lab firewall + HA: needs root and ip, sshd, ssh, curl, util-linux, nft (nftables), keepalived (README: Tests)"
+    ignore = "lab firewall + HA: needs root and ip, sshd, ssh, curl, util-linux, mariadb-server, mariadb-client, nft (nftables), keepalived (README: Tests)"
 )]
 fn with_the_firewall_on_vrrp_still_elects_one_lb_and_a_failover_drops_nothing() {
     needs::require("vakt_lab_firewall");

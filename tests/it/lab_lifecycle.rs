@@ -27,7 +27,7 @@ fn namespaces() -> String {
 #[test]
 #[cfg_attr(
     not(vakt_lab),
-    ignore = "lab: needs root and ip, sshd, ssh, curl, util-linux (README: Tests)"
+    ignore = "lab: needs root and ip, sshd, ssh, curl, util-linux, mariadb-server, mariadb-client (README: Tests)"
 )]
 fn labs_need_root_refuse_own_addresses_coexist_and_clean_up_after_a_crash() {
     needs::require("vakt_lab");

@@ -13,7 +13,7 @@ use crate::support::{needs, vakt};
 #[test]
 #[cfg_attr(
     not(vakt_lab),
-    ignore = "lab: needs root and ip, sshd, ssh, curl, util-linux (README: Tests)"
+    ignore = "lab: needs root and ip, sshd, ssh, curl, util-linux, mariadb-server, mariadb-client (README: Tests)"
 )]
 fn exec_logs_and_the_deploy_lock_work_over_ssh_in_the_lab() {
     needs::require("vakt_lab");
@@ -32,8 +32,8 @@ fn exec_logs_and_the_deploy_lock_work_over_ssh_in_the_lab() {
         "echo on-host; ip -4 -o addr | grep -q ' 10.10.0.12/' && exit 4; true",
     ]);
     assert_eq!(code, 4, "{out}{err}");
-    for h in ["lb01", "web01", "web02", "db01"] {
-        assert!(out.contains(&format!("{h:<5} | on-host\n")), "{out}");
+    for h in ["lb01", "web01", "web02", "db01", "backup01"] {
+        assert!(out.contains(&format!("{h:<8} | on-host\n")), "{out}");
     }
     let (code, out, _) = lab.vakt(&["exec", "-i", &inv, "--roles", "lb", "--", "id -u"]);
     assert_eq!((code, out.as_str()), (0, "lb01 | 0\n"));
@@ -45,7 +45,7 @@ fn exec_logs_and_the_deploy_lock_work_over_ssh_in_the_lab() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.lines()
-            .any(|l| l.starts_with("lb01  proxy") && l.contains("/lab-ops-probe")),
+            .any(|l| l.starts_with("lb01     proxy") && l.contains("/lab-ops-probe")),
         "{out}"
     );
     let mut follow = vakt()

@@ -35,7 +35,7 @@ fn files(root: &Path) -> Vec<String> {
 #[test]
 #[cfg_attr(
     not(vakt_lab),
-    ignore = "lab: needs root and ip, sshd, ssh, curl, util-linux (README: Tests)"
+    ignore = "lab: needs root and ip, sshd, ssh, curl, util-linux, mariadb-server, mariadb-client (README: Tests)"
 )]
 fn rollback_three_releases_back_loses_no_request_and_remove_keeps_the_data() {
     needs::require("vakt_lab");

@@ -31,14 +31,14 @@ fn status(resp: &str) -> u16 {
 
 #[test]
 #[cfg_attr(
-    not(all(vakt_lab_mariadb, vakt_lab_systemd)),
-    ignore = "lab mariadb + systemd: needs root and ip, sshd, ssh, curl, util-linux, debootstrap, mariadbd, mariadb-install-db, mariadb, mariadb-admin (mariadb-server; README: Tests)"
+    not(all(vakt_lab, vakt_lab_systemd)),
+    ignore = "lab mariadb + systemd: needs root and ip, sshd, ssh, curl, util-linux, mariadb-server, mariadb-client, debootstrap (README: Tests)"
 )]
 fn carts_survive_their_web_host_and_orders_survive_a_killed_mariadbd() {
-    needs::require("vakt_lab_mariadb");
+    needs::require("vakt_lab");
     needs::require("vakt_lab_systemd");
     let dir = TempDir::new("labshop");
-    let inv = crate::lab_mariadb::oslo_with_mariadb(dir.path(), "shop 'pw'");
+    let inv = crate::lab_mariadb::oslo_with_password_file(dir.path(), "shop 'pw'");
     // web02 boots systemd (the unit hands the password over), web01 and
     // db01 are SysV hosts (the init scripts do).
     let (rootfs, _) = crate::lab_systemd::rootfs_settings();

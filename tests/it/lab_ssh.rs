@@ -49,7 +49,7 @@ impl Drop for Operator {
 #[test]
 #[cfg_attr(
     not(vakt_lab_sudo),
-    ignore = "lab: needs root and ip, sshd, ssh, curl, util-linux, sudo, passwd (README: Tests)"
+    ignore = "lab: needs root and ip, sshd, ssh, curl, util-linux, mariadb-server, mariadb-client, sudo, passwd (README: Tests)"
 )]
 fn a_sudo_user_deploys_through_a_jump_host() {
     needs::require("vakt_lab_sudo");

@@ -10,7 +10,7 @@ use crate::support::{TempDir, needs};
 #[test]
 #[cfg_attr(
     not(vakt_lab),
-    ignore = "lab: needs root and ip, sshd, ssh, curl, util-linux (README: Tests)"
+    ignore = "lab: needs root and ip, sshd, ssh, curl, util-linux, mariadb-server, mariadb-client (README: Tests)"
 )]
 fn https_deployed_over_ssh_serves_the_inventory_certificate() {
     needs::require("vakt_lab");

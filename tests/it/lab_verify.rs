@@ -16,7 +16,7 @@ fn lines_with<'a>(out: &'a str, prefix: &str) -> Vec<&'a str> {
 #[test]
 #[cfg_attr(
     not(vakt_lab),
-    ignore = "lab: needs root and ip, sshd, ssh, curl, util-linux (README: Tests)"
+    ignore = "lab: needs root and ip, sshd, ssh, curl, util-linux, mariadb-server, mariadb-client (README: Tests)"
 )]
 fn verify_and_audit_prove_a_good_cluster_and_name_what_breaks() {
     needs::require("vakt_lab");

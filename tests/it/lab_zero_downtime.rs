@@ -70,7 +70,7 @@ fn retries(lab: &Lab, server: &str) -> (u64, u64) {
 #[test]
 #[cfg_attr(
     not(vakt_lab),
-    ignore = "lab: needs root and ip, sshd, ssh, curl, util-linux (README: Tests)"
+    ignore = "lab: needs root and ip, sshd, ssh, curl, util-linux, mariadb-server, mariadb-client (README: Tests)"
 )]
 fn rolling_restarts_reloads_an_upgrade_and_a_killed_server_lose_no_request() {
     needs::require("vakt_lab");

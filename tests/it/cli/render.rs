@@ -50,6 +50,8 @@ fn rendered_files_match_their_snapshots() {
     for inventory in ["local.toml", "oslo.toml", "oslo-ha.toml"] {
         let out = TempDir::new("render");
         let state = TempDir::new("state");
+        // oslo.toml's backup account: generated once on a real run.
+        std::fs::write(state.path().join("backup-password"), "Bk4pSnapshot\n").unwrap();
         render(inventory, out.path(), state.path());
         for f in files(out.path()) {
             let rel = f.strip_prefix(out.path()).unwrap().display().to_string();
@@ -157,21 +159,8 @@ fn firewall_renders_one_table_per_host_by_role() {
 fn mariadb_renders_its_config_grants_and_service_on_the_db_host() {
     let out = TempDir::new("render");
     let state = TempDir::new("state");
-    render_path(
-        "tests/it/cli/fixtures/mariadb.toml",
-        out.path(),
-        state.path(),
-    );
+    render_path("inventory/oslo.toml", out.path(), state.path());
     let db = out.path().join("db01");
-    for f in [
-        "etc/vakt/mariadb.cnf",
-        "etc/vakt/mariadb-grants.sql",
-        "etc/init.d/vakt-mariadb",
-        "etc/systemd/system/vakt-mariadb.service",
-    ] {
-        let text = std::fs::read_to_string(db.join(f)).unwrap();
-        insta::assert_snapshot!(format!("mariadb__db01__{}", f.replace('/', "__")), text);
-    }
     let cnf = std::fs::read_to_string(db.join("etc/vakt/mariadb.cnf")).unwrap();
     assert!(cnf.contains("\nbind-address = 10.10.0.20\n"), "{cnf}");
     assert_eq!(cnf.matches("\nbind-address").count(), 1, "{cnf}");
@@ -210,14 +199,6 @@ fn mariadb_renders_its_config_grants_and_service_on_the_db_host() {
     // the password alone in a 0600 file, which the unit hands over as a
     // systemd credential and the init script through the settings.
     let web = out.path().join("web01");
-    for f in [
-        "etc/vakt/demo-web.toml",
-        "etc/init.d/vakt-demo-web",
-        "etc/systemd/system/vakt-demo-web.service",
-    ] {
-        let text = std::fs::read_to_string(web.join(f)).unwrap();
-        insta::assert_snapshot!(format!("mariadb__web01__{}", f.replace('/', "__")), text);
-    }
     let pw = web.join("etc/vakt/demo-web-db.password");
     assert_eq!(std::fs::read_to_string(&pw).unwrap(), "snap'shot\\pw\n");
     use std::os::unix::fs::PermissionsExt;
@@ -249,7 +230,7 @@ fn firewall_is_on_by_default_but_never_for_local_hosts_or_when_disabled() {
             .filter(|f| f.ends_with("etc/vakt/nftables.nft"))
             .count()
     };
-    assert_eq!(nft_files("inventory/oslo.toml"), 4, "one table per host");
+    assert_eq!(nft_files("inventory/oslo.toml"), 5, "one table per host");
     assert_eq!(nft_files("inventory/local.toml"), 0);
     let dir = TempDir::new("fwoff");
     let off = dir.path().join("oslo-off.toml");
@@ -463,33 +444,9 @@ fn a_dump_target_renders_its_script_schedule_grants_and_firewall_rule() {
     let out = TempDir::new("render");
     let state = TempDir::new("state");
     std::fs::write(state.path().join("backup-password"), "Bk4pSnapshot\n").unwrap();
-    render_path(
-        "tests/it/cli/fixtures/backups.toml",
-        out.path(),
-        state.path(),
-    );
+    render_path("inventory/oslo.toml", out.path(), state.path());
     let backup = out.path().join("backup01");
-    for f in [
-        "etc/vakt/backup.cnf",
-        "usr/local/sbin/vakt-backup",
-        "etc/vakt/backup.cron",
-        "etc/init.d/vakt-backup",
-        "etc/systemd/system/vakt-backup.service",
-        "etc/systemd/system/vakt-backup.timer",
-        "etc/vakt/nftables.nft",
-    ] {
-        let text = std::fs::read_to_string(backup.join(f)).unwrap();
-        insta::assert_snapshot!(format!("backups__backup01__{}", f.replace('/', "__")), text);
-    }
     let db = out.path().join("db01");
-    for f in [
-        "etc/vakt/mariadb-grants.sql",
-        "etc/vakt/mariadb-restore.sql",
-        "etc/vakt/nftables.nft",
-    ] {
-        let text = std::fs::read_to_string(db.join(f)).unwrap();
-        insta::assert_snapshot!(format!("backups__db01__{}", f.replace('/', "__")), text);
-    }
     let cnf = std::fs::read_to_string(backup.join("etc/vakt/backup.cnf")).unwrap();
     assert!(
         cnf.contains("host = 10.10.0.20\n") && cnf.contains("password = Bk4pSnapshot\n"),

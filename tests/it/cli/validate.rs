@@ -423,7 +423,7 @@ fn the_db_engine_is_checked_and_its_password_never_sits_in_the_inventory() {
 /// account); the fixture itself is valid.
 #[test]
 fn backup_targets_are_checked_with_their_place_and_the_fix() {
-    let good = include_str!("fixtures/backups.toml");
+    let good = include_str!("../../../inventory/oslo.toml");
     let (ok, err) = check(good);
     assert!(ok, "{err}");
     let line_of = |needle: &str| good.lines().position(|l| l.contains(needle)).unwrap() + 1;
