@@ -139,6 +139,9 @@ pub struct Observed {
     /// Each dump target's newest dump as its host reports it, by target
     /// name (`Ok(None)`: no dump yet).
     pub dumps: Vec<(String, Result<Option<crate::backup::Dumped>, String>)>,
+    /// Each MariaDB host's datadir and its size in bytes (`du -sb`), by
+    /// host name (`Ok(None)`: no datadir yet).
+    pub datadir: Vec<(String, Result<Option<u64>, String>)>,
 }
 
 /// Who may and who does reach one data port: the accept rules for it in
@@ -504,6 +507,9 @@ pub fn judge_all(inv: &Inventory, obs: &Observed, date: String) -> Report {
             }),
             None => {}
         }
+        if h.mariadb.is_some() {
+            evidence.push(datadir(h, obs));
+        }
         let (verdict, reasons) = judge(policy, &h.name, &evidence);
         subjects.push(Subject {
             name: h.name.clone(),
@@ -572,7 +578,11 @@ pub fn judge_all(inv: &Inventory, obs: &Observed, date: String) -> Report {
         let (verdict, reasons) = judge(policy, &name, &evidence);
         subjects.push(Subject {
             name,
-            kind: "log".into(),
+            // The name says "request log" already: the kind says where.
+            kind: match inv.logs.to_for(h) {
+                LogsTo::File => "kept in a file".into(),
+                _ => "kept by syslog".into(),
+            },
             why: if inv.logs.anonymize {
                 "client addresses, cut to their /24 (IPv6 /48) by [logs] anonymize".into()
             } else {
@@ -630,6 +640,44 @@ fn holds(b: &crate::inventory::Backup, d: &crate::inventory::Dump, obs: &Observe
         kind: "holds".into(),
         agrees: None,
         detail,
+    }
+}
+
+/// The "holds" evidence of a MariaDB host: its datadir and how much it
+/// holds, as the host reports it. Like a dump's, it never decides the
+/// verdict: where the host is does.
+fn datadir(h: &Host, obs: &Observed) -> Evidence {
+    let dir = crate::render::MARIADB_DATADIR;
+    let detail = match obs
+        .datadir
+        .iter()
+        .find(|(n, _)| *n == h.name)
+        .map(|(_, r)| r)
+    {
+        Some(Ok(Some(bytes))) => format!("MariaDB's datadir {dir}: {}", size(*bytes)),
+        Some(Ok(None)) => {
+            format!("MariaDB's datadir {dir} does not exist yet (`vakt up` makes it)")
+        }
+        Some(Err(e)) => format!("MariaDB's datadir {dir} could not be measured: {e}"),
+        None => format!(
+            "MariaDB's datadir {dir} was not looked at{}",
+            if obs.offline { " (--offline)" } else { "" }
+        ),
+    };
+    Evidence {
+        kind: "holds".into(),
+        agrees: None,
+        detail,
+    }
+}
+
+/// A size as `du -h` says it, with the bytes.
+fn size(bytes: u64) -> String {
+    const MIB: u64 = 1 << 20;
+    if bytes >= MIB {
+        format!("{:.1} MiB ({bytes} bytes)", bytes as f64 / MIB as f64)
+    } else {
+        format!("{bytes} bytes")
     }
 }
 
@@ -959,6 +1007,24 @@ pub fn gather(t: &Target, offline: bool, step: &dyn Fn(&str)) -> anyhow::Result<
             .map_err(|e| format!("{e:#}"))
             .and_then(|tr| crate::backup::latest(tr).map_err(|e| e.to_string()));
         obs.dumps.push((b.name.clone(), r));
+    }
+    for h in t.hosts.iter().filter(|h| h.host.mariadb.is_some()) {
+        step(&format!("MariaDB's datadir on {}", h.host.name));
+        let r = h.transport().map_err(|e| format!("{e:#}")).and_then(|tr| {
+            let dir = sh(&format!("{}{}", tr.root(), crate::render::MARIADB_DATADIR));
+            let out = tr
+                .run(&format!("if [ -d {dir} ]; then du -sb {dir}; fi"))
+                .map_err(|e| e.to_string())?;
+            if !out.ok() {
+                return Err(format!("`du -sb {dir}` failed: {}", out.stderr.trim()));
+            }
+            Ok(out
+                .stdout
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok()))
+        });
+        obs.datadir.push((h.host.name.clone(), r));
     }
     if inv.firewall.enabled {
         for h in t.hosts.iter().filter(|h| {

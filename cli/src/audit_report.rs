@@ -27,14 +27,7 @@ fn metadata(r: &Report) -> Vec<(&'static str, String)> {
         ("Written by", format!("vakt {}", r.version)),
         ("Inventory", r.inventory.clone()),
         ("Inventory sha256", r.inventory_sha256.clone()),
-        (
-            "Evidence gathered",
-            if r.offline {
-                "offline (--offline): from the inventory and the GeoIP database only; no host was asked".into()
-            } else {
-                "from the hosts over SSH (read-only), the GeoIP database and the probe host".into()
-            },
-        ),
+        ("Evidence gathered", sources(r)),
         (
             "Data controller",
             p.controller.clone().unwrap_or_else(|| {
@@ -309,4 +302,27 @@ pub fn html(r: &Report) -> String {
     }
     let _ = writeln!(o, "</ul>");
     seal(o, "<p class=\"seal\">", "</p></body></html>")
+}
+
+/// Where the report's evidence came from: only the sources this run had.
+fn sources(r: &Report) -> String {
+    let p = &r.policy;
+    let mut from = vec![if r.offline {
+        "the inventory (--offline: no host was asked)".to_string()
+    } else {
+        "the hosts over SSH (read-only)".to_string()
+    }];
+    if p.geoip_db.is_some() {
+        from.push("the GeoIP database".into());
+    }
+    if let (Some(probe), false) = (&p.rtt_probe, r.offline) {
+        from.push(format!("round trips measured from {probe}"));
+    }
+    match from.len() {
+        1 => format!("from {}", from[0]),
+        _ => {
+            let last = from.pop().unwrap_or_default();
+            format!("from {} and {last}", from.join(", "))
+        }
+    }
 }

@@ -184,10 +184,27 @@ fn backups_go_from_db01_to_backup01_are_pruned_verified_and_restore() {
 
     // The audit: backup01 and the target are judged with what it holds.
     let (code, out, err) = lab.vakt(&["audit", "-i", &lab.inventory]);
+    assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("backup01 holds /var/backups/vakt/nightly-"),
-        "exit {code}: {out}{err}"
+        "{out}{err}"
     );
+    // The evidence an auditor files: what db01's datadir holds, that
+    // backup01 has no port open for its data, and only the sources used.
+    let datadir = out
+        .lines()
+        .find(|l| l.contains("holds     MariaDB's datadir /var/lib/vakt/mariadb: "))
+        .unwrap_or_else(|| panic!("no datadir evidence: {out}"));
+    assert!(datadir.contains(" MiB ("), "{datadir}");
+    for line in [
+        "reach     it has no data port for anyone to reach",
+        "Evidence gathered: from the hosts over SSH (read-only)\n",
+        "lb01 request log kept in a file (client addresses (personal data)): compliant",
+        "Data controller: Nordshop AS",
+        "Processors: CoolVDS AS (NO; DPA: contracts/coolvds-dpa-2026.pdf)",
+    ] {
+        assert!(out.contains(line), "{line}: {out}");
+    }
 
     // A second up changes nothing.
     let (code, again, err) = lab.vakt(&["up", "-i", &lab.inventory]);

@@ -89,7 +89,10 @@ pub fn backup(a: BackupArgs) -> anyhow::Result<ExitCode> {
 
 fn print_tables(r: &Restored) {
     for (table, rows) in &r.tables {
-        println!("  {table}: {rows} rows");
+        println!(
+            "  {table}: {rows} {}",
+            if *rows == 1 { "row" } else { "rows" }
+        );
     }
     if r.tables.is_empty() {
         println!("  (no tables)");

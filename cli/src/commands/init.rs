@@ -40,7 +40,7 @@ pub fn run(a: InitArgs) -> anyhow::Result<ExitCode> {
     super::vagrant::write_keeping(&a.out, text)?;
     let path = super::shell_word(&a.out.display().to_string());
     println!(
-        "{}: replace its example addresses with your hosts', then\n  {vakt} check -i {path}\n  export VAKT_STATS_PASSWORD=...   # the stats page's password\n  {vakt} plan -i {path}\n  {vakt} up -i {path}",
+        "{}: replace its example addresses with your hosts', then\n  {vakt} check -i {path}\n  export VAKT_STATS_PASSWORD=...   # the stats page's password\n  export VAKT_DB_PASSWORD=...      # the shop's MariaDB account\n  {vakt} plan -i {path}\n  {vakt} up -i {path}",
         a.out.display(),
         vakt = super::vakt_command(),
     );

@@ -123,6 +123,10 @@ fn sections(roff: &mut Roff) {
                 "The stats page password, when the inventory's [balancer] stats names no other password_env or password_file.",
             ),
             (
+                "VAKT_DB_PASSWORD",
+                "The database account's password for db = { engine = \"mariadb\" }, when the DB host's db names no other password_env or password_file.",
+            ),
+            (
                 "VAKT_LOG",
                 "Diagnostics filter for stderr (tracing's EnvFilter syntax, e.g. debug or vakt=info); overrides -v.",
             ),

@@ -161,7 +161,7 @@ fn declared_and_geoip_agree_so_the_cluster_is_compliant_and_the_reports_say_so()
         "Processors: CoolVDS AS (NO; DPA: contracts/coolvds-dpa-2026.pdf)",
         "Transfers outside the allowed countries: to US (support tickets): EU-US Data Privacy Framework",
         "Retention: carts 30 days",
-        "Evidence gathered: offline (--offline)",
+        "Evidence gathered: from the inventory (--offline: no host was asked) and the GeoIP database",
         "Written by: vakt ",
     ] {
         assert!(md.contains(want), "{want}: {md}");
