@@ -236,8 +236,16 @@ fn timeout_tunnel_closes_an_idle_tunnel_and_the_request_is_logged_at_its_end() {
         waited < Duration::from_millis(2000),
         "closed after {waited:?}"
     );
-    // One line, at the end: status 101, the tunnel's bytes, `cD`.
-    let log = s.proxy.output();
+    // One line, at the end: status 101, the tunnel's bytes, `cD`. The
+    // proxy writes it just after closing, so it may trail the close a bit.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let log = loop {
+        let log = s.proxy.output();
+        if log.contains("GET /chat") || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let line = log
         .lines()
         .find(|l| l.contains("GET /chat"))
