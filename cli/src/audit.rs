@@ -192,7 +192,8 @@ fn reach(inv: &Inventory, host: &Host, obs: &Observed) -> Option<Evidence> {
         Ok(p) => p,
     };
     if ports.is_empty() {
-        // A backup host: its data are files, behind SSH like any host's.
+        // No data port at all (a backup host: its data are files, which
+        // SSH guards as on any host).
         return Some(Evidence {
             kind: "reach".into(),
             agrees: Some(true),
@@ -671,7 +672,7 @@ fn datadir(h: &Host, obs: &Observed) -> Evidence {
     }
 }
 
-/// A size as `du -h` says it, with the bytes.
+/// A size in MiB with the exact bytes beside it (bytes alone below 1 MiB).
 fn size(bytes: u64) -> String {
     const MIB: u64 = 1 << 20;
     if bytes >= MIB {
