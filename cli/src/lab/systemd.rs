@@ -260,6 +260,18 @@ fn start(d: &Path, lab: &str, h: &Host, rootfs: &Path) -> anyhow::Result<()> {
         0o644,
     )?;
     put("etc/hostname", format!("{}\n", h.name).as_bytes(), 0o644)?;
+    // What Debian's installer writes and debootstrap does not: without it
+    // nothing resolves `localhost` or the host's own name, and
+    // mariadb-install-db (vakt's MariaDB's first start) refuses to run.
+    put(
+        "etc/hosts",
+        format!(
+            "# written by vakt lab\n127.0.0.1\tlocalhost\n127.0.1.1\t{}\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+            h.name
+        )
+        .as_bytes(),
+        0o644,
+    )?;
     let target = upper.join("etc/systemd/system/default.target");
     std::fs::create_dir_all(upper.join("etc/systemd/system"))?;
     let _ = std::fs::remove_file(&target);
