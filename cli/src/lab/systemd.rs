@@ -111,6 +111,25 @@ pub fn rootfs(settings: &RootfsSettings, suite: &str) -> anyhow::Result<()> {
     {
         bail!("debootstrap is not installed: apt-get install debootstrap");
     }
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(parent)?;
+    // One builder at a time per folder: the lab tests that boot systemd
+    // hosts run at once and each asks for the root filesystem; without the
+    // lock each downloads it, and two replacing a stale one would each move
+    // the other's fresh one aside and delete it. The lock goes with the
+    // file handle, also when this process dies.
+    let lock_path = parent.join(format!(
+        ".{}.lock",
+        dir.file_name()
+            .map_or("rootfs".into(), |n| n.to_string_lossy())
+    ));
+    let lock = std::fs::File::create(&lock_path)
+        .with_context(|| format!("creating {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("locking {}", lock_path.display()))?;
+    if settings.is_built() {
+        return Ok(()); // built by the one that held the lock before us
+    }
     let stale = settings.is_stale();
     if stale {
         eprintln!(
@@ -124,8 +143,6 @@ pub fn rootfs(settings: &RootfsSettings, suite: &str) -> anyhow::Result<()> {
             dir.display()
         );
     }
-    let parent = dir.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(parent)?;
     let partial = parent.join(format!(
         ".{}.partial-{}",
         dir.file_name()
