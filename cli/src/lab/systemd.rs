@@ -19,9 +19,12 @@ use crate::inventory::Host;
 use crate::transport::sh as q;
 
 /// What a root filesystem needs for a lab host: systemd as init, sshd, the
-/// tools vakt runs on a host, and keepalived for HA labs.
-pub const PACKAGES: &str =
-    "systemd,systemd-sysv,dbus,openssh-server,iproute2,procps,keepalived,nftables";
+/// tools vakt runs on a host, keepalived for HA labs, and MariaDB for DB and
+/// backup hosts (the lab has no route out, so `up` cannot download it
+/// there): mariadb-server on a DB host, mariadb-client (`mariadb-dump`,
+/// `mariadb`) on a backup host. The backup script's bash, gzip and
+/// sha256sum (coreutils) are Essential, in every minbase.
+pub const PACKAGES: &str = "systemd,systemd-sysv,dbus,openssh-server,iproute2,procps,keepalived,nftables,mariadb-server,mariadb-client";
 
 /// Written last into a finished root filesystem.
 const COMPLETE: &str = ".vakt-rootfs-complete";
@@ -35,8 +38,9 @@ pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 pub const ROOTFS_ENV: &str = "VAKT_LAB_ROOTFS";
 pub const MIRROR_ENV: &str = "VAKT_LAB_MIRROR";
 /// What a finished bookworm root filesystem with `PACKAGES` takes on disk
-/// (345 MB measured when this was written), said before building one.
-const ROOTFS_SIZE: &str = "about 350 MB";
+/// (668 MB measured by `du -sh` when MariaDB joined the list; 345 MB
+/// before), said before building one.
+const ROOTFS_SIZE: &str = "about 670 MB";
 
 /// Where the systemd lab hosts' root filesystem lives and where debootstrap
 /// fetches it from: a flag wins, then the environment, then the defaults.
@@ -446,7 +450,7 @@ mod tests {
         let n = s.notice("bookworm");
         assert!(n.contains("http://deb.debian.org/debian"), "{n}");
         assert!(n.contains("/var/cache/vakt-lab/rootfs"), "{n}");
-        assert!(n.contains("350 MB"), "{n}");
+        assert!(n.contains("670 MB"), "{n}");
         assert!(
             n.contains("VAKT_LAB_ROOTFS") && n.contains("VAKT_LAB_MIRROR"),
             "{n}"
