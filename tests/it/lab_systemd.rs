@@ -31,7 +31,7 @@ pub(crate) fn rootfs_settings() -> (String, String) {
 }
 
 /// A unit property as systemd reports it on a lab host.
-fn prop(lab: &Lab, host: &str, unit: &str, p: &str) -> String {
+pub(crate) fn prop(lab: &Lab, host: &str, unit: &str, p: &str) -> String {
     let (code, out) = lab.on(host, &["systemctl", "show", "--value", "-p", p, unit]);
     assert_eq!(code, 0, "{out}");
     out.trim().to_string()
