@@ -7,7 +7,8 @@
 //! orders land in it, a second
 //! `up` changes nothing; the dump schedule is an enabled timer on backup01,
 //! `vakt backup` and the timer's unit both dump with a checksum,
-//! `restore --check` counts the rows; `down` stops the server and the timer.
+//! `restore --check` counts the rows; `down` stops the server and the timer,
+//! `remove` takes the timer with its boot registration.
 
 use std::time::Instant;
 
@@ -317,6 +318,25 @@ fn mariadb_and_its_backups_run_on_systemd_hosts_from_debians_packages() {
     }
     let (_, ss) = lab.on("db01", &["ss", "-ltnH", "sport = :3306"]);
     assert!(ss.trim().is_empty(), "{ss}");
+
+    // remove takes the schedule's boot registration with the timer's file:
+    // no link left in timers.target.wants to a unit that is gone.
+    let (code, out, err) = lab.vakt(&[
+        "remove",
+        "-i",
+        &lab.inventory,
+        "--hosts",
+        "backup01",
+        "--yes",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out) = lab.on(
+        "backup01",
+        &["sh", "-c", "ls -l /etc/systemd/system/timers.target.wants/; test ! -e /etc/systemd/system/vakt-backup.timer && test ! -L /etc/systemd/system/timers.target.wants/vakt-backup.timer"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (_, failed) = lab.on("backup01", &["systemctl", "--failed", "--no-legend"]);
+    assert!(failed.trim().is_empty(), "{failed}");
     println!(
         "MariaDB and backups on systemd hosts: {:.1}s",
         started.elapsed().as_secs_f64()
