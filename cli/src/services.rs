@@ -52,16 +52,7 @@ fn io_err(t: &dyn Transport, step: impl Into<String>) -> impl FnOnce(io::Error) 
 /// a service: systemctl on systemd hosts, else the SysV init script.
 pub fn init_command(t: &dyn Transport, svc: Service, verb: &str) -> String {
     if t.init() == crate::transport::Init::Systemd {
-        let unit = svc.name();
-        return match verb {
-            "start" => format!(
-                "systemctl daemon-reload && systemctl enable --quiet {unit} && systemctl start {unit}"
-            ),
-            "restart" => format!("systemctl daemon-reload && systemctl restart {unit}"),
-            "reload" => format!("systemctl daemon-reload && systemctl reload {unit}"),
-            "status" => format!("systemctl is-active --quiet {unit}"),
-            other => format!("systemctl {other} {unit}"),
-        };
+        return systemctl(svc, verb);
     }
     let script = sh(&format!("{}/etc/init.d/{}", t.root(), svc.script()));
     // A real host starts the service at boot too: update-rc.d (Debian) or
@@ -76,6 +67,40 @@ pub fn init_command(t: &dyn Transport, svc: Service, verb: &str) -> String {
         );
     }
     format!("sh {script} {verb}")
+}
+
+/// [`init_command`] on a systemd host. A service whose unit stands in for
+/// the distribution's (`Service::replaces`: vakt's MariaDB, with its own
+/// datadir, for Debian's `mariadb.socket` and `mariadb.service`, which the
+/// package enables and starts) first stops those and keeps them off at
+/// boot, whether vakt installed the package or it was there before:
+/// otherwise Debian's socket holds `*:3306` and vakt's server cannot bind
+/// its address, and a second server with /var/lib/mysql answers on every
+/// address. (The SysV path stops the distribution's script in [`install`].)
+fn systemctl(svc: Service, verb: &str) -> String {
+    let unit = svc.name();
+    match verb {
+        "start" => {
+            // The socket first, so that nothing activates the server again.
+            // No such unit (a host without the package's) is fine.
+            let replaced: String = svc
+                .replaces()
+                .iter()
+                .map(|other| {
+                    format!(
+                        "{{ systemctl disable --now --quiet {other} 2>/dev/null || true; }} && "
+                    )
+                })
+                .collect();
+            format!(
+                "systemctl daemon-reload && {replaced}systemctl enable --quiet {unit} && systemctl start {unit}"
+            )
+        }
+        "restart" => format!("systemctl daemon-reload && systemctl restart {unit}"),
+        "reload" => format!("systemctl daemon-reload && systemctl reload {unit}"),
+        "status" => format!("systemctl is-active --quiet {unit}"),
+        other => format!("systemctl {other} {unit}"),
+    }
 }
 
 pub fn is_running(t: &dyn Transport, svc: Service) -> io::Result<bool> {
@@ -203,7 +228,9 @@ fn has_programs(programs: &[&str]) -> String {
 /// whichever it has; without recommended or weak dependencies: keepalived
 /// needs none for VRRP), then, on hosts without systemd, stops and keeps off
 /// the distribution's own SysV script of it, since vakt's script runs it
-/// instead. (On systemd hosts vakt uses the distribution's unit.)
+/// instead. (On systemd hosts vakt uses the distribution's keepalived unit;
+/// the distribution's MariaDB unit is kept off by [`systemctl`]'s start of
+/// vakt's own.)
 pub fn install(t: &dyn Transport, package: &str) -> Result<(), ApplyError> {
     let p = sh(package);
     let script = format!(
@@ -435,6 +462,35 @@ pub fn admin(t: &dyn Transport, socket: &str, command: &str) -> io::Result<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn starting_vakts_mariadb_on_systemd_first_stops_and_disables_debians() {
+        let start = systemctl(Service::MariaDb, "start");
+        let at = |s: &str| {
+            start
+                .find(s)
+                .unwrap_or_else(|| panic!("no `{s}` in {start}"))
+        };
+        let socket = at("systemctl disable --now --quiet mariadb.socket");
+        let server = at("systemctl disable --now --quiet mariadb.service");
+        let on = at("systemctl start vakt-mariadb");
+        assert!(socket < server && server < on, "{start}");
+        assert!(
+            start.contains("systemctl enable --quiet vakt-mariadb"),
+            "{start}"
+        );
+        // Only the start: a reload or a restart of a running server leaves
+        // everything else be, and other services replace nothing.
+        for verb in ["reload", "restart", "stop", "status"] {
+            assert!(
+                !systemctl(Service::MariaDb, verb).contains("disable"),
+                "{verb}"
+            );
+        }
+        for svc in [Service::Proxy, Service::Keepalived, Service::Backup] {
+            assert!(!systemctl(svc, "start").contains("disable"), "{svc:?}");
+        }
+    }
 
     #[test]
     fn mariadb_needs_mariadb_server_and_a_host_without_its_programs_misses_it() {

@@ -49,6 +49,18 @@ impl Service {
         }
     }
 
+    /// The distribution's systemd units that this service's own unit stands
+    /// in for, which must not run beside it: the mariadb-server package's
+    /// server on its own datadir, and (Debian 12) the socket that activates
+    /// it, which listens on `*:3306` and so keeps vakt's server off its
+    /// address. (keepalived's unit is the one vakt runs.)
+    pub fn replaces(self) -> &'static [&'static str] {
+        match self {
+            Service::MariaDb => &["mariadb.socket", "mariadb.service"],
+            _ => &[],
+        }
+    }
+
     /// The SysV init script vakt installs in `/etc/init.d`.
     pub fn script(self) -> &'static str {
         match self {

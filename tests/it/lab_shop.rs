@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use crate::lab::Lab;
 use crate::support::{TempDir, needs};
 
-fn served_by(resp: &str) -> String {
+/// The `x-served-by` header of a `curl -i` answer (empty without one).
+pub(crate) fn served_by(resp: &str) -> String {
     resp.lines()
         .find_map(|l| {
             l.to_ascii_lowercase()
@@ -22,7 +23,8 @@ fn served_by(resp: &str) -> String {
         .unwrap_or_default()
 }
 
-fn status(resp: &str) -> u16 {
+/// The status code of a `curl -i` answer (0 without one).
+pub(crate) fn status(resp: &str) -> u16 {
     resp.split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())

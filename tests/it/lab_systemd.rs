@@ -31,7 +31,7 @@ pub(crate) fn rootfs_settings() -> (String, String) {
 }
 
 /// A unit property as systemd reports it on a lab host.
-fn prop(lab: &Lab, host: &str, unit: &str, p: &str) -> String {
+pub(crate) fn prop(lab: &Lab, host: &str, unit: &str, p: &str) -> String {
     let (code, out) = lab.on(host, &["systemctl", "show", "--value", "-p", p, unit]);
     assert_eq!(code, 0, "{out}");
     out.trim().to_string()
@@ -60,7 +60,7 @@ fn systemd_hosts_get_units_enabled_started_reloaded_and_restarted_only_on_change
         .exists()
     {
         println!(
-            "first run: `vakt lab rootfs` downloads Debian bookworm with debootstrap from {mirror} into {rootfs} (about 350 MB on disk, kept for later runs; takes minutes). VAKT_LAB_ROOTFS and VAKT_LAB_MIRROR change the folder and the mirror."
+            "first run: `vakt lab rootfs` downloads Debian bookworm with debootstrap from {mirror} into {rootfs} (about 670 MB on disk, kept for later runs; takes minutes). VAKT_LAB_ROOTFS and VAKT_LAB_MIRROR change the folder and the mirror."
         );
     }
     let t = Instant::now();

@@ -15,6 +15,7 @@ mod lab_firewall;
 mod lab_ha;
 mod lab_lifecycle;
 mod lab_mariadb;
+mod lab_mariadb_systemd;
 mod lab_ops;
 mod lab_releases;
 mod lab_shop;

@@ -35,7 +35,7 @@ enum LabCommand {
         rootfs: Option<PathBuf>,
     },
     /// Build a root filesystem for --systemd hosts with debootstrap: downloads
-    /// from a Debian mirror, leaves about 350 MB, kept for later labs.
+    /// from a Debian mirror, leaves about 670 MB, kept for later labs.
     Rootfs {
         /// Where to build it (default: $VAKT_LAB_ROOTFS, else /var/cache/vakt-lab/rootfs).
         dir: Option<PathBuf>,

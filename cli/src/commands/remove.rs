@@ -60,6 +60,7 @@ const UNITS: &[&str] = &[
     "vakt-demo-web",
     "vakt-demo-db",
     "vakt-mariadb",
+    "vakt-backup.timer",
     "vakt-firewall",
     "keepalived",
 ];
@@ -68,6 +69,7 @@ const SCRIPTS: &[&str] = &[
     "vakt-demo-web",
     "vakt-demo-db",
     "vakt-mariadb",
+    "vakt-backup",
     "vakt-firewall",
     "vakt-keepalived",
 ];
@@ -319,4 +321,32 @@ pub fn run(a: RemoveArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::Service;
+
+    #[test]
+    fn remove_unregisters_every_service_that_up_registers() {
+        use Service::*;
+        for s in [Proxy, DemoWeb, DemoDb, MariaDb, Keepalived, Backup] {
+            // Exhaustive: a new service does not compile here until it is
+            // listed above, and then fails below until remove knows it.
+            match s {
+                Proxy | DemoWeb | DemoDb | MariaDb | Keepalived | Backup => {}
+            }
+            assert!(
+                UNITS.contains(&s.name()),
+                "{s:?}: {} not in UNITS",
+                s.name()
+            );
+            assert!(
+                SCRIPTS.contains(&s.script()),
+                "{s:?}: {} not in SCRIPTS",
+                s.script()
+            );
+        }
+    }
 }

@@ -19,9 +19,12 @@ use crate::inventory::Host;
 use crate::transport::sh as q;
 
 /// What a root filesystem needs for a lab host: systemd as init, sshd, the
-/// tools vakt runs on a host, and keepalived for HA labs.
-pub const PACKAGES: &str =
-    "systemd,systemd-sysv,dbus,openssh-server,iproute2,procps,keepalived,nftables";
+/// tools vakt runs on a host, keepalived for HA labs, and MariaDB for DB and
+/// backup hosts (the lab has no route out, so `up` cannot download it
+/// there): mariadb-server on a DB host, mariadb-client (`mariadb-dump`,
+/// `mariadb`) on a backup host. The backup script's bash, gzip and
+/// sha256sum (coreutils) are Essential, in every minbase.
+pub const PACKAGES: &str = "systemd,systemd-sysv,dbus,openssh-server,iproute2,procps,keepalived,nftables,mariadb-server,mariadb-client";
 
 /// Written last into a finished root filesystem.
 const COMPLETE: &str = ".vakt-rootfs-complete";
@@ -35,8 +38,9 @@ pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 pub const ROOTFS_ENV: &str = "VAKT_LAB_ROOTFS";
 pub const MIRROR_ENV: &str = "VAKT_LAB_MIRROR";
 /// What a finished bookworm root filesystem with `PACKAGES` takes on disk
-/// (345 MB measured when this was written), said before building one.
-const ROOTFS_SIZE: &str = "about 350 MB";
+/// (668 MB measured by `du -sh` when MariaDB joined the list; 345 MB
+/// before), said before building one.
+const ROOTFS_SIZE: &str = "about 670 MB";
 
 /// Where the systemd lab hosts' root filesystem lives and where debootstrap
 /// fetches it from: a flag wins, then the environment, then the defaults.
@@ -111,6 +115,25 @@ pub fn rootfs(settings: &RootfsSettings, suite: &str) -> anyhow::Result<()> {
     {
         bail!("debootstrap is not installed: apt-get install debootstrap");
     }
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(parent)?;
+    // One builder at a time per folder: the lab tests that boot systemd
+    // hosts run at once and each asks for the root filesystem; without the
+    // lock each downloads it, and two replacing a stale one would each move
+    // the other's fresh one aside and delete it. The lock goes with the
+    // file handle, also when this process dies.
+    let lock_path = parent.join(format!(
+        ".{}.lock",
+        dir.file_name()
+            .map_or("rootfs".into(), |n| n.to_string_lossy())
+    ));
+    let lock = std::fs::File::create(&lock_path)
+        .with_context(|| format!("creating {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("locking {}", lock_path.display()))?;
+    if settings.is_built() {
+        return Ok(()); // built by the one that held the lock before us
+    }
     let stale = settings.is_stale();
     if stale {
         eprintln!(
@@ -124,8 +147,6 @@ pub fn rootfs(settings: &RootfsSettings, suite: &str) -> anyhow::Result<()> {
             dir.display()
         );
     }
-    let parent = dir.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(parent)?;
     let partial = parent.join(format!(
         ".{}.partial-{}",
         dir.file_name()
@@ -260,6 +281,18 @@ fn start(d: &Path, lab: &str, h: &Host, rootfs: &Path) -> anyhow::Result<()> {
         0o644,
     )?;
     put("etc/hostname", format!("{}\n", h.name).as_bytes(), 0o644)?;
+    // What Debian's installer writes and debootstrap does not: without it
+    // nothing resolves `localhost` or the host's own name, and
+    // mariadb-install-db (vakt's MariaDB's first start) refuses to run.
+    put(
+        "etc/hosts",
+        format!(
+            "# written by vakt lab\n127.0.0.1\tlocalhost\n127.0.1.1\t{}\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+            h.name
+        )
+        .as_bytes(),
+        0o644,
+    )?;
     let target = upper.join("etc/systemd/system/default.target");
     std::fs::create_dir_all(upper.join("etc/systemd/system"))?;
     let _ = std::fs::remove_file(&target);
@@ -417,7 +450,7 @@ mod tests {
         let n = s.notice("bookworm");
         assert!(n.contains("http://deb.debian.org/debian"), "{n}");
         assert!(n.contains("/var/cache/vakt-lab/rootfs"), "{n}");
-        assert!(n.contains("350 MB"), "{n}");
+        assert!(n.contains("670 MB"), "{n}");
         assert!(
             n.contains("VAKT_LAB_ROOTFS") && n.contains("VAKT_LAB_MIRROR"),
             "{n}"
