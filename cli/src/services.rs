@@ -78,7 +78,7 @@ pub fn init_command(t: &dyn Transport, svc: Service, verb: &str) -> String {
 /// its address, and a second server with /var/lib/mysql answers on every
 /// address. (The SysV path stops the distribution's script in [`install`].)
 fn systemctl(svc: Service, verb: &str) -> String {
-    let unit = svc.name();
+    let unit = svc.unit();
     match verb {
         "start" => {
             // The socket first, so that nothing activates the server again.

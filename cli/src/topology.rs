@@ -24,7 +24,9 @@ pub enum Service {
 }
 
 impl Service {
-    /// The systemd unit (keepalived's is the distribution's own).
+    /// What plans, summaries and `status` call it: its systemd unit's name
+    /// (keepalived's is the distribution's own), except the backup schedule,
+    /// which is a timer on systemd hosts and a cron entry on SysV hosts.
     pub fn name(self) -> &'static str {
         match self {
             Service::Proxy => "vakt-proxy",
@@ -32,7 +34,16 @@ impl Service {
             Service::DemoDb => "vakt-demo-db",
             Service::MariaDb => "vakt-mariadb",
             Service::Keepalived => "keepalived",
+            Service::Backup => "vakt-backup",
+        }
+    }
+
+    /// Its systemd unit: [`Service::name`], but the backup schedule's is its
+    /// timer (`vakt-backup.service` is the dump the timer starts).
+    pub fn unit(self) -> &'static str {
+        match self {
             Service::Backup => "vakt-backup.timer",
+            s => s.name(),
         }
     }
 

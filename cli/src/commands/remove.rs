@@ -338,9 +338,9 @@ mod tests {
                 Proxy | DemoWeb | DemoDb | MariaDb | Keepalived | Backup => {}
             }
             assert!(
-                UNITS.contains(&s.name()),
+                UNITS.contains(&s.unit()),
                 "{s:?}: {} not in UNITS",
-                s.name()
+                s.unit()
             );
             assert!(
                 SCRIPTS.contains(&s.script()),
