@@ -37,6 +37,16 @@ fn exec_logs_and_the_deploy_lock_work_over_ssh_in_the_lab() {
     }
     let (code, out, _) = lab.vakt(&["exec", "-i", &inv, "--roles", "lb", "--", "id -u"]);
     assert_eq!((code, out.as_str()), (0, "lb01 | 0\n"));
+    // The SSH control directory (/tmp/vakt-ssh-PID-RANDOM) goes with the
+    // command that made it.
+    let (code, out, err) = lab.ctl(&[
+        "sh",
+        "-c",
+        r#""$0" exec -i "$1" --roles lb -- true >/dev/null & p=$!; wait $p || exit 9; ls -d /tmp/vakt-ssh-$p-* 2>/dev/null | wc -l"#,
+        env!("CARGO_BIN_EXE_vakt"),
+        &inv,
+    ]);
+    assert_eq!((code, out.trim()), (0, "0"), "{err}");
 
     // logs: the proxy's request line comes over SSH with its host.
     let _ = lab.curl(&["http://203.0.113.11/lab-ops-probe"]);

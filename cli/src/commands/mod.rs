@@ -263,6 +263,7 @@ pub fn run() -> ExitCode {
         }
         Command::Man(a) => manual::run(a, <Cli as clap::CommandFactory>::command()),
     };
+    crate::transport::ssh::remove_control_dir();
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -32,13 +32,53 @@ pub struct Ssh {
     lab: Option<PathBuf>,
 }
 
+/// This process's control directory, once made.
+static CONTROL_DIR: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
 /// A short control directory: OpenSSH's socket paths must stay under the
 /// ~104-byte Unix socket limit, which the crate's default (under
-/// ~/.local/state) can exceed.
+/// ~/.local/state) can exceed. Made fresh (mode 0700, a random name that
+/// must not exist yet) so that no other user of the machine can have
+/// prepared it, and removed when the command ends
+/// ([`remove_control_dir`]).
 fn control_dir() -> io::Result<PathBuf> {
-    let d = PathBuf::from(format!("/tmp/vakt-ssh-{}", std::process::id()));
-    std::fs::create_dir_all(&d)?;
-    Ok(d)
+    use std::os::unix::fs::DirBuilderExt;
+    let mut dir = CONTROL_DIR.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(d) = dir.as_ref() {
+        return Ok(d.clone());
+    }
+    for _ in 0..16 {
+        let d = PathBuf::from(format!(
+            "/tmp/vakt-ssh-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        match std::fs::DirBuilder::new().mode(0o700).create(&d) {
+            Ok(()) => {
+                *dir = Some(d.clone());
+                return Ok(d);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("creating the SSH control directory {}: {e}", d.display()),
+                ));
+            }
+        }
+    }
+    Err(io::Error::other(
+        "no free name for an SSH control directory under /tmp",
+    ))
+}
+
+/// Removes the control directory this process made, if any: called when a
+/// command has ended and its SSH sessions are closed.
+pub fn remove_control_dir() {
+    let dir = CONTROL_DIR.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(d) = dir {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }
 
 /// The local OpenSSH client's version, e.g. (9, 2).
