@@ -206,6 +206,30 @@ fn backups_go_from_db01_to_backup01_are_pruned_verified_and_restore() {
         assert!(out.contains(line), "{line}: {out}");
     }
 
+    // Declared in Stockholm, backup01 with its real dumps is a violation
+    // named with what it holds.
+    let abroad = format!("{}.abroad.toml", lab.inventory);
+    let text = std::fs::read_to_string(&lab.inventory).unwrap();
+    let moved = text.replace(
+        "location = { country = \"NO\", city = \"Bergen\", provider = \"CoolVDS\", site = \"bgo1\" }",
+        "location = { country = \"SE\", city = \"Stockholm\" }",
+    );
+    assert_ne!(
+        moved, text,
+        "backup01's location is not in {}",
+        lab.inventory
+    );
+    std::fs::write(&abroad, moved).unwrap();
+    let (code, out, err) = lab.vakt(&["audit", "-i", &abroad]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains(
+            "backup nightly: its dumps lie on backup01, which the inventory says SE, Stockholm, outside NO"
+        ) && out.contains("backup01 holds /var/backups/vakt/nightly-"),
+        "{out}"
+    );
+    std::fs::remove_file(&abroad).unwrap();
+
     // A second up changes nothing.
     let (code, again, err) = lab.vakt(&["up", "-i", &lab.inventory]);
     assert_eq!(code, 0, "{again}{err}");
