@@ -176,7 +176,7 @@ async fn serve_h2(
     let service = service_fn(move |req| {
         let fe = svc_slot.fe.load_full();
         let info = info.clone();
-        async move { Ok::<_, Infallible>(proxy::handle(req, fe, &info).await) }
+        serve_request(req, fe, info)
     });
     let mut builder = http2::Builder::new(TokioExecutor::new());
     builder
@@ -204,6 +204,19 @@ async fn serve_h2(
     }
 }
 
+/// One request for hyper's service, h1 or h2. `proxy::handle`'s state
+/// (forwarding, retries, the log line: several KiB) is boxed, so that it
+/// lives on the heap only while its request does: hyper keeps a connection's
+/// request future for the connection's life and h2 spawns a task per stream,
+/// and both would otherwise hold (and copy as it moves) the whole state.
+async fn serve_request(
+    req: hyper::Request<hyper::body::Incoming>,
+    fe: Arc<FrontendState>,
+    info: Arc<ConnInfo>,
+) -> Result<hyper::Response<crate::body::ResponseBody>, Infallible> {
+    Ok(Box::pin(proxy::handle(req, fe, &info)).await)
+}
+
 /// Streams one h2 connection may have open at once.
 const MAX_H2_STREAMS: u32 = 100;
 
@@ -226,7 +239,7 @@ async fn serve_h1<S: Socket>(
     let service = service_fn(move |req| {
         let fe = svc_slot.fe.load_full();
         let info = svc_info.clone();
-        async move { Ok::<_, Infallible>(proxy::handle(req, fe, &info).await) }
+        serve_request(req, fe, info)
     });
     let mut builder = http1::Builder::new();
     builder
