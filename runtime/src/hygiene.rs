@@ -27,6 +27,8 @@ const fn bad(reason: &'static str) -> Reject {
 }
 
 const MAX_HEADERS: usize = 128;
+/// The largest request-head buffer a connection keeps between requests.
+const HEAD_KEPT: usize = 4096;
 
 #[derive(Debug)]
 enum State {
@@ -149,7 +151,14 @@ impl Scanner {
                             // Bytes past the head go back to the loop.
                             let consumed = len - already;
                             i += consumed;
-                            self.head.clear();
+                            // A large head (up to max_header_size) would
+                            // otherwise stay allocated for the connection's
+                            // life; a usual one's buffer is kept for the next.
+                            if self.head.capacity() > HEAD_KEPT {
+                                self.head = Vec::new();
+                            } else {
+                                self.head.clear();
+                            }
                             self.state = match framing {
                                 Framing::Upgrade => {
                                     self.held_at = Some(i);

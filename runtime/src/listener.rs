@@ -117,27 +117,40 @@ async fn serve(
     let _ = stream.set_nodelay(true);
     match fe.tls.get(&slot.addr).cloned() {
         None => serve_h1(Arc::new(stream), peer, &slot, &shared, accepted, false).await,
-        Some(tls) => {
-            // A client that opens TCP and never finishes the handshake is
-            // closed at `timeout http_request`, like a silent plain client.
-            let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-            let handshake = acceptor.accept(stream);
-            match tokio::time::timeout(fe.conf.timeout_http_request, handshake).await {
-                Ok(Ok(session)) => {
-                    if session.get_ref().1.alpn_protocol() == Some(b"h2") {
-                        serve_h2(session, peer, &slot, &shared, accepted).await;
-                    } else {
-                        let socket = Arc::new(TlsSocket::new(session));
-                        serve_h1(socket, peer, &slot, &shared, accepted, true).await;
-                    }
-                }
-                Ok(Err(e)) => tracing::debug!(client = %peer, cause = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(client = %peer, "TLS handshake too slow"),
-            }
-        }
+        // Boxed: a plain connection's task does not carry the handshake's
+        // and h2's state.
+        Some(tls) => Box::pin(serve_tls(tls, stream, peer, &slot, &shared, accepted)).await,
     }
     fe.counters.leave();
     shared.global_conns.fetch_sub(1, Relaxed);
+}
+
+/// A TLS connection: the handshake, then h2 or HTTP/1.1 by ALPN.
+async fn serve_tls(
+    tls: Arc<rustls::ServerConfig>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: &Arc<Slot>,
+    shared: &Arc<Shared>,
+    accepted: Instant,
+) {
+    let fe = slot.fe.load_full();
+    // A client that opens TCP and never finishes the handshake is
+    // closed at `timeout http_request`, like a silent plain client.
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let handshake = acceptor.accept(stream);
+    match tokio::time::timeout(fe.conf.timeout_http_request, handshake).await {
+        Ok(Ok(session)) => {
+            if session.get_ref().1.alpn_protocol() == Some(b"h2") {
+                serve_h2(session, peer, slot, shared, accepted).await;
+            } else {
+                let socket = Arc::new(TlsSocket::new(session));
+                serve_h1(socket, peer, slot, shared, accepted, true).await;
+            }
+        }
+        Ok(Err(e)) => tracing::debug!(client = %peer, cause = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(client = %peer, "TLS handshake too slow"),
+    }
 }
 
 fn conn_info(
@@ -247,16 +260,21 @@ async fn serve_h1<S: Socket>(
         .header_read_timeout(fe.conf.timeout_http_request)
         .half_close(true)
         .keep_alive(!fe.conf.http_close);
-    let conn = builder
-        .serve_connection(TokioIo::new(io), service)
-        .with_upgrades();
-    tokio::pin!(conn);
-    let mut stop = shared.stop_signal();
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = async { let _ = stop.wait_for(|s| *s).await; } => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    // hyper's connection lives in this block only, so that what follows
+    // (the tunnel, the answer to a refused request: both boxed) does not
+    // add to the size every idle connection's task has.
+    let result = {
+        let conn = builder
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades();
+        tokio::pin!(conn);
+        let mut stop = shared.stop_signal();
+        tokio::select! {
+            r = conn.as_mut() => r,
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
         }
     };
     // A WebSocket: the connection became a tunnel, which runs here so this
@@ -264,9 +282,33 @@ async fn serve_h1<S: Socket>(
     // run to its end (or the stop timeout).
     let tunnel = info.tunnel.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(t) = tunnel {
-        t.run().await;
+        Box::pin(t.run()).await;
         return;
     }
+    Box::pin(after_h1(
+        result,
+        stream,
+        peer,
+        fe,
+        info,
+        client_state,
+        accepted,
+    ))
+    .await;
+}
+
+/// What a client connection gets after hyper is done with it: the 400/431/
+/// 408 hyper could not send (logged like any exchange), or a lingering
+/// close when we answered before the request's end.
+async fn after_h1<S: Socket>(
+    result: Result<(), hyper::Error>,
+    stream: Arc<S>,
+    peer: SocketAddr,
+    fe: Arc<FrontendState>,
+    info: Arc<ConnInfo>,
+    client_state: Arc<ClientState>,
+    accepted: Instant,
+) {
     let reject = client_state.rejection();
     let answered = client_state.answered.load(Relaxed);
     // A connection that never carried a request and timed out gets a 408,
