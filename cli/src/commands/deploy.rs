@@ -411,9 +411,22 @@ fn print_access(t: &Target) {
         .inv
         .dir
         .as_ref()
-        .map(|_| format!(" -i {}", t.inv.file))
+        .map(|_| format!(" -i {}", crate::transport::sh_shown(&t.inv.file)))
         .unwrap_or_default();
-    println!("stop it with: {} down{inv_flag}", super::vakt_command());
+    // A state folder other than the default must be named again, or `down`
+    // would look for the cluster in the default one.
+    let state_flag = match crate::target::default_state_dir(&t.inv.name) {
+        Ok(d) if d == t.state_dir => String::new(),
+        _ if t.hosts.iter().any(|h| h.host.is_local()) => format!(
+            " --state-dir {}",
+            crate::transport::sh_shown(&t.state_dir.display().to_string())
+        ),
+        _ => String::new(),
+    };
+    println!(
+        "stop it with: {} down{inv_flag}{state_flag}",
+        super::vakt_command()
+    );
 }
 
 /// Names the folder local hosts keep their files in (one fixed place per

@@ -77,3 +77,12 @@ pub trait Transport: Send + Sync {
 pub fn sh(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
+
+/// One shell word as a person would type it: as is when it needs no quotes
+/// (a plain path), else [`sh`]-quoted. For commands printed to be pasted.
+pub fn sh_shown(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:=@%".contains(&b));
+    if plain { s.to_string() } else { sh(s) }
+}

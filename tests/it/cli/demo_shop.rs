@@ -147,3 +147,55 @@ fn the_printed_stop_command_runs_as_printed() {
     );
     assert!(up.status.success(), "{stdout}");
 }
+
+#[test]
+fn the_printed_stop_command_names_a_state_folder_given_to_up() {
+    let dir = tmp("quickstate");
+    let (inv, net, port) = local_inventory(dir.path(), "");
+    let state = dir.path().join("my state");
+    let state_arg = state.display().to_string();
+    let run = |args: &[&str]| {
+        vakt()
+            .current_dir(dir.path())
+            .args(args)
+            .env("VAKT_TEST_STATS_PASSWORD", "test-pw")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let inv_arg = inv.display().to_string();
+    struct Stop<'a>(&'a dyn Fn(&[&str]) -> std::process::Output, [&'a str; 5]);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&self.1);
+        }
+    }
+    let _down = Stop(&run, ["down", "-i", &inv_arg, "--state-dir", &state_arg]);
+    let up = run(&["up", "-i", &inv_arg, "--state-dir", &state_arg]);
+    let stdout = String::from_utf8_lossy(&up.stdout).into_owned();
+    assert!(up.status.success(), "{stdout}");
+    let stop = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("stop it with: "))
+        .unwrap_or_else(|| panic!("no stop line:\n{stdout}"))
+        .to_string();
+    assert!(stop.contains("--state-dir '"), "{stop}");
+    let down = Command::new("sh")
+        .arg("-c")
+        .arg(&stop)
+        .current_dir(dir.path())
+        .env("VAKT_TEST_STATS_PASSWORD", "test-pw")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&down.stdout);
+    assert!(
+        down.status.success() && said.contains("stopped vakt-proxy"),
+        "`{stop}`: {said}{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    let lb: std::net::SocketAddr = format!("{net}.1:{port}").parse().unwrap();
+    assert!(
+        std::net::TcpStream::connect_timeout(&lb, std::time::Duration::from_millis(300)).is_err(),
+        "{lb} still listens after `{stop}`"
+    );
+}
