@@ -144,8 +144,9 @@ pub fn serve_with(opts: ServeOptions) -> Result<(), ServeError> {
     // Thread per core: each worker is a single-threaded runtime that owns
     // whole connections, so a request and the server connection it uses are
     // always polled by the same thread (no cross-thread wake-ups on the hot
-    // path). The main runtime accepts, checks health and runs the admin
-    // socket, and hands each accepted connection to a worker.
+    // path). Each worker also accepts on its own handle of every listening
+    // socket, so a new connection never changes threads; the main runtime
+    // checks health, reloads and runs the admin socket.
     let mut workers = Vec::with_capacity(threads);
     for i in 0..threads {
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -88,18 +88,15 @@ pub(crate) async fn accept_loop(
             },
             _ = stop.changed() => return,
         };
-        // Hand the socket over as a std socket: it is registered with the
-        // reactor of the worker runtime that will poll it.
-        let Ok(std_stream) = stream.into_std() else {
-            continue;
-        };
-        let (slot, sh) = (slot.clone(), shared.clone());
-        shared.spawn_conn(async move {
-            let Ok(stream) = TcpStream::from_std(std_stream) else {
-                return;
-            };
-            serve(stream, peer, slot, sh, [global, local]).await;
-        });
+        // This loop runs on the runtime that serves what it accepts (each
+        // worker accepts for itself), so the connection stays where it is.
+        tokio::spawn(serve(
+            stream,
+            peer,
+            slot.clone(),
+            shared.clone(),
+            [global, local],
+        ));
     }
 }
 

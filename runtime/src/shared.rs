@@ -4,7 +4,6 @@
 //! stop signal, and the sockets an upgrade may take over. It is built by
 //! the supervisor and only read below it.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -20,10 +19,9 @@ pub(crate) struct Shared {
     pub state: ArcSwap<State>,
     pub global_limit: Arc<Semaphore>,
     pub global_conns: Arc<AtomicU64>,
-    /// Runtimes that serve connections, taken in turn; empty = serve on the
-    /// current runtime.
+    /// Runtimes that accept and serve connections, each on its own handle of
+    /// every listening socket; empty = the current runtime does.
     workers: Vec<tokio::runtime::Handle>,
-    next_worker: std::sync::atomic::AtomicUsize,
     /// Flips to true once: connections then finish their current request.
     stop: watch::Sender<bool>,
     /// Listening sockets by address, for handing over to a new process.
@@ -48,7 +46,6 @@ impl Shared {
             global_limit: Arc::new(Semaphore::new(maxconn)),
             global_conns,
             workers,
-            next_worker: Default::default(),
             sockets: Default::default(),
             admin_inode: AtomicU64::new(0),
             stop,
@@ -60,14 +57,10 @@ impl Shared {
         self.stop.subscribe()
     }
 
-    /// Runs a connection on the next worker runtime.
-    pub fn spawn_conn<F: Future<Output = ()> + Send + 'static>(&self, f: F) {
-        if self.workers.is_empty() {
-            tokio::spawn(f);
-        } else {
-            let i = self.next_worker.fetch_add(1, Relaxed) % self.workers.len();
-            self.workers[i].spawn(f);
-        }
+    /// The worker runtimes, each of which accepts and serves connections
+    /// (empty: the main runtime does).
+    pub fn workers(&self) -> &[tokio::runtime::Handle] {
+        &self.workers
     }
 
     /// Tells every connection to finish its current request and close.

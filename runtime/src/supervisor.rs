@@ -28,7 +28,9 @@ use crate::{admin, health};
 struct Bound {
     slot: Arc<Slot>,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    /// Its accept loops: one per worker runtime (or one on the main
+    /// runtime when there are none).
+    tasks: Vec<JoinHandle<()>>,
 }
 
 /// Reads the config again (the file may have changed since start).
@@ -221,8 +223,42 @@ fn start_listener(
         fd,
     });
     let (stop, rx) = watch::channel(false);
-    let task = tokio::spawn(listener::accept_loop(l, slot.clone(), shared.clone(), rx));
-    Bound { slot, stop, task }
+    let tasks = if shared.workers().is_empty() {
+        vec![tokio::spawn(listener::accept_loop(
+            l,
+            slot.clone(),
+            shared.clone(),
+            rx,
+        ))]
+    } else {
+        // Every worker accepts on its own handle of the socket and serves
+        // what it accepted: no hand-over from thread to thread (and from
+        // reactor to reactor) for each new connection.
+        match l.into_std() {
+            Ok(std_l) => shared
+                .workers()
+                .iter()
+                .filter_map(|w| {
+                    let own = std_l
+                        .try_clone()
+                        .map_err(|e| tracing::error!(%addr, cause = %e, "duplicating the listening socket"))
+                        .ok()?;
+                    let (slot, sh, rx) = (slot.clone(), shared.clone(), rx.clone());
+                    Some(w.spawn(async move {
+                        match tokio::net::TcpListener::from_std(own) {
+                            Ok(l) => listener::accept_loop(l, slot, sh, rx).await,
+                            Err(e) => tracing::error!(%addr, cause = %e, "listening on a worker"),
+                        }
+                    }))
+                })
+                .collect(),
+            Err(e) => {
+                tracing::error!(%addr, cause = %e, "handing the listening socket to the workers");
+                Vec::new()
+            }
+        }
+    };
+    Bound { slot, stop, tasks }
 }
 
 /// How often certificate files are checked for a change.
@@ -298,7 +334,9 @@ fn apply_reload(
         None => {
             // Connections already accepted keep being served.
             let _ = b.stop.send(true);
-            b.task.abort();
+            for t in &b.tasks {
+                t.abort();
+            }
             false
         }
     });
