@@ -245,6 +245,10 @@ pub const DB_PASSWORD_PLACEHOLDER: &str = "PLACEHOLDER-no-database-password-was-
 pub const MARIADB_CNF: &str = "/etc/vakt/mariadb.cnf";
 pub const MARIADB_GRANTS: &str = "/etc/vakt/mariadb-grants.sql";
 pub const MARIADB_DATADIR: &str = "/var/lib/vakt/mariadb";
+/// vakt's MariaDB's temporary files (sorts, temporary tables: personal data
+/// too), 0700 for mysql, beside the datadir rather than in a /tmp that every
+/// user and process of the host shares.
+pub const MARIADB_TMPDIR: &str = "/var/lib/vakt/mariadb-tmp";
 /// In a folder of its own: the server runs as `mysql` and creates its
 /// socket there, and /run/vakt stays root's.
 pub const MARIADB_SOCKET: &str = "/run/vakt/mariadb/mariadb.sock";
@@ -491,6 +495,7 @@ fn mariadb_files(
         cnf => format!("{root}{MARIADB_CNF}"),
         grants => format!("{root}{MARIADB_GRANTS}"),
         datadir => format!("{root}{MARIADB_DATADIR}"),
+        tmpdir => format!("{root}{MARIADB_TMPDIR}"),
         socket => format!("{root}{MARIADB_SOCKET}"),
         pidfile => format!("{root}/run/vakt/mariadb/mariadb.pid"),
         bind => host.private_ip.to_string(),

@@ -51,6 +51,7 @@ const DATA: &[&str] = &[
     history::HISTORY_FILE,
     "/var/log/vakt",
     crate::render::MARIADB_DATADIR,
+    crate::render::MARIADB_TMPDIR,
 ];
 
 /// The boot registrations vakt made (`services::init_command`'s start):
