@@ -44,6 +44,10 @@ pub(crate) struct ClientState {
     /// The proxy is answering a held WebSocket upgrade with a 101: once it
     /// is written, the socket carries the tunnel's bytes unscanned.
     pub tunnel: AtomicBool,
+    /// hyper was shown the end of the stream to make it let go of an idle
+    /// keep-alive connection (see [`ClientIo::parking`]); the socket stays
+    /// open for the next request.
+    pub parked: AtomicBool,
 }
 
 impl ClientState {
@@ -75,6 +79,8 @@ pub(crate) struct ClientIo<S> {
     /// A tunnel: bytes pass unscanned and without `timeout client` (the
     /// tunnel has its own idle timer).
     raw: bool,
+    /// Hand hyper the end of the stream once it waits for a next request.
+    park: bool,
 }
 
 /// Polls a stall timer, arming it on first use. Ready = the client stalled
@@ -89,19 +95,40 @@ fn timed_out() -> io::Error {
 }
 
 impl<S: Socket> ClientIo<S> {
-    pub fn new(stream: Arc<S>, max_head: usize, client_timeout: Duration) -> Self {
+    /// One hyper connection's view of the client socket; `state` lives as
+    /// long as the client connection, across parkings.
+    pub fn new(
+        stream: Arc<S>,
+        max_head: usize,
+        client_timeout: Duration,
+        state: Arc<ClientState>,
+    ) -> Self {
         ClientIo {
             stream,
             scanner: Scanner::new(max_head),
             pending: None,
-            state: Default::default(),
+            state,
             client_timeout,
             read_stall: None,
             write_stall: None,
             held: bytes::BytesMut::new(),
             holding: None,
             raw: false,
+            park: false,
         }
+    }
+
+    /// Parks an idle keep-alive connection: when hyper, after a whole
+    /// exchange, waits for the next request and the client has sent nothing
+    /// more, it gets the end of the stream instead of waiting. An idle
+    /// hyper connection is then done, and closes without an error; its
+    /// buffers (16 KiB) and this scanner are freed, and the connection task
+    /// waits for the socket itself ([`ClientState::parked`] tells it to).
+    /// The next request gets a new hyper connection. hyper reads only after
+    /// its response is flushed, so nothing is cut short.
+    pub fn parking(mut self) -> Self {
+        self.park = true;
+        self
     }
 
     /// Runs the scanner over `buf[before..]`, the bytes just read: cuts them
@@ -209,6 +236,10 @@ impl<S: Socket> AsyncRead for ClientIo<S> {
                     this.state.timed_out.store(true, Relaxed);
                     return Poll::Ready(Err(timed_out()));
                 }
+                if this.park && this.scanner.between_requests() {
+                    this.state.parked.store(true, Relaxed);
+                    return Poll::Ready(Ok(()));
+                }
                 Poll::Pending
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
@@ -285,8 +316,9 @@ impl<S: Socket> AsyncWrite for ClientIo<S> {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // After a refusal the connection task still has an answer to write.
-        if self.is_refused() {
+        // After a refusal the connection task still has an answer to write;
+        // a parked connection waits for its next request.
+        if self.is_refused() || self.state.parked.load(Relaxed) {
             return Poll::Ready(Ok(()));
         }
         // Half-close our side so the client sees the end of the response.
@@ -308,6 +340,8 @@ pub(crate) trait Socket: Send + Sync + 'static {
     fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// Ends our direction (a FIN; for TLS, close_notify first).
     fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Ready when the client's socket has bytes (or its end) to read.
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 }
 
 impl Socket for TcpStream {
@@ -363,6 +397,10 @@ impl Socket for TcpStream {
             },
         )
     }
+
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        TcpStream::poll_read_ready(self, cx)
+    }
 }
 
 /// A TLS session on a client socket.
@@ -410,5 +448,11 @@ impl Socket for TlsSocket {
 
     fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.with(|s| s.poll_shutdown(cx))
+    }
+
+    /// The TCP socket's readiness: hyper parks a connection only after a
+    /// read found no plaintext left in the session.
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.with(|s| s.get_ref().0.poll_read_ready(cx))
     }
 }

@@ -66,6 +66,8 @@ pub struct Scanner {
     /// Where in the last fed bytes an upgrade request's head ended (the
     /// bytes from there on were not scanned).
     held_at: Option<usize>,
+    /// Whether a whole request head has been scanned on this connection.
+    seen_head: bool,
 }
 
 impl Scanner {
@@ -78,7 +80,14 @@ impl Scanner {
             extensions: 0,
             trailers: (0, 0),
             held_at: None,
+            seen_head: false,
         }
+    }
+
+    /// True after a whole request (head and body) and before the first byte
+    /// of the next: the client owes us nothing, hyper holds no bytes.
+    pub fn between_requests(&self) -> bool {
+        self.seen_head && matches!(self.state, State::Head) && self.head.is_empty()
     }
 
     /// After the last [`Scanner::feed`]: where a WebSocket upgrade request's
@@ -151,6 +160,7 @@ impl Scanner {
                             // Bytes past the head go back to the loop.
                             let consumed = len - already;
                             i += consumed;
+                            self.seen_head = true;
                             // A large head (up to max_header_size) would
                             // otherwise stay allocated for the connection's
                             // life; a usual one's buffer is kept for the next.
@@ -527,6 +537,30 @@ mod tests {
 
     fn reason(bytes: &[u8]) -> &'static str {
         scan(bytes).unwrap_err().1.reason
+    }
+
+    #[test]
+    fn between_requests_only_after_a_whole_request_and_before_the_next_byte() {
+        let mut s = Scanner::new(16384);
+        // A fresh connection has not had a request yet.
+        assert!(!s.between_requests());
+        s.feed(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nab")
+            .unwrap();
+        assert!(!s.between_requests(), "mid-body");
+        s.feed(b"cd").unwrap();
+        assert!(s.between_requests());
+        s.feed(b"\r\n").unwrap();
+        assert!(s.between_requests(), "empty lines before a request line");
+        s.feed(b"GET / HT").unwrap();
+        assert!(!s.between_requests(), "mid-head");
+        s.feed(b"TP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n")
+            .unwrap();
+        assert!(!s.between_requests(), "mid-chunks");
+        s.feed(b"0\r\n\r\n").unwrap();
+        assert!(s.between_requests());
+        let ws = b"GET /c HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+        s.feed(ws).unwrap();
+        assert!(!s.between_requests(), "held after an upgrade request");
     }
 
     #[test]

@@ -232,6 +232,11 @@ const MAX_H2_STREAMS: u32 = 100;
 
 /// HTTP/1.1 on a plain or TLS socket, every byte through the hygiene
 /// scanner (`ClientIo`); answers what hyper could not (400/431/408).
+///
+/// An idle keep-alive connection is parked between requests: its hyper
+/// connection ends (see [`ClientIo::parking`]) and the task waits for the
+/// socket alone, so that thousands of idle browsers do not each hold
+/// hyper's buffers. The next request's first byte gets a new one.
 async fn serve_h1<S: Socket>(
     stream: Arc<S>,
     peer: SocketAddr,
@@ -241,37 +246,18 @@ async fn serve_h1<S: Socket>(
     tls: bool,
 ) {
     let fe = slot.fe.load_full();
-    let io = ClientIo::new(stream.clone(), fe.max_header_size, fe.conf.timeout_client);
-    let client_state = io.state.clone();
+    let client_state = Arc::new(ClientState::default());
     let info = conn_info(peer, accepted, shared, client_state.clone(), tls);
-    let svc_slot = slot.clone();
-    let svc_info = info.clone();
-    let service = service_fn(move |req| {
-        let fe = svc_slot.fe.load_full();
-        let info = svc_info.clone();
-        serve_request(req, fe, info)
-    });
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(fe.conf.timeout_http_request)
-        .half_close(true)
-        .keep_alive(!fe.conf.http_close);
-    // hyper's connection lives in this block only, so that what follows
-    // (the tunnel, the answer to a refused request: both boxed) does not
-    // add to the size every idle connection's task has.
-    let result = {
-        let conn = builder
-            .serve_connection(TokioIo::new(io), service)
-            .with_upgrades();
-        tokio::pin!(conn);
-        let mut stop = shared.stop_signal();
-        tokio::select! {
-            r = conn.as_mut() => r,
-            _ = async { let _ = stop.wait_for(|s| *s).await; } => {
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            }
+    let result = loop {
+        let result = run_h1(&stream, slot, shared, &fe, &info).await;
+        if result.is_err() || !client_state.parked.swap(false, Relaxed) {
+            break result;
+        }
+        // Between requests: an idle keep-alive connection closes quietly
+        // when `timeout http-request` passes or the proxy stops, as it did
+        // in hyper.
+        if !next_request(&*stream, fe.conf.timeout_http_request, shared).await {
+            return;
         }
     };
     // A WebSocket: the connection became a tunnel, which runs here so this
@@ -292,6 +278,65 @@ async fn serve_h1<S: Socket>(
         accepted,
     ))
     .await;
+}
+
+/// One hyper HTTP/1.1 connection on the client socket: until the client
+/// or hyper ends it, the proxy stops, or it parks (idle keep-alive).
+async fn run_h1<S: Socket>(
+    stream: &Arc<S>,
+    slot: &Arc<Slot>,
+    shared: &Arc<Shared>,
+    fe: &FrontendState,
+    info: &Arc<ConnInfo>,
+) -> Result<(), hyper::Error> {
+    let mut io = ClientIo::new(
+        stream.clone(),
+        fe.max_header_size,
+        fe.conf.timeout_client,
+        info.client_state.clone(),
+    );
+    if !fe.conf.http_close {
+        io = io.parking();
+    }
+    let svc_slot = slot.clone();
+    let svc_info = info.clone();
+    let service = service_fn(move |req| {
+        let fe = svc_slot.fe.load_full();
+        let info = svc_info.clone();
+        serve_request(req, fe, info)
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(fe.conf.timeout_http_request)
+        .half_close(true)
+        .keep_alive(!fe.conf.http_close);
+    // Boxed: the connection task, parked, keeps none of hyper's state.
+    let mut conn = Box::pin(
+        builder
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades(),
+    );
+    let mut stop = shared.stop_signal();
+    tokio::select! {
+        r = conn.as_mut() => r,
+        _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    }
+}
+
+/// Waits, parked, for the next request on a keep-alive connection: true
+/// when the client sends bytes (or closes: the next hyper connection sees
+/// the end), false when `idle` passes or the proxy stops.
+async fn next_request<S: Socket>(stream: &S, idle: Duration, shared: &Shared) -> bool {
+    let mut stop = shared.stop_signal();
+    let readable = std::future::poll_fn(|cx| stream.poll_read_ready(cx));
+    tokio::select! {
+        r = tokio::time::timeout(idle, readable) => matches!(r, Ok(Ok(()))),
+        _ = async { let _ = stop.wait_for(|s| *s).await; } => false,
+    }
 }
 
 /// What a client connection gets after hyper is done with it: the 400/431/

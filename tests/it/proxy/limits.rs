@@ -122,3 +122,48 @@ fn forwardfor_appends_a_header_line() {
         r.text()
     );
 }
+
+/// Between requests an idle keep-alive connection is parked (hyper's
+/// connection and buffers are let go): it must go on serving whatever comes
+/// next, heads split across reads, pipelined requests and bodies included,
+/// and close quietly (no 408) once `timeout http-request` passes idle.
+#[test]
+fn a_parked_keep_alive_connection_serves_what_comes_next_and_closes_quietly_when_idle() {
+    let c = cluster(Opts {
+        listen: "timeout = { connect = \"1s\", client = \"10s\", server = \"10s\", queue = \"2s\", http_request = \"800ms\" }",
+        ..Default::default()
+    });
+    let mut conn = Conn::open(c.addr());
+    assert_eq!(conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+    // Idle, but well inside the timeout: the next request is served.
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+    // A head whose first bytes wake the parked connection and whose rest
+    // comes later.
+    std::thread::sleep(Duration::from_millis(200));
+    conn.write(b"GET /echo HT");
+    std::thread::sleep(Duration::from_millis(100));
+    conn.write(b"TP/1.1\r\nHost: t\r\nX-Part: two\r\n\r\n");
+    let r = conn.read(false);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.echoed("x-part"), vec!["two".to_string()]);
+    // A body, then two pipelined requests in one write.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        conn.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello")
+            .status,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    conn.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\nGET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(conn.read(false).status, 200);
+    assert_eq!(conn.read(false).status, 200);
+    // Idle past `timeout http-request`: closed without an answer.
+    let t = Instant::now();
+    assert!(conn.closed_within(Duration::from_secs(3)));
+    let idle = t.elapsed();
+    assert!(
+        idle >= Duration::from_millis(600) && idle < Duration::from_millis(2500),
+        "closed after {idle:?}"
+    );
+}

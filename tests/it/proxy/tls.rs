@@ -368,3 +368,43 @@ fn haproxy_cfg_https_spelling_behaves_as_haproxy_does() {
         seen[0]
     );
 }
+
+/// A TLS keep-alive connection parks between requests like a plain one
+/// (hyper lets go of it; the TLS session stays): a request after an idle
+/// gap is served on the same session.
+#[test]
+fn a_tls_keep_alive_connection_serves_a_request_after_an_idle_gap() {
+    use std::io::{Read, Write};
+    let h = https("");
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &h.tls.to_string()])
+        .args(["-servername", "shop.test"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run openssl s_client");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"GET / HTTP/1.1\r\nHost: shop.test\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    stdin
+        .write_all(b"GET /echo HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let _ = stdout.read_to_string(&mut out);
+        out
+    });
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(10) && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    drop(stdin);
+    let out = reader.join().unwrap();
+    assert_eq!(out.matches("HTTP/1.1 200").count(), 2, "{out}");
+    assert!(out.contains("x-forwarded-proto"), "{out}");
+}
