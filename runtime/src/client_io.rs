@@ -13,7 +13,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -79,8 +79,27 @@ pub(crate) struct ClientIo<S> {
     /// A tunnel: bytes pass unscanned and without `timeout client` (the
     /// tunnel has its own idle timer).
     raw: bool,
-    /// Hand hyper the end of the stream once it waits for a next request.
-    park: bool,
+    /// The process's open client connections, when idle keep-alive
+    /// connections may be parked (see [`ClientIo::parking`]).
+    park: Option<Arc<AtomicU64>>,
+}
+
+/// Open client connections above which idle keep-alive connections are
+/// parked. Parking costs a new hyper connection for every request that
+/// follows an idle wait: about 2.5 µs of CPU, 8% of a keep-alive request
+/// (`bench/profile.sh --step ctx`). Below this, keeping every connection's
+/// buffers costs at most 128 × 16 KiB = 2 MiB. The environment variable
+/// `VAKT_PARK_IDLE_ABOVE` overrides it (0: park always).
+const PARK_IDLE_ABOVE: u64 = 128;
+
+fn park_idle_above() -> u64 {
+    static ABOVE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *ABOVE.get_or_init(|| {
+        std::env::var("VAKT_PARK_IDLE_ABOVE")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(PARK_IDLE_ABOVE)
+    })
 }
 
 /// Polls a stall timer, arming it on first use. Ready = the client stalled
@@ -114,7 +133,7 @@ impl<S: Socket> ClientIo<S> {
             held: bytes::BytesMut::new(),
             holding: None,
             raw: false,
-            park: false,
+            park: None,
         }
     }
 
@@ -125,10 +144,18 @@ impl<S: Socket> ClientIo<S> {
     /// buffers (16 KiB) and this scanner are freed, and the connection task
     /// waits for the socket itself ([`ClientState::parked`] tells it to).
     /// The next request gets a new hyper connection. hyper reads only after
-    /// its response is flushed, so nothing is cut short.
-    pub fn parking(mut self) -> Self {
-        self.park = true;
+    /// its response is flushed, so nothing is cut short. Only while more
+    /// than [`PARK_IDLE_ABOVE`] client connections (`open`) are open.
+    pub fn parking(mut self, open: Arc<AtomicU64>) -> Self {
+        self.park = Some(open);
         self
+    }
+
+    fn may_park(&self) -> bool {
+        self.park
+            .as_ref()
+            .is_some_and(|open| open.load(Relaxed) > park_idle_above())
+            && self.scanner.between_requests()
     }
 
     /// Runs the scanner over `buf[before..]`, the bytes just read: cuts them
@@ -236,7 +263,7 @@ impl<S: Socket> AsyncRead for ClientIo<S> {
                     this.state.timed_out.store(true, Relaxed);
                     return Poll::Ready(Err(timed_out()));
                 }
-                if this.park && this.scanner.between_requests() {
+                if this.may_park() {
                     this.state.parked.store(true, Relaxed);
                     return Poll::Ready(Ok(()));
                 }

@@ -296,7 +296,7 @@ async fn run_h1<S: Socket>(
         info.client_state.clone(),
     );
     if !fe.conf.http_close {
-        io = io.parking();
+        io = io.parking(shared.global_conns.clone());
     }
     let svc_slot = slot.clone();
     let svc_info = info.clone();

@@ -19,8 +19,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// The vakt binary. Proxies started by tests park every idle keep-alive
+/// connection (by default only above 128 open connections), so that the
+/// whole proxy and differential suite runs through parking; the labs start
+/// theirs through init scripts, with the default.
 pub fn vakt() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vakt"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vakt"));
+    c.env("VAKT_PARK_IDLE_ABOVE", "0");
+    c
 }
 
 /// A directory removed when dropped.
