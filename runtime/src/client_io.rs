@@ -94,11 +94,15 @@ const PARK_IDLE_ABOVE: u64 = 128;
 
 fn park_idle_above() -> u64 {
     static ABOVE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *ABOVE.get_or_init(|| {
-        std::env::var("VAKT_PARK_IDLE_ABOVE")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(PARK_IDLE_ABOVE)
+    *ABOVE.get_or_init(|| match std::env::var("VAKT_PARK_IDLE_ABOVE") {
+        Err(_) => PARK_IDLE_ABOVE,
+        Ok(v) => v.trim().parse().unwrap_or_else(|_| {
+            tracing::warn!(
+                "VAKT_PARK_IDLE_ABOVE={v:?} is not a whole number of connections; \
+                 using {PARK_IDLE_ABOVE} (0 parks every idle connection)"
+            );
+            PARK_IDLE_ABOVE
+        }),
     })
 }
 
