@@ -48,6 +48,9 @@ pub(crate) struct ClientState {
     /// keep-alive connection (see [`ClientIo::parking`]); the socket stays
     /// open for the next request.
     pub parked: AtomicBool,
+    /// The client has sent bytes. Until it has, the connection waits for
+    /// its first request, which a stop lets it send (as HAProxy does).
+    pub heard: AtomicBool,
 }
 
 impl ClientState {
@@ -278,6 +281,9 @@ impl<S: Socket> AsyncRead for ClientIo<S> {
                 this.read_stall = None;
                 if buf.filled().len() == before {
                     return Poll::Ready(Ok(()));
+                }
+                if !this.state.heard.load(Relaxed) {
+                    this.state.heard.store(true, Relaxed);
                 }
                 this.scan(buf, before);
                 if buf.filled().len() == before && this.holding.is_some() {

@@ -8,6 +8,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -76,7 +77,11 @@ pub(crate) async fn accept_loop(
         let (Ok(global), Ok(local)) = (global, local) else {
             return;
         };
+        // A stop wins over a waiting connection: that one stays in the
+        // shared backlog for the process that goes on (a binary upgrade).
         let (stream, peer) = tokio::select! {
+            biased;
+            _ = stop.changed() => return,
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
@@ -86,8 +91,10 @@ pub(crate) async fn accept_loop(
                     continue;
                 }
             },
-            _ = stop.changed() => return,
         };
+        // Counted before its task first runs: a stopping process waits for
+        // every connection it accepted, also one whose task has not started.
+        shared.global_conns.fetch_add(1, Relaxed);
         // This loop runs on the runtime that serves what it accepts (each
         // worker accepts for itself), so the connection stays where it is.
         tokio::spawn(serve(
@@ -110,7 +117,6 @@ async fn serve(
     let accepted = Instant::now();
     let fe = slot.fe.load_full();
     fe.counters.enter();
-    shared.global_conns.fetch_add(1, Relaxed);
     let _ = stream.set_nodelay(true);
     match fe.tls.get(&slot.addr).cloned() {
         None => serve_h1(Arc::new(stream), peer, &slot, &shared, accepted, false).await,
@@ -203,6 +209,7 @@ async fn serve_h2(
     tokio::pin!(conn);
     let mut stop = shared.stop_signal();
     let result = tokio::select! {
+        biased;
         r = conn.as_mut() => r,
         _ = async { let _ = stop.wait_for(|s| *s).await; } => {
             conn.as_mut().graceful_shutdown();
@@ -318,13 +325,31 @@ async fn run_h1<S: Socket>(
             .with_upgrades(),
     );
     let mut stop = shared.stop_signal();
+    // The connection first: bytes that already came are read as a request
+    // (which a stop then finishes with `Connection: close`) rather than
+    // dropped with the socket.
     tokio::select! {
-        r = conn.as_mut() => r,
-        _ = async { let _ = stop.wait_for(|s| *s).await; } => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+        biased;
+        r = conn.as_mut() => return r,
+        _ = async { let _ = stop.wait_for(|s| *s).await; } => {}
+    }
+    // Stopping. hyper closes a connection that has not read a byte at once;
+    // one the client opened before the stop is waiting for its first
+    // request, which is answered (hyper's `timeout http-request` bounds the
+    // wait). Idle keep-alive connections close.
+    let heard = &info.client_state.heard;
+    if !heard.load(Relaxed) {
+        let first = std::future::poll_fn(|cx| match conn.as_mut().poll(cx) {
+            Poll::Ready(r) => Poll::Ready(Some(r)),
+            Poll::Pending if heard.load(Relaxed) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        });
+        if let Some(r) = first.await {
+            return r;
         }
     }
+    conn.as_mut().graceful_shutdown();
+    conn.await
 }
 
 /// Waits, parked, for the next request on a keep-alive connection: true
@@ -333,7 +358,9 @@ async fn run_h1<S: Socket>(
 async fn next_request<S: Socket>(stream: &S, idle: Duration, shared: &Shared) -> bool {
     let mut stop = shared.stop_signal();
     let readable = std::future::poll_fn(|cx| stream.poll_read_ready(cx));
+    // Readable first: a request that came as the proxy stops is served.
     tokio::select! {
+        biased;
         r = tokio::time::timeout(idle, readable) => matches!(r, Ok(Ok(()))),
         _ = async { let _ = stop.wait_for(|s| *s).await; } => false,
     }

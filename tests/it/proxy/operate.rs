@@ -180,6 +180,23 @@ fn sigterm_finishes_requests_in_flight() {
 }
 
 #[test]
+fn a_connection_accepted_before_a_stop_gets_its_first_request_answered() {
+    // A client that connected just before the stop sends its request after
+    // it: the request is answered (then the connection closes), as a
+    // browser's new connection must not be dropped unanswered.
+    let mut c = cluster(Opts::default());
+    let mut fresh = Conn::open(c.addr());
+    std::thread::sleep(Duration::from_millis(200));
+    c.proxy.signal("TERM");
+    std::thread::sleep(Duration::from_millis(200));
+    let r = fresh.send(b"GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection"), Some("close"));
+    let status = c.proxy.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
+
+#[test]
 fn requests_are_logged_in_httplog_format_to_syslog() {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
